@@ -1,0 +1,50 @@
+# Corral — the developer's entry points. `make help` lists them.
+GO        ?= go
+BIN       ?= bin
+PKGS      ?= ./...
+# Packages whose tests run under the race detector (everything with goroutines).
+RACE_PKGS ?= ./...
+TEST_TIMEOUT ?= 30m
+LISTEN    ?= 127.0.0.1:7070
+
+.PHONY: help build run test test-short bench lint fmt proto fuzz clean image
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
+
+build: ## build bin/corral and the static bin/corral-agent
+	@mkdir -p $(BIN)
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/corral-agent ./cmd/corral-agent
+	$(GO) build -o $(BIN)/corral ./cmd/corral
+
+run: build ## start the server on 127.0.0.1 with the local runtime and print the URL
+	$(BIN)/corral serve --listen $(LISTEN)
+
+test: ## vet, then every test (race detector on), fuzz seed corpora included
+	$(GO) vet $(PKGS)
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(RACE_PKGS)
+
+test-short: ## the fast subset (no Docker, no browser)
+	$(GO) test -short -count=1 $(PKGS)
+
+bench: build ## run the benchmarks and regenerate BENCHMARKS.md
+	./bench/run.sh
+
+lint: ## gofmt and go vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+fmt: ## gofmt every file
+	gofmt -w $$(git ls-files '*.go')
+
+proto: ## regenerate the protobuf messages (installs protoc-gen-go)
+	./actors/proto/gen.sh
+
+fuzz: ## run each fuzzer for FUZZTIME (default 30s)
+	./bench/fuzz.sh $${FUZZTIME:-30s}
+
+image: build ## build the minimal Docker sandbox image (busybox + bash-static)
+	$(BIN)/corral image build --minimal
+
+clean: ## remove build output
+	rm -rf $(BIN)
