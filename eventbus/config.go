@@ -1,0 +1,97 @@
+package eventbus
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// SyncPolicy says when an append is acknowledged relative to fsync.
+type SyncPolicy string
+
+// Sync policies.
+const (
+	// SyncAlways fsyncs every commit group before acknowledging it.
+	SyncAlways SyncPolicy = "always"
+	// SyncBatch fsyncs at most once per Config.SyncMaxDelay; acknowledgements
+	// wait for the fsync that covers them.
+	SyncBatch SyncPolicy = "batch"
+	// SyncNever never fsyncs; an append is acknowledged once written to the
+	// OS (it survives a process crash, not a machine crash).
+	SyncNever SyncPolicy = "never"
+)
+
+// Config is the event bus section of corral's TOML configuration.
+type Config struct {
+	// StoreDir is the directory holding one event log per session. A leading
+	// "~/" means the user's home directory. Default "~/.corral/sessions".
+	StoreDir string `toml:"store_dir"`
+	// Sync is the fsync policy: "always", "batch" (default) or "never".
+	Sync SyncPolicy `toml:"sync"`
+	// SyncMaxDelay bounds how long a "batch" append waits for its fsync, and
+	// so how often fsync runs (a duration string such as "2ms"; default 2ms).
+	SyncMaxDelay time.Duration `toml:"sync_max_delay"`
+	// SubscriberBuffer is how many events a live subscriber may fall behind
+	// before its subscription ends with an overflow error (default 1024).
+	SubscriberBuffer int `toml:"subscriber_buffer"`
+	// MaxEventBytes is the largest encoded event accepted (default 4 MiB).
+	MaxEventBytes int `toml:"max_event_bytes"`
+}
+
+// Defaults.
+const (
+	DefaultStoreDir         = "~/.corral/sessions"
+	DefaultSyncMaxDelay     = 2 * time.Millisecond
+	DefaultSubscriberBuffer = 1024
+	DefaultMaxEventBytes    = 4 << 20
+)
+
+// DefaultConfig returns the configuration used when the file says nothing.
+func DefaultConfig() Config {
+	return Config{
+		StoreDir:         DefaultStoreDir,
+		Sync:             SyncBatch,
+		SyncMaxDelay:     DefaultSyncMaxDelay,
+		SubscriberBuffer: DefaultSubscriberBuffer,
+		MaxEventBytes:    DefaultMaxEventBytes,
+	}
+}
+
+// Validate reports every invalid key, naming it and its value.
+func (c Config) Validate() error {
+	var errs []error
+	if strings.TrimSpace(c.StoreDir) == "" {
+		errs = append(errs, errors.New(`eventbus config: store_dir is empty; set it to a directory such as "~/.corral/sessions"`))
+	}
+	switch c.Sync {
+	case SyncAlways, SyncBatch, SyncNever:
+	default:
+		errs = append(errs, fmt.Errorf(`eventbus config: sync = %q is not one of "always", "batch", "never"`, string(c.Sync)))
+	}
+	if c.SyncMaxDelay <= 0 || c.SyncMaxDelay > time.Second {
+		errs = append(errs, fmt.Errorf(`eventbus config: sync_max_delay = %q must be > 0 and <= 1s (e.g. "2ms")`, c.SyncMaxDelay))
+	}
+	if c.SubscriberBuffer < 1 || c.SubscriberBuffer > 1<<20 {
+		errs = append(errs, fmt.Errorf("eventbus config: subscriber_buffer = %d must be between 1 and %d", c.SubscriberBuffer, 1<<20))
+	}
+	if c.MaxEventBytes < 1024 || c.MaxEventBytes > maxRecordBytes {
+		errs = append(errs, fmt.Errorf("eventbus config: max_event_bytes = %d must be between 1024 and %d", c.MaxEventBytes, maxRecordBytes))
+	}
+	return errors.Join(errs...)
+}
+
+// ResolvedStoreDir returns StoreDir with a leading "~/" expanded.
+func (c Config) ResolvedStoreDir() (string, error) {
+	d := c.StoreDir
+	if d == "~" || strings.HasPrefix(d, "~/") {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", fmt.Errorf("eventbus config: store_dir = %q needs the home directory: %w; set an absolute path", c.StoreDir, err)
+		}
+		d = filepath.Join(home, strings.TrimPrefix(d, "~"))
+	}
+	return filepath.Clean(d), nil
+}
