@@ -77,9 +77,9 @@ type Stream struct {
 	masker    atomic.Pointer[masker]
 
 	fanMu       sync.Mutex
-	live        []*Subscription              // receiving live events
+	live        []*Subscription            // receiving live events
 	all         map[*Subscription]struct{} // every open subscription
-	durableNext int64                        // id after the last event fanned out
+	durableNext int64                      // id after the last event fanned out
 	closed      bool
 	closeOnce   sync.Once
 	closeErr    error
@@ -246,17 +246,17 @@ func (s *Stream) dropLocked(sub *Subscription, j int, err error) {
 // first, then live ones as they become durable, with no gap and no
 // duplicate. Receive from C until it is closed, then read Err.
 type Subscription struct {
-	s      *Stream
-	from   int64
-	ch     chan *Item
-	done   chan struct{} // closed by end
-	fin    chan struct{} // closed when the replay goroutine has exited
-	once   sync.Once
+	s       *Stream
+	from    int64
+	ch      chan *Item
+	done    chan struct{} // closed by end
+	fin     chan struct{} // closed when the replay goroutine has exited
+	once    sync.Once
 	stopCtx func() bool
 
 	// guarded by s.fanMu
-	lastID   int64
-	isLive   bool
+	lastID     int64
+	isLive     bool
 	chClosed   bool
 	err        error
 	pendingErr error // why end() stopped a subscription that was still replaying
