@@ -1,0 +1,17 @@
+// Package agentwire is the protocol between the Corral controller and the
+// corral-agent that runs inside a sandbox: JSON frames over one WebSocket
+// (github.com/coder/websocket) on a unix socket or TCP, authenticated by a
+// per-sandbox bearer token. PROTOCOL.md describes every frame.
+//
+// The package holds both ends: Server (mounted by cmd/corral-agent around a
+// sandbox executor, together with OpenHands' action-execution HTTP API) and
+// Client (used by the runtimes to drive an agent). Output streams as numbered
+// chunks; a client that loses its connection reconnects and resumes from the
+// last chunk it saw; a re-sent request id is answered from the running or
+// stored request and is never executed twice.
+//
+// agentwire must never import runtimes/* (the executor is reached through the
+// small Executor interface defined here), never run commands itself, and never
+// drop output silently: when a resume asks for chunks that were evicted from
+// the bounded buffer, it says so with a "gap" frame naming the lost bytes.
+package agentwire
