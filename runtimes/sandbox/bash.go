@@ -754,4 +754,3 @@ func lastRune(s string) string {
 	r, _ := utf8.DecodeLastRuneInString(s)
 	return string(r)
 }
-

@@ -103,10 +103,10 @@ func (p *splitScanner) code(i int, top bool) (int, error) {
 	}
 	defer p.leave()
 	s := p.s
-	var stack []string   // closers expected: fi, done, esac, }, )
-	cmdPos := true       // next word is in command position (keywords count)
-	contOp := false      // last token was &&, ||, | : a newline does not end the command
-	needStart := top     // at top level, the next token starts a new command
+	var stack []string // closers expected: fi, done, esac, }, )
+	cmdPos := true     // next word is in command position (keywords count)
+	contOp := false    // last token was &&, ||, | : a newline does not end the command
+	needStart := top   // at top level, the next token starts a new command
 	for i < len(s) {
 		c := s[i]
 		switch {
