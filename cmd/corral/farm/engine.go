@@ -1,0 +1,34 @@
+package farm
+
+import (
+	"context"
+
+	"corral/eventbus"
+)
+
+// Engine starts sandbox sessions. It is the part of the session engine the
+// farm needs, so that tests and benchmarks can plug in other engines.
+type Engine interface {
+	// StartSession provisions a sandbox for spec and returns once it can run
+	// actions. An error here is an infrastructure error: the farm retries it.
+	StartSession(ctx context.Context, spec SessionSpec) (Session, error)
+}
+
+// Session is one started sandbox.
+type Session interface {
+	// Run executes one runnable action and returns its observation. An error
+	// means the action got no observation (infrastructure failure); a command
+	// that fails is an observation, not an error.
+	Run(ctx context.Context, action *eventbus.Event) (*eventbus.Event, error)
+	// Close stops the sandbox and removes everything it owns. The farm calls
+	// it exactly once per session, with a fresh context, however the job
+	// ended.
+	Close(ctx context.Context) error
+}
+
+// SessionSpec says what sandbox a job needs.
+type SessionSpec struct {
+	JobID   string  // the job's id
+	Attempt int     // 1 for the first try, 2 for the first retry, ...
+	Runtime Runtime // backend, image, resources, env
+}

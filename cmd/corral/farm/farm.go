@@ -1,0 +1,488 @@
+package farm
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"corral/eventbus"
+)
+
+// Defaults.
+const (
+	DefaultConcurrency = 8
+	DefaultRetries     = 2
+	DefaultTimeout     = 30 * time.Minute
+	DefaultGrace       = 30 * time.Second
+	// closeTimeout bounds tearing one sandbox down.
+	closeTimeout = 60 * time.Second
+)
+
+// Output folder layout.
+const (
+	ResultsFile = "results.jsonl"
+	EventsDir   = "events"
+	ReportFile  = "report.html"
+)
+
+// Farm runs jobs against an Engine. Build it with New.
+type Farm struct {
+	engine   Engine
+	out      string
+	conc     int
+	retries  int
+	runtime  Runtime
+	timeout  time.Duration
+	grace    time.Duration
+	progress io.Writer
+	tty      bool
+	log      *slog.Logger
+	backoff  time.Duration
+}
+
+// Option configures a Farm.
+type Option func(*Farm)
+
+// WithConcurrency sets how many jobs run at once (default 8).
+func WithConcurrency(n int) Option { return func(f *Farm) { f.conc = n } }
+
+// WithRetries sets how many times a job is retried after an infrastructure
+// error (sandbox failed to start, action got no observation). Failed checks
+// and timeouts are never retried. Default 2.
+func WithRetries(n int) Option { return func(f *Farm) { f.retries = n } }
+
+// WithRuntime sets the runtime fields a job leaves empty.
+func WithRuntime(r Runtime) Option { return func(f *Farm) { f.runtime = r } }
+
+// WithTimeout sets the timeout of jobs that give none (default 30m).
+func WithTimeout(d time.Duration) Option { return func(f *Farm) { f.timeout = d } }
+
+// WithGrace sets how long running jobs may go on after Run's context ends
+// (Ctrl-C) before they are cancelled and their sandboxes destroyed
+// (default 30s).
+func WithGrace(d time.Duration) Option { return func(f *Farm) { f.grace = d } }
+
+// WithProgress writes progress to w: a redrawn bar when tty is true, else
+// one plain line per finished job. Default: no progress.
+func WithProgress(w io.Writer, tty bool) Option {
+	return func(f *Farm) { f.progress, f.tty = w, tty }
+}
+
+// WithLogger sets the logger for infrastructure errors and retries.
+func WithLogger(l *slog.Logger) Option { return func(f *Farm) { f.log = l } }
+
+// WithRetryBackoff sets the pause before a retry (default 500ms).
+func WithRetryBackoff(d time.Duration) Option { return func(f *Farm) { f.backoff = d } }
+
+// New returns a farm writing to the output folder out.
+func New(engine Engine, out string, opts ...Option) *Farm {
+	f := &Farm{
+		engine:  engine,
+		out:     out,
+		conc:    DefaultConcurrency,
+		retries: DefaultRetries,
+		timeout: DefaultTimeout,
+		grace:   DefaultGrace,
+		log:     slog.New(slog.DiscardHandler),
+		backoff: 500 * time.Millisecond,
+	}
+	for _, o := range opts {
+		o(f)
+	}
+	if f.conc < 1 {
+		f.conc = 1
+	}
+	if f.retries < 0 {
+		f.retries = 0
+	}
+	return f
+}
+
+// Summary is what a Run did.
+type Summary struct {
+	Jobs        int            // jobs parsed from the file
+	Skipped     int            // already finished in an earlier run
+	Ran         int            // finished in this run
+	Unfinished  []string       // interrupted (Ctrl-C) before finishing; they run on the next Run
+	BadLines    []*LineError   // malformed job lines
+	Resumed     *Finished      // what the output folder already held
+	Results     []Result       // one per finished job (earlier and this run), jobs-file order
+	Counts      map[Status]int // over Results
+	Elapsed     time.Duration  // this run
+	Interrupted bool           // Run's context ended before all jobs ran
+}
+
+// OK reports whether every job ran and passed and every line parsed.
+func (s *Summary) OK() bool {
+	return len(s.BadLines) == 0 && len(s.Unfinished) == 0 && !s.Interrupted &&
+		s.Counts[StatusPassed] == len(s.Results) && len(s.Results) == s.Jobs
+}
+
+// Prepare creates the output folder and checks it is writable, so a farm
+// fails at once instead of after running jobs.
+func Prepare(out string) error {
+	if err := os.MkdirAll(filepath.Join(out, EventsDir), 0o755); err != nil {
+		return fmt.Errorf("output folder %s is not usable: %w (choose another with --out)", out, err)
+	}
+	probe, err := os.CreateTemp(out, ".probe-*")
+	if err != nil {
+		return fmt.Errorf("output folder %s is not writable: %w (choose another with --out)", out, err)
+	}
+	name := probe.Name()
+	probe.Close()
+	os.Remove(name)
+	return nil
+}
+
+// Run runs every job not already finished in the output folder and writes
+// results.jsonl, events/<id>.jsonl and report.html. bad are the jobs file's
+// malformed lines, reported in the summary. When ctx ends, no new job
+// starts; running ones get the grace period, then are cancelled and their
+// sandboxes destroyed; they are not recorded and run again next time.
+// The error is for the output folder only; job failures are in Summary.
+func (f *Farm) Run(ctx context.Context, jobs []Job, bad []*LineError) (*Summary, error) {
+	begin := time.Now()
+	if err := Prepare(f.out); err != nil {
+		return nil, err
+	}
+	rf, fin, err := openResults(filepath.Join(f.out, ResultsFile))
+	if err != nil {
+		return nil, fmt.Errorf("output folder %s: %w", f.out, err)
+	}
+	defer rf.Close()
+
+	done := make(map[string]Result, len(fin.Results))
+	for _, r := range fin.Results {
+		done[r.ID] = r // a later line for the same id wins
+	}
+	var todo []Job
+	for _, j := range jobs {
+		if _, ok := done[j.ID]; !ok {
+			todo = append(todo, j)
+		}
+	}
+	sum := &Summary{Jobs: len(jobs), Skipped: len(jobs) - len(todo), BadLines: bad, Resumed: fin}
+
+	// hard ends running jobs: grace after ctx ends.
+	hard, hardCancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer hardCancel()
+	allDone := make(chan struct{})
+	var watch sync.WaitGroup
+	watch.Add(1)
+	go func() {
+		defer watch.Done()
+		select {
+		case <-allDone:
+			return
+		case <-ctx.Done():
+		}
+		t := time.NewTimer(f.grace)
+		defer t.Stop()
+		select {
+		case <-allDone:
+		case <-t.C:
+			hardCancel()
+		}
+	}()
+
+	prog := newProgress(f.progress, f.tty, len(todo), sum.Skipped)
+	prog.start()
+
+	var (
+		mu         sync.Mutex
+		newResults []Result
+		unfinished []string
+		writeErr   error
+	)
+	queue := make(chan Job)
+	var workers sync.WaitGroup
+	queuedAt := time.Now()
+	for range min(f.conc, max(len(todo), 1)) {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			for j := range queue {
+				prog.started()
+				res, finished := f.runJob(hard, j, queuedAt)
+				if !finished {
+					prog.interrupted()
+					mu.Lock()
+					unfinished = append(unfinished, j.ID)
+					mu.Unlock()
+					continue
+				}
+				err := rf.Append(res)
+				mu.Lock()
+				if err != nil && writeErr == nil {
+					writeErr = err
+				}
+				if err == nil {
+					newResults = append(newResults, res)
+				}
+				mu.Unlock()
+				prog.finished(res)
+			}
+		}()
+	}
+feed:
+	for _, j := range todo {
+		select {
+		case <-ctx.Done():
+			break feed
+		case queue <- j:
+		}
+	}
+	close(queue)
+	workers.Wait()
+	close(allDone)
+	watch.Wait()
+	prog.stop()
+
+	sum.Interrupted = ctx.Err() != nil && (len(newResults) < len(todo))
+	sum.Ran = len(newResults)
+	for _, r := range newResults {
+		done[r.ID] = r
+	}
+	started := make(map[string]bool, len(newResults)+len(unfinished))
+	for _, r := range newResults {
+		started[r.ID] = true
+	}
+	for _, id := range unfinished {
+		started[id] = true
+	}
+	sum.Counts = map[Status]int{}
+	for _, j := range jobs {
+		if r, ok := done[j.ID]; ok {
+			sum.Results = append(sum.Results, r)
+			sum.Counts[r.Status]++
+		} else if sum.Interrupted && !started[j.ID] {
+			unfinished = append(unfinished, j.ID)
+		}
+	}
+	sort.Strings(unfinished)
+	sum.Unfinished = unfinished
+	sum.Elapsed = time.Since(begin)
+	if writeErr != nil {
+		return sum, fmt.Errorf("output folder %s: %w", f.out, writeErr)
+	}
+	if err := WriteReport(filepath.Join(f.out, ReportFile), sum); err != nil {
+		return sum, err
+	}
+	return sum, nil
+}
+
+// outcome of one attempt.
+type outcome int
+
+const (
+	outDone        outcome = iota // result is final (passed/failed, or a permanent error)
+	outInfra                      // infrastructure error: may retry
+	outTimeout                    // the job's deadline passed
+	outInterrupted                // the farm is shutting down
+)
+
+// runJob runs j until it finishes or the farm stops. finished is false when
+// the farm was interrupted; the result must then not be recorded.
+func (f *Farm) runJob(hard context.Context, j Job, queuedAt time.Time) (res Result, finished bool) {
+	first := time.Now()
+	res = Result{ID: j.ID, QueuedAt: queuedAt, StartAt: first, EventsFile: filepath.Join(EventsDir, j.ID+".jsonl")}
+	res.QueueSeconds = first.Sub(queuedAt).Seconds()
+	finish := func(st Status) (Result, bool) {
+		res.Status = st
+		res.EndAt = time.Now()
+		res.TotalSeconds = res.EndAt.Sub(first).Seconds()
+		if !res.ReadyAt.IsZero() {
+			res.RunSeconds = res.EndAt.Sub(res.ReadyAt).Seconds()
+		}
+		return res, true
+	}
+
+	actions := j.Actions
+	if j.Trajectory != "" {
+		var err error
+		actions, err = LoadTrajectory(j.Trajectory)
+		if err != nil {
+			res.Attempt = 1
+			res.Error = err.Error()
+			return finish(StatusError)
+		}
+	}
+	timeout := f.timeout
+	if j.Timeout > 0 {
+		timeout = time.Duration(j.Timeout * float64(time.Second))
+	}
+	jobCtx, cancel := context.WithTimeout(hard, timeout)
+	defer cancel()
+
+	for attempt := 1; ; attempt++ {
+		res.Attempt = attempt
+		out, err := f.attempt(jobCtx, j, actions, attempt, &res)
+		if hard.Err() != nil {
+			return res, false
+		}
+		switch {
+		case out == outTimeout || (out == outInfra && jobCtx.Err() != nil):
+			res.Error = fmt.Sprintf("job timed out after %s", timeout)
+			if err != nil {
+				res.Error += " (" + err.Error() + ")"
+			}
+			return finish(StatusTimeout)
+		case out == outInfra && attempt <= f.retries:
+			f.log.Warn("farm: infrastructure error, retrying", "job", j.ID, "attempt", attempt, "err", err)
+			select {
+			case <-jobCtx.Done():
+			case <-time.After(f.backoff):
+			}
+			continue
+		case out == outInfra:
+			res.Error = err.Error()
+			return finish(StatusError)
+		}
+		if err != nil {
+			res.Error = err.Error()
+			return finish(StatusError)
+		}
+		if res.CheckExitCode != nil && *res.CheckExitCode != 0 {
+			res.Error = ""
+			return finish(StatusFailed)
+		}
+		res.Error = ""
+		return finish(StatusPassed)
+	}
+}
+
+// attempt starts one sandbox, runs the actions and the check, and destroys
+// the sandbox. It fills res's per-attempt fields.
+func (f *Farm) attempt(ctx context.Context, j Job, actions []*eventbus.Event, attempt int, res *Result) (outcome, error) {
+	res.ExitCodes = []int{}
+	res.CheckExitCode = nil
+	res.Actions = 0
+	res.ReadyAt = time.Time{}
+	res.StartupSeconds = 0
+	start := time.Now()
+	if attempt > 1 {
+		res.StartAt = start
+	}
+	log, err := newEventLog(filepath.Join(f.out, res.EventsFile))
+	if err != nil {
+		return outDone, err
+	}
+	defer log.close()
+
+	sess, err := f.engine.StartSession(ctx, SessionSpec{JobID: j.ID, Attempt: attempt, Runtime: j.Runtime.withDefaults(f.runtime)})
+	if err != nil {
+		if ctx.Err() != nil {
+			return outTimeout, fmt.Errorf("start sandbox: %w", err)
+		}
+		return outInfra, fmt.Errorf("start sandbox: %w", err)
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
+		defer cancel()
+		if err := sess.Close(cctx); err != nil {
+			f.log.Error("farm: destroy sandbox", "job", j.ID, "err", err)
+		}
+	}()
+	res.ReadyAt = time.Now()
+	res.StartupSeconds = res.ReadyAt.Sub(start).Seconds()
+
+	run := func(a *eventbus.Event) (*eventbus.Event, outcome, error) {
+		res.Actions++
+		obs, err := sess.Run(ctx, a)
+		if err != nil {
+			log.write(a)
+			if ctx.Err() != nil {
+				return nil, outTimeout, fmt.Errorf("%s action: %w", a.Type(), err)
+			}
+			return nil, outInfra, fmt.Errorf("%s action got no observation: %w", a.Type(), err)
+		}
+		if a.ID == eventbus.InvalidID && obs.Cause != nil {
+			a.ID = *obs.Cause
+		}
+		log.write(a)
+		log.write(obs)
+		return obs, outDone, nil
+	}
+	for _, a := range actions {
+		a = a.Clone()
+		obs, out, err := run(a)
+		if err != nil {
+			return out, err
+		}
+		if o, ok := obs.Observation.(*eventbus.CmdOutputObservation); ok {
+			res.ExitCodes = append(res.ExitCodes, o.Metadata.ExitCode)
+		}
+	}
+	if j.Check == "" {
+		return outDone, log.err
+	}
+	act, _ := eventbus.NewActionOf("run")
+	ra := act.(*eventbus.CmdRunAction)
+	ra.Command = j.Check
+	a := eventbus.NewAction(eventbus.SourceAgent, ra)
+	// The check runs to completion within the job's deadline: a blocking
+	// hard timeout turns off OpenHands' no-output soft timeout.
+	if dl, ok := ctx.Deadline(); ok {
+		a.SetHardTimeout(max(time.Until(dl).Seconds(), 1), true)
+	}
+	obs, out, err := run(a)
+	if err != nil {
+		return out, err
+	}
+	o, ok := obs.Observation.(*eventbus.CmdOutputObservation)
+	if !ok {
+		return outDone, fmt.Errorf("check got a %q observation instead of command output: %s", obs.Type(), obs.Content)
+	}
+	code := o.Metadata.ExitCode
+	res.CheckExitCode = &code
+	return outDone, log.err
+}
+
+// eventLog writes one job's events as OpenHands JSON lines.
+type eventLog struct {
+	f   *os.File
+	w   *bufio.Writer
+	err error
+}
+
+func newEventLog(path string) (*eventLog, error) {
+	fh, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("create event log: %w", err)
+	}
+	return &eventLog{f: fh, w: bufio.NewWriter(fh)}, nil
+}
+
+func (l *eventLog) write(e *eventbus.Event) {
+	if l.err != nil {
+		return
+	}
+	if e.Timestamp == "" {
+		e.Timestamp = eventbus.Timestamp(time.Now())
+	}
+	b, err := eventbus.Marshal(e)
+	if err != nil {
+		l.err = fmt.Errorf("event log: encode %s event: %w", e.Type(), err)
+		return
+	}
+	b = append(b, '\n')
+	if _, err := l.w.Write(b); err != nil {
+		l.err = fmt.Errorf("event log: %w", err)
+	}
+}
+
+func (l *eventLog) close() {
+	err := l.w.Flush()
+	err = errors.Join(err, l.f.Close())
+	if l.err == nil && err != nil {
+		l.err = err
+	}
+}
