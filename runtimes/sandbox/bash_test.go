@@ -13,8 +13,8 @@ import (
 	"corral/eventbus"
 )
 
-// newTestSession starts a session in a temp dir and closes it at cleanup.
-func newTestSession(t *testing.T, opts BashOptions) *BashSession {
+// btSession starts a session in a temp dir and closes it at cleanup.
+func btSession(t *testing.T, opts BashOptions) *BashSession {
 	t.Helper()
 	if opts.WorkDir == "" {
 		opts.WorkDir = t.TempDir()
@@ -33,13 +33,13 @@ func newTestSession(t *testing.T, opts BashOptions) *BashSession {
 	return s
 }
 
-type runResult struct {
+type btResult struct {
 	ev      *eventbus.Event
 	content string
 	obs     *eventbus.CmdOutputObservation
 }
 
-func run(t *testing.T, s *BashSession, a *eventbus.CmdRunAction, timeout float64) runResult {
+func btRun(t *testing.T, s *BashSession, a *eventbus.CmdRunAction, timeout float64) btResult {
 	t.Helper()
 	var tp *float64
 	if timeout > 0 {
@@ -51,31 +51,31 @@ func run(t *testing.T, s *BashSession, a *eventbus.CmdRunAction, timeout float64
 	if ev == nil {
 		t.Fatalf("Run(%q) returned nil", a.Command)
 	}
-	r := runResult{ev: ev, content: ev.Content}
+	r := btResult{ev: ev, content: ev.Content}
 	r.obs, _ = ev.Observation.(*eventbus.CmdOutputObservation)
 	return r
 }
 
-func mustRun(t *testing.T, s *BashSession, a *eventbus.CmdRunAction, timeout float64) runResult {
+func btMustRun(t *testing.T, s *BashSession, a *eventbus.CmdRunAction, timeout float64) btResult {
 	t.Helper()
-	r := run(t, s, a, timeout)
+	r := btRun(t, s, a, timeout)
 	if r.obs == nil {
 		t.Fatalf("Run(%q): want a run observation, got %T %q", a.Command, r.ev.Observation, r.content)
 	}
 	return r
 }
 
-func cmd(c string) *eventbus.CmdRunAction { return &eventbus.CmdRunAction{Command: c} }
-func input(c string) *eventbus.CmdRunAction {
+func btCmd(c string) *eventbus.CmdRunAction { return &eventbus.CmdRunAction{Command: c} }
+func btInput(c string) *eventbus.CmdRunAction {
 	return &eventbus.CmdRunAction{Command: c, IsInput: true}
 }
 
-func completedSuffix(code int) string {
+func btCompleted(code int) string {
 	return fmt.Sprintf("\n[The command completed with exit code %d.]", code)
 }
 
 func TestRunCompletedCommands(t *testing.T) {
-	s := newTestSession(t, BashOptions{})
+	s := btSession(t, BashOptions{})
 	tests := []struct {
 		name    string
 		command string
@@ -98,14 +98,14 @@ func TestRunCompletedCommands(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			r := mustRun(t, s, cmd(tc.command), 10)
+			r := btMustRun(t, s, btCmd(tc.command), 10)
 			if r.content != tc.content {
 				t.Errorf("content = %q, want %q", r.content, tc.content)
 			}
 			if r.obs.Metadata.ExitCode != tc.exit {
 				t.Errorf("exit code = %d, want %d", r.obs.Metadata.ExitCode, tc.exit)
 			}
-			if want := completedSuffix(tc.exit); r.obs.Metadata.Suffix != want {
+			if want := btCompleted(tc.exit); r.obs.Metadata.Suffix != want {
 				t.Errorf("suffix = %q, want %q", r.obs.Metadata.Suffix, want)
 			}
 			if r.obs.Metadata.Prefix != "" {
@@ -120,8 +120,8 @@ func TestRunCompletedCommands(t *testing.T) {
 
 func TestRunMetadataFromPrompt(t *testing.T) {
 	dir := t.TempDir()
-	s := newTestSession(t, BashOptions{WorkDir: dir})
-	r := mustRun(t, s, cmd("echo hi"), 10)
+	s := btSession(t, BashOptions{WorkDir: dir})
+	r := btMustRun(t, s, btCmd("echo hi"), 10)
 	md := r.obs.Metadata
 	if md.WorkingDir == nil || *md.WorkingDir != dir {
 		t.Errorf("working_dir = %v, want %q", md.WorkingDir, dir)
@@ -139,28 +139,28 @@ func TestRunMetadataFromPrompt(t *testing.T) {
 	if s.Cwd() != dir {
 		t.Errorf("Cwd() = %q, want %q", s.Cwd(), dir)
 	}
-	r = mustRun(t, s, cmd("sleep 0 & wait"), 10)
+	r = btMustRun(t, s, btCmd("sleep 0 & wait"), 10)
 	if r.obs.Metadata.PID <= 0 {
 		t.Errorf("pid after a background job = %d, want its pid", r.obs.Metadata.PID)
 	}
 }
 
 func TestRunKeepsStateAcrossActions(t *testing.T) {
-	s := newTestSession(t, BashOptions{})
-	mustRun(t, s, cmd("cd /tmp"), 10)
-	r := mustRun(t, s, cmd("pwd"), 10)
+	s := btSession(t, BashOptions{})
+	btMustRun(t, s, btCmd("cd /tmp"), 10)
+	r := btMustRun(t, s, btCmd("pwd"), 10)
 	if r.content != "/tmp" {
 		t.Errorf("pwd after cd /tmp = %q", r.content)
 	}
 	if s.Cwd() != "/tmp" || r.obs.Metadata.WorkingDir == nil || *r.obs.Metadata.WorkingDir != "/tmp" {
 		t.Errorf("Cwd() = %q, metadata working_dir = %v, want /tmp", s.Cwd(), r.obs.Metadata.WorkingDir)
 	}
-	mustRun(t, s, cmd("export CORRAL_X=persisted"), 10)
-	if r := mustRun(t, s, cmd("echo $CORRAL_X"), 10); r.content != "persisted" {
+	btMustRun(t, s, btCmd("export CORRAL_X=persisted"), 10)
+	if r := btMustRun(t, s, btCmd("echo $CORRAL_X"), 10); r.content != "persisted" {
 		t.Errorf("env var across actions = %q", r.content)
 	}
-	mustRun(t, s, cmd("false"), 10)
-	if r := mustRun(t, s, cmd("echo $?"), 10); r.content != "1" {
+	btMustRun(t, s, btCmd("false"), 10)
+	if r := btMustRun(t, s, btCmd("echo $?"), 10); r.content != "1" {
 		t.Errorf("$? after false = %q, want 1 (PROMPT_COMMAND must not clobber it)", r.content)
 	}
 }
@@ -170,27 +170,27 @@ func TestRunWorkingDirNeedingJSONEscapes(t *testing.T) {
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	s := newTestSession(t, BashOptions{WorkDir: dir})
-	r := mustRun(t, s, cmd("pwd"), 10)
+	s := btSession(t, BashOptions{WorkDir: dir})
+	r := btMustRun(t, s, btCmd("pwd"), 10)
 	if r.content != dir || s.Cwd() != dir {
 		t.Errorf("pwd = %q, Cwd() = %q, want %q", r.content, s.Cwd(), dir)
 	}
 }
 
 func TestRunEmptyCommandAndInputWithoutRunningCommand(t *testing.T) {
-	s := newTestSession(t, BashOptions{})
+	s := btSession(t, BashOptions{})
 	tests := []struct {
 		name   string
 		action *eventbus.CmdRunAction
 		want   string
 	}{
-		{"empty command", cmd(""), "ERROR: No previous running command to retrieve logs from."},
-		{"blank command", cmd("  \n "), "ERROR: No previous running command to retrieve logs from."},
-		{"input", input("hello"), "ERROR: No previous running command to interact with."},
+		{"empty command", btCmd(""), "ERROR: No previous running command to retrieve logs from."},
+		{"blank command", btCmd("  \n "), "ERROR: No previous running command to retrieve logs from."},
+		{"input", btInput("hello"), "ERROR: No previous running command to interact with."},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			r := mustRun(t, s, tc.action, 10)
+			r := btMustRun(t, s, tc.action, 10)
 			if r.content != tc.want || r.obs.Command != "" || r.obs.Metadata.ExitCode != -1 || r.obs.Metadata.Suffix != "" {
 				t.Errorf("got content %q command %q metadata %+v", r.content, r.obs.Command, r.obs.Metadata)
 			}
@@ -199,8 +199,8 @@ func TestRunEmptyCommandAndInputWithoutRunningCommand(t *testing.T) {
 }
 
 func TestRunRefusesMultipleCommands(t *testing.T) {
-	s := newTestSession(t, BashOptions{})
-	r := run(t, s, cmd("echo a\necho b"), 10)
+	s := btSession(t, BashOptions{})
+	r := btRun(t, s, btCmd("echo a\necho b"), 10)
 	eo, ok := r.ev.Observation.(*eventbus.ErrorObservation)
 	if !ok {
 		t.Fatalf("want an error observation, got %T", r.ev.Observation)
@@ -213,14 +213,14 @@ func TestRunRefusesMultipleCommands(t *testing.T) {
 		t.Errorf("content = %q, want %q", r.content, want)
 	}
 	// The session is still usable and nothing ran.
-	if r := mustRun(t, s, cmd("echo ok"), 10); r.content != "ok" {
+	if r := btMustRun(t, s, btCmd("echo ok"), 10); r.content != "ok" {
 		t.Errorf("after refusal: %q", r.content)
 	}
 }
 
 func TestRunHardTimeoutRefusalAndCtrlC(t *testing.T) {
-	s := newTestSession(t, BashOptions{NoChangeTimeout: 30 * time.Second})
-	r := mustRun(t, s, cmd("echo start; sleep 30"), 1)
+	s := btSession(t, BashOptions{NoChangeTimeout: 30 * time.Second})
+	r := btMustRun(t, s, btCmd("echo start; sleep 30"), 1)
 	wantSuffix := "\n[The command timed out after 1.0 seconds. " + TimeoutMessageTemplate + "]"
 	if r.obs.Metadata.Suffix != wantSuffix {
 		t.Errorf("suffix = %q, want %q", r.obs.Metadata.Suffix, wantSuffix)
@@ -229,9 +229,9 @@ func TestRunHardTimeoutRefusalAndCtrlC(t *testing.T) {
 		t.Errorf("content %q exit %d prefix %q", r.content, r.obs.Metadata.ExitCode, r.obs.Metadata.Prefix)
 	}
 
-	a := cmd("echo x")
+	a := btCmd("echo x")
 	a.Hidden = true
-	r = mustRun(t, s, a, 1)
+	r = btMustRun(t, s, a, 1)
 	wantSuffix = "\n[Your command \"echo x\" is NOT executed. The previous command is still running - You CANNOT send new commands until the previous command is completed. By setting `is_input` to `true`, you can interact with the current process: " + TimeoutMessageTemplate + "]"
 	if r.obs.Metadata.Suffix != wantSuffix {
 		t.Errorf("refusal suffix = %q, want %q", r.obs.Metadata.Suffix, wantSuffix)
@@ -243,103 +243,103 @@ func TestRunHardTimeoutRefusalAndCtrlC(t *testing.T) {
 		t.Errorf("refusal content %q exit %d hidden %v command %q", r.content, r.obs.Metadata.ExitCode, r.obs.Hidden, r.obs.Command)
 	}
 
-	r = mustRun(t, s, input("C-c"), 5)
+	r = btMustRun(t, s, btInput("C-c"), 5)
 	if r.obs.Metadata.ExitCode != 130 {
 		t.Errorf("exit after C-c = %d, want 130", r.obs.Metadata.ExitCode)
 	}
 	if want := "\n[The command completed with exit code 130. CTRL+C was sent.]"; r.obs.Metadata.Suffix != want {
 		t.Errorf("suffix after C-c = %q, want %q", r.obs.Metadata.Suffix, want)
 	}
-	if r := mustRun(t, s, cmd("echo x"), 5); r.content != "x" || r.obs.Metadata.ExitCode != 0 {
+	if r := btMustRun(t, s, btCmd("echo x"), 5); r.content != "x" || r.obs.Metadata.ExitCode != 0 {
 		t.Errorf("after C-c: %q exit %d", r.content, r.obs.Metadata.ExitCode)
 	}
 }
 
 func TestRunHardTimeoutPrintsTimeoutAsPythonFloat(t *testing.T) {
-	s := newTestSession(t, BashOptions{})
-	r := mustRun(t, s, cmd("sleep 5"), 0.5)
+	s := btSession(t, BashOptions{})
+	r := btMustRun(t, s, btCmd("sleep 5"), 0.5)
 	if want := "\n[The command timed out after 0.5 seconds. " + TimeoutMessageTemplate + "]"; r.obs.Metadata.Suffix != want {
 		t.Errorf("suffix = %q, want %q", r.obs.Metadata.Suffix, want)
 	}
-	mustRun(t, s, input("C-c"), 5)
+	btMustRun(t, s, btInput("C-c"), 5)
 }
 
 func TestRunNoChangeTimeoutAndContinuation(t *testing.T) {
-	s := newTestSession(t, BashOptions{NoChangeTimeout: time.Second})
-	r := mustRun(t, s, cmd("echo one; sleep 1.5; echo two; sleep 3; echo three"), 20)
+	s := btSession(t, BashOptions{NoChangeTimeout: time.Second})
+	r := btMustRun(t, s, btCmd("echo one; sleep 1.5; echo two; sleep 3; echo three"), 20)
 	want := "\n[The command has no new output after 1 seconds. " + TimeoutMessageTemplate + "]"
 	if r.obs.Metadata.Suffix != want || r.content != "one" || r.obs.Metadata.Prefix != "" || r.obs.Metadata.ExitCode != -1 {
 		t.Fatalf("first: content %q metadata %+v", r.content, r.obs.Metadata)
 	}
 	// The empty command fetches only the new output; output resets the
 	// no-change timer.
-	r = mustRun(t, s, cmd(""), 20)
+	r = btMustRun(t, s, btCmd(""), 20)
 	if r.content != "two" || r.obs.Metadata.Prefix != continuePrefix || r.obs.Metadata.Suffix != want {
 		t.Fatalf("continuation: content %q prefix %q suffix %q", r.content, r.obs.Metadata.Prefix, r.obs.Metadata.Suffix)
 	}
 	// A blocking empty command waits for the end.
-	a := cmd("")
+	a := btCmd("")
 	a.Blocking = true
-	r = mustRun(t, s, a, 20)
-	if r.content != "three" || r.obs.Metadata.ExitCode != 0 || r.obs.Metadata.Suffix != completedSuffix(0) || r.obs.Metadata.Prefix != "" {
+	r = btMustRun(t, s, a, 20)
+	if r.content != "three" || r.obs.Metadata.ExitCode != 0 || r.obs.Metadata.Suffix != btCompleted(0) || r.obs.Metadata.Prefix != "" {
 		t.Fatalf("completion: content %q metadata %+v", r.content, r.obs.Metadata)
 	}
-	if r := mustRun(t, s, cmd(""), 5); r.content != msgNoPrevLogs {
+	if r := btMustRun(t, s, btCmd(""), 5); r.content != msgNoPrevLogs {
 		t.Errorf("after completion, empty command: %q", r.content)
 	}
 }
 
 func TestRunBlockingSkipsNoChangeTimeout(t *testing.T) {
-	s := newTestSession(t, BashOptions{NoChangeTimeout: 500 * time.Millisecond})
-	a := cmd("sleep 1.5; echo done")
+	s := btSession(t, BashOptions{NoChangeTimeout: 500 * time.Millisecond})
+	a := btCmd("sleep 1.5; echo done")
 	a.Blocking = true
-	r := mustRun(t, s, a, 10)
-	if r.content != "done" || r.obs.Metadata.Suffix != completedSuffix(0) {
+	r := btMustRun(t, s, a, 10)
+	if r.content != "done" || r.obs.Metadata.Suffix != btCompleted(0) {
 		t.Errorf("blocking: content %q suffix %q", r.content, r.obs.Metadata.Suffix)
 	}
 }
 
 func TestRunInteractiveInput(t *testing.T) {
-	s := newTestSession(t, BashOptions{NoChangeTimeout: time.Second})
-	r := mustRun(t, s, cmd(`read -p "Enter name: " name && echo "Hello $name"`), 10)
+	s := btSession(t, BashOptions{NoChangeTimeout: time.Second})
+	r := btMustRun(t, s, btCmd(`read -p "Enter name: " name && echo "Hello $name"`), 10)
 	if r.content != "Enter name:" || r.obs.Metadata.ExitCode != -1 {
 		t.Fatalf("prompt: content %q exit %d", r.content, r.obs.Metadata.ExitCode)
 	}
-	r = mustRun(t, s, input("John"), 10)
+	r = btMustRun(t, s, btInput("John"), 10)
 	if r.content != "Hello John" || r.obs.Metadata.ExitCode != 0 || r.obs.Command != "John" {
 		t.Fatalf("after input: content %q exit %d command %q", r.content, r.obs.Metadata.ExitCode, r.obs.Command)
 	}
 }
 
 func TestRunCtrlDEndsInput(t *testing.T) {
-	s := newTestSession(t, BashOptions{NoChangeTimeout: time.Second})
-	mustRun(t, s, cmd("cat"), 10)
-	mustRun(t, s, input("abc"), 10)
-	r := mustRun(t, s, input("C-d"), 10)
+	s := btSession(t, BashOptions{NoChangeTimeout: time.Second})
+	btMustRun(t, s, btCmd("cat"), 10)
+	btMustRun(t, s, btInput("abc"), 10)
+	r := btMustRun(t, s, btInput("C-d"), 10)
 	if r.obs.Metadata.ExitCode != 0 || r.obs.Metadata.Suffix != "\n[The command completed with exit code 0. CTRL+D was sent.]" {
 		t.Errorf("C-d: content %q metadata %+v", r.content, r.obs.Metadata)
 	}
 }
 
 func TestRunTruncatesLongOutput(t *testing.T) {
-	s := newTestSession(t, BashOptions{})
-	r := mustRun(t, s, cmd(`python3 -c "print('a'*20000 + 'b'*20000)"`), 20)
+	s := btSession(t, BashOptions{})
+	r := btMustRun(t, s, btCmd(`python3 -c "print('a'*20000 + 'b'*20000)"`), 20)
 	want := strings.Repeat("a", 15000) + truncationMarker + strings.Repeat("b", 15000)
 	if r.content != want {
 		t.Errorf("content len %d, want %d (head %q tail %q)", len(r.content), len(want), r.content[:20], r.content[len(r.content)-20:])
 	}
 	// hidden output is not truncated
-	a := cmd(`python3 -c "print('c'*40000)"`)
+	a := btCmd(`python3 -c "print('c'*40000)"`)
 	a.Hidden = true
-	r = mustRun(t, s, a, 20)
+	r = btMustRun(t, s, a, 20)
 	if r.content != strings.Repeat("c", 40000) || !r.obs.Hidden {
 		t.Errorf("hidden: len %d hidden %v", len(r.content), r.obs.Hidden)
 	}
 }
 
 func TestRunHugeOutputStaysBounded(t *testing.T) {
-	s := newTestSession(t, BashOptions{})
-	r := mustRun(t, s, cmd(`yes 0123456789 | head -c 55000000; echo END`), 60)
+	s := btSession(t, BashOptions{})
+	r := btMustRun(t, s, btCmd(`yes 0123456789 | head -c 55000000; echo END`), 60)
 	if !strings.HasSuffix(r.content, "0123456789\nEND") || !strings.HasPrefix(r.content, "0123456789\n0123456789") {
 		t.Errorf("ends: %q ... %q", r.content[:30], r.content[len(r.content)-30:])
 	}
@@ -355,28 +355,28 @@ func TestRunHugeOutputStaysBounded(t *testing.T) {
 }
 
 func TestRunLongCommandLine(t *testing.T) {
-	s := newTestSession(t, BashOptions{})
+	s := btSession(t, BashOptions{})
 	long := strings.Repeat("x", 10000)
-	r := mustRun(t, s, cmd("echo "+long+" | wc -c"), 10)
+	r := btMustRun(t, s, btCmd("echo "+long+" | wc -c"), 10)
 	if r.content != "10001" {
 		t.Errorf("wc -c of a 10000-char argument = %q, want 10001", r.content)
 	}
 	// variables set by a long command persist (it runs in the same shell)
-	r = mustRun(t, s, cmd("LONGVAR="+long+"; echo ${#LONGVAR}"), 10)
+	r = btMustRun(t, s, btCmd("LONGVAR="+long+"; echo ${#LONGVAR}"), 10)
 	if r.content != "10000" {
 		t.Errorf("got %q", r.content)
 	}
-	if r := mustRun(t, s, cmd("echo ${#LONGVAR}"), 10); r.content != "10000" {
+	if r := btMustRun(t, s, btCmd("echo ${#LONGVAR}"), 10); r.content != "10000" {
 		t.Errorf("persisted: %q", r.content)
 	}
 }
 
 func TestRunStreamsOutput(t *testing.T) {
-	s := newTestSession(t, BashOptions{})
+	s := btSession(t, BashOptions{})
 	var mu sync.Mutex
 	var got strings.Builder
 	ctx := context.Background()
-	ev := s.Run(ctx, cmd("echo one; sleep 0.2; echo two"), nil, func(p []byte) {
+	ev := s.Run(ctx, btCmd("echo one; sleep 0.2; echo two"), nil, func(p []byte) {
 		mu.Lock()
 		got.Write(p)
 		mu.Unlock()
@@ -389,21 +389,21 @@ func TestRunStreamsOutput(t *testing.T) {
 }
 
 func TestRunIsStaticRunsInAFreshSessionInCwd(t *testing.T) {
-	s := newTestSession(t, BashOptions{})
+	s := btSession(t, BashOptions{})
 	before := s.Cwd()
-	mustRun(t, s, cmd("export MAINVAR=main"), 5)
+	btMustRun(t, s, btCmd("export MAINVAR=main"), 5)
 	dir := "/tmp"
-	a := cmd("pwd; echo \"[$MAINVAR]\"; cd /")
+	a := btCmd("pwd; echo \"[$MAINVAR]\"; cd /")
 	a.IsStatic = true
 	a.Cwd = &dir
-	r := mustRun(t, s, a, 10)
+	r := btMustRun(t, s, a, 10)
 	if r.content != "/tmp\n[]" || r.obs.Metadata.ExitCode != 0 {
 		t.Errorf("static: content %q exit %d", r.content, r.obs.Metadata.ExitCode)
 	}
 	if s.Cwd() != before {
 		t.Errorf("main cwd changed to %q", s.Cwd())
 	}
-	if r := mustRun(t, s, cmd("pwd"), 5); r.content != before {
+	if r := btMustRun(t, s, btCmd("pwd"), 5); r.content != before {
 		t.Errorf("main pwd = %q, want %q", r.content, before)
 	}
 }

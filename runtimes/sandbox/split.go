@@ -107,6 +107,7 @@ func (p *splitScanner) code(i int, top bool) (int, error) {
 	cmdPos := true     // next word is in command position (keywords count)
 	contOp := false    // last token was &&, ||, | : a newline does not end the command
 	needStart := top   // at top level, the next token starts a new command
+	fnName := false    // the next word is a function name
 	for i < len(s) {
 		c := s[i]
 		switch {
@@ -177,7 +178,8 @@ func (p *splitScanner) code(i int, top bool) (int, error) {
 			if n := len(stack); n > 0 && stack[n-1] == ")" {
 				stack = stack[:n-1]
 				i++
-				cmdPos, contOp = false, false
+				// true so that the '{' of "f() {" counts as a keyword
+				cmdPos, contOp = true, false
 				continue
 			}
 			if n := len(stack); n > 0 && stack[n-1] == "esac" {
@@ -212,6 +214,11 @@ func (p *splitScanner) code(i int, top bool) (int, error) {
 			i = j
 			w := s[start:i]
 			contOp = false
+			if fnName {
+				// the name after "function": a '{' may follow
+				fnName = false
+				continue
+			}
 			if !cmdPos {
 				if w == "}" && len(stack) > 0 && stack[len(stack)-1] == "}" {
 					stack = stack[:len(stack)-1]
@@ -232,6 +239,8 @@ func (p *splitScanner) code(i int, top bool) (int, error) {
 			case "{":
 				stack = append(stack, "}")
 			case "then", "do", "else", "elif", "!", "time":
+			case "function":
+				fnName = true
 			case "fi", "done", "esac", "}":
 				if n := len(stack); n > 0 && stack[n-1] == w {
 					stack = stack[:n-1]
