@@ -256,13 +256,13 @@ func (k *pythonKernel) run(ctx context.Context, code, cwd string, timeout time.D
 			}
 		case <-timer.C:
 			interrupted = true
-			_ = k.cmd.Process.Signal(syscall.SIGINT)
+			k.interrupt()
 			grace = time.After(pythonInterruptGrace)
 		case <-ctxDone:
 			ctxDone = nil
 			if !interrupted {
 				interrupted = true
-				_ = k.cmd.Process.Signal(syscall.SIGINT)
+				k.interrupt()
 				grace = time.After(pythonInterruptGrace)
 			}
 		case <-grace:
@@ -271,6 +271,13 @@ func (k *pythonKernel) run(ctx context.Context, code, cwd string, timeout time.D
 			return cellResult{timedOut: true}, nil
 		}
 	}
+}
+
+// interrupt sends SIGINT to the interpreter's process group: the
+// interpreter may sit behind a wrapper (a pyenv shim), and commands the cell
+// started are interrupted too, as Ctrl-C in a terminal would.
+func (k *pythonKernel) interrupt() {
+	_ = syscall.Kill(-k.cmd.Process.Pid, syscall.SIGINT)
 }
 
 // close kills the interpreter and everything it started, and waits for the
