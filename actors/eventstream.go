@@ -1,0 +1,183 @@
+package actors
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"corral/eventbus"
+)
+
+// appendReq asks the EventStream actor to persist an event. The result
+// comes back to the requester as an *appended carrying the same tag.
+type appendReq struct {
+	ev  *eventbus.Event
+	tag any
+	// pairWith, when set, is an observation appended right after ev with its
+	// cause set to ev's new id (an action recorded with its answer).
+	pairWith *eventbus.Event
+}
+
+// appended is the result of an appendReq.
+type appended struct {
+	ev   *eventbus.Event // stored event (id set); nil on error
+	pair *eventbus.Event // stored pairWith, if any
+	err  error
+	tag  any
+}
+
+// streamWriter serialises appends to one session's eventbus.Stream in
+// submission order, on a goroutine that exists only while there is work:
+// an idle session owns no goroutine here, and an fsync never blocks an
+// actor's Receive.
+type streamWriter struct {
+	store  *eventbus.Store
+	sid    string
+	sys    *actor.ActorSystem
+	logger *slog.Logger
+	wg     *sync.WaitGroup // the engine's: Shutdown waits for writers
+
+	mu       sync.Mutex
+	queue    []writeJob
+	running  bool
+	closing  bool
+	finished bool
+	stream   *eventbus.Stream
+	openErr  error
+	opened   chan struct{} // closed once the stream is open (or failed to)
+	closed   chan struct{} // closed once the stream is closed
+}
+
+type writeJob struct {
+	req   appendReq
+	reply *actor.PID
+}
+
+func newStreamWriter(store *eventbus.Store, sid string, sys *actor.ActorSystem, logger *slog.Logger, wg *sync.WaitGroup) *streamWriter {
+	w := &streamWriter{store: store, sid: sid, sys: sys, logger: logger, wg: wg,
+		opened: make(chan struct{}), closed: make(chan struct{})}
+	w.kick() // open the stream right away, off the caller's goroutine
+	return w
+}
+
+// enqueue adds a job; it never blocks on IO.
+func (w *streamWriter) enqueue(j writeJob) {
+	w.mu.Lock()
+	if w.closing {
+		w.mu.Unlock()
+		w.sys.Root.Send(j.reply, &appended{err: fmt.Errorf("session %s: %w", w.sid, eventbus.ErrStreamClosed), tag: j.req.tag})
+		return
+	}
+	w.queue = append(w.queue, j)
+	w.mu.Unlock()
+	w.kick()
+}
+
+// close lets queued appends finish, then closes the stream; closed() is
+// closed after that.
+func (w *streamWriter) close() {
+	w.mu.Lock()
+	w.closing = true
+	w.mu.Unlock()
+	w.kick()
+}
+
+func (w *streamWriter) kick() {
+	w.mu.Lock()
+	if w.running || w.finished {
+		w.mu.Unlock()
+		return
+	}
+	w.running = true
+	w.mu.Unlock()
+	w.wg.Add(1)
+	go w.drain()
+}
+
+func (w *streamWriter) drain() {
+	defer w.wg.Done()
+	select {
+	case <-w.opened:
+	default:
+		s, err := w.store.Open(w.sid)
+		if err != nil {
+			err = fmt.Errorf("open the event stream of session %s: %w", w.sid, err)
+		}
+		w.mu.Lock()
+		w.stream, w.openErr = s, err
+		w.mu.Unlock()
+		close(w.opened)
+	}
+	for {
+		w.mu.Lock()
+		if len(w.queue) == 0 {
+			w.running = false
+			if !w.closing {
+				w.mu.Unlock()
+				return
+			}
+			w.finished = true
+			s := w.stream
+			w.mu.Unlock()
+			if s != nil {
+				if err := s.Close(); err != nil {
+					w.logger.Error("closing event stream", "session", w.sid, "err", err)
+				}
+			}
+			close(w.closed)
+			return
+		}
+		j := w.queue[0]
+		w.queue[0] = writeJob{}
+		w.queue = w.queue[1:]
+		w.mu.Unlock()
+		w.sys.Root.Send(j.reply, w.write(j.req))
+	}
+}
+
+func (w *streamWriter) write(r appendReq) *appended {
+	if w.openErr != nil {
+		return &appended{err: w.openErr, tag: r.tag}
+	}
+	ctx := context.Background()
+	ev, err := w.stream.Append(ctx, r.ev)
+	if err != nil {
+		return &appended{err: fmt.Errorf("store %s event of session %s: %w", r.ev.Type(), w.sid, err), tag: r.tag}
+	}
+	res := &appended{ev: ev, tag: r.tag}
+	if r.pairWith != nil {
+		o := r.pairWith.Clone()
+		id := ev.ID
+		o.ID, o.Cause = eventbus.InvalidID, &id
+		res.pair, res.err = w.stream.Append(ctx, o)
+	}
+	return res
+}
+
+// openStream waits until the stream is open.
+func (w *streamWriter) openStream(ctx context.Context) (*eventbus.Stream, error) {
+	select {
+	case <-w.opened:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.stream, w.openErr
+}
+
+// eventStreamActor is the EventStream <id> actor: it owns the session's
+// writer. Its Receive only queues work.
+type eventStreamActor struct{ w *streamWriter }
+
+func (a *eventStreamActor) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *appendReq:
+		a.w.enqueue(writeJob{req: *m, reply: ctx.Sender()})
+	case *actor.Stopped:
+		a.w.close()
+	}
+}

@@ -1,0 +1,165 @@
+package actors
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"corral/eventbus"
+	"corral/runtimes"
+	"corral/runtimes/local"
+)
+
+// agentBin is the corral-agent built by TestMain for tests that run the
+// local backend.
+var agentBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "corral-actors-test-")
+	if err != nil {
+		panic(err)
+	}
+	agentBin = filepath.Join(dir, "corral-agent")
+	out, err := exec.Command("go", "build", "-o", agentBin, "../cmd/corral-agent").CombinedOutput()
+	if err != nil {
+		os.Stderr.Write(out)
+		panic("building corral-agent: " + err.Error())
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func testLogger(t testing.TB) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	return quietLogger()
+}
+
+// testConfig skips `git config --global` (it would change the host's
+// ~/.gitconfig) and keeps restarts fast.
+func testConfig() Config {
+	c := DefaultConfig()
+	c.SkipGitConfig = true
+	c.RestartInitialBackoff = Duration(20 * time.Millisecond)
+	c.DataDir = ""
+	return c
+}
+
+// newCLIEngine returns an engine whose only runtime is the in-process one.
+func newCLIEngine(t testing.TB, cfg Config, opts ...Option) *Engine {
+	t.Helper()
+	cli := local.NewInProcess(local.InProcessTempDir(t.TempDir()))
+	reg, err := runtimes.NewRegistry(cli)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DefaultRuntime = "cli"
+	opts = append([]Option{WithLogger(testLogger(t)), WithInProcessRuntime("cli"),
+		WithDialer("cli", func(ctx context.Context, h *runtimes.Handle) (AgentConn, error) { return cli.Dial(ctx, h) })}, opts...)
+	e, err := NewEngine(cfg, reg, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { shutdown(t, e) })
+	return e
+}
+
+// newLocalEngine returns an engine over the local (subprocess) backend.
+func newLocalEngine(t testing.TB, cfg Config, bopts ...local.Option) (*Engine, *local.Backend) {
+	t.Helper()
+	bopts = append([]local.Option{local.WithAgentBinary(agentBin), local.WithTempDir(t.TempDir())}, bopts...)
+	b, err := local.New(bopts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := runtimes.NewRegistry(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DefaultRuntime = "local"
+	e, err := NewEngine(cfg, reg, WithLogger(testLogger(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		shutdown(t, e)
+		if err := b.Close(); err != nil {
+			t.Errorf("closing the local backend: %v", err)
+		}
+	})
+	return e, b
+}
+
+func shutdown(t testing.TB, e *Engine) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := e.Shutdown(ctx); err != nil {
+		t.Errorf("engine shutdown: %v", err)
+	}
+}
+
+func ctxT(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// startSession creates a session and waits for READY.
+func startSession(t testing.TB, e *Engine, spec SessionSpec) string {
+	t.Helper()
+	ctx := ctxT(t)
+	info, err := e.CreateSession(ctx, spec)
+	if err != nil {
+		t.Fatalf("CreateSession: %v", err)
+	}
+	if err := e.WaitReady(ctx, info.ID); err != nil {
+		t.Fatalf("WaitReady: %v", err)
+	}
+	return info.ID
+}
+
+func runAction(src eventbus.Source, a eventbus.Action) *eventbus.Event { return eventbus.NewAction(src, a) }
+
+func cmd(c string) *eventbus.Event {
+	return runAction(eventbus.SourceAgent, &eventbus.CmdRunAction{Command: c, SecurityRisk: eventbus.RiskUnknown})
+}
+
+// history returns every stored event of a session.
+func history(t testing.TB, e *Engine, sid string) []*eventbus.Event {
+	t.Helper()
+	items, err := e.History(ctxT(t), sid, 0)
+	if err != nil {
+		t.Fatalf("History: %v", err)
+	}
+	out := make([]*eventbus.Event, len(items))
+	for i, it := range items {
+		ev, err := it.Event()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[i] = ev
+	}
+	return out
+}
+
+func describe(evs []*eventbus.Event) string {
+	var b strings.Builder
+	for _, ev := range evs {
+		b.WriteString(ev.Type())
+		if st, ok := ev.Observation.(*eventbus.RuntimeStatusObservation); ok {
+			b.WriteString("(" + st.Status + ")")
+		}
+		b.WriteString(" ")
+	}
+	return b.String()
+}

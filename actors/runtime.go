@@ -1,0 +1,489 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	actorpb "corral/actors/proto"
+	"corral/eventbus"
+	"corral/runtimes"
+)
+
+// Runtime actor messages. They carry Go values (connections, handles) and
+// never leave the node: the sandbox is where the Runtime is.
+type (
+	// execRequest asks the Runtime to run one action (the Session sends at
+	// most one at a time, only when the runtime is READY).
+	execRequest struct{ action *eventbus.Event }
+	// controlRequest pauses or resumes the sandbox.
+	controlRequest struct{ op actorpb.ControlOp }
+
+	// Runtime -> Session.
+	runtimeStatus struct{ status, level, msg string }
+	actionResult  struct{ obs *eventbus.Event }
+	recordPair    struct{ action, obs *eventbus.Event }
+	controlResult struct {
+		op  actorpb.ControlOp
+		err error
+	}
+
+	// Runtime -> itself, from its goroutines; gen tells stale results of a
+	// previous incarnation apart (a restarted actor keeps its PID).
+	provisioned struct {
+		gen      uint64
+		handle   *runtimes.Handle
+		conn     AgentConn
+		attached bool
+		err      error
+	}
+	setupNote struct {
+		gen         uint64
+		status, msg string
+	}
+	setupFinished struct {
+		gen    uint64
+		record *setupRecord
+		err    error
+	}
+	execFinished struct {
+		gen uint64
+		obs *eventbus.Event
+		err error
+	}
+	connLost struct {
+		gen    uint64
+		reason string
+	}
+	deadlineHit struct {
+		gen    uint64
+		status string
+	}
+)
+
+// runtimeFailure is the panic value a Runtime fails with; its Session's
+// supervisor strategy decides between restart and giving up.
+type runtimeFailure struct{ reason string }
+
+func (f *runtimeFailure) String() string { return f.reason }
+
+// runtimeEnv is what every incarnation of a session's Runtime shares; it is
+// immutable after the session starts.
+type runtimeEnv struct {
+	sid      string
+	backend  runtimes.Backend
+	dial     Dialer
+	spec     SessionSpec
+	cfg      Config
+	manager  *actor.PID
+	hostEnv  []string
+	logger   *slog.Logger
+	chunks   *chunkHub
+	wg       *sync.WaitGroup
+	memo     *runtimeMemo
+	isCLI    bool
+	permitOK bool // backend starts are bounded by Manager permits
+}
+
+// runtimeMemo survives Runtime restarts: the sandbox to re-attach to.
+type runtimeMemo struct {
+	mu        sync.Mutex
+	handle    *runtimes.Handle
+	gen       uint64
+	setupFor  string // handle id whose workspace set-up completed
+	everReady bool
+}
+
+func (m *runtimeMemo) nextGen() uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.gen++
+	return m.gen
+}
+
+func (m *runtimeMemo) get() (*runtimes.Handle, string, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.handle, m.setupFor, m.everReady
+}
+
+func (m *runtimeMemo) setHandle(h *runtimes.Handle) {
+	m.mu.Lock()
+	m.handle = h
+	m.mu.Unlock()
+}
+
+func (m *runtimeMemo) markReady(handleID string) {
+	m.mu.Lock()
+	m.setupFor, m.everReady = handleID, true
+	m.mu.Unlock()
+}
+
+// runtimeActor is the Runtime <id> actor: a status machine around one
+// sandbox and its agent connection. Everything slow runs in goroutines
+// bound to ctx, cancelled when this incarnation ends.
+type runtimeActor struct {
+	env    *runtimeEnv
+	gen    uint64
+	ctx    context.Context
+	cancel context.CancelFunc
+	status string
+	timer  *time.Timer
+
+	waitingPermit, holdingPermit bool
+	handle                       *runtimes.Handle
+	conn                         AgentConn
+	ready                        bool
+	busy                         bool
+	cleaned                      bool
+}
+
+func newRuntimeActor(env *runtimeEnv) actor.Actor { return &runtimeActor{env: env} }
+
+func (r *runtimeActor) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		r.start(ctx)
+	case *actorpb.StartPermitGranted:
+		if !r.waitingPermit {
+			return // a grant for an earlier request: we still hold it
+		}
+		r.waitingPermit, r.holdingPermit = false, true
+		r.provision(ctx)
+	case *provisioned:
+		r.onProvisioned(ctx, m)
+	case *setupNote:
+		if m.gen == r.gen {
+			r.setStatus(ctx, m.status, "info", m.msg)
+		}
+	case *setupFinished:
+		r.onSetupFinished(ctx, m)
+	case *execRequest:
+		r.exec(ctx, m.action)
+	case *execFinished:
+		if m.gen != r.gen {
+			return
+		}
+		r.busy = false
+		if m.err != nil {
+			r.fail(fmt.Sprintf("agent connection failed while running the action: %v", m.err))
+		}
+		ctx.Send(ctx.Parent(), &actionResult{obs: m.obs})
+	case *controlRequest:
+		r.control(ctx, m.op)
+	case *connLost:
+		if m.gen == r.gen {
+			r.fail(m.reason)
+		}
+	case *deadlineHit:
+		if m.gen == r.gen && m.status == r.status && !r.ready {
+			r.fail(fmt.Sprintf("runtime stuck in %s past its deadline", m.status))
+		}
+	case *actor.Restarting, *actor.Stopping:
+		r.cleanup(ctx)
+	case *actor.Stopped:
+		r.cleanup(ctx)
+	}
+}
+
+func (r *runtimeActor) start(ctx actor.Context) {
+	r.gen = r.env.memo.nextGen()
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	r.cleaned = false
+	if r.env.permitOK {
+		r.waitingPermit = true
+		ctx.Request(r.env.manager, &actorpb.AcquireStartPermit{Backend: r.env.backend.Name(), SessionId: r.env.sid})
+		return
+	}
+	r.provision(ctx)
+}
+
+// provision starts (or re-attaches to) the sandbox off the actor goroutine.
+func (r *runtimeActor) provision(ctx actor.Context) {
+	old, _, _ := r.env.memo.get()
+	msg := ""
+	if old != nil {
+		msg = "Re-attaching to the runtime..."
+	}
+	r.setStatus(ctx, eventbus.StatusStartingRuntime, "info", msg)
+	self, gen, env, rctx := ctx.Self(), r.gen, r.env, r.ctx
+	sys := ctx.ActorSystem()
+	env.wg.Add(1)
+	go func() {
+		defer env.wg.Done()
+		sys.Root.Send(self, provisionSandbox(rctx, env, old, gen))
+	}()
+}
+
+func provisionSandbox(ctx context.Context, env *runtimeEnv, old *runtimes.Handle, gen uint64) *provisioned {
+	b := env.backend
+	if old != nil {
+		if h, err := b.Recover(ctx, old); err == nil {
+			conn, derr := env.dial(ctx, h)
+			if derr == nil {
+				return &provisioned{gen: gen, handle: h, conn: conn, attached: true}
+			}
+			env.logger.Warn("sandbox alive but its agent is unreachable; provisioning a new one", "session", env.sid, "err", derr)
+		} else if !errors.Is(err, runtimes.ErrNotFound) && !errors.Is(err, runtimes.ErrNotSupported) {
+			env.logger.Warn("re-attaching to the sandbox failed; provisioning a new one", "session", env.sid, "err", err)
+		}
+		if ctx.Err() != nil {
+			return &provisioned{gen: gen, err: ctx.Err()}
+		}
+		// Release what the dead sandbox held, but keep its workspace: the new
+		// sandbox works in the same directory.
+		gone := *old
+		gone.Meta = maps.Clone(old.Meta)
+		delete(gone.Meta, runtimes.MetaOwnsWorkspace)
+		dctx, cancel := context.WithTimeout(context.Background(), env.cfg.StopTimeout.D())
+		if err := b.Destroy(dctx, &gone); err != nil {
+			env.logger.Warn("cleaning up the lost sandbox", "session", env.sid, "err", err)
+		}
+		cancel()
+	}
+	spec := runtimes.Spec{
+		SessionID: env.sid,
+		Image:     env.spec.Image,
+		Workspace: env.spec.Workspace,
+		Env:       maps.Clone(env.spec.Env),
+		Labels:    maps.Clone(env.spec.Labels),
+	}
+	if old != nil {
+		spec.Workspace = old.Workspace
+		if old.Meta[runtimes.MetaOwnsWorkspace] == "true" {
+			if spec.Labels == nil {
+				spec.Labels = map[string]string{}
+			}
+			spec.Labels[runtimes.MetaOwnsWorkspace] = "true"
+		}
+	}
+	h, err := b.Start(ctx, spec)
+	if err != nil {
+		return &provisioned{gen: gen, err: fmt.Errorf("start a %s sandbox: %w", b.Name(), err)}
+	}
+	// Remember the handle at once so the session's teardown finds the
+	// sandbox even if this incarnation is gone by the time we return.
+	env.memo.setHandle(h)
+	conn, err := env.dial(ctx, h)
+	if err != nil {
+		return &provisioned{gen: gen, handle: h, err: fmt.Errorf("connect to the agent at %s: %w", h.AgentAddr, err)}
+	}
+	if ctx.Err() != nil {
+		_ = conn.Close()
+		return &provisioned{gen: gen, handle: h, err: ctx.Err()}
+	}
+	return &provisioned{gen: gen, handle: h, conn: conn}
+}
+
+func (r *runtimeActor) onProvisioned(ctx actor.Context, m *provisioned) {
+	if m.gen != r.gen {
+		if m.conn != nil { // a late result of an earlier incarnation
+			r.closeConn(m.conn)
+		}
+		return
+	}
+	r.releasePermit(ctx)
+	if m.handle != nil {
+		r.handle = m.handle
+		r.env.memo.setHandle(m.handle)
+	}
+	if m.err != nil {
+		r.fail(m.err.Error())
+	}
+	r.conn = m.conn
+	r.setStatus(ctx, eventbus.StatusRuntimeStarted, "info", "")
+	r.watch(ctx)
+	_, setupFor, _ := r.env.memo.get()
+	if m.attached && setupFor == r.handle.ID {
+		r.becomeReady(ctx) // same sandbox, same shell: its set-up still holds
+		return
+	}
+	r.setStatus(ctx, eventbus.StatusSettingUpWorkspace, "info", "Setting up workspace...")
+	self, gen, sys, rctx := ctx.Self(), r.gen, ctx.ActorSystem(), r.ctx
+	ws := &workspaceSetup{conn: r.conn, cfg: r.env.cfg, spec: r.env.spec, hostEnv: r.env.hostEnv, isCLI: r.env.isCLI,
+		status: func(status, msg string) { sys.Root.Send(self, &setupNote{gen: gen, status: status, msg: msg}) }}
+	r.env.wg.Add(1)
+	go func() {
+		defer r.env.wg.Done()
+		rec, err := ws.run(rctx)
+		sys.Root.Send(self, &setupFinished{gen: gen, record: rec, err: err})
+	}()
+}
+
+// watch turns the sandbox's death or the connection's loss into a message.
+func (r *runtimeActor) watch(ctx actor.Context) {
+	self, gen, sys, rctx, conn, h, b := ctx.Self(), r.gen, ctx.ActorSystem(), r.ctx, r.conn, r.handle, r.env.backend
+	r.env.wg.Add(1)
+	go func() {
+		defer r.env.wg.Done()
+		exits, err := b.Wait(rctx, h)
+		if err != nil {
+			exits = nil // backends without Wait: rely on the connection alone
+		}
+		var reason string
+		select {
+		case <-rctx.Done():
+			return
+		case ex, ok := <-exits:
+			if !ok {
+				if rctx.Err() != nil {
+					return
+				}
+				reason = "sandbox ended"
+			} else {
+				reason = fmt.Sprintf("sandbox exited (exit code %d, signal %d", ex.Code, ex.Signal)
+				if ex.OOMKilled {
+					reason += ", killed for lack of memory"
+				}
+				if ex.Reason != "" {
+					reason += ", " + ex.Reason
+				}
+				reason += ")"
+			}
+		case <-conn.Done():
+			reason = fmt.Sprintf("agent connection lost: %v", conn.Err())
+		}
+		sys.Root.Send(self, &connLost{gen: gen, reason: reason})
+	}()
+}
+
+func (r *runtimeActor) onSetupFinished(ctx actor.Context, m *setupFinished) {
+	if m.gen != r.gen {
+		return
+	}
+	if m.err != nil {
+		r.fail(fmt.Sprintf("workspace set-up failed: %v", m.err))
+	}
+	if m.record != nil {
+		ctx.Send(ctx.Parent(), &recordPair{action: m.record.action, obs: m.record.obs})
+	}
+	r.becomeReady(ctx)
+}
+
+func (r *runtimeActor) becomeReady(ctx actor.Context) {
+	r.ready = true
+	r.env.memo.markReady(r.handle.ID)
+	r.setStatus(ctx, eventbus.StatusReady, "info", "")
+}
+
+func (r *runtimeActor) exec(ctx actor.Context, action *eventbus.Event) {
+	if !r.ready || r.busy {
+		// The Session only sends when READY and idle; answer anyway.
+		ctx.Send(ctx.Parent(), &actionResult{obs: eventbus.NewError(action.ID, "AGENT_ERROR$RUNTIME_NOT_READY",
+			"The runtime is not ready to run actions.")})
+		return
+	}
+	r.busy = true
+	self, gen, sys, rctx, conn, chunks := ctx.Self(), r.gen, ctx.ActorSystem(), r.ctx, r.conn, r.env.chunks
+	limit := 120.0
+	if action.Timeout != nil && *action.Timeout > 0 {
+		limit = *action.Timeout
+	}
+	r.env.wg.Add(1)
+	go func() {
+		defer r.env.wg.Done()
+		// The agent enforces the hard timeout; this bound only catches an
+		// agent that stopped answering.
+		ectx, cancel := context.WithTimeout(rctx, time.Duration(limit*float64(time.Second))+time.Minute)
+		defer cancel()
+		id := action.ID
+		obs, err := conn.Execute(ectx, action, func(seq uint64, data []byte) {
+			chunks.publish(Chunk{ActionID: id, Seq: seq, Data: data})
+		})
+		if err == nil && obs == nil {
+			err = errors.New("agent returned no observation")
+		}
+		sys.Root.Send(self, &execFinished{gen: gen, obs: obs, err: err})
+	}()
+}
+
+func (r *runtimeActor) control(ctx actor.Context, op actorpb.ControlOp) {
+	parent := ctx.Parent()
+	if r.handle == nil {
+		ctx.Send(parent, &controlResult{op: op, err: errors.New("the sandbox is not started yet")})
+		return
+	}
+	sys, h, b := ctx.ActorSystem(), r.handle, r.env.backend
+	r.env.wg.Add(1)
+	go func() {
+		defer r.env.wg.Done()
+		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		var err error
+		if op == actorpb.ControlOp_CONTROL_OP_PAUSE {
+			err = b.Pause(cctx, h)
+		} else {
+			err = b.Resume(cctx, h)
+		}
+		sys.Root.Send(parent, &controlResult{op: op, err: err})
+	}()
+}
+
+// setStatus records a status change and arms the deadline of transitional
+// states.
+func (r *runtimeActor) setStatus(ctx actor.Context, status, level, msg string) {
+	if status == r.status {
+		return
+	}
+	r.status = status
+	if r.timer != nil {
+		r.timer.Stop()
+		r.timer = nil
+	}
+	var d time.Duration
+	switch status {
+	case eventbus.StatusStartingRuntime, eventbus.StatusRuntimeStarted:
+		d = r.env.cfg.StartTimeout.D()
+	case eventbus.StatusSettingUpWorkspace, eventbus.StatusSettingUpGitHooks:
+		d = r.env.cfg.SetupTimeout.D()
+	}
+	if d > 0 {
+		self, gen, sys := ctx.Self(), r.gen, ctx.ActorSystem()
+		r.timer = time.AfterFunc(d, func() { sys.Root.Send(self, &deadlineHit{gen: gen, status: status}) })
+	}
+	ctx.Send(ctx.Parent(), &runtimeStatus{status: status, level: level, msg: msg})
+}
+
+// fail hands the failure to the Session's supervisor strategy.
+func (r *runtimeActor) fail(reason string) { panic(&runtimeFailure{reason: reason}) }
+
+func (r *runtimeActor) releasePermit(ctx actor.Context) {
+	if r.holdingPermit || r.waitingPermit {
+		ctx.Send(r.env.manager, &actorpb.ReleaseStartPermit{Backend: r.env.backend.Name(), SessionId: r.env.sid})
+		r.holdingPermit, r.waitingPermit = false, false
+	}
+}
+
+func (r *runtimeActor) cleanup(ctx actor.Context) {
+	if r.cleaned {
+		return
+	}
+	r.cleaned = true
+	if r.cancel != nil {
+		r.cancel()
+	}
+	if r.timer != nil {
+		r.timer.Stop()
+		r.timer = nil
+	}
+	r.releasePermit(ctx)
+	if r.conn != nil {
+		r.closeConn(r.conn)
+		r.conn = nil
+	}
+	r.ready, r.busy = false, false
+}
+
+func (r *runtimeActor) closeConn(c AgentConn) {
+	r.env.wg.Add(1)
+	go func() {
+		defer r.env.wg.Done()
+		_ = c.Close()
+	}()
+}

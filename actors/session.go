@@ -1,0 +1,588 @@
+package actors
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	actorpb "corral/actors/proto"
+	"corral/eventbus"
+	"corral/runtimes"
+)
+
+// Session states (SessionInfo.State).
+const (
+	StateQueued   = "QUEUED"
+	StateStarting = "STARTING"
+	StateRunning  = "RUNNING"
+	StatePaused   = "PAUSED"
+	StateStopping = "STOPPING"
+	StateStopped  = "STOPPED"
+	StateError    = "ERROR"
+)
+
+// Error ids of the error observations the engine itself emits.
+const (
+	ErrIDRuntimeRestarted = "AGENT_ERROR$RUNTIME_RESTARTED"
+	ErrIDRuntimeFailed    = "AGENT_ERROR$RUNTIME_FAILED"
+	ErrIDSessionStopped   = "AGENT_ERROR$SESSION_STOPPED"
+)
+
+// Texts OpenHands' run_action answers with (reference §1.5).
+const (
+	thinkText    = "Your thought has been logged."
+	rejectedText = "Action has been rejected by the user! Waiting for further user input."
+)
+
+// Tags of appendReq, saying what to do once the event is stored.
+type (
+	tagSubmit struct{ reply *actor.PID }
+	tagFinal  struct{}
+)
+
+// Session-internal messages.
+type (
+	taskDone struct {
+		content string
+		obs     eventbus.Observation
+	}
+	teardownDone struct{ err error }
+	streamClosed struct{}
+)
+
+// sessionActor is the Session <id> actor, OpenHands' controller + runtime
+// dispatch: a FIFO of stored actions, one in flight, the confirmation gate,
+// and the supervisor of its Runtime.
+type sessionActor struct {
+	sid     string
+	spec    SessionSpec
+	cfg     Config
+	env     *runtimeEnv
+	ref     *sessionRef
+	store   *eventbus.Store
+	sys     *actor.ActorSystem
+	logger  *slog.Logger
+	manager *actor.PID
+	created time.Time
+
+	streamPID, runtimePID *actor.PID
+	self                  *actor.PID
+
+	state         string
+	runtimeStatus string
+	errText       string
+	ready         bool
+	queue         []*eventbus.Event
+	inflight      *eventbus.Event
+	awaiting      map[int64]*eventbus.Event
+	failures      int
+	restarts      int
+	restartTimer  *time.Timer
+	stopping      bool
+	finalStatus   string
+	stopWaiters   []*actor.PID
+	ctlWaiters    map[actorpb.ControlOp][]*actor.PID
+	dir           string
+}
+
+func (s *sessionActor) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		s.self = ctx.Self()
+		s.state = StateStarting
+		s.awaiting = map[int64]*eventbus.Event{}
+		s.ctlWaiters = map[actorpb.ControlOp][]*actor.PID{}
+		s.streamPID = ctx.Spawn(actor.PropsFromProducer(func() actor.Actor { return &eventStreamActor{w: s.ref.writer} }))
+		s.runtimePID = ctx.Spawn(actor.PropsFromProducer(func() actor.Actor { return newRuntimeActor(s.env) }))
+		s.publishInfo(ctx)
+	case *actorpb.SubmitAction:
+		s.submit(ctx, m)
+	case *actorpb.DecideConfirmation:
+		s.decide(ctx, m)
+	case *appended:
+		s.onAppended(ctx, m)
+	case *runtimeStatus:
+		s.onRuntimeStatus(ctx, m)
+	case *actionResult:
+		if s.inflight != nil && !s.stopping {
+			s.failures = 0
+			s.complete(ctx, m.obs)
+		}
+	case *taskDone:
+		if s.inflight != nil && !s.stopping {
+			s.complete(ctx, eventbus.NewObservation(s.inflight.ID, m.content, m.obs))
+		}
+	case *recordPair:
+		s.append(ctx, m.action, nil, m.obs)
+	case *actorpb.SessionControl:
+		s.control(ctx, m)
+	case *controlResult:
+		s.onControlResult(ctx, m)
+	case *teardownDone:
+		if m.err != nil {
+			s.logger.Warn("releasing the sandbox", "session", s.sid, "err", m.err)
+		}
+		msg := ""
+		if s.finalStatus == eventbus.StatusError {
+			msg = s.errText
+		}
+		s.appendStatus(ctx, s.finalStatus, levelOf(s.finalStatus), msg, &tagFinal{})
+	case *streamClosed:
+		s.finish(ctx)
+	case *actor.Stopped:
+		s.ref.chunks.closeAll()
+		if s.restartTimer != nil {
+			s.restartTimer.Stop()
+		}
+	}
+}
+
+// HandleFailure supervises the Runtime (and, defensively, the
+// EventStream). It runs on this session's goroutine. It never escalates.
+func (s *sessionActor) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, child *actor.PID, _ *actor.RestartStatistics, reason, _ any) {
+	if s.runtimePID == nil || !child.Equal(s.runtimePID) {
+		s.logger.Error("session child failed; resuming it", "session", s.sid, "child", child.String(), "reason", fmt.Sprint(reason))
+		sup.ResumeChildren(child)
+		return
+	}
+	why := fmt.Sprint(reason)
+	if f, ok := reason.(*runtimeFailure); ok {
+		why = f.reason
+	} else {
+		why = "runtime panic: " + why
+	}
+	s.ready = false
+	_, _, everReady := s.env.memo.get()
+	giveUp := s.stopping || !everReady || s.failures >= s.cfg.RestartMaxRetries
+	ctx := sup.(actor.Context)
+	if everReady && !s.stopping {
+		s.appendStatus(ctx, eventbus.StatusErrorRuntimeDisconnected, "error", why, nil)
+	}
+	if s.inflight != nil && !s.stopping {
+		id, content := ErrIDRuntimeRestarted, fmt.Sprintf("The runtime failed while running this action (%s) and is being restarted. The action may or may not have taken effect; check before retrying.", why)
+		if giveUp {
+			id, content = ErrIDRuntimeFailed, fmt.Sprintf("The runtime failed while running this action (%s) and could not be recovered.", why)
+		}
+		s.complete(ctx, eventbus.NewError(s.inflight.ID, id, content))
+	}
+	if giveUp {
+		sup.StopChildren(child)
+		s.runtimePID = nil
+		if !s.stopping {
+			if everReady {
+				why = fmt.Sprintf("%s; gave up after %d restarts", why, s.restarts)
+			}
+			s.errText = why
+			s.beginStop(ctx, eventbus.StatusError)
+		}
+		return
+	}
+	s.failures++
+	s.restarts++
+	d := backoff(s.cfg.RestartInitialBackoff.D(), s.cfg.RestartMaxBackoff.D(), s.failures)
+	s.logger.Warn("runtime failed; restarting", "session", s.sid, "reason", why, "attempt", s.failures, "backoff", d)
+	s.restartTimer = time.AfterFunc(d, func() { sup.RestartChildren(child) })
+	s.publishInfo(ctx)
+}
+
+func (s *sessionActor) submit(ctx actor.Context, m *actorpb.SubmitAction) {
+	reply := ctx.Sender()
+	if s.stopping {
+		ctx.Respond(&actorpb.SubmitReply{Error: s.notRunning()})
+		return
+	}
+	ev, err := eventbus.Unmarshal(m.EventJson)
+	if err != nil {
+		ctx.Respond(&actorpb.SubmitReply{Error: &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_INVALID, Message: "submitted event is not valid OpenHands JSON: " + err.Error()}})
+		return
+	}
+	if !ev.IsAction() {
+		ctx.Respond(&actorpb.SubmitReply{Error: &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_INVALID,
+			Message: fmt.Sprintf("event is a %q observation; only actions can be submitted", ev.Type())}})
+		return
+	}
+	ev.ID, ev.Cause = eventbus.InvalidID, nil
+	if ev.Source == "" {
+		ev.Source = eventbus.SourceAgent
+	}
+	s.append(ctx, ev, &tagSubmit{reply: reply}, nil)
+}
+
+func (s *sessionActor) decide(ctx actor.Context, m *actorpb.DecideConfirmation) {
+	if s.stopping {
+		ctx.Respond(&actorpb.SubmitReply{Error: s.notRunning()})
+		return
+	}
+	act, ok := s.awaiting[m.EventId]
+	if !ok {
+		ctx.Respond(&actorpb.SubmitReply{Error: &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_NOT_FOUND,
+			Message: fmt.Sprintf("no action %d awaits confirmation in session %s", m.EventId, s.sid)}})
+		return
+	}
+	delete(s.awaiting, m.EventId)
+	// OpenHands' controller sets the state and re-adds the same action as a
+	// new event (agent_controller.py:693-703).
+	again := act.Clone()
+	again.ID, again.Timestamp = eventbus.InvalidID, ""
+	state := eventbus.Rejected
+	if m.Confirm {
+		state = eventbus.Confirmed
+	}
+	again.Action.(eventbus.Confirmable).SetConfirmation(state)
+	s.append(ctx, again, &tagSubmit{reply: ctx.Sender()}, nil)
+}
+
+func (s *sessionActor) onAppended(ctx actor.Context, m *appended) {
+	switch t := m.tag.(type) {
+	case *tagSubmit:
+		if m.err != nil {
+			ctx.Send(t.reply, &actorpb.SubmitReply{Error: &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_INTERNAL, Message: m.err.Error()}})
+			return
+		}
+		ctx.Send(t.reply, &actorpb.SubmitReply{EventId: m.ev.ID})
+		if s.stopping {
+			s.answerUnrun(ctx, m.ev)
+			return
+		}
+		s.queue = append(s.queue, m.ev)
+		s.dispatch(ctx)
+	case *tagFinal:
+		if m.err != nil {
+			s.logger.Error("recording the final status", "session", s.sid, "err", m.err)
+		}
+		// Finish only once the stream is closed, so that the session's
+		// history can be reopened from the store as soon as Stop returns.
+		w, self, sys := s.ref.writer, ctx.Self(), ctx.ActorSystem()
+		w.close()
+		s.env.wg.Add(1)
+		go func() {
+			defer s.env.wg.Done()
+			<-w.closed
+			sys.Root.Send(self, &streamClosed{})
+		}()
+	default:
+		if m.err != nil {
+			s.logger.Error("event not stored", "session", s.sid, "err", m.err)
+		}
+	}
+}
+
+// dispatch runs queued actions in order, OpenHands' run_action order
+// (reference §1.5), while the session is idle.
+func (s *sessionActor) dispatch(ctx actor.Context) {
+	for s.inflight == nil && len(s.queue) > 0 && !s.stopping && s.state != StatePaused {
+		ev := s.queue[0]
+		if ev.Action.Runnable() && !s.ready {
+			return // wait for STATUS$READY
+		}
+		s.queue[0] = nil
+		s.queue = s.queue[1:]
+		if !ev.Action.Runnable() {
+			switch a := ev.Action.(type) {
+			case *eventbus.AgentThinkAction:
+				s.inflight = ev
+				s.complete(ctx, eventbus.NewObservation(ev.ID, thinkText, &eventbus.AgentThinkObservation{}))
+			case *eventbus.TaskTrackingAction:
+				s.inflight = ev
+				s.runTaskTracking(ctx, a)
+			}
+			continue // other non-runnable actions: NullObservation, dropped
+		}
+		if c, ok := ev.Action.(eventbus.Confirmable); ok {
+			switch c.Confirmation() {
+			case eventbus.AwaitingConfirmation:
+				s.awaiting[ev.ID] = ev
+				continue
+			case eventbus.Rejected:
+				s.inflight = ev
+				s.complete(ctx, eventbus.NewObservation(ev.ID, rejectedText, &eventbus.UserRejectObservation{}))
+				continue
+			}
+		}
+		s.inflight = ev
+		run := ev.Clone()
+		if run.Timeout == nil {
+			// _handle_action: set_hard_timeout(sandbox.timeout, blocking=False),
+			// on the runtime's copy only (the stored action keeps its form).
+			run.SetHardTimeout(float64(s.cfg.Timeout), false)
+		}
+		ctx.Send(s.runtimePID, &execRequest{action: run})
+	}
+}
+
+func (s *sessionActor) runTaskTracking(ctx actor.Context, a *eventbus.TaskTrackingAction) {
+	self, sys := ctx.Self(), ctx.ActorSystem()
+	s.env.wg.Add(1)
+	go func() {
+		defer s.env.wg.Done()
+		dir, err := sessionDir(s.store, s.cfg.DataDir, s.sid)
+		if err != nil {
+			sys.Root.Send(self, &taskDone{content: err.Error(), obs: &eventbus.ErrorObservation{}})
+			return
+		}
+		content, obs := taskTracking(dir, a)
+		sys.Root.Send(self, &taskDone{content: content, obs: obs})
+	}()
+}
+
+// complete answers the in-flight action: cause, tool_call_metadata and
+// source come from the action (_handle_action); NullObservation is dropped.
+func (s *sessionActor) complete(ctx actor.Context, obs *eventbus.Event) {
+	act := s.inflight
+	s.inflight = nil
+	if _, null := obs.Observation.(*eventbus.NullObservation); !null {
+		o := obs.Clone()
+		id := act.ID
+		o.ID, o.Timestamp, o.Cause = eventbus.InvalidID, "", &id
+		if len(act.ToolCallMetadata) > 0 {
+			o.ToolCallMetadata = act.ToolCallMetadata
+		}
+		o.Source = act.Source
+		if o.Source == "" {
+			o.Source = eventbus.SourceAgent
+		}
+		s.append(ctx, o, nil, nil)
+	}
+	s.dispatch(ctx)
+}
+
+func (s *sessionActor) onRuntimeStatus(ctx actor.Context, m *runtimeStatus) {
+	if s.stopping {
+		return
+	}
+	s.runtimeStatus = m.status
+	s.appendStatus(ctx, m.status, m.level, m.msg, nil)
+	if m.status == eventbus.StatusReady {
+		s.ready = true
+		if s.state == StateStarting {
+			s.state = StateRunning
+		}
+		s.publishInfo(ctx)
+		s.dispatch(ctx)
+		return
+	}
+	s.publishInfo(ctx)
+}
+
+func (s *sessionActor) control(ctx actor.Context, m *actorpb.SessionControl) {
+	switch m.Op {
+	case actorpb.ControlOp_CONTROL_OP_STOP:
+		if ctx.Sender() != nil {
+			s.stopWaiters = append(s.stopWaiters, ctx.Sender())
+		}
+		if !s.stopping {
+			s.beginStop(ctx, eventbus.StatusStopped)
+		}
+	case actorpb.ControlOp_CONTROL_OP_PAUSE, actorpb.ControlOp_CONTROL_OP_RESUME:
+		if s.stopping || s.runtimePID == nil {
+			ctx.Respond(&actorpb.ControlReply{Error: s.notRunning()})
+			return
+		}
+		if !s.env.backend.Capabilities().Pause {
+			ctx.Respond(&actorpb.ControlReply{Error: &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_NOT_SUPPORTED,
+				Message: fmt.Sprintf("runtime %q cannot pause or resume sandboxes", s.env.backend.Name())}})
+			return
+		}
+		s.ctlWaiters[m.Op] = append(s.ctlWaiters[m.Op], ctx.Sender())
+		ctx.Send(s.runtimePID, &controlRequest{op: m.Op})
+	default:
+		ctx.Respond(&actorpb.ControlReply{Error: &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_INVALID, Message: "unknown control operation " + m.Op.String()}})
+	}
+}
+
+func (s *sessionActor) onControlResult(ctx actor.Context, m *controlResult) {
+	var perr *actorpb.Error
+	if m.err != nil {
+		perr = &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_INTERNAL, Message: m.err.Error()}
+	} else if !s.stopping {
+		if m.op == actorpb.ControlOp_CONTROL_OP_PAUSE {
+			s.state = StatePaused
+		} else {
+			s.state = StateRunning
+			s.dispatch(ctx)
+		}
+		s.publishInfo(ctx)
+	}
+	for _, w := range s.ctlWaiters[m.op] {
+		ctx.Send(w, &actorpb.ControlReply{Info: s.info(), Error: perr})
+	}
+	delete(s.ctlWaiters, m.op)
+}
+
+// beginStop ends the session: the Runtime is stopped, every action that
+// will not run gets an error observation, the sandbox is released off the
+// actor goroutine, then the final status is recorded.
+func (s *sessionActor) beginStop(ctx actor.Context, final string) {
+	s.stopping = true
+	s.finalStatus = final
+	s.state = StateStopping
+	if s.restartTimer != nil {
+		s.restartTimer.Stop()
+	}
+	if s.runtimePID != nil {
+		ctx.Stop(s.runtimePID)
+		s.runtimePID = nil
+	}
+	if s.inflight != nil {
+		act := s.inflight
+		s.inflight = nil
+		s.appendAnswer(ctx, act, s.stopError(act, true))
+	}
+	for _, ev := range s.queue {
+		s.answerUnrun(ctx, ev)
+	}
+	s.queue = nil
+	for op, ws := range s.ctlWaiters {
+		for _, w := range ws {
+			ctx.Send(w, &actorpb.ControlReply{Error: s.notRunning()})
+		}
+		delete(s.ctlWaiters, op)
+	}
+	s.publishInfo(ctx)
+	env, self, sys := s.env, ctx.Self(), ctx.ActorSystem()
+	keep := s.spec.KeepRuntimeAlive || s.cfg.KeepRuntimeAlive
+	env.wg.Add(1)
+	go func() {
+		defer env.wg.Done()
+		sys.Root.Send(self, &teardownDone{err: releaseSandbox(env, keep)})
+	}()
+}
+
+// releaseSandbox stops and destroys the session's sandbox unless it is kept
+// alive.
+func releaseSandbox(env *runtimeEnv, keep bool) error {
+	h, _, _ := env.memo.get()
+	if h == nil || keep {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*env.cfg.StopTimeout.D()+10*time.Second)
+	defer cancel()
+	var errs []string
+	if err := env.backend.Stop(ctx, h, env.cfg.StopTimeout.D()); err != nil {
+		errs = append(errs, "stop: "+err.Error())
+	}
+	if err := env.backend.Destroy(ctx, h); err != nil {
+		errs = append(errs, "destroy: "+err.Error())
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("sandbox %s: %s", h.ID, strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// answerUnrun records what a stored action that will never run gets.
+func (s *sessionActor) answerUnrun(ctx actor.Context, ev *eventbus.Event) {
+	if !ev.Action.Runnable() {
+		return
+	}
+	if c, ok := ev.Action.(eventbus.Confirmable); ok && c.Confirmation() == eventbus.AwaitingConfirmation {
+		return // still unanswered in OpenHands too: nothing was to run yet
+	}
+	s.appendAnswer(ctx, ev, s.stopError(ev, false))
+}
+
+func (s *sessionActor) stopError(ev *eventbus.Event, running bool) *eventbus.Event {
+	if s.finalStatus == eventbus.StatusError {
+		return eventbus.NewError(ev.ID, ErrIDRuntimeFailed, "The runtime failed and could not be recovered ("+s.errText+"); this action was not run.")
+	}
+	if running {
+		return eventbus.NewError(ev.ID, ErrIDSessionStopped, "The session was stopped while this action was running; it may or may not have taken effect.")
+	}
+	return eventbus.NewError(ev.ID, ErrIDSessionStopped, "The session was stopped before this action ran.")
+}
+
+func (s *sessionActor) appendAnswer(ctx actor.Context, act, obs *eventbus.Event) {
+	id := act.ID
+	obs.Cause = &id
+	obs.ToolCallMetadata = act.ToolCallMetadata
+	obs.Source = act.Source
+	if obs.Source == "" {
+		obs.Source = eventbus.SourceAgent
+	}
+	s.append(ctx, obs, nil, nil)
+}
+
+func (s *sessionActor) finish(ctx actor.Context) {
+	if s.finalStatus == eventbus.StatusError {
+		s.state = StateError
+	} else {
+		s.state = StateStopped
+	}
+	s.runtimeStatus = s.finalStatus
+	info := s.info()
+	ctx.Send(s.manager, &actorpb.SessionEnded{Info: info})
+	for _, w := range s.stopWaiters {
+		ctx.Send(w, &actorpb.ControlReply{Info: info})
+	}
+	s.stopWaiters = nil
+	ctx.Stop(ctx.Self())
+}
+
+func (s *sessionActor) append(ctx actor.Context, ev *eventbus.Event, tag any, pair *eventbus.Event) {
+	ctx.Request(s.streamPID, &appendReq{ev: ev, tag: tag, pairWith: pair})
+}
+
+func (s *sessionActor) appendStatus(ctx actor.Context, status, level, msg string, tag any) {
+	ev := eventbus.NewObservation(eventbus.InvalidID, msg, &eventbus.RuntimeStatusObservation{Status: status, Level: level})
+	ev.Source = eventbus.SourceEnvironment
+	s.append(ctx, ev, tag, nil)
+}
+
+func levelOf(status string) string {
+	if strings.HasPrefix(status, "STATUS$ERROR") {
+		return "error"
+	}
+	return "info"
+}
+
+func (s *sessionActor) notRunning() *actorpb.Error {
+	return &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_NOT_RUNNING,
+		Message: fmt.Sprintf("session %s is %s and accepts no more actions", s.sid, strings.ToLower(s.state))}
+}
+
+func (s *sessionActor) info() *actorpb.SessionInfo {
+	i := &actorpb.SessionInfo{
+		SessionId:     s.sid,
+		Runtime:       s.env.backend.Name(),
+		State:         s.state,
+		RuntimeStatus: s.runtimeStatus,
+		CreatedUnixMs: s.created.UnixMilli(),
+		Error:         s.errText,
+		Restarts:      int32(s.restarts),
+		Workspace:     s.spec.Workspace,
+	}
+	if h, _, _ := s.env.memo.get(); h != nil {
+		i.Workspace = h.Workspace
+		i.HandleJson, _ = json.Marshal(h)
+	}
+	return i
+}
+
+func (s *sessionActor) publishInfo(ctx actor.Context) { ctx.Send(s.manager, s.info()) }
+
+// sessionRef is what the Engine keeps per running session to reach it
+// without a round trip through the Manager.
+type sessionRef struct {
+	pid    *actor.PID
+	writer *streamWriter
+	chunks *chunkHub
+}
+
+// handleFromJSON decodes SessionInfo.handle_json.
+func handleFromJSON(b []byte) *runtimes.Handle {
+	if len(b) == 0 {
+		return nil
+	}
+	var h runtimes.Handle
+	if json.Unmarshal(b, &h) != nil {
+		return nil
+	}
+	return &h
+}
+
+var _ actor.SupervisorStrategy = (*sessionActor)(nil)

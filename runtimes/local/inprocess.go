@@ -1,0 +1,235 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"corral/eventbus"
+	"corral/runtimes"
+	"corral/runtimes/sandbox"
+)
+
+// InProcess runs the sandbox executor inside this process: no agent, no
+// socket, no token. Handles are only meaningful to the InProcess value that
+// made them. Connect to a started sandbox with Dial.
+type InProcess struct {
+	name     string
+	tempDir  string
+	logger   *slog.Logger
+	noChange time.Duration
+
+	mu    sync.Mutex
+	boxes map[string]*inprocBox
+	next  atomic.Int64
+}
+
+type inprocBox struct {
+	x    *sandbox.Executor
+	done chan struct{} // closed by Destroy
+	once sync.Once
+}
+
+// InProcessOption configures NewInProcess.
+type InProcessOption func(*InProcess)
+
+// InProcessName sets the registry name (default "cli").
+func InProcessName(n string) InProcessOption { return func(b *InProcess) { b.name = n } }
+
+// InProcessTempDir sets where temporary workspaces are created.
+func InProcessTempDir(d string) InProcessOption { return func(b *InProcess) { b.tempDir = d } }
+
+// InProcessLogger sets the executor's logger.
+func InProcessLogger(l *slog.Logger) InProcessOption { return func(b *InProcess) { b.logger = l } }
+
+// InProcessNoChangeTimeout sets the executor's no-change timeout.
+func InProcessNoChangeTimeout(d time.Duration) InProcessOption {
+	return func(b *InProcess) { b.noChange = d }
+}
+
+// NewInProcess returns the in-process backend.
+func NewInProcess(opts ...InProcessOption) *InProcess {
+	b := &InProcess{name: "cli", tempDir: os.TempDir(), boxes: map[string]*inprocBox{}}
+	for _, o := range opts {
+		o(b)
+	}
+	if b.logger == nil {
+		b.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return b
+}
+
+// Name is the registry name ("cli" unless set).
+func (b *InProcess) Name() string { return b.name }
+
+// Capabilities: none of the optional ones.
+func (b *InProcess) Capabilities() runtimes.Capabilities { return runtimes.Capabilities{} }
+
+// Start creates an executor in the workspace (a temporary one when spec
+// has none).
+func (b *InProcess) Start(ctx context.Context, spec runtimes.Spec) (*runtimes.Handle, error) {
+	ws, owns := spec.Workspace, spec.Labels[runtimes.MetaOwnsWorkspace] == "true"
+	if ws == "" {
+		d, err := os.MkdirTemp(b.tempDir, "corral-ws-"+safe(spec.SessionID)+"-")
+		if err != nil {
+			return nil, fmt.Errorf("create a temporary workspace in %s: %w", b.tempDir, err)
+		}
+		ws, owns = d, true
+	} else if err := checkWorkspace(ws); err != nil {
+		return nil, err
+	}
+	env := os.Environ()
+	for k, v := range spec.Env {
+		env = append(env, k+"="+v)
+	}
+	opts := []sandbox.Option{sandbox.WithWorkDir(ws), sandbox.WithEnv(env), sandbox.WithLogger(b.logger)}
+	if b.noChange > 0 {
+		opts = append(opts, sandbox.WithNoChangeTimeout(b.noChange))
+	}
+	x, err := sandbox.New(ctx, opts...)
+	if err != nil {
+		if owns && spec.Workspace == "" {
+			_ = os.RemoveAll(ws)
+		}
+		return nil, fmt.Errorf("start the in-process executor: %w", err)
+	}
+	id := b.name + "-" + strconv.FormatInt(b.next.Add(1), 10)
+	b.mu.Lock()
+	b.boxes[id] = &inprocBox{x: x, done: make(chan struct{})}
+	b.mu.Unlock()
+	h := &runtimes.Handle{Backend: b.name, ID: id, SessionID: spec.SessionID, AgentAddr: "inproc://" + id, Workspace: ws, Meta: map[string]string{}}
+	if owns {
+		h.Meta[runtimes.MetaOwnsWorkspace] = "true"
+	}
+	return h, nil
+}
+
+func (b *InProcess) box(h *runtimes.Handle) (*inprocBox, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	bx := b.boxes[h.ID]
+	if bx == nil {
+		return nil, fmt.Errorf("in-process sandbox %s: %w", h.ID, runtimes.ErrNotFound)
+	}
+	return bx, nil
+}
+
+// Recover returns h while its executor exists in this process.
+func (b *InProcess) Recover(_ context.Context, h *runtimes.Handle) (*runtimes.Handle, error) {
+	if _, err := b.box(h); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// Stop closes the executor (its shells and their processes).
+func (b *InProcess) Stop(_ context.Context, h *runtimes.Handle, _ time.Duration) error {
+	bx, err := b.box(h)
+	if err != nil {
+		return nil
+	}
+	return bx.x.Close()
+}
+
+// Destroy closes the executor and removes a workspace it created.
+func (b *InProcess) Destroy(ctx context.Context, h *runtimes.Handle) error {
+	b.mu.Lock()
+	bx := b.boxes[h.ID]
+	delete(b.boxes, h.ID)
+	b.mu.Unlock()
+	var errs []error
+	if bx != nil {
+		errs = append(errs, bx.x.Close())
+		bx.once.Do(func() { close(bx.done) })
+	}
+	if h.Meta[runtimes.MetaOwnsWorkspace] == "true" && h.Workspace != "" {
+		errs = append(errs, os.RemoveAll(h.Workspace))
+	}
+	return errors.Join(errs...)
+}
+
+// Pause is not supported in-process.
+func (b *InProcess) Pause(context.Context, *runtimes.Handle) error { return runtimes.ErrNotSupported }
+
+// Resume is not supported in-process.
+func (b *InProcess) Resume(context.Context, *runtimes.Handle) error { return runtimes.ErrNotSupported }
+
+// Inspect reports whether the executor exists.
+func (b *InProcess) Inspect(_ context.Context, h *runtimes.Handle) (runtimes.State, error) {
+	if _, err := b.box(h); err != nil {
+		return runtimes.State{}, err
+	}
+	return runtimes.State{Running: true}, nil
+}
+
+// Wait is closed when the sandbox is destroyed; an in-process executor
+// does not die on its own.
+func (b *InProcess) Wait(ctx context.Context, h *runtimes.Handle) (<-chan runtimes.Exit, error) {
+	bx, err := b.box(h)
+	if err != nil {
+		return nil, err
+	}
+	out := make(chan runtimes.Exit)
+	go func() {
+		defer close(out)
+		select {
+		case <-ctx.Done():
+		case <-bx.done:
+		}
+	}()
+	return out, nil
+}
+
+// Dial returns a connection to the executor of h.
+func (b *InProcess) Dial(_ context.Context, h *runtimes.Handle) (*InProcessConn, error) {
+	bx, err := b.box(h)
+	if err != nil {
+		return nil, err
+	}
+	return &InProcessConn{x: bx.x, done: bx.done}, nil
+}
+
+// InProcessConn runs actions on an in-process executor; it has the method
+// set of an agentwire client (Execute, Close, Done, Err).
+type InProcessConn struct {
+	x    *sandbox.Executor
+	done chan struct{}
+}
+
+// Execute runs the action; output chunks are numbered from 1.
+func (c *InProcessConn) Execute(ctx context.Context, action *eventbus.Event, onChunk func(seq uint64, data []byte)) (*eventbus.Event, error) {
+	var seq uint64
+	var out func([]byte)
+	if onChunk != nil {
+		out = func(b []byte) {
+			seq++
+			onChunk(seq, b)
+		}
+	}
+	return c.x.Execute(ctx, action, out), nil
+}
+
+// Close does nothing: the executor belongs to the backend (Destroy).
+func (c *InProcessConn) Close() error { return nil }
+
+// Done is closed when the sandbox is destroyed.
+func (c *InProcessConn) Done() <-chan struct{} { return c.done }
+
+// Err says why Done closed.
+func (c *InProcessConn) Err() error {
+	select {
+	case <-c.done:
+		return errors.New("in-process sandbox destroyed")
+	default:
+		return nil
+	}
+}
+
+var _ runtimes.Backend = (*InProcess)(nil)

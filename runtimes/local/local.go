@@ -1,0 +1,693 @@
+package local
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"corral/runtimes"
+	"corral/transport/agentwire"
+)
+
+// AgentBinaryName is the agent executable looked up next to the running
+// binary and on $PATH.
+const AgentBinaryName = "corral-agent"
+
+// Handle.Meta keys of local sandboxes.
+const (
+	metaPID     = "pid"
+	metaSockDir = "sock_dir"
+	metaStart   = "proc_start" // /proc/<pid>/stat start time: guards against pid reuse
+)
+
+// Option configures New.
+type Option func(*Backend)
+
+// WithAgentBinary sets the corral-agent executable. Without it the backend
+// looks next to os.Executable(), then on $PATH.
+func WithAgentBinary(path string) Option { return func(b *Backend) { b.binary = path } }
+
+// WithWarmPool keeps n agents started ahead, each in its own temporary
+// workspace; a Start without a workspace takes one after a health check
+// and a replacement is started at once.
+func WithWarmPool(n int) Option { return func(b *Backend) { b.warmSize = n } }
+
+// WithLogger sets where agent start-up problems are logged.
+func WithLogger(l *slog.Logger) Option { return func(b *Backend) { b.logger = l } }
+
+// WithNoChangeTimeout passes --no-change-timeout to agents (0: the agent's
+// default, 10 s).
+func WithNoChangeTimeout(d time.Duration) Option { return func(b *Backend) { b.noChange = d } }
+
+// WithUser passes --user to agents (commands run as that user when Corral
+// runs as root).
+func WithUser(u string) Option { return func(b *Backend) { b.user = u } }
+
+// WithTempDir sets where temporary workspaces and socket directories are
+// created (default os.TempDir()).
+func WithTempDir(dir string) Option { return func(b *Backend) { b.tempDir = dir } }
+
+// Backend runs corral-agent as a host subprocess. Create it with New and
+// Close it to stop warm agents.
+type Backend struct {
+	binary   string
+	warmSize int
+	logger   *slog.Logger
+	noChange time.Duration
+	user     string
+	tempDir  string
+
+	mu      sync.Mutex
+	procs   map[string]*proc // by handle id: agents this process started
+	warm    []*proc
+	filling int
+	closed  bool
+	wg      sync.WaitGroup // warm-pool fillers
+	ctx     context.Context
+	cancel  context.CancelFunc
+}
+
+// proc is an agent started by this Backend.
+type proc struct {
+	h         *runtimes.Handle
+	cmd       *exec.Cmd
+	exited    chan struct{} // closed when the process has exited
+	exit      runtimes.Exit
+	stopping  bool // Stop/Destroy asked it to end: not a death "on its own"
+	destroyed chan struct{}
+	stderr    *tailBuffer
+}
+
+// New returns a local backend. It fails when the agent binary cannot be
+// found, saying how to build it.
+func New(opts ...Option) (*Backend, error) {
+	b := &Backend{procs: map[string]*proc{}}
+	for _, o := range opts {
+		o(b)
+	}
+	if b.logger == nil {
+		b.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if b.tempDir == "" {
+		b.tempDir = os.TempDir()
+	}
+	bin, err := findAgent(b.binary)
+	if err != nil {
+		return nil, err
+	}
+	b.binary = bin
+	b.ctx, b.cancel = context.WithCancel(context.Background())
+	b.mu.Lock()
+	b.refillLocked()
+	b.mu.Unlock()
+	return b, nil
+}
+
+// findAgent resolves the agent executable.
+func findAgent(explicit string) (string, error) {
+	if explicit != "" {
+		p, err := exec.LookPath(explicit)
+		if err != nil {
+			return "", fmt.Errorf("corral-agent binary %q is not an executable file: %w; build it with `make build` (or `go build -o bin/corral-agent ./cmd/corral-agent`)", explicit, err)
+		}
+		return filepath.Abs(p)
+	}
+	if self, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(self), AgentBinaryName)
+		if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	if p, err := exec.LookPath(AgentBinaryName); err == nil {
+		return filepath.Abs(p)
+	}
+	return "", fmt.Errorf("corral-agent binary not found next to the corral executable nor on $PATH; build it with `make build` (or `go build -o bin/corral-agent ./cmd/corral-agent`) and put it next to corral, on $PATH, or name it in [runtime.local] agent_binary")
+}
+
+// Name is "local".
+func (b *Backend) Name() string { return "local" }
+
+// Capabilities: pause (SIGSTOP) and recover (by pid and socket).
+func (b *Backend) Capabilities() runtimes.Capabilities {
+	return runtimes.Capabilities{Pause: true, Recover: true}
+}
+
+// Start launches an agent (or hands out a warm one when spec has no
+// workspace) and returns once it accepts connections.
+func (b *Backend) Start(ctx context.Context, spec runtimes.Spec) (*runtimes.Handle, error) {
+	if spec.Workspace == "" {
+		if p := b.claimWarm(ctx); p != nil {
+			p.h.SessionID = spec.SessionID
+			return cloneHandle(p.h), nil
+		}
+	}
+	ws, owns := spec.Workspace, spec.Labels[runtimes.MetaOwnsWorkspace] == "true"
+	if ws == "" {
+		d, err := os.MkdirTemp(b.tempDir, "corral-ws-"+safe(spec.SessionID)+"-")
+		if err != nil {
+			return nil, fmt.Errorf("create a temporary workspace in %s: %w", b.tempDir, err)
+		}
+		ws, owns = d, true
+	} else if err := checkWorkspace(ws); err != nil {
+		return nil, err
+	}
+	p, err := b.launch(ctx, spec.SessionID, ws, owns, spec.Env)
+	if err != nil {
+		if owns && spec.Workspace == "" {
+			_ = os.RemoveAll(ws)
+		}
+		return nil, err
+	}
+	return cloneHandle(p.h), nil
+}
+
+// checkWorkspace refuses a workspace that does not exist or cannot be
+// written, before any process is started.
+func checkWorkspace(ws string) error {
+	st, err := os.Stat(ws)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("workspace %s does not exist; create it or omit --workspace for a temporary one", ws)
+		}
+		return fmt.Errorf("workspace %s: %w", ws, err)
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("workspace %s is not a directory", ws)
+	}
+	f, err := os.CreateTemp(ws, ".corral-write-check-")
+	if err != nil {
+		return fmt.Errorf("workspace %s is not writable by this user: %w", ws, err)
+	}
+	name := f.Name()
+	f.Close()
+	_ = os.Remove(name)
+	return nil
+}
+
+func (b *Backend) launch(ctx context.Context, sid, ws string, owns bool, env map[string]string) (*proc, error) {
+	sockDir, err := os.MkdirTemp(b.tempDir, "corral-agent-")
+	if err != nil {
+		return nil, fmt.Errorf("create a socket directory in %s: %w", b.tempDir, err)
+	}
+	sock := filepath.Join(sockDir, "agent.sock")
+	token := randomToken()
+	args := []string{"--listen", "unix://" + sock, "--workdir", ws}
+	if b.noChange > 0 {
+		args = append(args, "--no-change-timeout", b.noChange.String())
+	}
+	if b.user != "" {
+		args = append(args, "--user", b.user)
+	}
+	cmd := exec.Command(b.binary, args...)
+	cmd.Dir = ws
+	cmd.Env = append(os.Environ(), "CORRAL_AGENT_TOKEN="+token) // not in argv: ps shows argv
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		_ = os.RemoveAll(sockDir)
+		return nil, err
+	}
+	tail := &tailBuffer{max: 8 << 10}
+	cmd.Stderr = tail
+	if err := cmd.Start(); err != nil {
+		_ = os.RemoveAll(sockDir)
+		return nil, fmt.Errorf("start %s: %w", b.binary, err)
+	}
+	pid := cmd.Process.Pid
+	h := &runtimes.Handle{Backend: "local", ID: strconv.Itoa(pid), SessionID: sid, AgentAddr: "unix://" + sock, Token: token,
+		Workspace: ws, Meta: map[string]string{metaPID: strconv.Itoa(pid), metaSockDir: sockDir, metaStart: procStart(pid)}}
+	if owns {
+		h.Meta[runtimes.MetaOwnsWorkspace] = "true"
+	}
+	p := &proc{h: h, cmd: cmd, exited: make(chan struct{}), destroyed: make(chan struct{}), stderr: tail}
+	ready := make(chan error, 1)
+	go func() { // reads the ready line, then drains stdout until the agent exits
+		sc := bufio.NewScanner(stdout)
+		sent := false
+		for sc.Scan() {
+			if !sent && strings.HasPrefix(sc.Text(), "listening on ") {
+				ready <- nil
+				sent = true
+			}
+		}
+		if !sent {
+			ready <- errors.New("agent exited before it was ready")
+		}
+	}()
+	go func() {
+		err := cmd.Wait()
+		p.exit = exitOf(cmd.ProcessState, err)
+		close(p.exited)
+	}()
+	b.mu.Lock()
+	b.procs[h.ID] = p
+	b.mu.Unlock()
+	select {
+	case err = <-ready:
+	case <-ctx.Done():
+		err = fmt.Errorf("agent did not become ready: %w", ctx.Err())
+	}
+	if err != nil {
+		b.kill(p)
+		<-p.exited
+		b.forget(p)
+		_ = os.RemoveAll(sockDir)
+		return nil, fmt.Errorf("start corral-agent (%s): %v; agent stderr: %s", b.binary, err, strings.TrimSpace(tail.String()))
+	}
+	return p, nil
+}
+
+// Recover re-attaches to an agent by pid and socket: one this process
+// started, or one a previous Corral process left running.
+func (b *Backend) Recover(ctx context.Context, h *runtimes.Handle) (*runtimes.Handle, error) {
+	if h == nil {
+		return nil, fmt.Errorf("recover: nil handle: %w", runtimes.ErrNotFound)
+	}
+	b.mu.Lock()
+	p := b.procs[h.ID]
+	b.mu.Unlock()
+	if p != nil {
+		select {
+		case <-p.exited:
+			return nil, fmt.Errorf("agent %s exited: %w", h.ID, runtimes.ErrNotFound)
+		default:
+			return cloneHandle(p.h), nil
+		}
+	}
+	if !b.alien(h) {
+		return nil, fmt.Errorf("agent %s is not running: %w", h.ID, runtimes.ErrNotFound)
+	}
+	if _, err := os.Stat(strings.TrimPrefix(h.AgentAddr, "unix://")); err != nil {
+		return nil, fmt.Errorf("agent %s socket gone: %w", h.ID, runtimes.ErrNotFound)
+	}
+	return cloneHandle(h), nil
+}
+
+// alien reports whether h's agent, not started by this process, still runs:
+// the pid exists and its start time is the recorded one (no pid reuse).
+func (b *Backend) alien(h *runtimes.Handle) bool {
+	pid, err := strconv.Atoi(h.Meta[metaPID])
+	if err != nil || pid <= 0 {
+		return false
+	}
+	if syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	st := procStart(pid)
+	return st != "" && st == h.Meta[metaStart]
+}
+
+// Stop sends SIGTERM to the agent's process group, then SIGKILL after
+// timeout.
+func (b *Backend) Stop(ctx context.Context, h *runtimes.Handle, timeout time.Duration) error {
+	b.mu.Lock()
+	p := b.procs[h.ID]
+	if p != nil {
+		p.stopping = true
+	}
+	b.mu.Unlock()
+	if p == nil {
+		if b.alien(h) {
+			pid, _ := strconv.Atoi(h.Meta[metaPID])
+			_ = syscall.Kill(-pid, syscall.SIGCONT)
+			_ = syscall.Kill(-pid, syscall.SIGTERM)
+			deadline := time.Now().Add(timeout)
+			for time.Now().Before(deadline) && b.alien(h) {
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(20 * time.Millisecond):
+				}
+			}
+			if b.alien(h) {
+				_ = syscall.Kill(-pid, syscall.SIGKILL)
+			}
+		}
+		return nil
+	}
+	pgid := p.cmd.Process.Pid
+	_ = syscall.Kill(-pgid, syscall.SIGCONT) // a paused agent cannot handle SIGTERM
+	_ = syscall.Kill(-pgid, syscall.SIGTERM)
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-p.exited:
+	case <-t.C:
+		b.kill(p)
+		<-p.exited
+	case <-ctx.Done():
+		b.kill(p)
+		return ctx.Err()
+	}
+	// Children of the agent (background jobs of the shell) may outlive it
+	// in the group: make sure the whole group is gone.
+	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	return nil
+}
+
+// Destroy kills what is left of the sandbox, removes its socket directory
+// and, when the backend created it, its workspace.
+func (b *Backend) Destroy(ctx context.Context, h *runtimes.Handle) error {
+	if err := b.Stop(ctx, h, 0); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	p := b.procs[h.ID]
+	b.mu.Unlock()
+	if p != nil {
+		b.forget(p)
+	}
+	var errs []error
+	if d := h.Meta[metaSockDir]; d != "" && strings.HasPrefix(filepath.Base(d), "corral-agent-") {
+		errs = append(errs, os.RemoveAll(d))
+	}
+	if h.Meta[runtimes.MetaOwnsWorkspace] == "true" && h.Workspace != "" {
+		errs = append(errs, os.RemoveAll(h.Workspace))
+	}
+	return errors.Join(errs...)
+}
+
+func (b *Backend) forget(p *proc) {
+	b.mu.Lock()
+	if b.procs[p.h.ID] == p {
+		delete(b.procs, p.h.ID)
+		close(p.destroyed)
+	}
+	b.mu.Unlock()
+}
+
+// Pause stops the agent's process group (SIGSTOP); Resume continues it.
+func (b *Backend) Pause(_ context.Context, h *runtimes.Handle) error {
+	return b.signal(h, syscall.SIGSTOP)
+}
+
+// Resume continues a paused agent.
+func (b *Backend) Resume(_ context.Context, h *runtimes.Handle) error {
+	return b.signal(h, syscall.SIGCONT)
+}
+
+func (b *Backend) signal(h *runtimes.Handle, sig syscall.Signal) error {
+	b.mu.Lock()
+	p := b.procs[h.ID]
+	b.mu.Unlock()
+	if p != nil {
+		select {
+		case <-p.exited:
+			return fmt.Errorf("agent %s exited: %w", h.ID, runtimes.ErrNotFound)
+		default:
+		}
+		return syscall.Kill(-p.cmd.Process.Pid, sig)
+	}
+	if b.alien(h) {
+		pid, _ := strconv.Atoi(h.Meta[metaPID])
+		return syscall.Kill(-pid, sig)
+	}
+	return fmt.Errorf("agent %s is not running: %w", h.ID, runtimes.ErrNotFound)
+}
+
+// Inspect reports whether the agent runs.
+func (b *Backend) Inspect(_ context.Context, h *runtimes.Handle) (runtimes.State, error) {
+	b.mu.Lock()
+	p := b.procs[h.ID]
+	b.mu.Unlock()
+	if p != nil {
+		select {
+		case <-p.exited:
+			ex := p.exit
+			return runtimes.State{Exit: &ex}, nil
+		default:
+			return runtimes.State{Running: true, Paused: procState(p.cmd.Process.Pid) == "T"}, nil
+		}
+	}
+	if b.alien(h) {
+		pid, _ := strconv.Atoi(h.Meta[metaPID])
+		return runtimes.State{Running: true, Paused: procState(pid) == "T"}, nil
+	}
+	return runtimes.State{}, fmt.Errorf("agent %s: %w", h.ID, runtimes.ErrNotFound)
+}
+
+// Wait reports the agent's death on its own (kill -9 from outside, crash).
+func (b *Backend) Wait(ctx context.Context, h *runtimes.Handle) (<-chan runtimes.Exit, error) {
+	out := make(chan runtimes.Exit, 1)
+	b.mu.Lock()
+	p := b.procs[h.ID]
+	b.mu.Unlock()
+	if p == nil {
+		if !b.alien(h) {
+			return nil, fmt.Errorf("agent %s: %w", h.ID, runtimes.ErrNotFound)
+		}
+		// Not our child: poll.
+		go func() {
+			defer close(out)
+			t := time.NewTicker(200 * time.Millisecond)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					if !b.alien(h) {
+						out <- runtimes.Exit{Code: -1, Reason: "agent process ended"}
+						return
+					}
+				}
+			}
+		}()
+		return out, nil
+	}
+	go func() {
+		defer close(out)
+		select {
+		case <-ctx.Done():
+		case <-p.destroyed:
+		case <-p.exited:
+			b.mu.Lock()
+			stopping := p.stopping
+			b.mu.Unlock()
+			if !stopping {
+				out <- p.exit
+			}
+		}
+	}()
+	return out, nil
+}
+
+// Close stops the warm agents. Sandboxes handed out are the caller's to
+// Destroy.
+func (b *Backend) Close() error {
+	b.mu.Lock()
+	b.closed = true
+	warm := b.warm
+	b.warm = nil
+	b.mu.Unlock()
+	b.cancel()
+	b.wg.Wait()
+	b.mu.Lock()
+	warm = append(warm, b.warm...)
+	b.warm = nil
+	b.mu.Unlock()
+	var errs []error
+	for _, p := range warm {
+		errs = append(errs, b.Destroy(context.Background(), p.h))
+	}
+	return errors.Join(errs...)
+}
+
+// claimWarm hands out a healthy warm agent, or nil; it always triggers a
+// refill.
+func (b *Backend) claimWarm(ctx context.Context) *proc {
+	for {
+		b.mu.Lock()
+		if len(b.warm) == 0 {
+			b.refillLocked()
+			b.mu.Unlock()
+			return nil
+		}
+		p := b.warm[0]
+		b.warm = b.warm[1:]
+		b.refillLocked()
+		b.mu.Unlock()
+		if err := alive(ctx, p.h); err != nil {
+			b.logger.Warn("warm agent failed its health check; discarding it", "pid", p.h.ID, "err", err)
+			_ = b.Destroy(context.Background(), p.h)
+			continue
+		}
+		return p
+	}
+}
+
+// refillLocked starts agents until the pool (with starts in flight) is
+// full. b.mu must be held.
+func (b *Backend) refillLocked() {
+	for !b.closed && len(b.warm)+b.filling < b.warmSize {
+		b.filling++
+		b.wg.Add(1)
+		go func() {
+			defer b.wg.Done()
+			p, err := b.startWarm()
+			b.mu.Lock()
+			b.filling--
+			if err == nil && !b.closed {
+				b.warm = append(b.warm, p)
+				p = nil
+			}
+			b.mu.Unlock()
+			if err != nil {
+				b.logger.Warn("starting a warm agent", "err", err)
+			}
+			if p != nil {
+				_ = b.Destroy(context.Background(), p.h)
+			}
+		}()
+	}
+}
+
+func (b *Backend) startWarm() (*proc, error) {
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	ws, err := os.MkdirTemp(b.tempDir, "corral-ws-warm-")
+	if err != nil {
+		return nil, err
+	}
+	p, err := b.launch(ctx, "", ws, true, nil)
+	if err != nil {
+		_ = os.RemoveAll(ws)
+		return nil, err
+	}
+	return p, nil
+}
+
+// WarmReady returns how many warm agents wait to be claimed.
+func (b *Backend) WarmReady() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.warm)
+}
+
+// alive is the health check of a warm agent: agentwire's hello and ping.
+func alive(ctx context.Context, h *runtimes.Handle) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	c, err := agentwire.Dial(ctx, h.AgentAddr, h.Token, agentwire.WithClientLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return c.Alive(ctx)
+}
+
+func (b *Backend) kill(p *proc) { _ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL) }
+
+func exitOf(ps *os.ProcessState, err error) runtimes.Exit {
+	if ps == nil {
+		return runtimes.Exit{Code: -1, Reason: fmt.Sprint(err)}
+	}
+	ex := runtimes.Exit{Code: ps.ExitCode()}
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		ex.Signal = int(ws.Signal())
+		ex.Reason = "killed by " + ws.Signal().String()
+	}
+	return ex
+}
+
+// procStart is field 22 of /proc/<pid>/stat (start time in clock ticks).
+func procStart(pid int) string {
+	f := procStatFields(pid)
+	if len(f) < 20 {
+		return ""
+	}
+	return f[19]
+}
+
+// procState is field 3 of /proc/<pid>/stat ("T" when stopped).
+func procState(pid int) string {
+	f := procStatFields(pid)
+	if len(f) < 1 {
+		return ""
+	}
+	return f[0]
+}
+
+// procStatFields returns the fields after the command name.
+func procStatFields(pid int) []string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return nil
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return nil
+	}
+	return strings.Fields(s[i+1:])
+}
+
+func randomToken() string {
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func safe(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+			b.WriteRune(r)
+		}
+		if b.Len() >= 32 {
+			break
+		}
+	}
+	return b.String()
+}
+
+func cloneHandle(h *runtimes.Handle) *runtimes.Handle {
+	c := *h
+	c.Meta = make(map[string]string, len(h.Meta))
+	for k, v := range h.Meta {
+		c.Meta[k] = v
+	}
+	return &c
+}
+
+// tailBuffer keeps the last max bytes written (the agent's stderr, for
+// error messages).
+type tailBuffer struct {
+	mu  sync.Mutex
+	max int
+	buf []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > t.max {
+		t.buf = append(t.buf[:0], t.buf[len(t.buf)-t.max:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.buf)
+}
+
+var _ runtimes.Backend = (*Backend)(nil)
