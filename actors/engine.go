@@ -197,7 +197,6 @@ func NewEngine(cfg Config, registry *runtimes.Registry, opts ...Option) (*Engine
 	return e, nil
 }
 
-
 func (e *Engine) newSession(manager *actor.PID, ps *actorpb.SessionSpec) (*sessionActor, error) {
 	backend, err := e.registry.Get(ps.Runtime)
 	if err != nil {

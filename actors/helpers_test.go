@@ -128,7 +128,9 @@ func startSession(t testing.TB, e *Engine, spec SessionSpec) string {
 	return info.ID
 }
 
-func runAction(src eventbus.Source, a eventbus.Action) *eventbus.Event { return eventbus.NewAction(src, a) }
+func runAction(src eventbus.Source, a eventbus.Action) *eventbus.Event {
+	return eventbus.NewAction(src, a)
+}
 
 func cmd(c string) *eventbus.Event {
 	return runAction(eventbus.SourceAgent, &eventbus.CmdRunAction{Command: c, SecurityRisk: eventbus.RiskUnknown})
