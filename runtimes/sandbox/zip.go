@@ -17,9 +17,9 @@ import (
 // set or filename ends in ".zip" the upload must be a zip archive, which is
 // unpacked into dest (and not kept); otherwise it is saved as
 // dest/<filename>. Uploads and unpacked contents are limited by
-// WithMaxTransferBytes; archive entries that would land outside dest
-// (absolute names, "..", or through a symlink) are refused before anything
-// is written.
+// WithMaxTransferBytes. Archives with entries that would land outside dest
+// are refused: absolute names and ".." before anything is written, an entry
+// leading through a symlink out of dest when it is reached.
 func (x *Executor) UploadZip(dest string, r io.Reader, filename string, recursive bool) error {
 	if !filepath.IsAbs(dest) {
 		return fmt.Errorf("upload destination must be an absolute path, got %q", dest)
