@@ -56,7 +56,7 @@ func rawSessionProcs(sid int) []int {
 
 func TestCloseMidCommandKillsEverythingAndRunReturns(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	s, err := NewBashSession(context.Background(), BashOptions{WorkDir: t.TempDir()})
+	s, err := NewBashSession(context.Background(), BashOptions{WorkDir: t.TempDir(), Env: []string{"HOME=" + t.TempDir()}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +100,7 @@ func TestCloseMidCommandKillsEverythingAndRunReturns(t *testing.T) {
 
 func TestRunContextCancelReturnsAndCommandKeepsRunning(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	s, err := NewBashSession(context.Background(), BashOptions{WorkDir: t.TempDir()})
+	s, err := NewBashSession(context.Background(), BashOptions{WorkDir: t.TempDir(), Env: []string{"HOME=" + t.TempDir()}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +127,7 @@ func TestRunContextCancelReturnsAndCommandKeepsRunning(t *testing.T) {
 
 func TestBashExitEndsSession(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	s, err := NewBashSession(context.Background(), BashOptions{WorkDir: t.TempDir()})
+	s, err := NewBashSession(context.Background(), BashOptions{WorkDir: t.TempDir(), Env: []string{"HOME=" + t.TempDir()}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,6 +143,7 @@ func TestBashExitEndsSession(t *testing.T) {
 }
 
 func TestNewBashSessionRejectsBadOptions(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		opts BashOptions
@@ -168,6 +169,7 @@ func TestNewBashSessionRejectsBadOptions(t *testing.T) {
 }
 
 func TestEnvOptionIsVisible(t *testing.T) {
+	t.Parallel()
 	s := btSession(t, BashOptions{Env: []string{"CORRAL_OPT=from option", "TERM=xterm"}})
 	r := btMustRun(t, s, btCmd(`echo "$CORRAL_OPT|$TERM"`), 5)
 	if r.content != "from option|xterm" {
@@ -188,6 +190,7 @@ func loginUser() string {
 }
 
 func TestRunAsOtherUserViaSu(t *testing.T) {
+	t.Parallel()
 	if os.Geteuid() != 0 {
 		t.Skip("switching users needs root")
 	}

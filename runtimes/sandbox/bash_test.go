@@ -19,6 +19,7 @@ func btSession(t *testing.T, opts BashOptions) *BashSession {
 	if opts.WorkDir == "" {
 		opts.WorkDir = t.TempDir()
 	}
+	opts.Env = append([]string{"HOME=" + t.TempDir()}, opts.Env...)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	s, err := NewBashSession(ctx, opts)
@@ -75,6 +76,7 @@ func btCompleted(code int) string {
 }
 
 func TestRunCompletedCommands(t *testing.T) {
+	t.Parallel()
 	s := btSession(t, BashOptions{})
 	tests := []struct {
 		name    string
@@ -119,6 +121,7 @@ func TestRunCompletedCommands(t *testing.T) {
 }
 
 func TestRunMetadataFromPrompt(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	s := btSession(t, BashOptions{WorkDir: dir})
 	r := btMustRun(t, s, btCmd("echo hi"), 10)
@@ -146,6 +149,7 @@ func TestRunMetadataFromPrompt(t *testing.T) {
 }
 
 func TestRunKeepsStateAcrossActions(t *testing.T) {
+	t.Parallel()
 	s := btSession(t, BashOptions{})
 	btMustRun(t, s, btCmd("cd /tmp"), 10)
 	r := btMustRun(t, s, btCmd("pwd"), 10)
@@ -166,6 +170,7 @@ func TestRunKeepsStateAcrossActions(t *testing.T) {
 }
 
 func TestRunWorkingDirNeedingJSONEscapes(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), `we"ird \dir $(x) 'q'`)
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -178,6 +183,7 @@ func TestRunWorkingDirNeedingJSONEscapes(t *testing.T) {
 }
 
 func TestRunEmptyCommandAndInputWithoutRunningCommand(t *testing.T) {
+	t.Parallel()
 	s := btSession(t, BashOptions{})
 	tests := []struct {
 		name   string
@@ -199,6 +205,7 @@ func TestRunEmptyCommandAndInputWithoutRunningCommand(t *testing.T) {
 }
 
 func TestRunRefusesMultipleCommands(t *testing.T) {
+	t.Parallel()
 	s := btSession(t, BashOptions{})
 	r := btRun(t, s, btCmd("echo a\necho b"), 10)
 	eo, ok := r.ev.Observation.(*eventbus.ErrorObservation)
@@ -219,6 +226,7 @@ func TestRunRefusesMultipleCommands(t *testing.T) {
 }
 
 func TestRunHardTimeoutRefusalAndCtrlC(t *testing.T) {
+	t.Parallel()
 	s := btSession(t, BashOptions{NoChangeTimeout: 30 * time.Second})
 	r := btMustRun(t, s, btCmd("echo start; sleep 30"), 1)
 	wantSuffix := "\n[The command timed out after 1.0 seconds. " + TimeoutMessageTemplate + "]"
@@ -256,6 +264,7 @@ func TestRunHardTimeoutRefusalAndCtrlC(t *testing.T) {
 }
 
 func TestRunHardTimeoutPrintsTimeoutAsPythonFloat(t *testing.T) {
+	t.Parallel()
 	s := btSession(t, BashOptions{})
 	r := btMustRun(t, s, btCmd("sleep 5"), 0.5)
 	if want := "\n[The command timed out after 0.5 seconds. " + TimeoutMessageTemplate + "]"; r.obs.Metadata.Suffix != want {
@@ -265,6 +274,7 @@ func TestRunHardTimeoutPrintsTimeoutAsPythonFloat(t *testing.T) {
 }
 
 func TestRunNoChangeTimeoutAndContinuation(t *testing.T) {
+	t.Parallel()
 	s := btSession(t, BashOptions{NoChangeTimeout: time.Second})
 	r := btMustRun(t, s, btCmd("echo one; sleep 1.5; echo two; sleep 3; echo three"), 20)
 	want := "\n[The command has no new output after 1 seconds. " + TimeoutMessageTemplate + "]"
@@ -290,6 +300,7 @@ func TestRunNoChangeTimeoutAndContinuation(t *testing.T) {
 }
 
 func TestRunBlockingSkipsNoChangeTimeout(t *testing.T) {
+	t.Parallel()
 	s := btSession(t, BashOptions{NoChangeTimeout: 500 * time.Millisecond})
 	a := btCmd("sleep 1.5; echo done")
 	a.Blocking = true
@@ -300,6 +311,7 @@ func TestRunBlockingSkipsNoChangeTimeout(t *testing.T) {
 }
 
 func TestRunInteractiveInput(t *testing.T) {
+	t.Parallel()
 	s := btSession(t, BashOptions{NoChangeTimeout: time.Second})
 	r := btMustRun(t, s, btCmd(`read -p "Enter name: " name && echo "Hello $name"`), 10)
 	if r.content != "Enter name:" || r.obs.Metadata.ExitCode != -1 {
@@ -312,6 +324,7 @@ func TestRunInteractiveInput(t *testing.T) {
 }
 
 func TestRunCtrlDEndsInput(t *testing.T) {
+	t.Parallel()
 	s := btSession(t, BashOptions{NoChangeTimeout: time.Second})
 	btMustRun(t, s, btCmd("cat"), 10)
 	btMustRun(t, s, btInput("abc"), 10)
@@ -322,6 +335,7 @@ func TestRunCtrlDEndsInput(t *testing.T) {
 }
 
 func TestRunTruncatesLongOutput(t *testing.T) {
+	t.Parallel()
 	s := btSession(t, BashOptions{})
 	r := btMustRun(t, s, btCmd(`python3 -c "print('a'*20000 + 'b'*20000)"`), 20)
 	want := strings.Repeat("a", 15000) + truncationMarker + strings.Repeat("b", 15000)
@@ -338,6 +352,7 @@ func TestRunTruncatesLongOutput(t *testing.T) {
 }
 
 func TestRunHugeOutputStaysBounded(t *testing.T) {
+	t.Parallel()
 	s := btSession(t, BashOptions{})
 	r := btMustRun(t, s, btCmd(`yes 0123456789 | head -c 55000000; echo END`), 60)
 	if !strings.HasSuffix(r.content, "0123456789\nEND") || !strings.HasPrefix(r.content, "0123456789\n0123456789") {
@@ -355,6 +370,7 @@ func TestRunHugeOutputStaysBounded(t *testing.T) {
 }
 
 func TestRunLongCommandLine(t *testing.T) {
+	t.Parallel()
 	s := btSession(t, BashOptions{})
 	long := strings.Repeat("x", 10000)
 	r := btMustRun(t, s, btCmd("echo "+long+" | wc -c"), 10)
@@ -372,6 +388,7 @@ func TestRunLongCommandLine(t *testing.T) {
 }
 
 func TestRunStreamsOutput(t *testing.T) {
+	t.Parallel()
 	s := btSession(t, BashOptions{})
 	var mu sync.Mutex
 	var got strings.Builder
@@ -389,6 +406,7 @@ func TestRunStreamsOutput(t *testing.T) {
 }
 
 func TestRunIsStaticRunsInAFreshSessionInCwd(t *testing.T) {
+	t.Parallel()
 	s := btSession(t, BashOptions{})
 	before := s.Cwd()
 	btMustRun(t, s, btCmd("export MAINVAR=main"), 5)
