@@ -46,6 +46,7 @@ type Farm struct {
 	tty      bool
 	log      *slog.Logger
 	backoff  time.Duration
+	force    <-chan struct{}
 }
 
 // Option configures a Farm.
@@ -75,6 +76,10 @@ func WithGrace(d time.Duration) Option { return func(f *Farm) { f.grace = d } }
 func WithProgress(w io.Writer, tty bool) Option {
 	return func(f *Farm) { f.progress, f.tty = w, tty }
 }
+
+// WithForceStop ends the grace period early when ch is closed (a second
+// Ctrl-C): running jobs are cancelled and their sandboxes destroyed.
+func WithForceStop(ch <-chan struct{}) Option { return func(f *Farm) { f.force = ch } }
 
 // WithLogger sets the logger for infrastructure errors and retries.
 func WithLogger(l *slog.Logger) Option { return func(f *Farm) { f.log = l } }
@@ -189,6 +194,8 @@ func (f *Farm) Run(ctx context.Context, jobs []Job, bad []*LineError) (*Summary,
 		select {
 		case <-allDone:
 		case <-t.C:
+			hardCancel()
+		case <-f.force:
 			hardCancel()
 		}
 	}()

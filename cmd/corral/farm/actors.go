@@ -1,0 +1,77 @@
+package farm
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"maps"
+
+	"corral/actors"
+	"corral/eventbus"
+)
+
+// ActorsEngine adapts the actors engine to Engine: a job's sandbox is one
+// engine session, ready once its runtime reports STATUS$READY, stopped (and
+// its sandbox destroyed) by Close.
+type ActorsEngine struct {
+	eng *actors.Engine
+}
+
+// NewActorsEngine wraps eng; the caller keeps owning it (Shutdown).
+func NewActorsEngine(eng *actors.Engine) *ActorsEngine { return &ActorsEngine{eng: eng} }
+
+// StartSession creates a session for the job and waits until it is ready.
+// Resource limits of spec.Runtime are not passed on yet: the engine's
+// SessionSpec has no field for them.
+func (a *ActorsEngine) StartSession(ctx context.Context, spec SessionSpec) (Session, error) {
+	var rnd [4]byte
+	_, _ = rand.Read(rnd[:])
+	sid := fmt.Sprintf("farm-%s-%d-%s", spec.JobID, spec.Attempt, hex.EncodeToString(rnd[:]))
+	if eventbus.ValidateSessionID(sid) != nil {
+		// Job ids allow characters some stores refuse; fall back to a random id.
+		sid = "farm-" + hex.EncodeToString(rnd[:])
+	}
+	info, err := a.eng.CreateSession(ctx, actors.SessionSpec{
+		ID:      sid,
+		Runtime: spec.Runtime.Backend,
+		Image:   spec.Runtime.Image,
+		Env:     maps.Clone(spec.Runtime.Env),
+		Labels:  map[string]string{"corral.farm.job": spec.JobID},
+		// A farm never wants the host's ~/.gitconfig rewritten.
+		SkipGitConfig: true,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s := &actorsSession{eng: a.eng, sid: info.ID}
+	if err := a.eng.WaitReady(ctx, info.ID); err != nil {
+		cerr := s.Close(context.WithoutCancel(ctx))
+		return nil, errors.Join(err, cerr)
+	}
+	return s, nil
+}
+
+type actorsSession struct {
+	eng *actors.Engine
+	sid string
+}
+
+func (s *actorsSession) Run(ctx context.Context, action *eventbus.Event) (*eventbus.Event, error) {
+	obs, err := s.eng.Run(ctx, s.sid, action)
+	if err != nil {
+		return nil, err
+	}
+	if obs == nil {
+		return nil, fmt.Errorf("session %s: %s action got no observation", s.sid, action.Type())
+	}
+	return obs, nil
+}
+
+func (s *actorsSession) Close(ctx context.Context) error {
+	if _, err := s.eng.Stop(ctx, s.sid); err != nil && !errors.Is(err, actors.ErrNotFound) {
+		return fmt.Errorf("stop session %s: %w", s.sid, err)
+	}
+	return nil
+}
