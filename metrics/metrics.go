@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // Outcome labels for ObserveAction.
@@ -208,16 +209,49 @@ func (r *Registry) WebSocketOpened() {
 	}
 }
 
-// WebSocketClosed: see WebSocketOpened. fellBehind says the server closed
-// it because the client did not keep up.
-func (r *Registry) WebSocketClosed(fellBehind bool) {
-	if r == nil {
-		return
+// WebSocketClosed: see WebSocketOpened.
+func (r *Registry) WebSocketClosed() {
+	if r != nil {
+		r.wsClients.Dec()
 	}
-	r.wsClients.Dec()
-	if fellBehind {
+}
+
+// WebSocketFellBehind records a WebSocket client found too slow for its
+// stream (it is told the last id it got and closed).
+func (r *Registry) WebSocketFellBehind() {
+	if r != nil {
 		r.wsFellBehind.Inc()
 	}
+}
+
+// WebSocketClients returns the number of open WebSocket subscriptions.
+func (r *Registry) WebSocketClients() int {
+	if r == nil {
+		return 0
+	}
+	return int(gaugeValue(r.wsClients))
+}
+
+// WebSocketFellBehindTotal returns how many clients fell behind so far.
+func (r *Registry) WebSocketFellBehindTotal() int {
+	if r == nil {
+		return 0
+	}
+	return int(gaugeValue(r.wsFellBehind))
+}
+
+// gaugeValue reads a single-series gauge or counter.
+func gaugeValue(c prometheus.Collector) float64 {
+	ch := make(chan prometheus.Metric, 1)
+	c.Collect(ch)
+	var pb dto.Metric
+	if err := (<-ch).Write(&pb); err != nil {
+		return 0
+	}
+	if pb.Counter != nil {
+		return pb.Counter.GetValue()
+	}
+	return pb.Gauge.GetValue()
 }
 
 // SetAdmissionQueueLength sets the number of sessions waiting for admission.

@@ -23,7 +23,8 @@ func TestTypedMethodsShowUpInTheExposition(t *testing.T) {
 	r.ObserveAppend(3, time.Millisecond)
 	r.WebSocketOpened()
 	r.WebSocketOpened()
-	r.WebSocketClosed(true)
+	r.WebSocketClosed()
+	r.WebSocketFellBehind()
 	r.SetAdmissionQueueLength(7)
 	r.ObserveHTTP("GET /api/sessions", 200, time.Millisecond)
 
@@ -42,6 +43,8 @@ func TestTypedMethodsShowUpInTheExposition(t *testing.T) {
 		{"events appended", value(r.eventsAppended), 3},
 		{"websocket clients", value(r.wsClients), 1},
 		{"websocket fell behind", value(r.wsFellBehind), 1},
+		{"websocket clients accessor", float64(r.WebSocketClients()), 1},
+		{"websocket fell behind accessor", float64(r.WebSocketFellBehindTotal()), 1},
 		{"admission queue", value(r.admissionQueue), 7},
 	}
 	for _, c := range checks {
@@ -83,7 +86,8 @@ func TestNilRegistryIsANoOp(t *testing.T) {
 	r.RuntimeRestarted("local")
 	r.ObserveAppend(1, time.Millisecond)
 	r.WebSocketOpened()
-	r.WebSocketClosed(false)
+	r.WebSocketClosed()
+	r.WebSocketFellBehind()
 	r.SetAdmissionQueueLength(1)
 	r.ObserveHTTP("x", 200, time.Millisecond)
 	if s := r.Summary(); s != (Summary{}) {

@@ -27,8 +27,10 @@ type Config struct {
 	MaxBodyBytes int64 `toml:"max_body_bytes"`
 	// MaxUploadBytes bounds a file upload request (default 1 GiB).
 	MaxUploadBytes int64 `toml:"max_upload_bytes"`
-	// WSBuffer is how many frames may wait for a slow WebSocket client
-	// before it is told it fell behind and closed (default 1024).
+	// WSBuffer is how many frames wait in memory for a WebSocket client's
+	// socket (default 1024). A live client falls behind, and is told so and
+	// closed, when the engine's per-subscriber buffer (eventbus
+	// subscriber_buffer) overflows on top of this.
 	WSBuffer int `toml:"ws_buffer"`
 	// WSPingInterval is how often the server pings each WebSocket client; a
 	// client that does not answer within the interval is closed (default 20s).

@@ -56,8 +56,14 @@ type tSession struct {
 	ctx    context.Context
 }
 
-func newTestEngine(t testing.TB) *testEngine {
+func newTestEngine(t testing.TB) *testEngine { return newTestEngineBuffered(t, 0) }
+
+// newTestEngineBuffered sets the store's subscriber buffer (0 = default).
+func newTestEngineBuffered(t testing.TB, subscriberBuffer int) *testEngine {
 	cfg := eventbus.DefaultConfig()
+	if subscriberBuffer > 0 {
+		cfg.SubscriberBuffer = subscriberBuffer
+	}
 	cfg.StoreDir = t.TempDir()
 	cfg.Sync = eventbus.SyncNever
 	st, err := eventbus.OpenStore(cfg)
@@ -274,8 +280,12 @@ func (e *testEngine) decide(id string, eid int64, ok bool) error {
 	}
 }
 
-func (e *testEngine) Confirm(ctx context.Context, id string, eid int64) error { return e.decide(id, eid, true) }
-func (e *testEngine) Reject(ctx context.Context, id string, eid int64) error  { return e.decide(id, eid, false) }
+func (e *testEngine) Confirm(ctx context.Context, id string, eid int64) error {
+	return e.decide(id, eid, true)
+}
+func (e *testEngine) Reject(ctx context.Context, id string, eid int64) error {
+	return e.decide(id, eid, false)
+}
 
 func (e *testEngine) Events(ctx context.Context, id string, f eventbus.Filter) ([]*eventbus.Item, error) {
 	s, err := e.session(id)
@@ -507,7 +517,10 @@ func (e *testEngine) execute(s *tSession, act *eventbus.Event) *eventbus.Event {
 
 // emit appends n events straight to a session's stream (a busy agent),
 // each carrying size bytes of content.
-func (e *testEngine) emit(t testing.TB, id string, n, size int) {
+func (e *testEngine) emit(t testing.TB, id string, n, size int) { e.emitPaced(t, id, n, size, 0) }
+
+// emitPaced is emit with a pause between events.
+func (e *testEngine) emitPaced(t testing.TB, id string, n, size int, pause time.Duration) {
 	s, err := e.session(id)
 	if err != nil {
 		t.Fatal(err)
@@ -518,6 +531,9 @@ func (e *testEngine) emit(t testing.TB, id string, n, size int) {
 		if _, err := s.stream.Append(context.Background(), ev); err != nil {
 			t.Errorf("emit: %v", err)
 			return
+		}
+		if pause > 0 {
+			time.Sleep(pause)
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -30,16 +31,42 @@ type fixture struct {
 
 func newFixture(t *testing.T, mutate func(*Config)) *fixture {
 	t.Helper()
+	return newFixtureWith(t, fixtureOpts{}, mutate)
+}
+
+type fixtureOpts struct {
+	subscriberBuffer int  // the engine's per-subscriber buffer (0 = default)
+	smallSockets     bool // 32 KiB socket buffers, so a client that stops reading blocks writes quickly
+}
+
+// smallBufListener shrinks the send buffer of accepted connections.
+type smallBufListener struct{ net.Listener }
+
+func (l smallBufListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetWriteBuffer(32 << 10)
+	}
+	return c, err
+}
+
+func newFixtureWith(t *testing.T, o fixtureOpts, mutate func(*Config)) *fixture {
+	t.Helper()
+	subscriberBuffer := o.subscriberBuffer
 	cfg := DefaultConfig()
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	eng := newTestEngine(t)
+	eng := newTestEngineBuffered(t, subscriberBuffer)
 	srv, err := New(eng, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewServer(srv)
+	ts := httptest.NewUnstartedServer(srv)
+	if o.smallSockets {
+		ts.Listener = smallBufListener{ts.Listener}
+	}
+	ts.Start()
 	t.Cleanup(func() {
 		srv.Close()
 		ts.Close()

@@ -68,11 +68,12 @@ func eventFrame(it *eventbus.Item) []byte {
 // eventsWS replays a session's events after ?after= and then follows it
 // live, interleaving output chunks of running commands.
 //
-// Two goroutines per client: the pump moves events and chunks from the
-// engine into a bounded queue without ever blocking (so the engine's
-// fan-out never waits for a client), and this handler writes the queue to
-// the socket. When the queue is full the client has fallen behind: it gets
-// a fell_behind frame naming the last event it was sent, and is closed.
+// Two goroutines per client besides this handler, which writes a bounded
+// queue to the socket: the pump moves events and chunks from the engine
+// into the queue (see pump), and the pinger. The engine's fan-out never
+// waits for a client: its subscription buffer absorbs a slow one until it
+// overflows, and then the client gets a fell_behind frame naming the last
+// event it was sent, and is closed.
 func (s *Server) eventsWS(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	after, err := parseAfter(r.URL.Query().Get("after"))
@@ -114,13 +115,16 @@ func (s *Server) eventsWS(w http.ResponseWriter, r *http.Request) {
 	s.wsWG.Add(1)
 	defer s.wsWG.Done()
 	s.metrics.WebSocketOpened()
-	fellBehind := false
-	defer func() { s.metrics.WebSocketClosed(fellBehind) }()
+	defer s.metrics.WebSocketClosed()
 	defer conn.CloseNow()
 
 	// The client sends nothing; reading keeps control frames (pong, close)
-	// flowing and ends ctx when the client goes away.
-	ctx = conn.CloseRead(ctx)
+	// flowing and ends readCtx when the client goes away. It must not
+	// inherit ctx: cancelling a read closes the socket at once, and server
+	// shutdown wants to send "going away" first.
+	readCtx := conn.CloseRead(context.Background())
+	stopAfter := context.AfterFunc(readCtx, cancel)
+	defer stopAfter()
 
 	queue := make(chan wsFrame, s.cfg.WSBuffer)
 	behind := make(chan struct{})
@@ -138,7 +142,6 @@ func (s *Server) eventsWS(w http.ResponseWriter, r *http.Request) {
 		return conn.Write(wctx, websocket.MessageText, b) == nil
 	}
 	sayBehind := func() {
-		fellBehind = true
 		b, _ := json.Marshal(endFrame{Type: FrameFellBehind, LastID: lastSent, ResumeAfter: lastSent,
 			Message: fmt.Sprintf("this connection fell more than %d frames behind session %q and is being closed; every event up to id %d was sent; reconnect with ?after=%d to continue", s.cfg.WSBuffer, id, lastSent, lastSent)})
 		if write(b) {
@@ -185,13 +188,29 @@ func (s *Server) eventsWS(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// pump moves events and chunks into queue without blocking. It closes
-// behind when queue is full or the engine dropped the subscription for
-// falling behind, and closes queue when the subscription ends otherwise.
+// pump moves events and chunks into queue. Events wait for room (a replay
+// from an old id must not count as falling behind); the engine's
+// subscription buffer bounds how far a live client may lag, and when the
+// engine drops the subscription for lagging, pump closes behind. Chunks
+// never wait: when the queue is full a chunk is dropped (its action's
+// observation carries the whole output, and seq numbers show the gap).
+// When the subscription ends otherwise, pump closes queue.
 func (s *Server) pump(ctx context.Context, sub EventSubscription, chunks <-chan OutputChunk, queue chan<- wsFrame, behind chan<- struct{}, ended *atomic.Pointer[error]) {
 	events := sub.C()
+	fellBehind := func() {
+		s.metrics.WebSocketFellBehind()
+		close(behind)
+	}
+	// While an event waits for room, poll the subscription so a client that
+	// stopped reading is noticed when the engine drops it, not only when the
+	// blocked write times out.
+	var poll *time.Ticker
+	defer func() {
+		if poll != nil {
+			poll.Stop()
+		}
+	}()
 	for {
-		var f wsFrame
 		select {
 		case <-ctx.Done():
 			return
@@ -199,7 +218,7 @@ func (s *Server) pump(ctx context.Context, sub EventSubscription, chunks <-chan 
 			if !ok {
 				err := sub.Err()
 				if errors.Is(err, eventbus.ErrSubscriberOverflow) {
-					close(behind)
+					fellBehind()
 					return
 				}
 				if ctx.Err() != nil {
@@ -209,7 +228,28 @@ func (s *Server) pump(ctx context.Context, sub EventSubscription, chunks <-chan 
 				close(queue)
 				return
 			}
-			f = wsFrame{eventID: it.ID, data: eventFrame(it)}
+			f := wsFrame{eventID: it.ID, data: eventFrame(it)}
+			select {
+			case queue <- f:
+				continue
+			default:
+			}
+			if poll == nil {
+				poll = time.NewTicker(50 * time.Millisecond)
+			}
+			for sent := false; !sent; {
+				select {
+				case queue <- f:
+					sent = true
+				case <-ctx.Done():
+					return
+				case <-poll.C:
+					if errors.Is(sub.Err(), eventbus.ErrSubscriberOverflow) {
+						fellBehind()
+						return
+					}
+				}
+			}
 		case c, ok := <-chunks:
 			if !ok {
 				chunks = nil // the session stopped running; events continue
@@ -219,13 +259,10 @@ func (s *Server) pump(ctx context.Context, sub EventSubscription, chunks <-chan 
 			if err != nil {
 				continue
 			}
-			f = wsFrame{eventID: -1, data: b}
-		}
-		select {
-		case queue <- f:
-		default:
-			close(behind)
-			return
+			select {
+			case queue <- wsFrame{eventID: -1, data: b}:
+			default:
+			}
 		}
 	}
 }
