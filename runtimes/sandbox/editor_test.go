@@ -121,14 +121,14 @@ func TestEditorCommandsProduceOpenHandsTexts(t *testing.T) {
 		},
 		{
 			name: "str_replace shows a snippet", setup: "def test():\n\tprint(\"Hello, World!\")",
-			req:  EditRequest{Command: "str_replace", Path: f, OldStr: strp("def test():\n\tprint(\"Hello, World!\")"), NewStr: strp("def test():\n\tprint(\"Hello, Universe!\")")},
-			want: "The file " + f + " has been edited. Here's the result of running `cat -n` on a snippet of " + f + ":\n     1\tdef test():\n     2\t\tprint(\"Hello, Universe!\")\nReview the changes and make sure they are as expected. Edit the file again if necessary.",
+			req:   EditRequest{Command: "str_replace", Path: f, OldStr: strp("def test():\n\tprint(\"Hello, World!\")"), NewStr: strp("def test():\n\tprint(\"Hello, Universe!\")")},
+			want:  "The file " + f + " has been edited. Here's the result of running `cat -n` on a snippet of " + f + ":\n     1\tdef test():\n     2\t\tprint(\"Hello, Universe!\")\nReview the changes and make sure they are as expected. Edit the file again if necessary.",
 			after: "def test():\n\tprint(\"Hello, Universe!\")",
 		},
 		{
 			name: "str_replace snippet starts 3 lines above as OHEditor does", setup: "1\n2\n3\n4\n5\n6\n7\n8\n9\n10\n",
-			req:  EditRequest{Command: "str_replace", Path: f, OldStr: strp("6\n"), NewStr: strp("six\n")},
-			want: "The file " + f + " has been edited. Here's the result of running `cat -n` on a snippet of " + f + ":\n     3\t3\n     4\t4\n     5\t5\n     6\tsix\n     7\t7\n     8\t8\n     9\t9\n    10\t10\n    11\t\nReview the changes and make sure they are as expected. Edit the file again if necessary.",
+			req:   EditRequest{Command: "str_replace", Path: f, OldStr: strp("6\n"), NewStr: strp("six\n")},
+			want:  "The file " + f + " has been edited. Here's the result of running `cat -n` on a snippet of " + f + ":\n     3\t3\n     4\t4\n     5\t5\n     6\tsix\n     7\t7\n     8\t8\n     9\t9\n    10\t10\n    11\t\nReview the changes and make sure they are as expected. Edit the file again if necessary.",
 			after: "1\n2\n3\n4\n5\nsix\n7\n8\n9\n10\n",
 		},
 		{
