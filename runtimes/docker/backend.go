@@ -1,7 +1,9 @@
 package docker
 
 import (
+	"bufio"
 	"bytes"
+	"io"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -80,6 +82,11 @@ func New(ctx context.Context, opts ...Option) (*Backend, error) {
 	default:
 		return nil, fmt.Errorf("docker backend: OOM policy %q: want %q or %q", cfg.oomPolicy, OOMKillSandbox, OOMIgnore)
 	}
+	switch cfg.readiness {
+	case ReadySocket, ReadyLogs:
+	default:
+		return nil, fmt.Errorf("docker backend: readiness %q: want %q or %q", cfg.readiness, ReadySocket, ReadyLogs)
+	}
 	if cfg.nodeID == "" {
 		return nil, errors.New("docker backend: empty node id (WithNodeID)")
 	}
@@ -114,10 +121,15 @@ func New(ctx context.Context, opts ...Option) (*Backend, error) {
 		}
 		b.cli, b.ownCli = c, true
 	}
-	if _, err := b.cli.Ping(ctx); err != nil {
+	ping, err := b.cli.Ping(ctx)
+	if err != nil {
 		b.closeClient()
 		return nil, fmt.Errorf("docker backend: %w", mapDaemonErr(b.cli, err))
 	}
+	// Negotiate now, before any concurrent use: the client's lazy
+	// negotiation writes its version field unsynchronised with requests
+	// already in flight (the event stream).
+	b.cli.NegotiateAPIVersionPing(ping)
 	b.watch = newWatcher(b)
 	if cfg.reap {
 		if _, err := b.ReapOrphans(ctx); err != nil {
@@ -319,6 +331,16 @@ func (b *Backend) Start(ctx context.Context, spec runtimes.Spec) (*runtimes.Hand
 			b.discard(id, runDir)
 		}
 	}()
+	var logReady <-chan error
+	if b.cfg.readiness == ReadyLogs {
+		// Attach before start so the agent's first line cannot be missed.
+		att, err := b.cli.ContainerAttach(ctx, id, container.AttachOptions{Stream: true, Stdout: true, Stderr: true})
+		if err != nil {
+			return nil, fmt.Errorf("docker backend: start session %s: attach to container %s: %w", spec.SessionID, name, mapDaemonErr(b.cli, err))
+		}
+		defer att.Close()
+		logReady = watchListening(att.Reader)
+	}
 	if err := b.cli.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
 		return nil, fmt.Errorf("docker backend: start session %s: start container %s: %w", spec.SessionID, name, mapDaemonErr(b.cli, err))
 	}
@@ -328,7 +350,12 @@ func (b *Backend) Start(ctx context.Context, spec runtimes.Spec) (*runtimes.Hand
 		}
 	}
 	sock := filepath.Join(runDir, socketName)
-	if err := b.waitReady(ctx, id, sock, died); err != nil {
+	if logReady != nil {
+		err = b.waitListening(ctx, id, logReady, died)
+	} else {
+		err = b.waitReady(ctx, id, sock, died)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("docker backend: start session %s (container %s, image %s): %w", spec.SessionID, name, img, err)
 	}
 	ok = true
@@ -811,4 +838,52 @@ func (b *Backend) ReapOrphans(ctx context.Context) ([]string, error) {
 		return removed, fmt.Errorf("docker backend: reap orphans: %w", errors.Join(errs...))
 	}
 	return removed, nil
+}
+
+// watchListening reads the agent's attached output until its "listening
+// on" line; the channel gets nil then, or the read error. The goroutine
+// ends when the attach connection is closed.
+func watchListening(r *bufio.Reader) <-chan error {
+	out := make(chan error, 1)
+	pr, pw := io.Pipe()
+	go func() {
+		_, err := stdcopy.StdCopy(pw, pw, r)
+		pw.CloseWithError(err)
+	}()
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "listening on") {
+				out <- nil
+				io.Copy(io.Discard, pr)
+				return
+			}
+		}
+		err := sc.Err()
+		if err == nil {
+			err = io.EOF
+		}
+		out <- fmt.Errorf("agent output ended before its \"listening on\" line: %w", err)
+		io.Copy(io.Discard, pr)
+	}()
+	return out
+}
+
+func (b *Backend) waitListening(ctx context.Context, id string, ready <-chan error, died <-chan struct{}) error {
+	select {
+	case err := <-ready:
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-died:
+			return fmt.Errorf("the container exited before its agent was ready (%s); last output: %s", b.exitOf(id), b.tailLogs(id))
+		case <-time.After(time.Second):
+			return err
+		}
+	case <-died:
+		return fmt.Errorf("the container exited before its agent was ready (%s); last output: %s", b.exitOf(id), b.tailLogs(id))
+	case <-ctx.Done():
+		return fmt.Errorf("the agent did not print its \"listening on\" line (output so far: %s): %w", b.tailLogs(id), ctx.Err())
+	}
 }

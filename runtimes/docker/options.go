@@ -61,6 +61,7 @@ type config struct {
 	oomPolicy     OOMPolicy
 	readyPoll     time.Duration
 	agentUser     string
+	readiness     Readiness
 }
 
 func defaultConfig() config {
@@ -81,6 +82,7 @@ func defaultConfig() config {
 		oomPolicy:    OOMKillSandbox,
 		readyPoll:    2 * time.Millisecond,
 		agentUser:    "0:0",
+		readiness:    ReadySocket,
 	}
 }
 
@@ -171,3 +173,18 @@ func WithReadyPollInterval(d time.Duration) Option {
 // (default "0:0": the agent needs root to run commands as Spec.User and to
 // create its socket in the host-owned socket directory).
 func WithAgentUser(u string) Option { return func(o *config) { o.agentUser = u } }
+
+// Readiness says how Start learns that the agent is up.
+type Readiness string
+
+const (
+	// ReadySocket polls the agent's socket (connect + GET /alive) every
+	// WithReadyPollInterval. Default: measured faster (see BENCHMARKS.md).
+	ReadySocket Readiness = "socket"
+	// ReadyLogs attaches to the container's output before starting it and
+	// waits for the agent's "listening on" line.
+	ReadyLogs Readiness = "logs"
+)
+
+// WithReadiness selects how Start waits for the agent (default ReadySocket).
+func WithReadiness(r Readiness) Option { return func(o *config) { o.readiness = r } }
