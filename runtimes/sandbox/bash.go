@@ -90,6 +90,7 @@ type BashSession struct {
 
 	mu       sync.Mutex // guards the fields below
 	out      outBuf
+	total    int64  // bytes read from the PTY so far
 	marks    int    // "###PS1END###" markers seen in the stream so far
 	markTail []byte // last bytes of the stream, to find markers across reads
 	cwd      string
@@ -296,6 +297,7 @@ func (s *BashSession) readLoop() {
 			norm = conv.convert(norm[:0], buf[:n])
 			s.mu.Lock()
 			s.out.write(norm)
+			s.total += int64(len(norm))
 			// Count end markers in the new bytes, and those straddling the
 			// previous read (they start in markTail, end in norm's head).
 			s.marks += bytes.Count(norm, endMarker)
@@ -557,7 +559,14 @@ func (s *BashSession) Run(ctx context.Context, a *eventbus.CmdRunAction, timeout
 	s.setCallback(onOutput)
 	defer s.setCallback(nil)
 
-	if command != "" {
+	// OpenHands also counts "the output ends with a prompt" as completion
+	// (for prompts scrolled out of tmux's history). After sending, that
+	// must be a new prompt, not the one already there.
+	s.mu.Lock()
+	sentAt := s.total
+	s.mu.Unlock()
+	sent := command != ""
+	if sent {
 		if err := s.send(command, a.IsInput); err != nil {
 			return eventbus.NewError(eventbus.InvalidID, "", fmt.Sprintf("ERROR: could not send %q to the bash session: %v. "+
 				"The running process is probably not reading its input; send C-c to interrupt it.", command, err))
@@ -585,7 +594,7 @@ func (s *BashSession) Run(ctx context.Context, a *eventbus.CmdRunAction, timeout
 			seenMarks = s.marks
 			count = len(findPS1Blocks(s.out.tail))
 		}
-		return count > initial || s.out.endsWithPS1End()
+		return count > initial || ((!sent || s.total > sentAt) && s.out.endsWithPS1End())
 	}
 	for {
 		if completed() {

@@ -57,7 +57,9 @@ func (b *outBuf) endsWithPS1End() bool {
 
 // combineOutputs removes the PS1 blocks from text and joins the pieces
 // around them with "\n" (OpenHands' _combine_outputs_between_matches, for a
-// stream that does not start with a prompt). It returns the blocks too.
+// stream that does not start with a prompt; trailing newlines of each piece
+// are dropped so that no blank lines appear where prompts were). It returns
+// the blocks too.
 func combineOutputs(text []byte) (string, []ps1Block) {
 	blocks := findPS1Blocks(text)
 	if len(blocks) == 0 {
@@ -70,7 +72,8 @@ func combineOutputs(text []byte) (string, []ps1Block) {
 		if i > 0 {
 			sb.WriteByte('\n')
 		}
-		sb.Write(text[prev:bl.start])
+		// drop the newlines before the prompt (PS1 starts with one)
+		sb.Write(bytes.TrimRight(text[prev:bl.start], "\n"))
 		prev = bl.end
 		if prev < len(text) && text[prev] == '\n' {
 			prev++ // the newline that ends the prompt

@@ -425,3 +425,32 @@ func TestRunIsStaticRunsInAFreshSessionInCwd(t *testing.T) {
 		t.Errorf("main pwd = %q, want %q", r.content, before)
 	}
 }
+
+func TestRunAfterTimedOutCommandFinishedWhileIdle(t *testing.T) {
+	t.Parallel()
+	s := btSession(t, BashOptions{})
+	r := btMustRun(t, s, btCmd("sleep 0.5; echo late"), 0.2)
+	if r.obs.Metadata.ExitCode != -1 {
+		t.Fatalf("want a hard timeout, got %+v", r.obs.Metadata)
+	}
+	time.Sleep(time.Second) // the command ends while nobody watches
+	// The prompt is back, so the new command runs; its observation also
+	// carries the rest of the previous command's output.
+	r = btMustRun(t, s, btCmd("echo new"), 5)
+	if r.content != "late\nnew" || r.obs.Metadata.ExitCode != 0 || r.obs.Metadata.Suffix != btCompleted(0) {
+		t.Errorf("content %q metadata %+v", r.content, r.obs.Metadata)
+	}
+}
+
+func TestRunCtrlZSuspendsTheJob(t *testing.T) {
+	t.Parallel()
+	s := btSession(t, BashOptions{NoChangeTimeout: 500 * time.Millisecond})
+	btMustRun(t, s, btCmd("sleep 30"), 0)
+	r := btMustRun(t, s, btInput("C-z"), 5)
+	if r.obs.Metadata.ExitCode != 148 || r.obs.Metadata.Suffix != "\n[The command completed with exit code 148. CTRL+Z was sent.]" || !strings.Contains(r.content, "Stopped") {
+		t.Errorf("content %q metadata %+v", r.content, r.obs.Metadata)
+	}
+	if r := btMustRun(t, s, btCmd("kill %1"), 5); r.obs.Metadata.ExitCode != 0 {
+		t.Errorf("kill %%1: %q %+v", r.content, r.obs.Metadata)
+	}
+}
