@@ -492,6 +492,8 @@ func needsFile(cmd string) bool {
 }
 
 // Run executes one CmdRunAction with OpenHands semantics (reference §6.4).
+// It runs every action in this session: is_static is the caller's job (start
+// a fresh session in the action's cwd, Run, Close — the executor does).
 // timeout is the action's hard timeout in seconds (nil or <=0 = none).
 // onOutput, if non-nil, receives output bytes as they arrive (CRLF already
 // turned into LF, PS1 blocks included); it is called from the session's
@@ -501,9 +503,6 @@ func needsFile(cmd string) bool {
 func (s *BashSession) Run(ctx context.Context, a *eventbus.CmdRunAction, timeout *float64, onOutput func([]byte)) *eventbus.Event {
 	if a == nil {
 		return eventbus.NewError(eventbus.InvalidID, "", "ERROR: no command action given.")
-	}
-	if a.IsStatic {
-		return s.runStatic(ctx, a, timeout, onOutput)
 	}
 	s.runMu.Lock()
 	defer s.runMu.Unlock()
@@ -629,25 +628,6 @@ func (s *BashSession) Run(ctx context.Context, a *eventbus.CmdRunAction, timeout
 			return s.interrupted(ctx.Err().Error())
 		}
 	}
-}
-
-// runStatic runs an is_static action in a throw-away session started in
-// the action's cwd (the main session's cwd when unset) with this session's
-// options, and closes it afterwards; the main session is not touched.
-func (s *BashSession) runStatic(ctx context.Context, a *eventbus.CmdRunAction, timeout *float64, onOutput func([]byte)) *eventbus.Event {
-	opts := s.opts
-	opts.WorkDir = s.Cwd()
-	if a.Cwd != nil && *a.Cwd != "" {
-		opts.WorkDir = *a.Cwd
-	}
-	tmp, err := NewBashSession(ctx, opts)
-	if err != nil {
-		return eventbus.NewError(eventbus.InvalidID, "", fmt.Sprintf("ERROR: could not start a bash session for the static command: %v", err))
-	}
-	defer tmp.Close()
-	one := *a
-	one.IsStatic = false
-	return tmp.Run(ctx, &one, timeout, onOutput)
 }
 
 // interrupted answers a Run that cannot wait any longer. The command (if

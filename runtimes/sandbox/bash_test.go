@@ -405,18 +405,22 @@ func TestRunStreamsOutput(t *testing.T) {
 	}
 }
 
-func TestRunIsStaticRunsInAFreshSessionInCwd(t *testing.T) {
+// is_static is served by the caller with a throw-away session in the
+// action's cwd; Run itself does not start another session for it.
+func TestRunStaticActionInThrowAwaySessionLeavesMainAlone(t *testing.T) {
 	t.Parallel()
 	s := btSession(t, BashOptions{})
 	before := s.Cwd()
 	btMustRun(t, s, btCmd("export MAINVAR=main"), 5)
-	dir := "/tmp"
+	static := btSession(t, BashOptions{WorkDir: "/tmp"})
 	a := btCmd("pwd; echo \"[$MAINVAR]\"; cd /")
 	a.IsStatic = true
-	a.Cwd = &dir
-	r := btMustRun(t, s, a, 10)
+	r := btMustRun(t, static, a, 10)
 	if r.content != "/tmp\n[]" || r.obs.Metadata.ExitCode != 0 {
 		t.Errorf("static: content %q exit %d", r.content, r.obs.Metadata.ExitCode)
+	}
+	if static.Cwd() != "/" {
+		t.Errorf("the static action ran elsewhere than in its session: cwd %q", static.Cwd())
 	}
 	if s.Cwd() != before {
 		t.Errorf("main cwd changed to %q", s.Cwd())
