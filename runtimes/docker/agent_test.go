@@ -180,3 +180,20 @@ func TestOOMKill(t *testing.T) {
 		}
 	})
 }
+
+// The full image takes minutes to bootstrap, so TestMain does not build it;
+// this test checks it whenever it is present (`corral image build`).
+func TestFullImageRunsPythonAndGit(t *testing.T) {
+	b := newBackend(t)
+	if _, err := b.cli.ImageInspect(testCtx(t, 10*time.Second), DefaultImage); err != nil {
+		t.Skipf("%s is not built on this engine (build it with `corral image build`, ~5 min): %v", DefaultImage, err)
+	}
+	h := start(t, b, runtimes.Spec{Image: DefaultImage})
+	c := dial(t, h)
+	if out, code := run(t, c, "python3 -c 'print(6*7)'"); out != "42" || code != 0 {
+		t.Errorf("python3 = %q, exit %d", out, code)
+	}
+	if out, code := run(t, c, "git --version"); !strings.HasPrefix(out, "git version") || code != 0 {
+		t.Errorf("git = %q, exit %d", out, code)
+	}
+}

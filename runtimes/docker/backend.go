@@ -3,12 +3,12 @@ package docker
 import (
 	"bufio"
 	"bytes"
-	"io"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"

@@ -1,0 +1,61 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/client"
+)
+
+func TestRunImageRejectsBadUsage(t *testing.T) {
+	cases := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"no subcommand", nil, 2, "usage: corral image build"},
+		{"unknown subcommand", []string{"push"}, 2, `unknown subcommand "push"`},
+		{"stray argument", []string{"build", "extra"}, 2, `unexpected argument "extra"`},
+		{"unknown flag", []string{"build", "--nope"}, 2, "flag provided but not defined: -nope"},
+		{"help", []string{"--help"}, 0, "--minimal"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := runImage(context.Background(), c.args, &out, &errb)
+			if code != c.code || !strings.Contains(errb.String(), c.want) {
+				t.Errorf("code %d (want %d), stderr %q (want %q)", code, c.code, errb.String(), c.want)
+			}
+		})
+	}
+}
+
+func TestRunImageBuildMinimalPrintsTheImageID(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err == nil {
+		_, err = cli.Ping(ctx)
+		cli.Close()
+	}
+	if err != nil {
+		if os.Getenv("CORRAL_REQUIRE_DOCKER") == "1" {
+			t.Fatalf("Docker Engine required (CORRAL_REQUIRE_DOCKER=1): %v", err)
+		}
+		t.Skipf("no Docker Engine reachable (%v); set CORRAL_REQUIRE_DOCKER=1 to make this a failure", err)
+	}
+	var out, errb bytes.Buffer
+	if code := runImage(ctx, []string{"build", "--minimal"}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	last := strings.TrimSpace(out.String())
+	last = last[strings.LastIndexByte(last, '\n')+1:]
+	if !strings.HasPrefix(last, "built corral-sandbox:minimal sha256:") {
+		t.Errorf("last line %q, want \"built corral-sandbox:minimal sha256:...\"", last)
+	}
+}
