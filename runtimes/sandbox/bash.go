@@ -83,10 +83,9 @@ type BashSession struct {
 	pid    int      // bash (or su) pid = session id = process group id
 	tmpDir string   // holds the file long commands are sourced from
 
-	runMu   sync.Mutex // serialises Run
-	prev    cmdStatus  // guarded by runMu
-	hadObs  bool       // an observation was already returned for the running command; guarded by runMu
-	cmdFile int        // guarded by runMu
+	runMu  sync.Mutex // serialises Run
+	prev   cmdStatus  // guarded by runMu
+	hadObs bool       // an observation was already returned for the running command; guarded by runMu
 
 	mu       sync.Mutex // guards the fields below
 	out      outBuf
@@ -657,15 +656,19 @@ func (s *BashSession) send(command string, isInput bool) error {
 		return s.write([]byte(key))
 	}
 	if !isInput && s.tmpDir != "" && needsFile(command) {
-		s.cmdFile++
-		path := filepath.Join(s.tmpDir, fmt.Sprintf("cmd-%d.sh", s.cmdFile))
-		if err := os.WriteFile(path, []byte(command+"\n"), 0o644); err != nil {
+		// One file, replaced atomically: bash reads a sourced file whole
+		// before running it, and no earlier command is still being read.
+		path := filepath.Join(s.tmpDir, "cmd.sh")
+		if err := os.WriteFile(path+".tmp", []byte(command+"\n"), 0o644); err != nil {
 			return fmt.Errorf("write command file: %w", err)
 		}
 		if fi, err := os.Stat(s.tmpDir); err == nil {
 			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-				_ = os.Chown(path, int(st.Uid), int(st.Gid))
+				_ = os.Chown(path+".tmp", int(st.Uid), int(st.Gid))
 			}
+		}
+		if err := os.Rename(path+".tmp", path); err != nil {
+			return fmt.Errorf("write command file: %w", err)
 		}
 		command = ". " + shellQuote(path)
 	}

@@ -385,6 +385,19 @@ func TestRunLongCommandLine(t *testing.T) {
 	if r := btMustRun(t, s, btCmd("echo ${#LONGVAR}"), 10); r.content != "10000" {
 		t.Errorf("persisted: %q", r.content)
 	}
+	// a heredoc with a long line, then a second long command (the command
+	// file is replaced)
+	if r := btMustRun(t, s, btCmd("cat > f.txt << 'EOF'\n"+long+"\nshort\nEOF"), 10); r.obs.Metadata.ExitCode != 0 {
+		t.Errorf("heredoc: %q %+v", r.content, r.obs.Metadata)
+	}
+	if r := btMustRun(t, s, btCmd("wc -c < f.txt; echo "+long[:5000]+" >/dev/null"), 10); r.content != "10007" {
+		t.Errorf("heredoc file size: %q", r.content)
+	}
+	// a command with a tty control character is not mangled by the line
+	// discipline
+	if r := btMustRun(t, s, btCmd("printf '%s' 'a\x15b' | od -An -c"), 10); !strings.Contains(r.content, "025") {
+		t.Errorf("control char: %q", r.content)
+	}
 }
 
 func TestRunStreamsOutput(t *testing.T) {
