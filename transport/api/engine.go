@@ -24,11 +24,14 @@ type Engine interface {
 
 	// Submit stores the action and queues it; it returns the action's id.
 	Submit(ctx context.Context, id string, action *eventbus.Event) (int64, error)
-	// Run submits the action and waits for its observation.
-	Run(ctx context.Context, id string, action *eventbus.Event) (*eventbus.Event, error)
-	// Confirm and Reject decide an action awaiting confirmation.
-	Confirm(ctx context.Context, id string, eventID int64) error
-	Reject(ctx context.Context, id string, eventID int64) error
+	// Run submits the action and waits for its observation; obs is nil
+	// when the action gets none (e.g. it awaits confirmation).
+	Run(ctx context.Context, id string, action *eventbus.Event) (actionID int64, obs *eventbus.Event, err error)
+	// Confirm and Reject decide an action awaiting confirmation. They
+	// return the id of the event that records the decision (the action
+	// re-added with its new confirmation_state, as OpenHands does).
+	Confirm(ctx context.Context, id string, eventID int64) (int64, error)
+	Reject(ctx context.Context, id string, eventID int64) (int64, error)
 
 	// Events returns stored events that pass f.
 	Events(ctx context.Context, id string, f eventbus.Filter) ([]*eventbus.Item, error)
@@ -99,7 +102,6 @@ type Session struct {
 	QueuePosition int       `json:"queue_position,omitempty"`
 	Restarts      int       `json:"restarts,omitempty"`
 	Error         string    `json:"error,omitempty"`
-	LastEventID   int64     `json:"last_event_id"`
 }
 
 // Errors an Engine wraps so the server maps them to statuses.

@@ -128,7 +128,7 @@ func (e *testEngine) CreateSession(ctx context.Context, req SessionRequest) (Ses
 	now := time.Now().UTC()
 	sctx, cancel := context.WithCancel(context.Background())
 	s := &tSession{
-		info:   Session{ID: id, Status: "RUNNING", Backend: req.Runtime, Image: req.Image, Created: now, LastActivity: now, LastEventID: -1, RuntimeStatus: eventbus.StatusReady},
+		info:   Session{ID: id, Status: "RUNNING", Backend: req.Runtime, Image: req.Image, Created: now, LastActivity: now, RuntimeStatus: eventbus.StatusReady},
 		stream: stream, dir: dir, work: make(chan *eventbus.Event, 4096),
 		waiters: map[int64]chan *eventbus.Event{}, decisions: map[int64]chan bool{},
 		chunks: map[chan OutputChunk]struct{}{}, ctx: sctx, cancel: cancel,
@@ -144,9 +144,7 @@ func (e *testEngine) ListSessions(ctx context.Context) ([]Session, error) {
 	defer e.mu.Unlock()
 	var out []Session
 	for _, s := range e.sessions {
-		x := s.info
-		x.LastEventID = s.stream.LastID()
-		out = append(out, x)
+		out = append(out, s.info)
 	}
 	return out, nil
 }
@@ -158,9 +156,7 @@ func (e *testEngine) GetSession(ctx context.Context, id string) (Session, error)
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	x := s.info
-	x.LastEventID = s.stream.LastID()
-	return x, nil
+	return s.info, nil
 }
 
 func (e *testEngine) DeleteSession(ctx context.Context, id string) (Session, error) {
@@ -245,45 +241,49 @@ func (e *testEngine) Submit(ctx context.Context, id string, action *eventbus.Eve
 	return e.submit(ctx, id, action, nil)
 }
 
-func (e *testEngine) Run(ctx context.Context, id string, action *eventbus.Event) (*eventbus.Event, error) {
+func (e *testEngine) Run(ctx context.Context, id string, action *eventbus.Event) (int64, *eventbus.Event, error) {
 	w := make(chan *eventbus.Event, 1)
-	if _, err := e.submit(ctx, id, action, w); err != nil {
-		return nil, err
+	eid, err := e.submit(ctx, id, action, w)
+	if err != nil {
+		return eventbus.InvalidID, nil, err
 	}
 	select {
 	case obs := <-w:
-		return obs, nil
+		return eid, obs, nil
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return eid, nil, ctx.Err()
 	}
 }
 
-func (e *testEngine) decide(id string, eid int64, ok bool) error {
+// decide opens the gate of action eid. Unlike the real engine it records
+// no event of its own, so it returns eid itself.
+func (e *testEngine) decide(id string, eid int64, ok bool) (int64, error) {
 	s, err := e.session(id)
 	if err != nil {
-		return err
+		return eventbus.InvalidID, err
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	ch, found := s.decisions[eid]
 	if !found {
 		if eid > s.stream.LastID() {
-			return fmt.Errorf("session %q has no event %d: %w", id, eid, ErrNotFound)
+			return eventbus.InvalidID, fmt.Errorf("session %q has no event %d: %w", id, eid, ErrNotFound)
 		}
-		return fmt.Errorf("event %d of session %q is not awaiting confirmation: %w", eid, id, ErrConflict)
+		return eventbus.InvalidID, fmt.Errorf("event %d of session %q is not awaiting confirmation: %w", eid, id, ErrConflict)
 	}
 	select {
 	case ch <- ok:
-		return nil
+		return eid, nil
 	default:
-		return fmt.Errorf("event %d of session %q was already decided: %w", eid, id, ErrConflict)
+		return eventbus.InvalidID, fmt.Errorf("event %d of session %q was already decided: %w", eid, id, ErrConflict)
 	}
 }
 
-func (e *testEngine) Confirm(ctx context.Context, id string, eid int64) error {
+func (e *testEngine) Confirm(ctx context.Context, id string, eid int64) (int64, error) {
 	return e.decide(id, eid, true)
 }
-func (e *testEngine) Reject(ctx context.Context, id string, eid int64) error {
+
+func (e *testEngine) Reject(ctx context.Context, id string, eid int64) (int64, error) {
 	return e.decide(id, eid, false)
 }
 

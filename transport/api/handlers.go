@@ -195,9 +195,15 @@ func (s *Server) postAction(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusAccepted, actionAccepted{ID: eid, SessionID: id, Action: ev.Type()})
 		return
 	}
-	obs, err := s.eng.Run(r.Context(), id, ev)
+	eid, obs, err := s.eng.Run(r.Context(), id, ev)
 	if err != nil {
 		s.engineError(w, r, fmt.Sprintf("run %s action in session %q", ev.Type(), id), err)
+		return
+	}
+	if obs == nil {
+		// Nothing will answer it now (it awaits confirmation, or is not
+		// runnable): say so like an asynchronous submit.
+		writeJSON(w, http.StatusAccepted, actionAccepted{ID: eid, SessionID: id, Action: ev.Type()})
 		return
 	}
 	js, err := eventbus.Marshal(obs)
@@ -216,14 +222,15 @@ func (s *Server) rejectAction(w http.ResponseWriter, r *http.Request) {
 	s.decide(w, r, "reject", s.eng.Reject)
 }
 
-func (s *Server) decide(w http.ResponseWriter, r *http.Request, verb string, call func(context.Context, string, int64) error) {
+func (s *Server) decide(w http.ResponseWriter, r *http.Request, verb string, call func(context.Context, string, int64) (int64, error)) {
 	id := r.PathValue("id")
 	eid, err := strconv.ParseInt(r.PathValue("eid"), 10, 64)
 	if err != nil || eid < 0 {
 		writeError(w, http.StatusBadRequest, "invalid_request", fmt.Sprintf("event id %q in the path is not a non-negative integer", r.PathValue("eid")))
 		return
 	}
-	if err := call(r.Context(), id, eid); err != nil {
+	recorded, err := call(r.Context(), id, eid)
+	if err != nil {
 		s.engineError(w, r, fmt.Sprintf("%s action %d of session %q", verb, eid, id), err)
 		return
 	}
@@ -231,7 +238,7 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request, verb string, cal
 	if verb == "reject" {
 		state = eventbus.Rejected
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"id": eid, "session_id": id, "confirmation_state": state})
+	writeJSON(w, http.StatusOK, map[string]any{"id": eid, "session_id": id, "confirmation_state": state, "event_id": recorded})
 }
 
 // eventPage is GET /events.

@@ -130,8 +130,12 @@ function connect() {
       render(f.event);
     } else if (f.type === "output") {
       liveOutput(f);
-    } else if (f.type === "fell_behind" || f.type === "closed") {
-      $("sv-conn").textContent = f.type === "closed" ? "stream ended" : "catching up…";
+    } else if (f.type === "fell_behind") {
+      $("sv-conn").textContent = "catching up…";
+    } else if (f.type === "closed") {
+      // The session's stream ended (it stopped): nothing more will come.
+      state.ws = null;
+      $("sv-conn").textContent = "ended";
     }
   };
   ws.onclose = () => {
