@@ -71,25 +71,30 @@ type commitGroup struct {
 }
 
 // eventLog is one session's append-only file with group commit. Appends from
-// many goroutines are framed into the pending group under mu; a single
-// committer goroutine writes each group with one write and syncs per policy,
-// then publishes it to the index and calls onDurable, in id order.
+// many goroutines are framed into the pending group under mu. The first
+// appender that finds no writer active becomes the writer (leader): it
+// writes each pending group with one write(2), syncs per policy, publishes
+// it to the index and calls onDurable, in id order, and keeps going until
+// nothing is pending; the others just wait for their group. No goroutine of
+// its own, and no hand-off on the single-writer path.
 type eventLog struct {
 	path     string
 	policy   SyncPolicy
 	maxDelay time.Duration
 	logger   *slog.Logger
-	// onDurable is called by the committer goroutine, in id order, after a
-	// group is durable per the policy. It must not block.
+	// onDurable is called by the writer, in id order, after a group is
+	// durable per the policy. It must not block.
 	onDurable func([]record)
 
 	wf *os.File // append handle (also holds the flock)
 	rf *os.File // read handle for ReadAt; safe for concurrent use
 
 	mu        sync.Mutex
-	nextID    int64         // next id to assign
-	pending   *commitGroup  // group being filled
-	kick      chan struct{} // cap 1: pending became non-empty
+	nextID    int64        // next id to assign
+	pending   *commitGroup // group being filled
+	writing   bool         // an appender is acting as the writer (leader)
+	idle      *sync.Cond   // signalled when writing becomes false
+	lastSync  time.Time    // when the writer last fsynced (batch policy)
 	closing   bool
 	broken    error   // set when the file can no longer be trusted for writes
 	ids       []int64 // durable ids, ascending
@@ -97,8 +102,6 @@ type eventLog struct {
 	lens      []int32 // payload length of each durable record
 	size      int64   // durable end of file
 	recovered *Recovered
-
-	stopped chan struct{} // closed when the committer exits
 }
 
 // errLogClosed is returned for appends after Close.
@@ -116,7 +119,7 @@ func openLog(path string, policy SyncPolicy, maxDelay time.Duration, logger *slo
 	}
 	l := &eventLog{
 		path: path, policy: policy, maxDelay: maxDelay, logger: logger, onDurable: onDurable,
-		wf: wf, kick: make(chan struct{}, 1), stopped: make(chan struct{}),
+		wf:     wf,
 		nextID: 0,
 	}
 	if err := l.load(); err != nil {
@@ -129,12 +132,12 @@ func openLog(path string, policy SyncPolicy, maxDelay time.Duration, logger *slo
 		return nil, fmt.Errorf("eventbus: open event log %s for reading: %w", path, err)
 	}
 	l.rf = rf
+	l.idle = sync.NewCond(&l.mu)
 	if _, err := wf.Seek(l.size, io.SeekStart); err != nil {
 		wf.Close()
 		rf.Close()
 		return nil, fmt.Errorf("eventbus: seek event log %s to %d: %w", path, l.size, err)
 	}
-	go l.commitLoop()
 	return l, nil
 }
 
@@ -258,10 +261,6 @@ func (l *eventLog) frameLocked(id int64, build func(id int64, dst []byte) []byte
 	if g == nil {
 		g = &commitGroup{done: make(chan struct{}), buf: make([]byte, 0, 64<<10)}
 		l.pending = g
-		select {
-		case l.kick <- struct{}{}:
-		default:
-		}
 	}
 	start := len(g.buf)
 	g.buf = append(g.buf, make([]byte, recHeaderSize)...)
@@ -299,7 +298,11 @@ func (l *eventLog) append(ctx context.Context, build func(id int64, dst []byte) 
 		e = ev(id)
 	}
 	g := l.frameLocked(id, build, e)
+	lead := l.leadLocked()
 	l.mu.Unlock()
+	if lead {
+		l.drive()
+	}
 	return id, g, l.wait(ctx, g, id)
 }
 
@@ -323,7 +326,11 @@ func (l *eventLog) appendWithID(ctx context.Context, id int64, payload []byte) e
 	}
 	l.nextID = id + 1
 	g := l.frameLocked(id, func(_ int64, dst []byte) []byte { return append(dst, payload...) }, nil)
+	lead := l.leadLocked()
 	l.mu.Unlock()
+	if lead {
+		l.drive()
+	}
 	return l.wait(ctx, g, id)
 }
 
@@ -336,15 +343,20 @@ func (l *eventLog) wait(ctx context.Context, g *commitGroup, id int64) error {
 	}
 }
 
-// commitLoop is the log's only writer. It exits when the log is closing and
-// nothing is pending.
-func (l *eventLog) commitLoop() {
-	defer close(l.stopped)
-	var lastSync time.Time
+// leadLocked makes the caller the writer if none is active.
+func (l *eventLog) leadLocked() bool {
+	if l.writing {
+		return false
+	}
+	l.writing = true
+	return true
+}
+
+// drive writes, syncs and publishes pending groups until none is left, then
+// gives up the writer role. Only the leader runs it.
+func (l *eventLog) drive() {
 	var unsynced []*commitGroup
 	var end int64 // file size including written but unpublished groups
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
 	// writePending writes the group being filled, if any; false on failure.
 	writePending := func() bool {
 		l.mu.Lock()
@@ -367,25 +379,25 @@ func (l *eventLog) commitLoop() {
 		return true
 	}
 	for {
-		l.mu.Lock()
-		closing := l.closing
-		l.mu.Unlock()
 		if !writePending() {
 			continue
 		}
 		if len(unsynced) == 0 {
-			if closing {
+			l.mu.Lock()
+			if l.pending == nil {
+				l.writing = false
+				l.idle.Broadcast()
+				l.mu.Unlock()
 				return
 			}
-			<-l.kick
+			l.mu.Unlock()
 			continue
 		}
-		if l.policy == SyncBatch && !closing {
+		if l.policy == SyncBatch {
 			// At most one fsync per maxDelay: if the last one was recent,
 			// let more appends join before syncing (their acks wait too).
-			if wait := l.maxDelay - time.Since(lastSync); wait > 0 {
-				timer.Reset(wait)
-				<-timer.C
+			if wait := l.maxDelay - time.Since(l.lastSync); wait > 0 {
+				time.Sleep(wait)
 				if !writePending() {
 					continue
 				}
@@ -397,7 +409,7 @@ func (l *eventLog) commitLoop() {
 				unsynced = nil
 				continue
 			}
-			lastSync = time.Now()
+			l.lastSync = time.Now()
 		}
 		l.publish(unsynced, end)
 		unsynced = nil
@@ -586,21 +598,19 @@ func (l *eventLog) check(rec []byte, id, off int64) ([]byte, error) {
 	return payload[:len(payload):len(payload)], nil
 }
 
-// close flushes pending appends, stops the committer and closes the files.
+// close waits for the active writer to finish (it flushes everything that
+// is pending), refuses further appends and closes the files.
 func (l *eventLog) close() error {
 	l.mu.Lock()
 	if l.closing {
 		l.mu.Unlock()
-		<-l.stopped
 		return nil
 	}
 	l.closing = true
-	l.mu.Unlock()
-	select {
-	case l.kick <- struct{}{}:
-	default:
+	for l.writing {
+		l.idle.Wait()
 	}
-	<-l.stopped
+	l.mu.Unlock()
 	err := l.wf.Sync()
 	if cerr := l.rf.Close(); err == nil {
 		err = cerr

@@ -85,22 +85,32 @@ func mustAppend(t testing.TB, s *Stream, e *Event) *Event {
 }
 
 // collect receives n items from sub or fails after a generous timeout.
+// Only for the test goroutine; other goroutines use receiveN.
 func collect(t testing.TB, sub *Subscription, n int) []*Item {
 	t.Helper()
+	out, err := receiveN(sub, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// receiveN receives n items from sub, or reports why it could not.
+func receiveN(sub *Subscription, n int) ([]*Item, error) {
 	out := make([]*Item, 0, n)
 	timeout := time.After(30 * time.Second)
 	for len(out) < n {
 		select {
 		case it, ok := <-sub.C():
 			if !ok {
-				t.Fatalf("subscription ended after %d of %d items: %v", len(out), n, sub.Err())
+				return out, fmt.Errorf("subscription ended after %d of %d items: %v", len(out), n, sub.Err())
 			}
 			out = append(out, it)
 		case <-timeout:
-			t.Fatalf("timed out after %d of %d items", len(out), n)
+			return out, fmt.Errorf("timed out after %d of %d items", len(out), n)
 		}
 	}
-	return out
+	return out, nil
 }
 
 func checkConsecutive(t testing.TB, items []*Item, first int64) {

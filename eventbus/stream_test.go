@@ -3,6 +3,7 @@ package eventbus
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sort"
 	"strings"
 	"sync"
@@ -141,8 +142,17 @@ func TestSubscribeFromIDHasNoGapOrDuplicateAtTheSeam(t *testing.T) {
 				return
 			}
 			defer sub.Close()
-			items := collect(t, sub, int(pre+during-from))
-			checkConsecutive(t, items, from)
+			items, err := receiveN(sub, int(pre+during-from))
+			if err != nil {
+				t.Errorf("subscriber from %d: %v", from, err)
+				return
+			}
+			for i, it := range items {
+				if it.ID != from+int64(i) {
+					t.Errorf("subscriber from %d: item %d has id %d (gap or duplicate at the seam)", from, i, it.ID)
+					return
+				}
+			}
 		}()
 		time.Sleep(time.Millisecond)
 	}
@@ -165,14 +175,37 @@ func TestSlowSubscriberOverflowsWithoutSlowingOthersAndCanResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer fast.Close()
-	fastDone := make(chan []*Item)
-	go func() { fastDone <- collect(t, fast, total) }()
-
-	// The writer never waits for the slow subscriber, which reads nothing yet.
+	// The fast subscriber reports each id it receives; the writer paces
+	// itself on the fast one only, so the fast one never lags, while the
+	// slow one reads nothing until the writer is done.
+	seen := make(chan int64)
+	fastErr := make(chan error, 1)
+	go func() {
+		for i := int64(0); i < total; i++ {
+			it, ok := <-fast.C()
+			if !ok {
+				fastErr <- fmt.Errorf("fast subscriber ended at %d: %v", i, fast.Err())
+				close(seen)
+				return
+			}
+			if it.ID != i {
+				fastErr <- fmt.Errorf("fast subscriber got id %d, want %d", it.ID, i)
+				close(seen)
+				return
+			}
+			seen <- it.ID
+		}
+		close(fastErr)
+	}()
 	for i := 0; i < total; i++ {
 		mustAppend(t, s, runObs(0, i))
+		if _, ok := <-seen; !ok {
+			t.Fatal(<-fastErr)
+		}
 	}
-	checkConsecutive(t, <-fastDone, 0)
+	if err := <-fastErr; err != nil {
+		t.Fatal(err)
+	}
 
 	var got []*Item
 	for it := range slow.C() {
