@@ -625,6 +625,19 @@ func (b *Backend) Recover(ctx context.Context, h *runtimes.Handle) (*runtimes.Ha
 		}
 	case st.Running:
 		died = b.watch.arm(insp.ID)
+		if _, err := os.Stat(sock); err != nil {
+			// The host side of the socket directory was lost (e.g. a
+			// cleaned /tmp): the agent's socket lives in a directory the host
+			// can no longer reach, so restart the container to get a new one.
+			b.watch.expectStop(insp.ID)
+			if err := b.cli.ContainerStop(ctx, insp.ID, container.StopOptions{}); err != nil {
+				return nil, fmt.Errorf("docker backend: recover container %s: restart for a new socket: %w", insp.ID, mapDaemonErr(b.cli, err))
+			}
+			died = b.watch.arm(insp.ID)
+			if err := b.cli.ContainerStart(ctx, insp.ID, container.StartOptions{}); err != nil {
+				return nil, fmt.Errorf("docker backend: recover container %s: start: %w", insp.ID, mapDaemonErr(b.cli, err))
+			}
+		}
 	default:
 		// Exited or created: start it again (as OpenHands does when
 		// attaching to an exited container). The agent makes a new socket.

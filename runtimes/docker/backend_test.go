@@ -541,3 +541,45 @@ func probeSocket(ctx context.Context, h *runtimes.Handle) error {
 	}}
 	return probeAlive(ctx, hc)
 }
+
+func TestRecoverAfterTheSocketDirWasLost(t *testing.T) {
+	b1 := newBackend(t)
+	h := start(t, b1, runtimes.Spec{})
+	b1.Close()
+	// E.g. the host's /tmp was cleaned while Corral was down.
+	if err := os.RemoveAll(h.Meta["run_dir"]); err != nil {
+		t.Fatal(err)
+	}
+	b2 := newBackend(t)
+	ctx := testCtx(t, time.Minute)
+	got, err := b2.Recover(ctx, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := probeSocket(ctx, got); err != nil {
+		t.Errorf("agent after Recover: %v", err)
+	}
+}
+
+func TestRecoverAdoptsAnotherNodesSandboxAndWatchesIt(t *testing.T) {
+	b1 := newBackend(t, WithNodeID(env.node+"-a"))
+	h := start(t, b1, runtimes.Spec{})
+	b2 := newBackend(t, WithNodeID(env.node+"-b"))
+	ctx := testCtx(t, time.Minute)
+	if _, err := b2.Recover(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	ch, err := b2.Wait(ctx, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b2.cli.ContainerKill(ctx, h.ID, "KILL")
+	select {
+	case e, ok := <-ch:
+		if !ok || e.Code != 137 {
+			t.Errorf("exit %+v %v", e, ok)
+		}
+	case <-ctx.Done():
+		t.Fatal("Wait did not fire for an adopted sandbox")
+	}
+}

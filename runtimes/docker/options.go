@@ -188,3 +188,12 @@ const (
 
 // WithReadiness selects how Start waits for the agent (default ReadySocket).
 func WithReadiness(r Readiness) Option { return func(o *config) { o.readiness = r } }
+
+// WithLiveSessionIDs is WithLiveSessions for a fixed set of session ids.
+func WithLiveSessionIDs(ids ...string) Option {
+	set := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		set[id] = true
+	}
+	return WithLiveSessions(func(s string) bool { return set[s] })
+}

@@ -89,8 +89,9 @@ func (w *watcher) run(ctx context.Context, since string) {
 	for {
 		f := filters.NewArgs(
 			filters.Arg("type", string(events.ContainerEventType)),
+			// Not filtered by node: Recover may adopt another node's sandbox.
+			// Events of containers nobody tracks are dropped in handle.
 			filters.Arg("label", LabelManaged+"=true"),
-			filters.Arg("label", LabelNode+"="+w.b.cfg.nodeID),
 			filters.Arg("event", string(events.ActionDie)),
 			filters.Arg("event", string(events.ActionOOM)),
 		)
