@@ -1,0 +1,302 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"corral/actors"
+	"corral/eventbus"
+	"corral/metrics"
+	"corral/runtimes"
+	"corral/runtimes/docker"
+	"corral/runtimes/local"
+	"corral/transport/agentwire"
+	"corral/transport/api"
+)
+
+// serveConfig is the configuration file `corral serve` reads. Each section
+// is its package's own Config with its defaults.
+type serveConfig struct {
+	Server  api.Config         `toml:"server"`
+	Engine  actors.Config      `toml:"engine"`
+	Events  eventbus.Config    `toml:"events"`
+	Runtime serveRuntimeConfig `toml:"runtime"`
+}
+
+// serveRuntimeConfig selects and configures the sandbox backends.
+type serveRuntimeConfig struct {
+	// Enabled lists the backends to start ("local", "docker"); the first is
+	// the default runtime unless [engine] default_runtime says otherwise.
+	Enabled []string `toml:"enabled"`
+	Local   struct {
+		// AgentBinary is the corral-agent executable (default: next to
+		// corral, then $PATH).
+		AgentBinary string `toml:"agent_binary"`
+	} `toml:"local"`
+	Docker struct {
+		// Image is the default image of docker sessions that name none.
+		Image string `toml:"image"`
+		// AgentBinary is the static corral-agent mounted into containers.
+		AgentBinary string `toml:"agent_binary"`
+	} `toml:"docker"`
+}
+
+func defaultServeConfig() serveConfig {
+	return serveConfig{
+		Server:  api.DefaultConfig(),
+		Engine:  actors.DefaultConfig(),
+		Events:  eventbus.DefaultConfig(),
+		Runtime: serveRuntimeConfig{Enabled: []string{"local"}},
+	}
+}
+
+const serveUsage = `usage: corral serve [--listen HOST:PORT] [--config FILE] [--runtimes local,docker] [-v]
+
+Starts the API server, the web UI and the engine. Events are stored under
+[events] store_dir (default ~/.corral/sessions). Binding anything but a
+loopback address needs [server] auth_tokens.
+
+Environment overrides (after the file, before flags):
+  CORRAL_SERVER_LISTEN, CORRAL_SERVER_AUTH_TOKENS (comma-separated),
+  CORRAL_SERVER_ALLOWED_ORIGINS (comma-separated), CORRAL_EVENTS_STORE_DIR
+
+flags:
+`
+
+// runServe is `corral serve`: it returns the process exit code (0 after a
+// clean shutdown on SIGINT/SIGTERM or ctx, 1 when serving failed, 2 for bad
+// flags or configuration).
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) (exit int) {
+	fs := flag.NewFlagSet("corral serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "", "address to bind, HOST:PORT (default [server] listen, 127.0.0.1:7070)")
+	configPath := fs.String("config", "", "TOML configuration file")
+	runtimesFlag := fs.String("runtimes", "", "backends to start, comma-separated (default [runtime] enabled, local)")
+	verbose := fs.Bool("v", false, "log engine and request details")
+	fs.Usage = func() { fmt.Fprint(stderr, serveUsage); fs.PrintDefaults() }
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "corral serve: unexpected argument %q (see corral serve -h)\n", fs.Arg(0))
+		return 2
+	}
+
+	cfg := defaultServeConfig()
+	if *configPath != "" {
+		if err := loadConfigFile(*configPath, &cfg); err != nil {
+			fmt.Fprintf(stderr, "corral serve: %v\n", err)
+			return 2
+		}
+	}
+	applyServeEnv(&cfg, os.Getenv)
+	if *listen != "" {
+		cfg.Server.Listen = *listen
+	}
+	if *runtimesFlag != "" {
+		cfg.Runtime.Enabled = splitList(*runtimesFlag)
+	}
+	if err := errors.Join(cfg.Server.Validate(), cfg.Events.Validate()); err != nil {
+		fmt.Fprintf(stderr, "corral serve: invalid configuration:\n%v\n", err)
+		return 2
+	}
+	if len(cfg.Runtime.Enabled) == 0 {
+		fmt.Fprintln(stderr, "corral serve: no runtime enabled; set [runtime] enabled = [\"local\"] or --runtimes local")
+		return 2
+	}
+
+	level := slog.LevelWarn
+	if *verbose {
+		level = slog.LevelInfo
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	// Listen first: a taken port is reported before anything starts.
+	ln, err := net.Listen("tcp", cfg.Server.Listen)
+	if err != nil {
+		fmt.Fprintf(stderr, "corral serve: listen on %s: %v (is another corral running? pick another port with --listen)\n", cfg.Server.Listen, err)
+		return 1
+	}
+	defer ln.Close()
+
+	st, err := openServeStack(ctx, cfg, logger)
+	if err != nil {
+		fmt.Fprintf(stderr, "corral serve: %v\n", err)
+		return 1
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		if err := st.close(sctx); err != nil {
+			fmt.Fprintf(stderr, "corral serve: shutdown: %v\n", err)
+			exit = max(exit, 1)
+		}
+	}()
+
+	reg := metrics.New()
+	srv, err := api.New(api.NewEngineAdapter(st.eng, st.store), cfg.Server, api.WithMetrics(reg), api.WithLogger(logger))
+	if err != nil {
+		fmt.Fprintf(stderr, "corral serve: %v\n", err)
+		return 2
+	}
+	hs := &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- hs.Serve(ln) }()
+
+	fmt.Fprintf(stdout, "corral: serving the API and web UI on %s (runtimes: %s; events in %s)\n",
+		ln.Addr(), strings.Join(cfg.Runtime.Enabled, ", "), st.store.Dir())
+	fmt.Fprintf(stdout, "open %s\n", browseURL(ln.Addr().String()))
+
+	select {
+	case <-ctx.Done():
+		fmt.Fprintln(stdout, "corral: shutting down")
+	case err := <-serveErr:
+		fmt.Fprintf(stderr, "corral serve: %v\n", err)
+		exit = 1
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		fmt.Fprintf(stderr, "corral serve: HTTP shutdown: %v\n", err)
+	}
+	srv.Close() // WebSocket clients: "going away"
+	return exit
+}
+
+// browseURL is the URL to print for addr: a wildcard bind is reachable at
+// loopback from this machine.
+func browseURL(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "http://" + addr + "/"
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port) + "/"
+}
+
+// applyServeEnv applies CORRAL_* overrides.
+func applyServeEnv(cfg *serveConfig, getenv func(string) string) {
+	if v := getenv("CORRAL_SERVER_LISTEN"); v != "" {
+		cfg.Server.Listen = v
+	}
+	if v := getenv("CORRAL_SERVER_AUTH_TOKENS"); v != "" {
+		cfg.Server.AuthTokens = splitList(v)
+	}
+	if v := getenv("CORRAL_SERVER_ALLOWED_ORIGINS"); v != "" {
+		cfg.Server.AllowedOrigins = splitList(v)
+	}
+	if v := getenv("CORRAL_EVENTS_STORE_DIR"); v != "" {
+		cfg.Events.StoreDir = v
+	}
+}
+
+// serveStack is what the server runs on: the store, the backends, the engine.
+type serveStack struct {
+	store   *eventbus.Store
+	eng     *actors.Engine
+	closers []func() error // backends, in start order
+}
+
+func openServeStack(ctx context.Context, cfg serveConfig, logger *slog.Logger) (*serveStack, error) {
+	store, err := eventbus.OpenStore(cfg.Events, eventbus.WithLogger(logger))
+	if err != nil {
+		return nil, fmt.Errorf("open the event store: %w", err)
+	}
+	st := &serveStack{store: store}
+	fail := func(err error) (*serveStack, error) {
+		_ = st.close(context.Background())
+		return nil, err
+	}
+	reg := &runtimes.Registry{}
+	for _, name := range cfg.Runtime.Enabled {
+		var b runtimes.Backend
+		switch name {
+		case "local":
+			opts := []local.Option{local.WithLogger(logger)}
+			if p := cfg.Runtime.Local.AgentBinary; p != "" {
+				opts = append(opts, local.WithAgentBinary(p))
+			}
+			lb, err := local.New(opts...)
+			if err != nil {
+				return fail(fmt.Errorf("local runtime: %w", err))
+			}
+			st.closers = append(st.closers, lb.Close)
+			b = lb
+		case "docker":
+			opts := []docker.Option{docker.WithLogger(logger)}
+			if cfg.Runtime.Docker.Image != "" {
+				opts = append(opts, docker.WithDefaultImage(cfg.Runtime.Docker.Image))
+			}
+			if cfg.Runtime.Docker.AgentBinary != "" {
+				opts = append(opts, docker.WithAgentBinary(cfg.Runtime.Docker.AgentBinary))
+			}
+			db, err := docker.New(ctx, opts...)
+			if err != nil {
+				return fail(fmt.Errorf("docker runtime: %w", err))
+			}
+			st.closers = append(st.closers, db.Close)
+			b = db
+		default:
+			return fail(fmt.Errorf("[runtime] enabled names %q; the server knows \"local\" and \"docker\"", name))
+		}
+		if err := reg.Register(b); err != nil {
+			return fail(err)
+		}
+	}
+	ecfg := cfg.Engine
+	if !slices.Contains(cfg.Runtime.Enabled, ecfg.DefaultRuntime) {
+		if ecfg.DefaultRuntime != "" && ecfg.DefaultRuntime != actors.DefaultConfig().DefaultRuntime {
+			return fail(fmt.Errorf("[engine] default_runtime = %q is not in [runtime] enabled = %q; enable it or pick one of those", ecfg.DefaultRuntime, cfg.Runtime.Enabled))
+		}
+		ecfg.DefaultRuntime = cfg.Runtime.Enabled[0]
+	}
+	eng, err := actors.NewEngine(ecfg, reg, actors.WithStore(store), actors.WithLogger(logger),
+		actors.WithDefaultDialer(func(ctx context.Context, h *runtimes.Handle) (actors.AgentConn, error) {
+			return agentwire.Dial(ctx, h.AgentAddr, h.Token, agentwire.WithClientLogger(logger))
+		}))
+	if err != nil {
+		return fail(fmt.Errorf("start the engine: %w", err))
+	}
+	st.eng = eng
+	return st, nil
+}
+
+// close stops every session, then the backends, then the store.
+func (st *serveStack) close(ctx context.Context) error {
+	var errs []error
+	if st.eng != nil {
+		if err := st.eng.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("engine: %w", err))
+		}
+	}
+	for i := len(st.closers) - 1; i >= 0; i-- {
+		errs = append(errs, st.closers[i]())
+	}
+	errs = append(errs, st.store.Close())
+	return errors.Join(errs...)
+}
