@@ -112,15 +112,20 @@ type Executor struct {
 	cred   *syscall.Credential // for python when running as root for a user
 	editor *Editor
 
-	mu         sync.Mutex // one action at a time; guards py, pyInitDone
-	py         *pythonKernel
+	mu         sync.Mutex // one action at a time; guards pyInitDone
 	pyInitDone map[string]bool
+
+	// pyMu guards py separately from mu so that Close can kill a cell that
+	// is running under mu.
+	pyMu sync.Mutex
+	py   *pythonKernel
 
 	main shell
 
 	closeMu sync.Mutex
 	closed  bool
-	statics sync.WaitGroup // static commands in flight
+	statics map[shell]struct{} // static shells in use; guarded by closeMu
+	staticW sync.WaitGroup
 }
 
 // New starts an executor and its main bash session.
@@ -172,7 +177,7 @@ func New(ctx context.Context, opts ...Option) (*Executor, error) {
 	if err != nil {
 		return nil, err
 	}
-	x := &Executor{cfg: cfg, access: access, editor: NewEditor(cfg.workDir)}
+	x := &Executor{cfg: cfg, access: access, editor: NewEditor(cfg.workDir), statics: map[shell]struct{}{}}
 	if access.asUser {
 		x.cred = &syscall.Credential{Uid: uint32(access.uid), Gid: uint32(access.gid)}
 	}
@@ -207,25 +212,27 @@ func (x *Executor) Close() error {
 		return nil
 	}
 	x.closed = true
+	statics := make([]shell, 0, len(x.statics))
+	for s := range x.statics {
+		statics = append(statics, s)
+	}
 	x.closeMu.Unlock()
 	x.cancel()
 	var err error
 	if x.main != nil {
 		err = x.main.Close()
 	}
-	// The action lock may be held by a running cell; the kernel's close is
-	// safe concurrently with its use, but x.py must be read under the lock.
-	done := make(chan struct{})
-	go func() {
-		x.mu.Lock()
-		if x.py != nil {
-			x.py.close()
-		}
-		x.mu.Unlock()
-		close(done)
-	}()
-	<-done
-	x.statics.Wait()
+	for _, s := range statics {
+		_ = s.Close()
+	}
+	// A running cell holds mu but not pyMu; closing the kernel under it
+	// makes that cell return at once.
+	x.pyMu.Lock()
+	if x.py != nil {
+		x.py.close()
+	}
+	x.pyMu.Unlock()
+	x.staticW.Wait()
 	return err
 }
 
@@ -333,8 +340,8 @@ func (x *Executor) runMain(ctx context.Context, a *eventbus.CmdRunAction, timeou
 // the main session's cwd), closed afterwards; it never touches the main
 // session's state.
 func (x *Executor) runStatic(ctx context.Context, a *eventbus.CmdRunAction, timeout float64, onOutput func([]byte)) *eventbus.Event {
-	x.statics.Add(1)
-	defer x.statics.Done()
+	x.staticW.Add(1)
+	defer x.staticW.Done()
 	dir := x.Cwd()
 	if a.Cwd != nil && *a.Cwd != "" {
 		dir = resolvePath(dir, *a.Cwd)
@@ -343,7 +350,20 @@ func (x *Executor) runStatic(ctx context.Context, a *eventbus.CmdRunAction, time
 	if err != nil {
 		return eventbus.NewError(eventbus.InvalidID, "", "Could not start a bash session in "+dir+": "+err.Error())
 	}
-	defer sh.Close()
+	x.closeMu.Lock()
+	if x.closed {
+		x.closeMu.Unlock()
+		sh.Close()
+		return eventbus.NewError(eventbus.InvalidID, "", "The sandbox executor is closed; action run was not run.")
+	}
+	x.statics[sh] = struct{}{}
+	x.closeMu.Unlock()
+	defer func() {
+		x.closeMu.Lock()
+		delete(x.statics, sh)
+		x.closeMu.Unlock()
+		sh.Close()
+	}()
 	t := timeout
 	obs := sh.Run(ctx, a, &t, onOutput)
 	if obs == nil {

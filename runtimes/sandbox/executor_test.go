@@ -17,7 +17,10 @@ import (
 func newTestExecutor(t *testing.T, opts ...Option) (*Executor, string) {
 	t.Helper()
 	dir := t.TempDir()
-	x, err := New(context.Background(), append([]Option{WithWorkDir(dir), WithNoChangeTimeout(5 * time.Second)}, opts...)...)
+	// A private HOME keeps the host's ~/.bashrc (slow or polluted by other
+	// tests) out of the shells.
+	base := []Option{WithWorkDir(dir), WithNoChangeTimeout(5 * time.Second), WithEnv([]string{"HOME=" + t.TempDir()})}
+	x, err := New(context.Background(), append(base, opts...)...)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -325,7 +328,7 @@ func TestListFilesOrdersDirectoriesFirstCaseInsensitively(t *testing.T) {
 func TestCloseIsIdempotentAndStopsEverything(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	dir := t.TempDir()
-	x, err := New(context.Background(), WithWorkDir(dir))
+	x, err := New(context.Background(), WithWorkDir(dir), WithEnv([]string{"HOME=" + t.TempDir()}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -340,8 +343,13 @@ func TestCloseIsIdempotentAndStopsEverything(t *testing.T) {
 	if err := x.Close(); err != nil {
 		t.Fatal("second Close:", err)
 	}
-	if processAlive(pid) {
-		t.Fatalf("python %s still running after Close", pid)
+	// Close waited for the interpreter's direct child; a grandchild behind
+	// a wrapper (pyenv shim) dies from the same SIGKILL a moment later.
+	for deadline := time.Now().Add(5 * time.Second); processAlive(pid); {
+		if time.Now().After(deadline) {
+			t.Fatalf("python %s still running after Close", pid)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	xWantError(t, x.Execute(context.Background(), xAct(2, &eventbus.CmdRunAction{Command: "true"}), nil),
 		"The sandbox executor is closed; action run was not run.", "")
@@ -368,4 +376,35 @@ func processAlive(pid string) bool {
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	return i >= 0 && i+2 < len(s) && s[i+2] != 'Z' && s[i+2] != 'X'
+}
+
+func TestCloseStopsRunningCellAndStaticCommand(t *testing.T) {
+	x, _ := newTestExecutor(t)
+	cell(t, x, "1", 0, false) // start the interpreter
+	results := make(chan *eventbus.Event, 2)
+	long := 300.0
+	cellEv := xAct(1, &eventbus.IPythonRunCellAction{Code: "import time\ntime.sleep(300)"})
+	cellEv.Timeout = &long
+	staticEv := xAct(2, &eventbus.CmdRunAction{Command: "sleep 300", IsStatic: true, Blocking: true})
+	staticEv.Timeout = &long
+	go func() { results <- x.Execute(context.Background(), cellEv, nil) }()
+	go func() { results <- x.Execute(context.Background(), staticEv, nil) }()
+	time.Sleep(2 * time.Second)
+	start := time.Now()
+	if err := x.Close(); err != nil {
+		t.Logf("Close: %v", err)
+	}
+	for range 2 {
+		select {
+		case obs := <-results:
+			if obs == nil || obs.Cause == nil {
+				t.Fatalf("bad observation %+v", obs)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("an action did not return after Close")
+		}
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Fatalf("Close took %s", d)
+	}
 }

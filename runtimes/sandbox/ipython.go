@@ -311,25 +311,17 @@ func (x *Executor) runIPython(ctx context.Context, a *eventbus.IPythonRunCellAct
 		return eventbus.NewError(eventbus.InvalidID, "", "Cannot run IPython cell: no python3 interpreter was found on PATH in the sandbox. Install python3 or configure its path (WithPython), or use the bash tool instead.")
 	}
 	cwd := x.Cwd()
-	if x.py == nil || x.py.dead {
-		if x.py != nil {
-			x.py.close()
-		}
-		k, err := startPythonKernel(ctx, x.cfg.python, x.cfg.environ(), x.cred, cwd)
-		if err != nil {
-			x.py = nil
-			return eventbus.NewError(eventbus.InvalidID, "", "Cannot run IPython cell: "+err.Error())
-		}
-		x.py = k
-		x.pyInitDone = map[string]bool{}
+	k, err := x.kernel(ctx, cwd)
+	if err != nil {
+		return eventbus.NewError(eventbus.InvalidID, "", "Cannot run IPython cell: "+err.Error())
 	}
 	d := time.Duration(timeout * float64(time.Second))
 	if init := a.KernelInitCode; init != "" && !x.pyInitDone[init] {
-		if _, err := x.py.run(ctx, init, cwd, d, nil); err == nil {
+		if _, err := k.run(ctx, init, cwd, d, nil); err == nil {
 			x.pyInitDone[init] = true
 		}
 	}
-	res, err := x.py.run(ctx, a.Code, cwd, d, onOutput)
+	res, err := k.run(ctx, a.Code, cwd, d, onOutput)
 	text := res.text
 	switch {
 	case res.timedOut:
@@ -346,9 +338,35 @@ func (x *Executor) runIPython(ctx context.Context, a *eventbus.IPythonRunCellAct
 	text = strings.TrimRightFunc(ansiColour.ReplaceAllString(text, ""), isPySpace)
 	if a.IncludeExtra {
 		text += "\n[Jupyter current working directory: " + cwd + "]"
-		text += "\n[Jupyter Python interpreter: " + x.py.exePath() + "]"
+		text += "\n[Jupyter Python interpreter: " + k.exePath() + "]"
 	}
 	return eventbus.NewObservation(eventbus.InvalidID, text, &eventbus.IPythonRunCellObservation{Code: a.Code})
+}
+
+// kernel returns the live interpreter, starting one when there is none or
+// the last one died. Called under the action lock.
+func (x *Executor) kernel(ctx context.Context, cwd string) (*pythonKernel, error) {
+	x.pyMu.Lock()
+	defer x.pyMu.Unlock()
+	if x.py != nil && !x.py.dead {
+		return x.py, nil
+	}
+	if x.py != nil {
+		x.py.close()
+		x.py = nil
+	}
+	// Checked under pyMu: Close sets closed before taking pyMu, so no
+	// interpreter can be started after Close has looked for one.
+	if x.isClosed() {
+		return nil, errors.New("the sandbox executor is closed")
+	}
+	k, err := startPythonKernel(ctx, x.cfg.python, x.cfg.environ(), x.cred, cwd)
+	if err != nil {
+		return nil, err
+	}
+	x.py = k
+	x.pyInitDone = map[string]bool{}
+	return k, nil
 }
 
 func (k *pythonKernel) exePath() string {
