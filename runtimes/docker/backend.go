@@ -318,12 +318,21 @@ func (b *Backend) Start(ctx context.Context, spec runtimes.Spec) (*runtimes.Hand
 	}
 	name := "corral-" + truncate(nameUnsafe.ReplaceAllString(spec.SessionID, "_"), 40) + "-" + short
 
-	created, err := b.cli.ContainerCreate(ctx, cc, hc, nil, nil, name)
+	// Create is not cancelled with ctx: a daemon finishes a create whose
+	// client went away, and a container we never learnt the id of would
+	// leak. It is short; ctx is checked right after.
+	cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	created, err := b.cli.ContainerCreate(cctx, cc, hc, nil, nil, name)
+	ccancel()
 	if err != nil {
 		os.RemoveAll(runDir)
 		return nil, fmt.Errorf("docker backend: start session %s: create container from %s: %w", spec.SessionID, img, mapCreateErr(b.cli, img, err))
 	}
 	id := created.ID
+	if err := ctx.Err(); err != nil {
+		b.discard(id, runDir)
+		return nil, fmt.Errorf("docker backend: start session %s: %w", spec.SessionID, err)
+	}
 	died := b.watch.arm(id)
 	ok := false
 	defer func() {

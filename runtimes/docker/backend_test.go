@@ -583,3 +583,24 @@ func TestRecoverAdoptsAnotherNodesSandboxAndWatchesIt(t *testing.T) {
 		t.Fatal("Wait did not fire for an adopted sandbox")
 	}
 }
+
+func TestCancelledStartsLeaveNothing(t *testing.T) {
+	b := newBackend(t, WithNodeID(env.node+"-cancel"))
+	var wg sync.WaitGroup
+	for i, d := range []time.Duration{time.Millisecond, 20 * time.Millisecond, 100 * time.Millisecond, 300 * time.Millisecond} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), d)
+			defer cancel()
+			h, err := b.Start(ctx, runtimes.Spec{SessionID: fmt.Sprintf("cancel-%d", i)})
+			if err == nil { // fast enough: fine, but clean up
+				b.Destroy(context.Background(), h)
+			}
+		}()
+	}
+	wg.Wait()
+	if left := listTestContainers(context.Background(), b.cli, env.node+"-cancel"); len(left) != 0 {
+		t.Errorf("%d containers left behind by cancelled starts", len(left))
+	}
+}

@@ -136,7 +136,13 @@ func dockerExec(ctx context.Context, be *Backend, id string, cmd ...string) erro
 // BenchmarkParallelStart50 starts 50 sandboxes at once per iteration and
 // reports the p50/p99 time to ready, the wall time and the errors.
 func BenchmarkParallelStart50(b *testing.B) {
-	be := newBackend(b, WithNodeID(env.node+"-bench50"))
+	for _, limit := range []int{8, 50} {
+		b.Run(fmt.Sprintf("concurrency=%d", limit), func(b *testing.B) { benchParallelStart(b, limit) })
+	}
+}
+
+func benchParallelStart(b *testing.B, limit int) {
+	be := newBackend(b, WithNodeID(env.node+"-bench50"), WithStartConcurrency(limit))
 	ctx := context.Background()
 	const n = 50
 	var all []time.Duration
