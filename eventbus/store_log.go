@@ -259,7 +259,7 @@ func logHeader() [logHeaderSize]byte {
 func (l *eventLog) frameLocked(id int64, build func(id int64, dst []byte) []byte, ev *Event) *commitGroup {
 	g := l.pending
 	if g == nil {
-		g = &commitGroup{done: make(chan struct{}), buf: make([]byte, 0, 64<<10)}
+		g = &commitGroup{done: make(chan struct{}), buf: make([]byte, 0, 1024)}
 		l.pending = g
 	}
 	start := len(g.buf)

@@ -283,7 +283,11 @@ func (s *Stream) Subscribe(ctx context.Context, from int64) (*Subscription, erro
 	s.all[sub] = struct{}{}
 	s.fanMu.Unlock()
 	go sub.replay()
-	sub.stopCtx = context.AfterFunc(ctx, func() { sub.end(ctx.Err()) })
+	stop := context.AfterFunc(ctx, func() { sub.end(ctx.Err()) })
+	// Under fanMu: end (run by AfterFunc's goroutine) reads stopCtx.
+	s.fanMu.Lock()
+	sub.stopCtx = stop
+	s.fanMu.Unlock()
 	return sub, nil
 }
 
@@ -314,9 +318,10 @@ func (sub *Subscription) end(err error) {
 				}
 			}
 		}
+		stop := sub.stopCtx
 		s.fanMu.Unlock()
-		if sub.stopCtx != nil {
-			sub.stopCtx()
+		if stop != nil {
+			stop()
 		}
 	})
 	<-sub.fin
@@ -358,9 +363,16 @@ func (sub *Subscription) replay() {
 		}
 		s.fanMu.Unlock()
 		stopped := false
+		var slab []Item // items are allocated in blocks, not one by one
 		err := s.log.read(next, target-1, false, func(id int64, payload []byte) bool {
+			if len(slab) == 0 {
+				slab = make([]Item, 256)
+			}
+			it := &slab[0]
+			slab = slab[1:]
+			it.ID, it.JSON = id, payload
 			select {
-			case sub.ch <- &Item{ID: id, JSON: payload}:
+			case sub.ch <- it:
 				sub.lastID = id // only this goroutine touches lastID before going live
 				return true
 			case <-sub.done:

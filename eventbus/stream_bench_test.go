@@ -122,12 +122,19 @@ func openHandsFilePerEvent(b *testing.B, dir string, recs [][]byte, pol SyncPoli
 	return float64(len(recs)) / time.Since(start).Seconds()
 }
 
-// BenchmarkDurableAppend100Sessions: 100 sessions, 4 concurrent appenders
-// each (400 goroutines), sync "batch" with the default 2ms max delay, full
-// Stream.Append path (encode, splice id, frame, group commit, fsync, ack,
-// fan-out). Work: b.N events in total.
+// BenchmarkDurableAppend100Sessions: 100 sessions, k concurrent appenders
+// each (sub-benchmarks k=1, 4, 16), sync "batch" with the default 2ms max
+// delay, through the full Stream.Append path (encode, splice id, frame,
+// group commit, fsync, ack, fan-out). b.N events in total. Group commit can
+// only batch what is in flight, so throughput grows with k (Little's law:
+// events/s = appends in flight / fsync latency).
 func BenchmarkDurableAppend100Sessions(b *testing.B) {
-	const sessions, perSession = 100, 4
+	for _, k := range []int{1, 4, 16} {
+		b.Run(fmt.Sprintf("appenders_per_session=%d", k), func(b *testing.B) { benchDurable(b, 100, k) })
+	}
+}
+
+func benchDurable(b *testing.B, sessions, perSession int) {
 	cfg := testConfig(b.TempDir())
 	st, err := OpenStore(cfg)
 	if err != nil {
@@ -167,10 +174,10 @@ func BenchmarkDurableAppend100Sessions(b *testing.B) {
 	b.StopTimer()
 	ours := float64(b.N) / elapsed.Seconds()
 
-	n := min(b.N, 200000)
+	n := min(b.N, 100000)
 	recs := encodedRecords(b, n)
 	rawA := rawSequentialWrite(b, b.TempDir(), recs, SyncBatch, cfg.SyncMaxDelay)
-	rawB := openHandsFilePerEvent(b, b.TempDir(), recs[:min(n, 5000)], SyncBatch, cfg.SyncMaxDelay)
+	rawB := openHandsFilePerEvent(b, b.TempDir(), recs[:min(n, 2000)], SyncBatch, cfg.SyncMaxDelay)
 	b.ReportMetric(ours, "events/s")
 	b.ReportMetric(rawA, "baseline_raw_write_events/s")
 	b.ReportMetric(ours/rawA, "ratio_vs_raw_write")
@@ -209,4 +216,181 @@ func BenchmarkAppendNeverSingleWriter(b *testing.B) {
 	b.ReportMetric(ours, "events/s")
 	b.ReportMetric(raw, "baseline_raw_write_events/s")
 	b.ReportMetric(ours/raw, "ratio_vs_raw_write")
+}
+
+// BenchmarkFanOut100Subscribers: one stream (sync "never"), 100 live
+// subscribers each draining on its own goroutine, one writer appending b.N
+// events. Deliveries/s = 100*b.N / time until every subscriber has all.
+// Baseline: the bare mechanism, one goroutine sending b.N pre-built items to
+// 100 buffered channels drained by 100 goroutines.
+func BenchmarkFanOut100Subscribers(b *testing.B) {
+	const subs = 100
+	buf := min(max(b.N, 1024), 1<<20)
+	cfg := testConfig(b.TempDir())
+	cfg.Sync = SyncNever
+	cfg.SubscriberBuffer = buf
+	st, err := OpenStore(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	s, err := st.Open("fanout")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	subscriptions := make([]*Subscription, subs)
+	for i := range subscriptions {
+		sub, err := s.Subscribe(ctx, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		subscriptions[i] = sub
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; n < b.N; n++ {
+				if _, ok := <-sub.C(); !ok {
+					b.Errorf("subscriber ended early: %v", sub.Err())
+					return
+				}
+			}
+		}()
+	}
+	events := benchEvents(1024)
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		if _, err := s.Append(ctx, events[i%len(events)]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	for _, sub := range subscriptions {
+		sub.Close()
+	}
+	ours := float64(subs*b.N) / elapsed.Seconds()
+
+	// Baseline: bare channel fan-out of the same number of items.
+	items := make([]*Item, 1024)
+	for i := range items {
+		items[i] = &Item{ID: int64(i)}
+	}
+	chans := make([]chan *Item, subs)
+	var bwg sync.WaitGroup
+	for i := range chans {
+		chans[i] = make(chan *Item, buf)
+		bwg.Add(1)
+		go func(c chan *Item) {
+			defer bwg.Done()
+			for range c {
+			}
+		}(chans[i])
+	}
+	bstart := time.Now()
+	for i := 0; i < b.N; i++ {
+		it := items[i%len(items)]
+		for _, c := range chans {
+			c <- it
+		}
+	}
+	for _, c := range chans {
+		close(c)
+	}
+	bwg.Wait()
+	base := float64(subs*b.N) / time.Since(bstart).Seconds()
+	b.ReportMetric(ours, "deliveries/s")
+	b.ReportMetric(base, "baseline_chan_fanout_deliveries/s")
+	b.ReportMetric(ours/base, "ratio_vs_chan_fanout")
+}
+
+// BenchmarkReplay100k: subscribe from id 0 to a session holding 100,000
+// stored run observations and receive all of them (bytes; the decoded-event
+// variant is reported too). Baseline: reading the same log file with
+// os.ReadFile and walking its frames.
+func BenchmarkReplay100k(b *testing.B) {
+	const n = 100000
+	cfg := testConfig(b.TempDir())
+	cfg.Sync = SyncNever
+	st, err := OpenStore(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	s, err := st.Open("replay")
+	if err != nil {
+		b.Fatal(err)
+	}
+	events := benchEvents(1024)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := next.Add(1) - 1; i < n; i = next.Add(1) - 1 {
+				if _, err := s.Append(context.Background(), events[i%1024]); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	// Reopen, as a server restart would: the index is built on open.
+	s.Close()
+	if s, err = st.Open("replay"); err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	replay := func(decode bool) time.Duration {
+		start := time.Now()
+		sub, err := s.Subscribe(ctx, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for i := 0; i < n; i++ {
+			it, ok := <-sub.C()
+			if !ok || it.ID != int64(i) {
+				b.Fatalf("replay broke at %d: %v", i, sub.Err())
+			}
+			if decode {
+				if _, err := it.Event(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		sub.Close()
+		return time.Since(start)
+	}
+	b.ResetTimer()
+	var total time.Duration
+	for i := 0; i < b.N; i++ {
+		total += replay(false)
+	}
+	b.StopTimer()
+	ours := total / time.Duration(b.N)
+	decoded := replay(true)
+
+	bstart := time.Now()
+	data, err := os.ReadFile(st.path("replay"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	count := 0
+	for off := logHeaderSize; off+recHeaderSize <= len(data); count++ {
+		off += recHeaderSize + int(uint32(data[off])|uint32(data[off+1])<<8|uint32(data[off+2])<<16|uint32(data[off+3])<<24)
+	}
+	base := time.Since(bstart)
+	if count != n {
+		b.Fatalf("baseline walked %d records, want %d", count, n)
+	}
+	b.ReportMetric(ours.Seconds(), "s/replay")
+	b.ReportMetric(float64(n)/ours.Seconds(), "events/s")
+	b.ReportMetric(decoded.Seconds(), "s/replay_decoded")
+	b.ReportMetric(base.Seconds(), "baseline_readfile_s")
+	b.ReportMetric(base.Seconds()/ours.Seconds(), "ratio_vs_readfile")
 }
