@@ -1,6 +1,7 @@
 package agentwire
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -407,13 +408,18 @@ func (c *Client) readLoop(ws *websocket.Conn) error {
 	}()
 	defer hb.Wait()
 	defer cancel()
+	var buf bytes.Buffer // reused: decoded frames never alias it
 	for {
-		_, data, err := ws.Read(ctx)
+		_, r, err := ws.Reader(ctx)
 		if err != nil {
 			return err
 		}
+		buf.Reset()
+		if _, err := buf.ReadFrom(r); err != nil {
+			return err
+		}
 		lastSeen.Store(time.Now().UnixNano())
-		f, err := DecodeFrame(data)
+		f, err := decodeFrame(buf.Bytes())
 		if err != nil {
 			c.o.logger.Warn("agentwire: ignoring a frame from the agent", "err", err)
 			continue

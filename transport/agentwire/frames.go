@@ -1,9 +1,12 @@
 package agentwire
 
 import (
+	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 )
 
 // ProtocolVersion is the agentwire protocol spoken by this package. Both ends
@@ -37,7 +40,8 @@ const (
 	CodeInternal        = "internal"         // the agent failed; the message says how
 )
 
-// MaxReqIDLen bounds request ids; clients generate 32 hex digits.
+// MaxReqIDLen bounds request ids (letters, digits and . _ : -); clients
+// generate 32 hex digits.
 const MaxReqIDLen = 128
 
 // Frame is one agentwire message. Only the fields of its Type are set; the
@@ -135,12 +139,116 @@ func (f *Frame) validate() error {
 	if needID && f.ReqID == "" {
 		return fmt.Errorf("%w: %s needs a \"req_id\"", ErrBadFrame, f.Type)
 	}
-	for _, r := range f.ReqID {
-		if r < 0x21 || r > 0x7e {
-			return fmt.Errorf("%w: req_id must be printable ASCII without spaces", ErrBadFrame)
-		}
+	if !validReqID(f.ReqID) {
+		return fmt.Errorf("%w: req_id may hold only letters, digits and . _ : -", ErrBadFrame)
 	}
 	return nil
+}
+
+func validReqID(id string) bool {
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == ':' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// Output chunks dominate the traffic, so they have a hand-written encoder
+// and decoder for the exact layout json.Marshal produces; FuzzDecodeFrame
+// checks both against encoding/json. Anything else takes the generic path.
+
+const chunkPrefix = `{"type":"chunk","req_id":"`
+
+// appendChunk appends the chunk frame's JSON, byte-identical to
+// json.Marshal(&Frame{Type: TypeChunk, ...}). id must satisfy validReqID.
+func appendChunk(dst []byte, id string, seq, offset uint64, data []byte) []byte {
+	dst = append(dst, chunkPrefix...)
+	dst = append(dst, id...)
+	dst = append(dst, `","seq":`...)
+	dst = strconv.AppendUint(dst, seq, 10)
+	if offset != 0 {
+		dst = append(dst, `,"offset":`...)
+		dst = strconv.AppendUint(dst, offset, 10)
+	}
+	if len(data) > 0 {
+		dst = append(dst, `,"data":"`...)
+		dst = base64.StdEncoding.AppendEncode(dst, data)
+		dst = append(dst, '"')
+	}
+	return append(dst, '}')
+}
+
+// decodeFrame is DecodeFrame with the chunk fast path.
+func decodeFrame(b []byte) (*Frame, error) {
+	if f, ok := decodeChunkFast(b); ok {
+		return f, nil
+	}
+	return DecodeFrame(b)
+}
+
+// decodeChunkFast parses exactly what appendChunk writes; ok is false for
+// anything else (the caller then uses the generic decoder).
+func decodeChunkFast(b []byte) (*Frame, bool) {
+	rest, ok := bytes.CutPrefix(b, []byte(chunkPrefix))
+	if !ok {
+		return nil, false
+	}
+	i := bytes.IndexByte(rest, '"')
+	if i <= 0 || i > MaxReqIDLen || !validReqID(string(rest[:i])) {
+		return nil, false
+	}
+	f := &Frame{Type: TypeChunk, ReqID: string(rest[:i])}
+	rest = rest[i+1:]
+	if rest, ok = bytes.CutPrefix(rest, []byte(`,"seq":`)); !ok {
+		return nil, false
+	}
+	if f.Seq, rest, ok = cutUint(rest); !ok || f.Seq == 0 {
+		return nil, false
+	}
+	if r, found := bytes.CutPrefix(rest, []byte(`,"offset":`)); found {
+		if f.Offset, rest, ok = cutUint(r); !ok {
+			return nil, false
+		}
+	}
+	if r, found := bytes.CutPrefix(rest, []byte(`,"data":"`)); found {
+		j := bytes.IndexByte(r, '"')
+		if j < 0 {
+			return nil, false
+		}
+		enc := r[:j]
+		if bytes.IndexByte(enc, '\\') >= 0 || bytes.IndexByte(enc, '\r') >= 0 || bytes.IndexByte(enc, '\n') >= 0 {
+			return nil, false
+		}
+		d := make([]byte, base64.StdEncoding.DecodedLen(len(enc)))
+		n, err := base64.StdEncoding.Decode(d, enc)
+		if err != nil {
+			return nil, false
+		}
+		f.Data = d[:n]
+		rest = r[j+1:]
+	}
+	if len(rest) != 1 || rest[0] != '}' {
+		return nil, false
+	}
+	return f, true
+}
+
+// cutUint parses a JSON unsigned integer (no leading zeros) at the start of b.
+func cutUint(b []byte) (uint64, []byte, bool) {
+	n := 0
+	for n < len(b) && b[n] >= '0' && b[n] <= '9' {
+		n++
+	}
+	if n == 0 || n > 1 && b[0] == '0' {
+		return 0, nil, false
+	}
+	v, err := strconv.ParseUint(string(b[:n]), 10, 64)
+	if err != nil {
+		return 0, nil, false
+	}
+	return v, b[n:], true
 }
 
 func truncate(s string, n int) string {

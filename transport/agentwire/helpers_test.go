@@ -191,7 +191,7 @@ func startAgentWith(t testing.TB, network string, x *testExec, opts ...ServerOpt
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	hs := newHTTPServer(srv)
 	done := make(chan struct{})
 	go func() { defer close(done); _ = hs.Serve(ln) }()
 	a := &agent{srv: srv, exec: x, http: hs, addr: addr, ln: ln}
@@ -454,4 +454,8 @@ func waitFor(d time.Duration, cond func() bool) error {
 		time.Sleep(10 * time.Millisecond)
 	}
 	return errTimeout
+}
+
+func newHTTPServer(srv *Server) *http.Server {
+	return &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 5 * time.Second}
 }

@@ -272,9 +272,11 @@ func (r *request) append(data []byte, limit int) {
 // evictLocked drops the oldest chunks until at most limit bytes remain
 // (limit < 0 drops all).
 func (r *request) evictLocked(limit int) {
+	// Re-slice without clearing: subscribers read their snapshot of the
+	// backing array without the lock. Evicted data stays reachable only
+	// until append outgrows the array (at most about the live size again).
 	for len(r.chunks) > 0 && r.retained > limit {
 		r.retained -= len(r.chunks[0].data)
-		r.chunks[0] = chunk{}
 		r.chunks = r.chunks[1:]
 	}
 	if len(r.chunks) == 0 {
@@ -375,8 +377,7 @@ func (s *Server) run(ctx context.Context, r *request, ev *eventbus.Event) {
 	if err != nil {
 		data = s.errorObservation(ev, fmt.Sprintf("agent could not encode the observation: %v", err))
 	}
-	r.finish(data)
-	s.completedRequest(r)
+	s.completedRequest(r, data)
 }
 
 // execute runs ev on the executor and records activity for /server_info.
@@ -400,9 +401,12 @@ func (s *Server) errorObservation(ev *eventbus.Event, msg string) []byte {
 	return b
 }
 
-func (s *Server) completedRequest(r *request) {
+// completedRequest publishes r's result and applies retention under s.mu,
+// so a client that reacts to the result already sees the trimmed table.
+func (s *Server) completedRequest(r *request, obs []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	r.finish(obs)
 	s.completed = append(s.completed, r)
 	s.trimLocked(time.Now())
 }

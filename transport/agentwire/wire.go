@@ -241,6 +241,7 @@ func (c *serverConn) subscribe(r *request, seq, offset uint64) {
 // stream writes with the connection's context (a cancelled write context
 // closes a coder/websocket connection) and checks ctx between frames.
 func (c *serverConn) stream(ctx context.Context, r *request, seq, offset uint64) {
+	var buf []byte
 	for {
 		if ctx.Err() != nil {
 			return
@@ -256,7 +257,8 @@ func (c *serverConn) stream(ctx context.Context, r *request, seq, offset uint64)
 			if ctx.Err() != nil {
 				return
 			}
-			if c.send(&Frame{Type: TypeChunk, ReqID: r.id, Seq: ch.seq, Offset: ch.offset, Data: ch.data}) != nil {
+			buf = appendChunk(buf[:0], r.id, ch.seq, ch.offset, ch.data)
+			if c.ws.Write(c.ctx, websocket.MessageText, buf) != nil {
 				return
 			}
 			seq, offset = ch.seq, ch.offset+uint64(len(ch.data))

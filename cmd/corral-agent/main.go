@@ -1,0 +1,225 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"corral/runtimes/sandbox"
+	"corral/transport/agentwire"
+)
+
+// version is set at build time: -ldflags "-X main.version=v1.2.3".
+var version = "dev"
+
+func main() {
+	if os.Getpid() == 1 && os.Getenv(initChildEnv) == "" {
+		os.Exit(runInit(os.Args[1:]))
+	}
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+type config struct {
+	listen          string
+	token           string
+	tokenFile       string
+	workdir         string
+	user            string
+	noChangeTimeout time.Duration
+	showVersion     bool
+}
+
+func newFlagSet(cfg *config, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("corral-agent", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.listen, "listen", "", "where to listen: unix:///path/to.sock or HOST:PORT (required)")
+	fs.StringVar(&cfg.token, "token", "", "agent token clients must present; else env CORRAL_AGENT_TOKEN, else --token-file, else env SESSION_API_KEY")
+	fs.StringVar(&cfg.tokenFile, "token-file", "", "file holding the agent token (surrounding whitespace is ignored)")
+	fs.StringVar(&cfg.workdir, "workdir", "", "initial working directory of the shell (default: the current directory)")
+	fs.StringVar(&cfg.user, "user", "", "user to run commands as when the agent runs as root (default: the agent's own user)")
+	fs.DurationVar(&cfg.noChangeTimeout, "no-change-timeout", 0, "seconds without new output before a running command returns control, e.g. 10s (default: the executor's 10s)")
+	fs.BoolVar(&cfg.showVersion, "version", false, "print the agent and agentwire protocol versions and exit")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: corral-agent --listen ADDR [flags]\n\n"+
+			"Runs commands, files and python for Corral inside a sandbox and serves them over\n"+
+			"agentwire (WebSocket at /agentwire) and OpenHands' action-execution HTTP API on ADDR.\n"+
+			"Prints \"listening on ADDR\" on stdout once it accepts connections. SIGTERM/SIGINT\n"+
+			"stop it cleanly (exit 0).\n\nFlags:\n")
+		fs.VisitAll(func(f *flag.Flag) {
+			name, usage := flag.UnquoteUsage(f)
+			fmt.Fprintf(stderr, "  --%s %s\n    \t%s\n", f.Name, name, usage)
+		})
+	}
+	return fs
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	var cfg config
+	fs := newFlagSet(&cfg, stderr)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if cfg.showVersion {
+		fmt.Fprintf(stdout, "corral-agent %s (agentwire protocol %d)\n", version, agentwire.ProtocolVersion)
+		return 0
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "corral-agent: unexpected argument %q; see --help\n", fs.Arg(0))
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if err := serve(cfg, stdout, log); err != nil {
+		fmt.Fprintf(stderr, "corral-agent: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// resolveToken applies the documented order: --token, CORRAL_AGENT_TOKEN,
+// --token-file, SESSION_API_KEY.
+func resolveToken(cfg config) (string, error) {
+	if cfg.token != "" {
+		return cfg.token, nil
+	}
+	if t := os.Getenv("CORRAL_AGENT_TOKEN"); t != "" {
+		return t, nil
+	}
+	if cfg.tokenFile != "" {
+		b, err := os.ReadFile(cfg.tokenFile)
+		if err != nil {
+			return "", fmt.Errorf("reading --token-file: %w", err)
+		}
+		t := strings.TrimSpace(string(b))
+		if t == "" {
+			return "", fmt.Errorf("--token-file %s is empty", cfg.tokenFile)
+		}
+		return t, nil
+	}
+	if t := os.Getenv("SESSION_API_KEY"); t != "" {
+		return t, nil
+	}
+	return "", errors.New("no token: pass --token, set CORRAL_AGENT_TOKEN, pass --token-file or set SESSION_API_KEY")
+}
+
+// listen opens addr; a stale unix socket file (nobody accepting) is removed
+// first, a live one is an error.
+func listen(addr string) (ln net.Listener, shown, sockPath string, err error) {
+	if p, ok := strings.CutPrefix(addr, "unix://"); ok {
+		if p == "" {
+			return nil, "", "", fmt.Errorf("--listen %q has no socket path; write unix:///path/to.sock", addr)
+		}
+		if fi, err := os.Lstat(p); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			if c, err := net.DialTimeout("unix", p, time.Second); err == nil {
+				c.Close()
+				return nil, "", "", fmt.Errorf("--listen %s: another process is serving that socket", addr)
+			}
+			_ = os.Remove(p)
+		}
+		ln, err := net.Listen("unix", p)
+		if err != nil {
+			return nil, "", "", fmt.Errorf("--listen %s: %w", addr, err)
+		}
+		// The token guards access; the socket must be reachable by the
+		// controller whatever user it runs as on the host.
+		_ = os.Chmod(p, 0o666)
+		return ln, "unix://" + p, p, nil
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return nil, "", "", fmt.Errorf("--listen %q is neither unix:///path/to.sock nor HOST:PORT: %w", addr, err)
+	}
+	ln, err = net.Listen("tcp", addr)
+	if err != nil {
+		return nil, "", "", fmt.Errorf("--listen %s: %w", addr, err)
+	}
+	return ln, ln.Addr().String(), "", nil
+}
+
+func serve(cfg config, stdout io.Writer, log *slog.Logger) error {
+	if cfg.listen == "" {
+		return errors.New("--listen is required (unix:///path/to.sock or HOST:PORT); see --help")
+	}
+	token, err := resolveToken(cfg)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	opts := []sandbox.Option{sandbox.WithLogger(log)}
+	if cfg.workdir != "" {
+		opts = append(opts, sandbox.WithWorkDir(cfg.workdir))
+	}
+	if cfg.user != "" {
+		opts = append(opts, sandbox.WithUser(cfg.user))
+	}
+	if cfg.noChangeTimeout > 0 {
+		opts = append(opts, sandbox.WithNoChangeTimeout(cfg.noChangeTimeout))
+	}
+	x, err := sandbox.New(ctx, opts...)
+	if err != nil {
+		return fmt.Errorf("starting the sandbox executor: %w", err)
+	}
+	srv, err := agentwire.NewServer(x, token,
+		agentwire.WithAgentVersion(version),
+		agentwire.WithSessionAPIKey(os.Getenv("SESSION_API_KEY")),
+		agentwire.WithLogger(log))
+	if err != nil {
+		x.Close()
+		return err
+	}
+	ln, shown, sockPath, err := listen(cfg.listen)
+	if err != nil {
+		srv.Close()
+		x.Close()
+		return err
+	}
+	hs := &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	fmt.Fprintf(stdout, "listening on %s\n", shown)
+	log.Info("corral-agent started", "version", version, "listen", shown, "pid", os.Getpid())
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+		log.Info("corral-agent: shutting down")
+	case serveErr = <-served:
+	}
+	// Stop accepting first, then end the executor's process groups (running
+	// actions get their error observation), then drop agentwire connections.
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	shut := make(chan struct{})
+	go func() { _ = hs.Shutdown(shutdownCtx); close(shut) }()
+	xerr := x.Close()
+	_ = srv.Close()
+	<-shut
+	_ = hs.Close()
+	if sockPath != "" {
+		_ = os.Remove(sockPath)
+	}
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return fmt.Errorf("serving %s: %w", shown, serveErr)
+	}
+	if xerr != nil {
+		log.Warn("corral-agent: closing the executor", "err", xerr)
+	}
+	return nil
+}
