@@ -47,9 +47,10 @@ const (
 	// lines (and lines with tty control characters) are passed to bash
 	// through a file instead of being typed.
 	maxTypedLine  = 4000
-	startTimeout  = 20 * time.Second
+	startTimeout  = 60 * time.Second // ~/.bashrc can be slow (pyenv init waits on a lock)
 	writeTimeout  = 5 * time.Second
 	killWaitLimit = 5 * time.Second
+	killGrace     = 300 * time.Millisecond // between SIGHUP and SIGKILL in Close
 )
 
 // BashOptions configure a session.
@@ -367,22 +368,64 @@ func (s *BashSession) Close() error {
 	return s.closeErr
 }
 
-// killAll SIGKILLs bash's process group and every process in its session or
+// killAll ends bash's process group and every process in its session or
 // below it in the process tree (jobs get their own process groups under job
-// control). Processes that left the session and were re-parented (a
-// double-forking daemon) escape, as they would a tmux kill-session.
+// control): SIGHUP first, like a closing terminal, so that shells and
+// scripts run their exit traps (pyenv's rehash lock, temp files), then
+// SIGKILL after a short grace period for whatever is left. Processes that
+// left the session and were re-parented (a double-forking daemon) escape, as
+// they would a tmux kill-session.
 func (s *BashSession) killAll() {
-	_ = syscall.Kill(-s.pid, syscall.SIGKILL)
-	for range 3 {
+	signalAll := func(sig syscall.Signal) int {
+		_ = syscall.Kill(-s.pid, sig)
 		victims := sessionProcesses(s.pid)
-		if len(victims) == 0 {
+		for _, p := range victims {
+			_ = syscall.Kill(p, sig)
+		}
+		_ = syscall.Kill(s.pid, sig)
+		return len(victims)
+	}
+	signalAll(syscall.SIGHUP)
+	deadline := time.Now().Add(killGrace)
+	for time.Now().Before(deadline) {
+		select {
+		case <-s.exited:
+			if len(liveProcesses(sessionProcesses(s.pid))) == 0 {
+				return
+			}
+		default:
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for range 3 {
+		if signalAll(syscall.SIGKILL) == 0 {
 			break
 		}
-		for _, p := range victims {
-			_ = syscall.Kill(p, syscall.SIGKILL)
+	}
+}
+
+// liveProcesses drops zombies (exited, waiting to be reaped) from pids.
+func liveProcesses(pids []int) []int {
+	var live []int
+	for _, p := range pids {
+		if st, ok := procState(p); ok && st != "Z" && st != "X" {
+			live = append(live, p)
 		}
 	}
-	_ = syscall.Kill(s.pid, syscall.SIGKILL)
+	return live
+}
+
+// procState returns the state letter from /proc/PID/stat.
+func procState(pid int) (string, bool) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return "", false
+	}
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 || i+3 > len(data) {
+		return "", false
+	}
+	return string(data[i+2 : i+3]), true
 }
 
 // sessionProcesses lists processes whose session id is sid or whose

@@ -221,3 +221,22 @@ func TestRunAsOtherUserViaSu(t *testing.T) {
 		t.Errorf("long command as %s: %q", u, r.content)
 	}
 }
+
+// Close hangs up before killing, so scripts' exit traps run (pyenv's rehash
+// leaves a stale lock behind when SIGKILLed while ~/.bashrc runs).
+func TestCloseLetsExitTrapsRun(t *testing.T) {
+	dir := t.TempDir()
+	s, err := NewBashSession(context.Background(), BashOptions{WorkDir: dir, Env: []string{"HOME=" + t.TempDir()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	btMustRun(t, s, btCmd(`bash -c 'trap "echo bye > trapped" EXIT; sleep 100' &`), 5)
+	time.Sleep(200 * time.Millisecond)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(dir + "/trapped")
+	if err != nil || string(b) != "bye\n" {
+		t.Errorf("exit trap did not run on Close: %q %v", b, err)
+	}
+}
