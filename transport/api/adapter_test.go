@@ -114,8 +114,7 @@ func newRealFixture(t testing.TB, mutate func(*Config)) *realFixture {
 			t.Errorf("store close: %v", err)
 		}
 	})
-	tt, _ := t.(*testing.T)
-	return &realFixture{fixture: &fixture{t: tt, srv: srv, ts: ts}, eng: eng}
+	return &realFixture{fixture: &fixture{t: t, srv: srv, ts: ts}, eng: eng}
 }
 
 // readySession creates a local session and waits until it is RUNNING and

@@ -33,7 +33,7 @@ func TestMain(m *testing.M) {
 }
 
 type fixture struct {
-	t     *testing.T
+	t     testing.TB
 	eng   *testEngine
 	srv   *Server
 	ts    *httptest.Server

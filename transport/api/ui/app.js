@@ -50,7 +50,9 @@ async function refreshSessions() {
     if (s.id === state.current) li.classList.add("selected");
     const top = el("div");
     top.append(el("span", "badge " + s.status, s.status), " ", el("span", "sid", s.id));
-    li.append(top, el("span", "meta", s.backend + (s.image ? " · " + s.image : "") + " · active " + ago(s.last_activity)));
+    li.append(top, el("span", "meta", s.backend + (s.image ? " · " + s.image : "") +
+      (s.queue_position ? " · queued #" + s.queue_position : "") + " · active " + ago(s.last_activity)));
+    if (s.error) li.append(el("span", "meta error", s.error));
     li.addEventListener("click", () => openSession(s.id));
     ul.append(li);
     if (s.id === state.current) showStatus(s);
@@ -72,6 +74,9 @@ function showStatus(s) {
   b.textContent = s.status + (s.runtime_status ? " · " + s.runtime_status.replace("STATUS$", "") : "");
   $("sv-pause").disabled = s.status !== "RUNNING";
   $("sv-resume").disabled = s.status !== "PAUSED";
+  $("sv-delete").disabled = s.status === "STOPPED";
+  const stopped = s.status === "STOPPED" || s.status === "ERROR";
+  $("cmd").disabled = $("run-btn").disabled = $("ctrlc-btn").disabled = stopped;
 }
 
 $("new-session").addEventListener("submit", async (ev) => {

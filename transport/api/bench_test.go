@@ -1,0 +1,244 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"corral/eventbus"
+)
+
+func pct(d []time.Duration, p float64) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	i := int(float64(len(s))*p+0.5) - 1
+	return s[max(0, min(i, len(s)-1))]
+}
+
+func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+
+// BenchmarkActionWaitOverHTTP measures POST /actions?wait=true of `echo hi`
+// on a warm local session against the engine's own round trip (Engine.Run
+// through the adapter, no HTTP) measured alternately in the same run. The
+// budget is p50 overhead <= 1 ms.
+func BenchmarkActionWaitOverHTTP(b *testing.B) {
+	f := newRealFixture(b, nil)
+	id := f.readySession()
+	adapter := f.srv.eng
+	ctx := context.Background()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
+	defer client.CloseIdleConnections()
+	url := f.ts.URL + "/api/sessions/" + id + "/actions?wait=true"
+	const body = `{"action":"run","args":{"command":"echo hi"}}`
+	viaHTTP := func() time.Duration {
+		start := time.Now()
+		res, err := client.Post(url, "application/json", strings.NewReader(body))
+		if err != nil {
+			b.Fatal(err)
+		}
+		out, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		d := time.Since(start)
+		if res.StatusCode != 200 || !strings.Contains(string(out), `"content":"hi"`) {
+			b.Fatalf("HTTP run = %d %s", res.StatusCode, out)
+		}
+		return d
+	}
+	direct := func() time.Duration {
+		ev := eventbus.NewAction(eventbus.SourceUser, &eventbus.CmdRunAction{Command: "echo hi", SecurityRisk: eventbus.RiskUnknown})
+		start := time.Now()
+		_, obs, err := adapter.Run(ctx, id, ev)
+		d := time.Since(start)
+		if err != nil || obs == nil || obs.Content != "hi" {
+			b.Fatalf("engine run: %v %v", obs, err)
+		}
+		return d
+	}
+	for i := 0; i < 20; i++ { // warm both paths
+		viaHTTP()
+		direct()
+	}
+	var h, e []time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		e = append(e, direct())
+		h = append(h, viaHTTP())
+	}
+	b.StopTimer()
+	b.ReportMetric(us(pct(e, 0.5)), "engine_p50_µs")
+	b.ReportMetric(us(pct(h, 0.5)), "http_p50_µs")
+	b.ReportMetric(us(pct(h, 0.5)-pct(e, 0.5)), "overhead_p50_µs")
+	b.ReportMetric(us(pct(e, 0.99)), "engine_p99_µs")
+	b.ReportMetric(us(pct(h, 0.99)), "http_p99_µs")
+	b.ReportMetric(float64(pct(h, 0.5))/float64(pct(e, 0.5)), "http/engine_p50")
+}
+
+// BenchmarkWebSocketFanout connects 1,000 WebSocket subscribers to one
+// session and appends events to it through the engine as fast as it takes
+// them. Every subscriber must receive every event, in order (a subscriber
+// told it fell behind resumes from the id it was given, as clients do).
+// Delivery lag is receive time minus the event's timestamp (set when it is
+// appended); the baseline is one in-process engine subscription in the
+// same run.
+func BenchmarkWebSocketFanout(b *testing.B) {
+	const clients = 1000
+	const perRound = 300
+	f := newRealFixture(b, nil)
+	id := f.readySession()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	start, err := f.srv.eng.Events(ctx, id, eventbus.Filter{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	from := int64(len(start)) - 1 // subscribe after what is there
+
+	type result struct {
+		lags       []time.Duration
+		got        int
+		fellBehind int
+		err        error
+	}
+	total := perRound * b.N
+	lastWanted := from + int64(total)
+	parseTS := func(ts string) time.Time {
+		t, err := time.ParseInLocation(eventbus.TimestampLayout, ts, time.Local)
+		if err != nil {
+			return time.Time{}
+		}
+		return t
+	}
+	var connected atomic.Int32
+	results := make([]result, clients)
+	var wg sync.WaitGroup
+	for c := 0; c < clients; c++ {
+		wg.Add(1)
+		go func(r *result) {
+			defer wg.Done()
+			after := from
+			for after < lastWanted {
+				conn, _, err := websocket.Dial(ctx, f.wsURL(id, after), nil)
+				if err != nil {
+					r.err = err
+					return
+				}
+				conn.SetReadLimit(-1)
+				if after == from {
+					connected.Add(1)
+				}
+				for after < lastWanted {
+					_, data, err := conn.Read(ctx)
+					now := time.Now()
+					if err != nil {
+						r.err = fmt.Errorf("after id %d: %w", after, err)
+						conn.CloseNow()
+						return
+					}
+					var fr struct {
+						Type   string `json:"type"`
+						ID     int64  `json:"id"`
+						LastID int64  `json:"last_id"`
+						Event  struct {
+							Timestamp string `json:"timestamp"`
+						} `json:"event"`
+					}
+					if err := json.Unmarshal(data, &fr); err != nil {
+						r.err = err
+						conn.CloseNow()
+						return
+					}
+					switch fr.Type {
+					case FrameEvent:
+						if fr.ID != after+1 {
+							r.err = fmt.Errorf("got id %d after %d: out of order or missing", fr.ID, after)
+							conn.CloseNow()
+							return
+						}
+						after = fr.ID
+						r.got++
+						r.lags = append(r.lags, now.Sub(parseTS(fr.Event.Timestamp)))
+					case FrameFellBehind:
+						r.fellBehind++
+						after = fr.LastID
+						conn.CloseNow()
+						goto reconnect
+					}
+				}
+				conn.Close(websocket.StatusNormalClosure, "")
+				return
+			reconnect:
+			}
+		}(&results[c])
+	}
+	for connected.Load() < clients {
+		if ctx.Err() != nil {
+			b.Fatal("clients did not connect")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Baseline: one in-process subscription to the same stream.
+	sub, err := f.srv.eng.Subscribe(ctx, id, from+1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var baseLags []time.Duration
+	baseDone := make(chan struct{})
+	go func() {
+		defer close(baseDone)
+		for it := range sub.C() {
+			now := time.Now()
+			ev, err := it.Event()
+			if err == nil {
+				baseLags = append(baseLags, now.Sub(parseTS(ev.Timestamp)))
+			}
+			if it.ID >= lastWanted {
+				return
+			}
+		}
+	}()
+
+	b.ResetTimer()
+	began := time.Now()
+	for i := 0; i < total; i++ {
+		ev := eventbus.NewAction(eventbus.SourceAgent, &eventbus.MessageAction{Content: fmt.Sprintf("event %d of a busy session", i)})
+		if _, err := f.srv.eng.Submit(ctx, id, ev); err != nil {
+			b.Fatal(err)
+		}
+	}
+	wg.Wait()
+	elapsed := time.Since(began)
+	b.StopTimer()
+	<-baseDone
+	sub.Close()
+
+	var lags []time.Duration
+	behind := 0
+	for i, r := range results {
+		if r.err != nil {
+			b.Fatalf("client %d: %v", i, r.err)
+		}
+		if r.got != total {
+			b.Fatalf("client %d got %d events, want %d", i, r.got, total)
+		}
+		behind += r.fellBehind
+		lags = append(lags, r.lags...)
+	}
+	b.ReportMetric(float64(clients), "subscribers")
+	b.ReportMetric(float64(total), "events")
+	b.ReportMetric(float64(len(lags))/elapsed.Seconds(), "deliveries/s")
+	b.ReportMetric(float64(pct(lags, 0.5))/1e6, "lag_p50_ms")
+	b.ReportMetric(float64(pct(lags, 0.99))/1e6, "lag_p99_ms")
+	b.ReportMetric(float64(pct(baseLags, 0.99))/1e6, "inproc_lag_p99_ms")
+	b.ReportMetric(float64(pct(lags, 0.99))/float64(pct(baseLags, 0.99)), "ws/inproc_p99")
+	b.ReportMetric(float64(behind), "fell_behind")
+}
