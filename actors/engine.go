@@ -221,7 +221,7 @@ func (e *Engine) newSession(manager *actor.PID, ps *actorpb.SessionSpec) (*sessi
 		hostEnv: e.hostEnv, logger: e.logger, chunks: ref.chunks, wg: &e.wg, memo: memo,
 		isCLI: e.cliRuntimes[ps.Runtime], permitOK: true}
 	return &sessionActor{sid: spec.ID, spec: spec, cfg: e.cfg, env: env, ref: ref, store: e.store, sys: e.sys,
-		logger: e.logger, manager: manager, created: time.Now()}, nil
+		logger: e.logger, manager: manager, created: time.Now(), onEnd: func() { e.dropRef(spec.ID) }}, nil
 }
 
 func specToPB(s SessionSpec) *actorpb.SessionSpec {

@@ -68,8 +68,10 @@ func (m *managerActor) Receive(ctx actor.Context) {
 	case *actor.Terminated:
 		for sid, en := range m.sessions {
 			if en.pid != nil && en.pid.Equal(msg.Who) {
-				info := en.info
-				info.State = StateStopped
+				info := clonePB(en.info)
+				if info.State != StateError {
+					info.State = StateStopped
+				}
 				m.ended1(ctx, info)
 				_ = sid
 				break
@@ -81,7 +83,7 @@ func (m *managerActor) Receive(ctx actor.Context) {
 		if en, ok := m.sessions[msg.SessionId]; ok {
 			ctx.Respond(&actorpb.ControlReply{Info: m.withPosition(en)})
 		} else if info, ok := m.ended[msg.SessionId]; ok {
-			ctx.Respond(&actorpb.ControlReply{Info: info})
+			ctx.Respond(&actorpb.ControlReply{Info: clonePB(info)})
 		} else {
 			ctx.Respond(&actorpb.ControlReply{Error: notFound(msg.SessionId)})
 		}
@@ -152,7 +154,7 @@ func (m *managerActor) create(ctx actor.Context, msg *actorpb.CreateSession) {
 			ctx.Respond(&actorpb.CreateSessionReply{Error: &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_INTERNAL, Message: err.Error()}})
 			return
 		}
-		ctx.Respond(&actorpb.CreateSessionReply{Info: en.info})
+		ctx.Respond(&actorpb.CreateSessionReply{Info: clonePB(en.info)})
 		return
 	}
 	if len(m.queue) >= m.e.cfg.MaxQueued {
@@ -167,10 +169,10 @@ func (m *managerActor) create(ctx actor.Context, msg *actorpb.CreateSession) {
 }
 
 func (m *managerActor) withPosition(en *managerEntry) *actorpb.SessionInfo {
+	info := clonePB(en.info)
 	if en.pid != nil {
-		return en.info
+		return info
 	}
-	info := proto.Clone(en.info).(*actorpb.SessionInfo)
 	for i, sid := range m.queue {
 		if sid == en.info.SessionId {
 			info.QueuePosition = int32(i + 1)
@@ -205,7 +207,7 @@ func (m *managerActor) admitNext(ctx actor.Context) {
 			ctx.Send(en.reply, &actorpb.CreateSessionReply{Error: &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_INTERNAL, Message: err.Error()}})
 			continue
 		}
-		ctx.Send(en.reply, &actorpb.CreateSessionReply{Info: en.info})
+		ctx.Send(en.reply, &actorpb.CreateSessionReply{Info: clonePB(en.info)})
 		en.reply = nil
 	}
 }
@@ -236,7 +238,7 @@ func (m *managerActor) control(ctx actor.Context, msg *actorpb.SessionControl) {
 	en, ok := m.sessions[msg.SessionId]
 	if !ok {
 		if info, ok := m.ended[msg.SessionId]; ok && msg.Op == actorpb.ControlOp_CONTROL_OP_STOP {
-			ctx.Respond(&actorpb.ControlReply{Info: info})
+			ctx.Respond(&actorpb.ControlReply{Info: clonePB(info)})
 			return
 		}
 		ctx.Respond(&actorpb.ControlReply{Error: notFound(msg.SessionId)})
@@ -254,13 +256,19 @@ func (m *managerActor) control(ctx actor.Context, msg *actorpb.SessionControl) {
 		m.remember(en.info)
 		ctx.Send(en.reply, &actorpb.CreateSessionReply{Error: &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_NOT_RUNNING,
 			Message: fmt.Sprintf("session %s was stopped while queued", msg.SessionId)}})
-		ctx.Respond(&actorpb.ControlReply{Info: en.info})
+		ctx.Respond(&actorpb.ControlReply{Info: clonePB(en.info)})
 		return
 	}
 	ctx.Forward(en.pid)
 }
 
 func (m *managerActor) ended1(ctx actor.Context, info *actorpb.SessionInfo) {
+	// Terminated (a system message) may overtake the session's SessionEnded:
+	// the final info always replaces what was remembered.
+	if prev, ok := m.ended[info.SessionId]; ok && (prev.State == StateStopped || prev.State == StateError) && info.State != StateStopped && info.State != StateError {
+		return
+	}
+	m.remember(info)
 	en, ok := m.sessions[info.SessionId]
 	if !ok || en.pid == nil {
 		return
@@ -268,7 +276,6 @@ func (m *managerActor) ended1(ctx actor.Context, info *actorpb.SessionInfo) {
 	delete(m.sessions, info.SessionId)
 	m.running--
 	m.e.dropRef(info.SessionId)
-	m.remember(info)
 	// A session that ended while waiting for or holding a start permit
 	// gives it back.
 	for backend := range m.permits {
@@ -350,3 +357,9 @@ func (m *managerActor) shutdown(ctx actor.Context) {
 }
 
 var _ actor.SupervisorStrategy = (*managerActor)(nil)
+
+// clonePB copies a SessionInfo before it is sent: a message must never be
+// changed after it left the actor (the receiver reads it concurrently).
+func clonePB(i *actorpb.SessionInfo) *actorpb.SessionInfo {
+	return proto.Clone(i).(*actorpb.SessionInfo)
+}

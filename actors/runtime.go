@@ -337,14 +337,7 @@ func (r *runtimeActor) watch(ctx actor.Context) {
 				}
 				reason = "sandbox ended"
 			} else {
-				reason = fmt.Sprintf("sandbox exited (exit code %d, signal %d", ex.Code, ex.Signal)
-				if ex.OOMKilled {
-					reason += ", killed for lack of memory"
-				}
-				if ex.Reason != "" {
-					reason += ", " + ex.Reason
-				}
-				reason += ")"
+				reason = exitText(ex)
 			}
 		case <-conn.Done():
 			reason = fmt.Sprintf("agent connection lost: %v", conn.Err())
@@ -486,4 +479,21 @@ func (r *runtimeActor) closeConn(c AgentConn) {
 		defer r.env.wg.Done()
 		_ = c.Close()
 	}()
+}
+
+// exitText describes how a sandbox ended.
+func exitText(ex runtimes.Exit) string {
+	var r string
+	switch {
+	case ex.OOMKilled:
+		r = "sandbox was killed for lack of memory"
+	case ex.Signal != 0:
+		r = fmt.Sprintf("sandbox exited: killed by signal %d", ex.Signal)
+	default:
+		r = fmt.Sprintf("sandbox exited with code %d", ex.Code)
+	}
+	if ex.Reason != "" {
+		r += " (" + ex.Reason + ")"
+	}
+	return r
 }

@@ -69,6 +69,7 @@ type sessionActor struct {
 	logger  *slog.Logger
 	manager *actor.PID
 	created time.Time
+	onEnd   func() // forgets the engine's sessionRef
 
 	streamPID, runtimePID *actor.PID
 	self                  *actor.PID
@@ -157,6 +158,7 @@ func (s *sessionActor) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor,
 		why = "runtime panic: " + why
 	}
 	s.ready = false
+	s.runtimeStatus = eventbus.StatusErrorRuntimeDisconnected
 	_, _, everReady := s.env.memo.get()
 	giveUp := s.stopping || !everReady || s.failures >= s.cfg.RestartMaxRetries
 	ctx := sup.(actor.Context)
@@ -515,6 +517,9 @@ func (s *sessionActor) finish(ctx actor.Context) {
 	}
 	s.runtimeStatus = s.finalStatus
 	info := s.info()
+	if s.onEnd != nil {
+		s.onEnd() // before any reply: a caller told "stopped" must not find the ref
+	}
 	ctx.Send(s.manager, &actorpb.SessionEnded{Info: info})
 	for _, w := range s.stopWaiters {
 		ctx.Send(w, &actorpb.ControlReply{Info: info})

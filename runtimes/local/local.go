@@ -601,7 +601,7 @@ func exitOf(ps *os.ProcessState, err error) runtimes.Exit {
 	ex := runtimes.Exit{Code: ps.ExitCode()}
 	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 		ex.Signal = int(ws.Signal())
-		ex.Reason = "killed by " + ws.Signal().String()
+		ex.Reason = ws.Signal().String()
 	}
 	return ex
 }
