@@ -158,6 +158,17 @@ func serve(cfg config, stdout io.Writer, log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
+	// Listen first: a bad or busy address fails before any shell starts.
+	ln, shown, sockPath, err := listen(cfg.listen)
+	if err != nil {
+		return err
+	}
+	cleanup := func() {
+		ln.Close()
+		if sockPath != "" {
+			_ = os.Remove(sockPath)
+		}
+	}
 	opts := []sandbox.Option{sandbox.WithLogger(log)}
 	if cfg.workdir != "" {
 		opts = append(opts, sandbox.WithWorkDir(cfg.workdir))
@@ -170,6 +181,7 @@ func serve(cfg config, stdout io.Writer, log *slog.Logger) error {
 	}
 	x, err := sandbox.New(ctx, opts...)
 	if err != nil {
+		cleanup()
 		return fmt.Errorf("starting the sandbox executor: %w", err)
 	}
 	srv, err := agentwire.NewServer(x, token,
@@ -178,12 +190,7 @@ func serve(cfg config, stdout io.Writer, log *slog.Logger) error {
 		agentwire.WithLogger(log))
 	if err != nil {
 		x.Close()
-		return err
-	}
-	ln, shown, sockPath, err := listen(cfg.listen)
-	if err != nil {
-		srv.Close()
-		x.Close()
+		cleanup()
 		return err
 	}
 	hs := &http.Server{

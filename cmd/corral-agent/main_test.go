@@ -76,7 +76,9 @@ func startAgent(t *testing.T, prefix []string, env []string, args ...string) *ag
 	argv := append(append([]string{}, prefix...), agentBin)
 	argv = append(argv, args...)
 	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = append(os.Environ(), env...)
+	// A private HOME: the agent's bash must not read (or write) the
+	// machine's ~/.bashrc.
+	cmd.Env = append(append(os.Environ(), "HOME="+t.TempDir()), env...)
 	cmd.WaitDelay = 5 * time.Second // never hang on pipes held by a stray child
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -435,11 +437,13 @@ func TestAgentFlagsAndTokenSources(t *testing.T) {
 		{"bad listen", []string{"--listen", "nonsense", "--token", "x"}, nil, 1, "neither unix:///path/to.sock nor HOST:PORT"},
 		{"empty token file", []string{"--listen", "127.0.0.1:0", "--token-file", "/dev/null"}, nil, 1, "is empty"},
 		{"unknown flag", []string{"--nope"}, nil, 2, "flag provided but not defined"},
+		{"busy unix socket path is not a socket", []string{"--listen", "unix:///proc/version", "--token", "x"}, nil, 1, "--listen unix:///proc/version"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			cmd := exec.Command(agentBin, tc.args...)
-			cmd.Env = append(filterEnv(os.Environ()), tc.env...)
+			cmd.Env = append(filterEnv(os.Environ()), "HOME="+t.TempDir())
+			cmd.Env = append(cmd.Env, tc.env...)
 			out, _ := cmd.CombinedOutput()
 			if cmd.ProcessState.ExitCode() != tc.wantCode || !strings.Contains(string(out), tc.wantOut) {
 				t.Fatalf("exit %d output %q; want exit %d containing %q", cmd.ProcessState.ExitCode(), out, tc.wantCode, tc.wantOut)

@@ -60,6 +60,7 @@ type dialOptions struct {
 	maxFrame     int64
 	logger       *slog.Logger
 	onGap        func(reqID string, lostBytes uint64)
+	dialer       func(ctx context.Context) (net.Conn, error)
 }
 
 // DialOption configures Dial.
@@ -99,6 +100,14 @@ func WithClientLogger(l *slog.Logger) DialOption { return func(o *dialOptions) {
 // The final observation is complete regardless; only live chunks are lost.
 func WithGapHandler(f func(reqID string, lostBytes uint64)) DialOption {
 	return func(o *dialOptions) { o.onGap = f }
+}
+
+// WithDialer makes the client open its connections with dial instead of
+// dialling addr itself: for agents reached through a tunnel (an SSH
+// connection's direct-streamlocal channel, a proxy). addr still names the
+// agent in URLs and messages.
+func WithDialer(dial func(ctx context.Context) (net.Conn, error)) DialOption {
+	return func(o *dialOptions) { o.dialer = dial }
 }
 
 // Client is a connection to one corral-agent. It reconnects by itself; all
@@ -162,6 +171,9 @@ func Dial(ctx context.Context, addr, token string, opts ...DialOption) (*Client,
 	}
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			if o.dialer != nil {
+				return o.dialer(ctx)
+			}
 			var d net.Dialer
 			return d.DialContext(ctx, network, address)
 		},
