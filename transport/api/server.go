@@ -33,6 +33,8 @@ type Server struct {
 
 	baseCtx context.Context // ends WebSocket handlers on Close
 	cancel  context.CancelFunc
+	wsMu    sync.Mutex // orders wsWG.Add against Close's Wait
+	closed  bool
 	wsWG    sync.WaitGroup
 }
 
@@ -92,8 +94,23 @@ func (s *Server) Metrics() *metrics.Registry { return s.metrics }
 // Close ends every WebSocket connection (with "going away") and waits for
 // their handlers to return.
 func (s *Server) Close() {
+	s.wsMu.Lock()
+	s.closed = true
+	s.wsMu.Unlock()
 	s.cancel()
 	s.wsWG.Wait()
+}
+
+// trackWS registers a WebSocket handler for Close to wait for; false once
+// the server is closing.
+func (s *Server) trackWS() bool {
+	s.wsMu.Lock()
+	defer s.wsMu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.wsWG.Add(1)
+	return true
 }
 
 // Routes returns every registered mux pattern, sorted.

@@ -90,6 +90,11 @@ func (s *Server) eventsWS(w http.ResponseWriter, r *http.Request) {
 		s.engineError(w, r, fmt.Sprintf("subscribe to session %q", id), err)
 		return
 	}
+	if !s.trackWS() {
+		writeError(w, http.StatusServiceUnavailable, "shutting_down", "the server is shutting down; reconnect to another instance or after it restarts")
+		return
+	}
+	defer s.wsWG.Done()
 	ctx, cancel := context.WithCancel(s.baseCtx)
 	defer cancel()
 	sub, err := s.eng.Subscribe(ctx, id, after+1)
@@ -112,8 +117,6 @@ func (s *Server) eventsWS(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // Accept has answered the client
 	}
-	s.wsWG.Add(1)
-	defer s.wsWG.Done()
 	s.metrics.WebSocketOpened()
 	defer s.metrics.WebSocketClosed()
 	defer conn.CloseNow()
