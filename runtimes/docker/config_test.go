@@ -57,4 +57,3 @@ func TestConfigOptions(t *testing.T) {
 		})
 	}
 }
-
