@@ -1,7 +1,8 @@
 package sandbox
 
 import (
-	"fmt"
+	"bytes"
+	"encoding/json"
 	"math/rand"
 	"os"
 	"os/exec"
@@ -330,28 +331,37 @@ func TestEditDiffMatchesPythonDifflib(t *testing.T) {
 		}
 		return strings.Join(l, "\n")
 	}
-	dir := t.TempDir()
-	type pair struct{ a, b string }
+	type pair struct {
+		A string `json:"a"`
+		B string `json:"b"`
+	}
 	pairs := []pair{{"", ""}, {"", "new\nfile\n"}, {"a\nb\n", ""}, {"same", "same"}}
 	for range 40 {
 		pairs = append(pairs, pair{gen(rng.Intn(30)), gen(rng.Intn(30))})
 	}
 	// Large inputs exercise the autojunk heuristic (>= 200 lines).
 	pairs = append(pairs, pair{gen(400), gen(420)})
+	in, _ := json.Marshal(pairs)
+	// One interpreter for all pairs: starting python is the slow part.
+	script := `import difflib,json,sys
+out=[]
+for p in json.load(sys.stdin):
+    d=difflib.unified_diff(p['a'].split('\n'), p['b'].split('\n'), fromfile='/w/f.py', tofile='/w/f.py', n=0)
+    out.append('\n'.join(x.rstrip() for x in d))
+json.dump(out, sys.stdout)`
+	cmd := exec.Command(py, "-c", script)
+	cmd.Stdin = bytes.NewReader(in)
+	raw, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	if err := json.Unmarshal(raw, &want); err != nil || len(want) != len(pairs) {
+		t.Fatalf("python output: %v (%d results)", err, len(want))
+	}
 	for i, p := range pairs {
-		fa, fb := filepath.Join(dir, fmt.Sprintf("a%d", i)), filepath.Join(dir, fmt.Sprintf("b%d", i))
-		writeTestFile(t, fa, p.a)
-		writeTestFile(t, fb, p.b)
-		script := `import difflib,sys
-a=open(sys.argv[1]).read(); b=open(sys.argv[2]).read()
-d=difflib.unified_diff(a.split('\n'), b.split('\n'), fromfile='/w/f.py', tofile='/w/f.py', n=0)
-sys.stdout.write('\n'.join(x.rstrip() for x in d))`
-		out, err := exec.Command(py, "-c", script, fa, fb).Output()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := editDiff(p.a, p.b, "/w/f.py"); got != string(out) {
-			t.Fatalf("pair %d differs:\nGo:\n%s\nPython:\n%s", i, got, out)
+		if got := editDiff(p.A, p.B, "/w/f.py"); got != want[i] {
+			t.Fatalf("pair %d differs:\nGo:\n%s\nPython:\n%s", i, got, want[i])
 		}
 	}
 }

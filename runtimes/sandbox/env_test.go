@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"encoding/json"
 	"os/exec"
 	"strings"
 	"testing"
@@ -53,13 +54,18 @@ sys.stdout.write(cmd)`
 
 func TestPyJSONStringMatchesPythonJSONDumps(t *testing.T) {
 	inputs := []string{"", "plain", `q"uote`, `back\slash`, "ctl\x01\x1f\x7f", "\b\f\n\r\t", "é", "😀", "</script>&"}
-	for _, s := range inputs {
-		out, err := exec.Command("python3", "-c", "import json,sys; sys.stdout.write(json.dumps(sys.argv[1]))", s).Output()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := PyJSONString(s); got != string(out) {
-			t.Errorf("PyJSONString(%q) = %s, python %s", s, got, out)
+	// Lines of Python's json.dumps of each input, in one interpreter.
+	in, _ := json.Marshal(inputs)
+	cmd := exec.Command("python3", "-c", "import json,sys\nfor s in json.load(sys.stdin): print(json.dumps(s))")
+	cmd.Stdin = strings.NewReader(string(in))
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
+	for i, s := range inputs {
+		if got := PyJSONString(s); got != want[i] {
+			t.Errorf("PyJSONString(%q) = %s, python %s", s, got, want[i])
 		}
 	}
 }
