@@ -379,6 +379,7 @@ func processAlive(pid string) bool {
 }
 
 func TestCloseStopsRunningCellAndStaticCommand(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	x, _ := newTestExecutor(t)
 	cell(t, x, "1", 0, false) // start the interpreter
 	results := make(chan *eventbus.Event, 2)

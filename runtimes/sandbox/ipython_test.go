@@ -57,6 +57,13 @@ func TestIPythonCellsShareGlobalsAndEchoTheLastExpression(t *testing.T) {
 	if got := cell(t, x, "x", 0, false); got != "40" {
 		t.Errorf("globals lost after errors: %q", got)
 	}
+	// kernel_init_code runs once per interpreter, before the cell.
+	for i := range 2 {
+		obs := x.Execute(context.Background(), xAct(6, &eventbus.IPythonRunCellAction{Code: "inits", KernelInitCode: "inits = globals().get('inits', 0) + 1"}), nil)
+		if obs.Content != "1" {
+			t.Fatalf("kernel_init_code run %d: %q", i, obs.Content)
+		}
+	}
 }
 
 func TestIPythonIncludeExtraAndCwdFollowsBash(t *testing.T) {
