@@ -51,6 +51,9 @@ const (
 	writeTimeout  = 5 * time.Second
 	killWaitLimit = 5 * time.Second
 	killGrace     = 300 * time.Millisecond // between SIGHUP and SIGKILL in Close
+	// Hard timeouts at or above this many seconds (about 31 years) count as
+	// none, so that the conversion to a Duration cannot overflow.
+	maxHardTimeout = 1e9
 )
 
 // BashOptions configure a session.
@@ -615,7 +618,7 @@ func (s *BashSession) Run(ctx context.Context, a *eventbus.CmdRunAction, timeout
 	}
 
 	var hardC <-chan time.Time
-	if timeout != nil && *timeout > 0 {
+	if timeout != nil && *timeout > 0 && *timeout < maxHardTimeout { // NaN and +Inf: no timeout
 		t := time.NewTimer(time.Duration(*timeout * float64(time.Second)))
 		defer t.Stop()
 		hardC = t.C

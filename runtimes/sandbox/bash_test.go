@@ -3,6 +3,7 @@ package sandbox
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -469,5 +470,16 @@ func TestRunCtrlZSuspendsTheJob(t *testing.T) {
 	}
 	if r := btMustRun(t, s, btCmd("kill %1"), 5); r.obs.Metadata.ExitCode != 0 {
 		t.Errorf("kill %%1: %q %+v", r.content, r.obs.Metadata)
+	}
+}
+
+func TestRunHugeOrInfiniteTimeoutMeansNone(t *testing.T) {
+	t.Parallel()
+	s := btSession(t, BashOptions{})
+	for _, to := range []float64{math.Inf(1), 1e300} {
+		r := btMustRun(t, s, btCmd("echo ok"), to)
+		if r.content != "ok" || r.obs.Metadata.Suffix != btCompleted(0) {
+			t.Errorf("timeout %v: %q %q", to, r.content, r.obs.Metadata.Suffix)
+		}
 	}
 }
