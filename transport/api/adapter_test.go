@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -296,5 +297,58 @@ func TestRealEngineThroughTheAPI(t *testing.T) {
 	code, b, _ = f.do("GET", "/api/sessions/does-not-exist/events", nil)
 	if code != 404 {
 		t.Fatalf("events of an unknown session = %d %s", code, b)
+	}
+}
+
+func TestEngineErrorsMapToAPIStatuses(t *testing.T) {
+	tests := []struct {
+		from error
+		to   error
+	}{
+		{actors.ErrNotFound, ErrNotFound},
+		{actors.ErrNotRunning, ErrNotRunning},
+		{actors.ErrAlreadyExists, ErrConflict},
+		{actors.ErrInvalid, ErrInvalid},
+		{actors.ErrQueueFull, ErrQueueFull},
+		{actors.ErrUnknownRuntime, ErrUnknownRuntime},
+		{actors.ErrNotSupported, ErrNotSupported},
+		{actors.ErrShuttingDown, ErrShuttingDown},
+	}
+	for _, tt := range tests {
+		t.Run(tt.to.Error(), func(t *testing.T) {
+			in := fmt.Errorf("session x: %w", &actors.Error{Code: tt.from.(*actors.Error).Code, Message: "detail for the user"})
+			got := mapErr(in)
+			if !errors.Is(got, tt.to) || !errors.Is(got, tt.from) || got.Error() != in.Error() {
+				t.Fatalf("mapErr(%v) = %v; matches api sentinel %v, engine sentinel %v", in, got, errors.Is(got, tt.to), errors.Is(got, tt.from))
+			}
+		})
+	}
+	if mapErr(nil) != nil {
+		t.Fatal("mapErr(nil) != nil")
+	}
+	plain := errors.New("disk on fire")
+	if got := mapErr(plain); got != plain {
+		t.Fatalf("unmapped error changed: %v", got)
+	}
+}
+
+func TestReplaySubscriptionDeliversThenEnds(t *testing.T) {
+	items := []*eventbus.Item{{ID: 0}, {ID: 1}, {ID: 2}}
+	end := fmt.Errorf("stopped: %w", eventbus.ErrStreamClosed)
+	sub := newReplaySub(context.Background(), items, end)
+	var got []int64
+	for it := range sub.C() {
+		got = append(got, it.ID)
+	}
+	if fmt.Sprint(got) != "[0 1 2]" || !errors.Is(sub.Err(), eventbus.ErrStreamClosed) {
+		t.Fatalf("got %v, err %v", got, sub.Err())
+	}
+	sub.Close()
+
+	early := newReplaySub(context.Background(), items, end)
+	<-early.C()
+	early.Close() // must not hang with items undelivered
+	if early.Err() != nil {
+		t.Fatalf("closed early: err %v, want nil", early.Err())
 	}
 }
