@@ -470,3 +470,29 @@ func TestDialRejectsBadAddresses(t *testing.T) {
 	}
 	_ = os.Getpid
 }
+
+func TestAgentRestartFailsInFlightActionsInsteadOfRunningThemAgain(t *testing.T) {
+	a := startAgent(t, "tcp")
+	b := startAgent(t, "tcp")
+	p := startProxy(t, a.addr)
+	c := dial(t, p.addr(), WithBackoff(10*time.Millisecond, 50*time.Millisecond))
+	cmd := `echo started; sleep 2; echo end`
+	var once sync.Once
+	_, err := c.Execute(context.Background(), runAction(cmd), func(uint64, []byte) {
+		once.Do(func() {
+			p.setTarget(b.addr) // the "agent" comes back as a new process
+			go p.cut()
+		})
+	})
+	if !errors.Is(err, ErrAgentRestarted) {
+		t.Fatalf("want ErrAgentRestarted, got %v", err)
+	}
+	if n := b.exec.count(cmd); n != 0 {
+		t.Fatalf("the new agent ran the in-flight action %d times", n)
+	}
+	// The client keeps working against the new agent.
+	obs, err := c.Execute(context.Background(), runAction("echo again"), nil)
+	if err != nil || obs.Content != "again\n" {
+		t.Fatalf("after restart: %v %v", obs, err)
+	}
+}

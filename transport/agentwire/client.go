@@ -36,6 +36,10 @@ var (
 	ErrUnauthorized = errors.New("agentwire: agent refused the token")
 	// ErrVersionMismatch: the agent speaks another protocol version.
 	ErrVersionMismatch = errors.New("agentwire: protocol version mismatch")
+	// ErrAgentRestarted: the client reconnected to a new agent process;
+	// actions that were in flight may or may not have run and are not
+	// re-sent (that could run them twice).
+	ErrAgentRestarted = errors.New("agentwire: the agent restarted while the action was in flight; its outcome is unknown")
 	// ErrNotConnected: the client is between connections (reconnecting).
 	ErrNotConnected = errors.New("agentwire: not connected to the agent right now (reconnecting)")
 )
@@ -127,6 +131,7 @@ type Client struct {
 	ws           *websocket.Conn // nil while reconnecting
 	calls        map[string]*call
 	agentVersion string
+	instance     string // the agent process we talk to (hello)
 	done         chan struct{}
 	err          error
 }
@@ -270,8 +275,30 @@ func (c *Client) connect(ctx context.Context) (*websocket.Conn, error) {
 	}
 	c.mu.Lock()
 	c.agentVersion = f.Version
+	if c.instance == "" {
+		c.instance = f.Instance
+	}
+	restarted := f.Instance != c.instance
+	c.instance = f.Instance
 	c.mu.Unlock()
+	if restarted {
+		c.failExecs()
+	}
 	return ws, nil
+}
+
+// failExecs fails every pending exec with ErrAgentRestarted: the new agent
+// process does not know their ids and would run them again.
+func (c *Client) failExecs() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for id, cl := range c.calls {
+		if cl.req.Type == TypeExec {
+			delete(c.calls, id)
+			cl.res <- &Frame{Type: TypeError, ReqID: id, Code: "agent_restarted"}
+		}
+	}
+	c.o.logger.Warn("agentwire: reconnected to a restarted agent; in-flight actions failed", "url", c.wsURL)
 }
 
 // AgentVersion is the version the agent announced in its last hello.
@@ -506,6 +533,9 @@ func (c *Client) do(ctx context.Context, cl *call) (*Frame, error) {
 	}
 	select {
 	case f := <-cl.res:
+		if f.Type == TypeError && f.Code == "agent_restarted" {
+			return nil, fmt.Errorf("%w (request %s)", ErrAgentRestarted, id)
+		}
 		if f.Type == TypeError {
 			return nil, &RemoteError{ReqID: id, Code: f.Code, Message: f.Message}
 		}
@@ -532,6 +562,9 @@ func (c *Client) forget(id string, cl *call) {
 // drops, Execute reconnects and resumes where it was; the action runs once.
 // When ctx ends first, Execute sends a cancel for the action (the agent's
 // executor decides what cancelling means) and returns ctx's error.
+// Other errors: ErrAgentLost (grace period exceeded), ErrAgentRestarted (the
+// agent came back as a new process: outcome unknown), ErrClosed, or a
+// *RemoteError (e.g. code bad_action).
 func (c *Client) Execute(ctx context.Context, action *eventbus.Event, onChunk func(seq uint64, data []byte)) (*eventbus.Event, error) {
 	if action == nil || !action.IsAction() {
 		return nil, errors.New("agentwire: Execute needs an action event")

@@ -50,9 +50,12 @@ type Frame struct {
 	Type  string `json:"type"`
 	ReqID string `json:"req_id,omitempty"`
 
-	// hello
+	// hello. Instance (agent's hello only) is random per agent process: a
+	// client that reconnects to another instance knows the agent restarted
+	// and that requests it had in flight are gone.
 	Protocol int    `json:"protocol,omitempty"`
 	Version  string `json:"version,omitempty"`
+	Instance string `json:"instance,omitempty"`
 
 	// exec: the OpenHands action (eventbus.Marshal output).
 	Action json.RawMessage `json:"action,omitempty"`

@@ -384,7 +384,10 @@ func (p *proxy) accept() {
 		if stalled {
 			continue // hold it open, forward nothing
 		}
-		u, err := net.Dial("tcp", p.target)
+		p.mu.Lock()
+		target := p.target
+		p.mu.Unlock()
+		u, err := net.Dial("tcp", target)
 		if err != nil {
 			c.Close()
 			continue
@@ -458,4 +461,10 @@ func waitFor(d time.Duration, cond func() bool) error {
 
 func newHTTPServer(srv *Server) *http.Server {
 	return &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 5 * time.Second}
+}
+
+func (p *proxy) setTarget(addr string) {
+	p.mu.Lock()
+	p.target = addr
+	p.mu.Unlock()
 }

@@ -21,6 +21,8 @@ import (
 // (runtimes/sandbox.Executor satisfies it). Execute must always return an
 // observation; onOutput receives live output while the action runs and may
 // be called from any goroutine, one call at a time.
+//
+// onOutput may be nil (OpenHands' /execute_action does not stream).
 type Executor interface {
 	Execute(ctx context.Context, action *eventbus.Event, onOutput func([]byte)) *eventbus.Event
 	ListFiles(path string) []string
@@ -119,6 +121,7 @@ type Server struct {
 	conns     map[*serverConn]struct{}
 
 	started  time.Time
+	instance string       // random per Server, sent in hello
 	lastExec atomic.Int64 // unix nanos of the last execute start or end
 }
 
@@ -155,7 +158,7 @@ func NewServer(exec Executor, token string, opts ...ServerOption) (*Server, erro
 	s := &Server{
 		exec: exec, token: []byte(token), o: o, ctx: ctx, cancel: cancel,
 		reqs: map[string]*request{}, expired: map[string]struct{}{},
-		conns: map[*serverConn]struct{}{}, started: time.Now(),
+		conns: map[*serverConn]struct{}{}, started: time.Now(), instance: NewRequestID(),
 	}
 	s.lastExec.Store(time.Now().UnixNano())
 	s.wg.Add(1)

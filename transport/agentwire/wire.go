@@ -135,7 +135,7 @@ func (c *serverConn) handshake() bool {
 		_ = c.ws.Close(websocket.StatusPolicyViolation, "protocol version mismatch")
 		return false
 	}
-	return c.send(&Frame{Type: TypeHello, Protocol: ProtocolVersion, Version: c.s.o.version}) == nil
+	return c.send(&Frame{Type: TypeHello, Protocol: ProtocolVersion, Version: c.s.o.version, Instance: c.s.instance}) == nil
 }
 
 func versionMismatch(clientProto int, clientVer string, agentProto int, agentVer string) string {
