@@ -28,29 +28,57 @@ func sortedUpperKeys(env map[string]string) ([]string, map[string]string) {
 	return keys, vals
 }
 
-// ExportEnvCommand builds OpenHands' command that sets env vars in the live
-// shell: `export K=<json value>; ...` (JSON quoting doubles as shell quoting),
-// stripped of the trailing space. Empty map → "" (run nothing).
-func ExportEnvCommand(env map[string]string) string {
+// ExportEnvCommand builds the command that sets env vars in the live shell,
+// as OpenHands' add_env_vars does: `export K='value'; ...`. Unlike OpenHands,
+// which uses JSON quoting as shell quoting (so `$`, backquotes and
+// backslashes in a value were expanded by bash), values are single-quoted:
+// the shell gets exactly the value given. Keys are upper-cased and must be
+// shell names. Empty map → "" (run nothing).
+func ExportEnvCommand(env map[string]string) (string, error) {
 	keys, vals := sortedUpperKeys(env)
 	var b strings.Builder
 	for _, k := range keys {
-		fmt.Fprintf(&b, "export %s=%s; ", k, PyJSONString(vals[k]))
+		if !isShellName(k) {
+			return "", fmt.Errorf("env var name %q is not a shell variable name (letters, digits and _, not starting with a digit)", k)
+		}
+		fmt.Fprintf(&b, "export %s=%s; ", k, ShellQuote(vals[k]))
 	}
-	return strings.TrimSpace(b.String())
+	return strings.TrimSpace(b.String()), nil
 }
 
-// PersistEnvCommand builds OpenHands' command that appends each var to
-// ~/.bashrc unless a line for that key already exists (so an overridden value
-// is not persisted, as in OpenHands). Empty map → "".
-func PersistEnvCommand(env map[string]string) string {
+// PersistEnvCommand builds the command that appends each var to ~/.bashrc
+// unless a line for that key already exists (so an overridden value is not
+// persisted, as in OpenHands). The line written is itself quoted for the
+// shell, so a value with quotes can never leave a broken ~/.bashrc (OpenHands
+// writes `export K=abc"def` for the value abc"def). Empty map → "".
+func PersistEnvCommand(env map[string]string) (string, error) {
 	keys, vals := sortedUpperKeys(env)
 	var b strings.Builder
 	for _, k := range keys {
-		v := PyJSONString(vals[k])
-		fmt.Fprintf(&b, `touch ~/.bashrc; grep -q "^export %s=" ~/.bashrc || echo "export %s=%s" >> ~/.bashrc; `, k, k, v)
+		if !isShellName(k) {
+			return "", fmt.Errorf("env var name %q is not a shell variable name (letters, digits and _, not starting with a digit)", k)
+		}
+		line := "export " + k + "=" + ShellQuote(vals[k])
+		fmt.Fprintf(&b, `touch ~/.bashrc; grep -q '^export %s=' ~/.bashrc || printf '%%s\n' %s >> ~/.bashrc; `, k, ShellQuote(line))
 	}
-	return strings.TrimSpace(b.String())
+	return strings.TrimSpace(b.String()), nil
+}
+
+// ShellQuote quotes s for bash with single quotes.
+func ShellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+func isShellName(k string) bool {
+	if k == "" {
+		return false
+	}
+	for i, r := range k {
+		if !(r == '_' || r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || i > 0 && r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return true
 }
 
 // IPythonEnvCode builds OpenHands' cell that sets the vars in the Python

@@ -2,53 +2,76 @@ package sandbox
 
 import (
 	"encoding/json"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
 )
 
-func TestEnvCommandsMatchOpenHands(t *testing.T) {
+func TestEnvCommandsQuoteValuesExactly(t *testing.T) {
 	env := map[string]string{"quux": `abc"def`, "FOOBAR": "xyz"}
-	if got, want := ExportEnvCommand(env), `export FOOBAR="xyz"; export QUUX="abc\"def";`; got != want {
-		t.Errorf("export:\n got %s\nwant %s", got, want)
+	got, err := ExportEnvCommand(env)
+	if err != nil {
+		t.Fatal(err)
 	}
-	want := `touch ~/.bashrc; grep -q "^export FOOBAR=" ~/.bashrc || echo "export FOOBAR="xyz"" >> ~/.bashrc; ` +
-		`touch ~/.bashrc; grep -q "^export QUUX=" ~/.bashrc || echo "export QUUX="abc\"def"" >> ~/.bashrc;`
-	if got := PersistEnvCommand(env); got != want {
-		t.Errorf("persist:\n got %s\nwant %s", got, want)
+	if want := `export FOOBAR='xyz'; export QUUX='abc"def';`; got != want {
+		t.Errorf("export:\n got %s\nwant %s", got, want)
 	}
 	if got, want := IPythonEnvCode(env), "import os\nos.environ[\"FOOBAR\"] = \"xyz\"\nos.environ[\"QUUX\"] = \"abc\\\"def\"\n\n"; got != want {
 		t.Errorf("ipython:\n got %q\nwant %q", got, want)
 	}
-	for _, f := range []func(map[string]string) string{ExportEnvCommand, PersistEnvCommand, IPythonEnvCode} {
-		if f(nil) != "" || f(map[string]string{}) != "" {
+	for _, f := range []func(map[string]string) (string, error){ExportEnvCommand, PersistEnvCommand} {
+		if s, err := f(nil); s != "" || err != nil {
 			t.Error("an empty map must give an empty command")
 		}
+		if _, err := f(map[string]string{"A B; rm -rf /": "x"}); err == nil {
+			t.Error("a key that is not a shell name must be refused")
+		}
+	}
+	if IPythonEnvCode(nil) != "" {
+		t.Error("an empty map must give empty code")
 	}
 }
 
-func TestExportEnvCommandRoundTripsThroughBash(t *testing.T) {
-	values := map[string]string{"A": `abc"def`, "B": "multi\nline\ttab", "C": "naïve ✓ 😀", "D": `back\slash $HOME`}
-	out, err := exec.Command("bash", "-c", ExportEnvCommand(values)+` printf '%s\0' "$A" "$B" "$C" "$D"`).Output()
+func TestEnvCommandsRoundTripThroughBashAndBashrc(t *testing.T) {
+	values := map[string]string{"A": `abc"def`, "B": "multi\nline\ttab", "C": "naïve ✓ 😀", "D": `back\slash $HOME`, "E": `it's`}
+	home := t.TempDir()
+	exp, err := ExportEnvCommand(values)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := strings.Split(strings.TrimSuffix(string(out), "\x00"), "\x00")
-	// Bash treats the JSON escapes inside double quotes its own way; what
-	// matters is that it agrees with OpenHands, whose command is the same.
-	py := `import json,subprocess,sys
-vals={"A":'abc"def',"B":"multi\nline\ttab","C":"naïve ✓ 😀","D":"back\\slash $HOME"}
-cmd="".join(f"export {k}={json.dumps(v)}; " for k,v in vals.items()).strip()
-sys.stdout.write(cmd)`
-	pyCmd, err := exec.Command("python3", "-c", py).Output()
+	persist, err := PersistEnvCommand(values)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(pyCmd) != ExportEnvCommand(values) {
-		t.Fatalf("differs from Python's json.dumps command:\n go %s\n py %s", ExportEnvCommand(values), pyCmd)
+	show := ` printf '%s\0' "$A" "$B" "$C" "$D" "$E"`
+	run := func(script string) []string {
+		cmd := exec.Command("bash", "--norc", "-c", script)
+		cmd.Env = []string{"HOME=" + home, "PATH=/usr/bin:/bin"}
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("%v: %s", err, script)
+		}
+		return strings.Split(strings.TrimSuffix(string(out), "\x00"), "\x00")
 	}
-	if got[0] != `abc"def` {
-		t.Fatalf("A = %q", got[0])
+	want := []string{values["A"], values["B"], values["C"], values["D"], values["E"]}
+	if got := run(exp + show); strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("live shell got %q want %q", got, want)
+	}
+	run(persist)
+	run(persist) // idempotent: a key already in ~/.bashrc is not appended again
+	if got := run(". ~/.bashrc;" + show); strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("from ~/.bashrc got %q want %q", got, want)
+	}
+	rc, _ := os.ReadFile(home + "/.bashrc")
+	if n := strings.Count(string(rc), "export A="); n != 1 {
+		t.Fatalf("export A appears %d times in .bashrc:\n%s", n, rc)
+	}
+	// An override is not persisted (OpenHands' rule): the first value stays.
+	over, _ := PersistEnvCommand(map[string]string{"A": "new"})
+	run(over)
+	if got := run(". ~/.bashrc;" + show); got[0] != values["A"] {
+		t.Fatalf("override persisted: %q", got[0])
 	}
 }
 
