@@ -188,6 +188,12 @@ func benchDurable(b *testing.B, sessions, perSession int) {
 	b.StopTimer()
 	ours := float64(b.N) / elapsed.Seconds()
 	reportCPU(b, "ours", cpu, b.N)
+	var syncs int64
+	for _, s := range streams {
+		syncs += s.log.syncs.Load()
+	}
+	b.ReportMetric(float64(b.N)/float64(max(syncs, 1)), "events/fsync")
+	b.ReportMetric(float64(syncs)/elapsed.Seconds(), "fsyncs/s")
 
 	n := min(b.N, 100000)
 	recs := encodedRecords(b, n)
