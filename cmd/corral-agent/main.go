@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -47,7 +48,7 @@ func newFlagSet(cfg *config, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&cfg.tokenFile, "token-file", "", "file holding the agent token (surrounding whitespace is ignored)")
 	fs.StringVar(&cfg.workdir, "workdir", "", "initial working directory of the shell (default: the current directory)")
 	fs.StringVar(&cfg.user, "user", "", "user to run commands as when the agent runs as root (default: the agent's own user)")
-	fs.DurationVar(&cfg.noChangeTimeout, "no-change-timeout", 0, "seconds without new output before a running command returns control, e.g. 10s (default: the executor's 10s)")
+	fs.Var((*secondsOrDuration)(&cfg.noChangeTimeout), "no-change-timeout", "time without new output after which a running command returns control: `seconds` (10) or a duration (10s, 1m30s) (default: the executor's 10s)")
 	fs.BoolVar(&cfg.showVersion, "version", false, "print the agent and agentwire protocol versions and exit")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: corral-agent --listen ADDR [flags]\n\n"+
@@ -228,5 +229,27 @@ func serve(cfg config, stdout io.Writer, log *slog.Logger) error {
 	if xerr != nil {
 		log.Warn("corral-agent: closing the executor", "err", xerr)
 	}
+	return nil
+}
+
+// secondsOrDuration is a flag value that takes plain seconds (as OpenHands'
+// NO_CHANGE_TIMEOUT_SECONDS) or a Go duration.
+type secondsOrDuration time.Duration
+
+func (d *secondsOrDuration) String() string { return time.Duration(*d).String() }
+
+func (d *secondsOrDuration) Set(s string) error {
+	if f, err := strconv.ParseFloat(s, 64); err == nil {
+		if f <= 0 {
+			return fmt.Errorf("must be positive, got %s", s)
+		}
+		*d = secondsOrDuration(time.Duration(f * float64(time.Second)))
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil || v <= 0 {
+		return fmt.Errorf("want seconds (10) or a positive duration (10s), got %q", s)
+	}
+	*d = secondsOrDuration(v)
 	return nil
 }

@@ -437,6 +437,7 @@ func TestAgentFlagsAndTokenSources(t *testing.T) {
 		{"bad listen", []string{"--listen", "nonsense", "--token", "x"}, nil, 1, "neither unix:///path/to.sock nor HOST:PORT"},
 		{"empty token file", []string{"--listen", "127.0.0.1:0", "--token-file", "/dev/null"}, nil, 1, "is empty"},
 		{"unknown flag", []string{"--nope"}, nil, 2, "flag provided but not defined"},
+		{"bad no-change-timeout", []string{"--no-change-timeout", "soon"}, nil, 2, "want seconds (10) or a positive duration"},
 		{"busy unix socket path is not a socket", []string{"--listen", "unix:///proc/version", "--token", "x"}, nil, 1, "--listen unix:///proc/version"},
 	}
 	for _, tc := range tests {
@@ -458,7 +459,7 @@ func TestAgentFlagsAndTokenSources(t *testing.T) {
 		})
 	}
 	// SESSION_API_KEY works as the token and as X-Session-API-Key.
-	p := startAgent(t, nil, []string{"SESSION_API_KEY=oh-key"}, "--listen", "127.0.0.1:0", "--workdir", t.TempDir())
+	p := startAgent(t, nil, []string{"SESSION_API_KEY=oh-key"}, "--listen", "127.0.0.1:0", "--workdir", t.TempDir(), "--no-change-timeout", "1")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c, err := agentwire.Dial(ctx, p.addr, "oh-key")
@@ -467,6 +468,16 @@ func TestAgentFlagsAndTokenSources(t *testing.T) {
 	}
 	if err := c.Alive(ctx); err != nil {
 		t.Fatal(err)
+	}
+	// --no-change-timeout 1: a quiet non-blocking command returns control
+	// after about a second, still running (exit code -1).
+	quiet := eventbus.NewAction(eventbus.SourceAgent, &eventbus.CmdRunAction{Command: "sleep 4; echo done", ConfirmationState: eventbus.Confirmed, SecurityRisk: eventbus.RiskUnknown})
+	obs, err := c.Execute(ctx, quiet, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run, ok := obs.Observation.(*eventbus.CmdOutputObservation); !ok || run.Metadata.ExitCode != -1 || strings.Contains(obs.Content, "done") {
+		t.Fatalf("--no-change-timeout 1 not applied: %+v %q", obs.Observation, obs.Content)
 	}
 	c.Close()
 	if code := p.stop(t); code != 0 {
