@@ -138,7 +138,8 @@ func runFarm(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 			backends = append(backends, b)
 		}
 	}
-	be, err := newBenchEngine(ctx, engineSettings{backends: backends, maxSessions: o.concurrency, image: o.image, logger: logger})
+	// The engine outlives Ctrl-C (ctx): it must drain and destroy sandboxes.
+	be, err := newBenchEngine(context.WithoutCancel(ctx), engineSettings{backends: backends, maxSessions: o.concurrency, image: o.image, logger: logger})
 	if err != nil {
 		fmt.Fprintf(stderr, "corral farm: %v\n", err)
 		return 2

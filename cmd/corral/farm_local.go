@@ -2,15 +2,18 @@ package main
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 
 	"corral/runtimes"
+	"corral/runtimes/local"
 )
 
-// newLocalBackend builds the local runtime (agent as a host subprocess).
-// TODO(farm): wire runtimes/local once it lands; until then the local
-// runtime is reported as unavailable rather than faked.
-func newLocalBackend(ctx context.Context, logger *slog.Logger) (runtimes.Backend, func() error, error) {
-	return nil, nil, errors.New("the local backend (runtimes/local) is not built yet: use --runtime docker")
+// newLocalBackend builds the local runtime (corral-agent as a host
+// subprocess; the binary is found next to corral or on $PATH).
+func newLocalBackend(_ context.Context, logger *slog.Logger) (runtimes.Backend, func() error, error) {
+	b, err := local.New(local.WithLogger(logger))
+	if err != nil {
+		return nil, nil, err
+	}
+	return b, b.Close, nil
 }
