@@ -496,3 +496,31 @@ func TestAgentRestartFailsInFlightActionsInsteadOfRunningThemAgain(t *testing.T)
 		t.Fatalf("after restart: %v %v", obs, err)
 	}
 }
+
+func TestClientReportsOutputLostWhileDisconnected(t *testing.T) {
+	a := startAgent(t, "tcp", WithChunkBuffer(64<<10))
+	p := startProxy(t, a.addr)
+	var lost uint64
+	gaps := 0
+	c := dial(t, p.addr(), WithBackoff(800*time.Millisecond, 800*time.Millisecond),
+		WithGapHandler(func(id string, n uint64) { gaps++; lost += n }))
+	cmd := `echo first; sleep 0.3; head -c 300000 /dev/zero | tr '\0' x`
+	var streamed int
+	var once sync.Once
+	obs, err := c.Execute(context.Background(), runAction(cmd), func(seq uint64, d []byte) {
+		streamed += len(d)
+		once.Do(func() { go p.cut() }) // the big output happens while the client is away
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gaps == 0 || lost == 0 {
+		t.Fatalf("want a gap with lost bytes, got %d gaps, %d bytes", gaps, lost)
+	}
+	if uint64(streamed)+lost != uint64(len(obs.Content)) {
+		t.Fatalf("streamed %d + lost %d != output %d", streamed, lost, len(obs.Content))
+	}
+	if a.exec.count(cmd) != 1 {
+		t.Fatal("ran twice")
+	}
+}

@@ -37,7 +37,6 @@ const (
 	CodeUnknownRequest  = "unknown_request"  // resume/cancel named a request the agent does not know
 	CodeResultExpired   = "result_expired"   // the request ran, but its stored result was dropped
 	CodeShuttingDown    = "shutting_down"    // the agent is stopping and accepts no new work
-	CodeInternal        = "internal"         // the agent failed; the message says how
 )
 
 // MaxReqIDLen bounds request ids (letters, digits and . _ : -); clients
