@@ -242,6 +242,18 @@ func TestAgentServesAgentwireOverUnixSocketAndShutsDownClean(t *testing.T) {
 	if got := zipFile(t, z.Bytes(), "up.txt"); got != "hello file" {
 		t.Fatalf("download round trip: %q", got)
 	}
+	// A zip uploaded recursively is unpacked into the destination.
+	var zb bytes.Buffer
+	zw := zip.NewWriter(&zb)
+	w, _ := zw.Create("tree/leaf.txt")
+	_, _ = w.Write([]byte("leaf"))
+	zw.Close()
+	if err := c.Upload(ctx, filepath.Join(work, "unz"), &zb, "tree.zip", true); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(work, "unz", "tree", "leaf.txt")); err != nil || string(b) != "leaf" {
+		t.Fatalf("recursive upload: %q %v", b, err)
+	}
 	// A long-running command's processes must not outlive the agent.
 	bg, err := c.Execute(ctx, runEvent("sleep 300 &"), nil)
 	if err != nil {
