@@ -321,3 +321,25 @@ func TestAppendAfterContextCancelIsRefused(t *testing.T) {
 		t.Fatal("cancelled append was stored")
 	}
 }
+
+func TestSubscribeWithAnAlreadyCancelledContextEndsCleanly(t *testing.T) {
+	checkLeaks(t)
+	s := openTestStream(t, nil)
+	for i := 0; i < 10; i++ {
+		mustAppend(t, s, runObs(0, i))
+	}
+	for i := 0; i < 50; i++ {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		sub, err := s.Subscribe(ctx, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range sub.C() {
+		}
+		if !errors.Is(sub.Err(), context.Canceled) {
+			t.Fatalf("Err = %v, want context.Canceled", sub.Err())
+		}
+		sub.Close()
+	}
+}
