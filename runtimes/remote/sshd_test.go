@@ -120,7 +120,13 @@ LogLevel ERROR
 }
 
 func (s *testSSHD) config(t *testing.T) SSHConfig {
-	return SSHConfig{Addr: s.Addr, User: s.User, KeyFile: s.ClientKey, KnownHosts: s.KnownHosts, AgentDir: filepath.Join(t.TempDir(), "remote")}
+	// Unix socket paths are limited to 108 bytes: keep the agent dir short.
+	dir, err := os.MkdirTemp("", "crl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return SSHConfig{Addr: s.Addr, User: s.User, KeyFile: s.ClientKey, KnownHosts: s.KnownHosts, AgentDir: dir}
 }
 
 func TestSSHRunsCommandsAndChecksHostKeys(t *testing.T) {
