@@ -255,11 +255,17 @@ func BenchmarkAppendNeverSingleWriter(b *testing.B) {
 }
 
 // BenchmarkFanOut100Subscribers: one stream (sync "never"), 100 live
-// subscribers each draining on its own goroutine, one writer appending b.N
-// events. Deliveries/s = 100*b.N / time until every subscriber has all.
+// subscribers each draining on its own goroutine, 1 or 4 writers appending
+// b.N events in total. Deliveries/s = 100*b.N / time until every subscriber has all.
 // Baseline: the bare mechanism, one goroutine sending b.N pre-built items to
 // 100 buffered channels drained by 100 goroutines.
 func BenchmarkFanOut100Subscribers(b *testing.B) {
+	for _, w := range []int{1, 4} {
+		b.Run(fmt.Sprintf("writers=%d", w), func(b *testing.B) { benchFanOut(b, w) })
+	}
+}
+
+func benchFanOut(b *testing.B, writers int) {
 	const subs = 100
 	buf := min(max(b.N, 1024), 1<<20)
 	cfg := testConfig(b.TempDir())
@@ -297,11 +303,21 @@ func BenchmarkFanOut100Subscribers(b *testing.B) {
 	events := benchEvents(1024)
 	b.ResetTimer()
 	start, cpu0 := time.Now(), cpuTime()
-	for i := 0; i < b.N; i++ {
-		if _, err := s.Append(ctx, events[i%len(events)]); err != nil {
-			b.Fatal(err)
-		}
+	var next atomic.Int64
+	var wwg sync.WaitGroup
+	for w := 0; w < writers; w++ {
+		wwg.Add(1)
+		go func() {
+			defer wwg.Done()
+			for i := next.Add(1) - 1; i < int64(b.N); i = next.Add(1) - 1 {
+				if _, err := s.Append(ctx, events[i%int64(len(events))]); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
 	}
+	wwg.Wait()
 	wg.Wait()
 	elapsed, cpu := time.Since(start), cpuTime()-cpu0
 	b.StopTimer()
