@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -38,6 +39,11 @@ type config struct {
 	user            string
 	noChangeTimeout time.Duration
 	showVersion     bool
+
+	tlsCert, tlsKey, tlsClientCA string
+	insecurePlaintext            bool
+	generateCert                 string
+	certHosts                    string
 }
 
 func newFlagSet(cfg *config, stderr io.Writer) *flag.FlagSet {
@@ -50,6 +56,12 @@ func newFlagSet(cfg *config, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&cfg.user, "user", "", "user to run commands as when the agent runs as root (default: the agent's own user)")
 	fs.Var((*secondsOrDuration)(&cfg.noChangeTimeout), "no-change-timeout", "time without new output after which a running command returns control: `seconds` (10) or a duration (10s, 1m30s) (default: the executor's 10s)")
 	fs.BoolVar(&cfg.showVersion, "version", false, "print the agent and agentwire protocol versions and exit")
+	fs.StringVar(&cfg.tlsCert, "tls-cert", "", "serve TLS on a HOST:PORT listener with this PEM certificate (with --tls-key)")
+	fs.StringVar(&cfg.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
+	fs.StringVar(&cfg.tlsClientCA, "tls-client-ca", "", "require client certificates signed by this PEM CA (mutual TLS)")
+	fs.BoolVar(&cfg.insecurePlaintext, "insecure-plaintext", false, "allow a non-loopback HOST:PORT listener without TLS (the token and all traffic cross the network in clear text)")
+	fs.StringVar(&cfg.generateCert, "generate-cert", "", "write a self-signed agent.crt and agent.key into this directory for --cert-hosts, then exit")
+	fs.StringVar(&cfg.certHosts, "cert-hosts", "127.0.0.1,localhost", "comma-separated IPs and DNS names --generate-cert puts in the certificate")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: corral-agent --listen ADDR [flags]\n\n"+
 			"Runs commands, files and python for Corral inside a sandbox and serves them over\n"+
@@ -80,6 +92,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "corral-agent: unexpected argument %q; see --help\n", fs.Arg(0))
 		return 2
+	}
+	if cfg.generateCert != "" {
+		certPath, keyPath, err := generateCert(cfg.generateCert, strings.Split(cfg.certHosts, ","), 365*24*time.Hour)
+		if err != nil {
+			fmt.Fprintf(stderr, "corral-agent: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "wrote %s and %s (give %s to the controller as ca_file)\n", certPath, keyPath, certPath)
+		return 0
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	if err := serve(cfg, stdout, log); err != nil {
@@ -159,10 +180,28 @@ func serve(cfg config, stdout io.Writer, log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
+	tlsCfg, err := serverTLS(cfg)
+	if err != nil {
+		return err
+	}
+	tcp := !strings.HasPrefix(cfg.listen, "unix://")
+	if tlsCfg != nil && !tcp {
+		return errors.New("--tls-cert is for HOST:PORT listeners; a unix socket needs no TLS")
+	}
+	if tcp && tlsCfg == nil {
+		if !isLoopback(cfg.listen) && !cfg.insecurePlaintext {
+			return fmt.Errorf("--listen %s is reachable from the network but has no TLS: pass --tls-cert/--tls-key (or --generate-cert DIR first), or --insecure-plaintext to accept clear text", cfg.listen)
+		}
+		log.Warn("corral-agent: TCP listener without TLS: the token and all traffic are in clear text", "listen", cfg.listen)
+	}
+
 	// Listen first: a bad or busy address fails before any shell starts.
 	ln, shown, sockPath, err := listen(cfg.listen)
 	if err != nil {
 		return err
+	}
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
 	}
 	cleanup := func() {
 		ln.Close()
