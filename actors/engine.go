@@ -284,12 +284,11 @@ func (e *Engine) ask(ctx context.Context, pid *actor.PID, msg any) (any, error) 
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	// The future's own timeout is a backstop only: ctx ends the wait first
+	// (AfterFunc below), so the caller sees ctx's error.
 	timeout := 24 * time.Hour
 	if dl, ok := ctx.Deadline(); ok {
-		timeout = time.Until(dl)
-		if timeout <= 0 {
-			return nil, context.DeadlineExceeded
-		}
+		timeout = time.Until(dl) + 5*time.Second
 	}
 	f := actor.NewFuture(e.sys, timeout)
 	stop := context.AfterFunc(ctx, func() { e.sys.Root.Send(f.PID(), &futureCanceled{}) })
@@ -371,10 +370,28 @@ func (e *Engine) WaitReady(ctx context.Context, sid string) error {
 // returns an error, ctx ends or the stream closes.
 func (e *Engine) scan(ctx context.Context, sid string, from int64, fn func(*eventbus.Event) error) error {
 	sub, err := e.Subscribe(ctx, sid, from)
+	if errors.Is(err, eventbus.ErrStreamClosed) || errors.Is(err, ErrNotRunning) {
+		// The session ended already: its history is all there is.
+		items, herr := e.History(ctx, sid, from)
+		if herr != nil {
+			return err
+		}
+		for _, it := range items {
+			ev, err := it.Event()
+			if err != nil {
+				return err
+			}
+			if err := fn(ev); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	if err != nil {
 		return err
 	}
 	defer sub.Close()
+	next := from
 	for it := range sub.C() {
 		ev, err := it.Event()
 		if err != nil {
@@ -383,8 +400,14 @@ func (e *Engine) scan(ctx context.Context, sid string, from int64, fn func(*even
 		if err := fn(ev); err != nil {
 			return err
 		}
+		next = it.ID + 1
 	}
-	return sub.Err()
+	if err := sub.Err(); !errors.Is(err, eventbus.ErrStreamClosed) {
+		return err
+	}
+	// The session stopped: what the subscription had not delivered yet is
+	// in the store.
+	return e.scan(ctx, sid, next, fn)
 }
 
 // Submit stores an action on the session's stream and queues it; it

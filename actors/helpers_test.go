@@ -64,7 +64,9 @@ func newCLIEngine(t testing.TB, cfg Config, opts ...Option) *Engine {
 		t.Fatal(err)
 	}
 	cfg.DefaultRuntime = "cli"
-	opts = append([]Option{WithLogger(testLogger(t)), WithInProcessRuntime("cli"),
+	// No SANDBOX_ENV_* of the host leak into test sandboxes (they would be
+	// persisted to the real ~/.bashrc).
+	opts = append([]Option{WithLogger(testLogger(t)), WithInProcessRuntime("cli"), WithHostEnv([]string{}),
 		WithDialer("cli", func(ctx context.Context, h *runtimes.Handle) (AgentConn, error) { return cli.Dial(ctx, h) })}, opts...)
 	e, err := NewEngine(cfg, reg, opts...)
 	if err != nil {
@@ -77,7 +79,9 @@ func newCLIEngine(t testing.TB, cfg Config, opts ...Option) *Engine {
 // newLocalEngine returns an engine over the local (subprocess) backend.
 func newLocalEngine(t testing.TB, cfg Config, bopts ...local.Option) (*Engine, *local.Backend) {
 	t.Helper()
-	bopts = append([]local.Option{local.WithAgentBinary(agentBin), local.WithTempDir(t.TempDir())}, bopts...)
+	// A HOME of its own: the host's ~/.bashrc may be slow (pyenv) and set-up
+	// steps append to it.
+	bopts = append([]local.Option{local.WithAgentBinary(agentBin), local.WithTempDir(t.TempDir()), local.WithEnv("HOME=" + t.TempDir())}, bopts...)
 	b, err := local.New(bopts...)
 	if err != nil {
 		t.Fatal(err)
@@ -87,7 +91,7 @@ func newLocalEngine(t testing.TB, cfg Config, bopts ...local.Option) (*Engine, *
 		t.Fatal(err)
 	}
 	cfg.DefaultRuntime = "local"
-	e, err := NewEngine(cfg, reg, WithLogger(testLogger(t)))
+	e, err := NewEngine(cfg, reg, WithLogger(testLogger(t)), WithHostEnv([]string{}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,14 +24,14 @@ func TestNoLeaksAfter500Sessions(t *testing.T) {
 	tmp := t.TempDir()
 	before := runtime.NumGoroutine()
 
-	b, err := local.New(local.WithAgentBinary(agentBin), local.WithTempDir(tmp))
+	b, err := local.New(local.WithAgentBinary(agentBin), local.WithTempDir(tmp), local.WithEnv("HOME="+t.TempDir()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	reg, _ := runtimes.NewRegistry(b)
 	cfg := testConfig()
 	cfg.DefaultRuntime = "local"
-	e, err := NewEngine(cfg, reg, WithLogger(testLogger(t)))
+	e, err := NewEngine(cfg, reg, WithLogger(testLogger(t)), WithHostEnv([]string{}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -150,7 +150,9 @@ func TestSetupScriptRunsOnceAndHooksInstall(t *testing.T) {
 	cfg := testConfig()
 	cfg.RuntimeStartupEnvVars = map[string]string{"added_env_var": "added_value"}
 	e := newCLIEngine(t, cfg, WithHostEnv([]string{"SANDBOX_ENV_FOOBAR=BAZ", "OTHER=x"}))
-	sid := startSession(t, e, SessionSpec{Workspace: ws, Env: map[string]string{"QUUX": `abc"def`}})
+	// HOME is the test's own: add_env_vars appends to ~/.bashrc.
+	home := t.TempDir()
+	sid := startSession(t, e, SessionSpec{Workspace: ws, Env: map[string]string{"QUUX": `abc"def`, "HOME": home}})
 	ctx := ctxT(t)
 	obs, err := e.Run(ctx, sid, cmd(`echo "$FOOBAR $QUUX $ADDED_ENV_VAR $FROM_SETUP"; cat setup-count.txt`))
 	if err != nil {
@@ -158,6 +160,11 @@ func TestSetupScriptRunsOnceAndHooksInstall(t *testing.T) {
 	}
 	if got := strings.TrimSpace(obs.Content); got != "BAZ abc\"def added_value yes\nran" {
 		t.Fatalf("env/setup output %q", got)
+	}
+	// The persisted line round-trips in a fresh interactive shell.
+	rc, err := os.ReadFile(filepath.Join(home, ".bashrc"))
+	if err != nil || !strings.Contains(string(rc), `export QUUX="abc\"def"`) {
+		t.Fatalf(".bashrc = %q, %v", rc, err)
 	}
 	hook, err := os.ReadFile(filepath.Join(ws, ".git", "hooks", "pre-commit"))
 	if err != nil || !strings.Contains(string(hook), hookMarker) {

@@ -108,7 +108,12 @@ func (w *workspaceSetup) addEnvVars(ctx context.Context, vars map[string]string)
 	for _, k := range keys {
 		q := pyJSONString(up[k])
 		exp.WriteString("export " + k + "=" + q + "; ")
-		persist.WriteString(`touch ~/.bashrc; grep -q "^export ` + k + `=" ~/.bashrc || echo "export ` + k + "=" + q + `" >> ~/.bashrc; `)
+		// OpenHands writes echo "export K=<json>", which drops the JSON
+		// quotes and leaves an unbalanced quote in ~/.bashrc for a value
+		// containing '"' (every later interactive bash then hangs waiting
+		// for the closing quote). Corral single-quotes the line instead so
+		// it round-trips; the grep guard is OpenHands' (first value wins).
+		persist.WriteString(`touch ~/.bashrc; grep -q "^export ` + k + `=" ~/.bashrc || echo ` + shellQuote("export "+k+"="+q) + ` >> ~/.bashrc; `)
 	}
 	for i, cmd := range []string{exp.String(), persist.String()} {
 		obs, err := w.runCmd(ctx, cmd, 60)

@@ -56,6 +56,10 @@ func WithNoChangeTimeout(d time.Duration) Option { return func(b *Backend) { b.n
 // runs as root).
 func WithUser(u string) Option { return func(b *Backend) { b.user = u } }
 
+// WithEnv adds KEY=VALUE entries to the environment of every agent (and
+// so of its shells), after the host's and before a session's own.
+func WithEnv(env ...string) Option { return func(b *Backend) { b.env = append(b.env, env...) } }
+
 // WithTempDir sets where temporary workspaces and socket directories are
 // created (default os.TempDir()).
 func WithTempDir(dir string) Option { return func(b *Backend) { b.tempDir = dir } }
@@ -69,6 +73,7 @@ type Backend struct {
 	noChange time.Duration
 	user     string
 	tempDir  string
+	env      []string
 
 	mu      sync.Mutex
 	procs   map[string]*proc // by handle id: agents this process started
@@ -213,7 +218,8 @@ func (b *Backend) launch(ctx context.Context, sid, ws string, owns bool, env map
 	}
 	cmd := exec.Command(b.binary, args...)
 	cmd.Dir = ws
-	cmd.Env = append(os.Environ(), "CORRAL_AGENT_TOKEN="+token) // not in argv: ps shows argv
+	cmd.Env = append(os.Environ(), b.env...)
+	cmd.Env = append(cmd.Env, "CORRAL_AGENT_TOKEN="+token) // not in argv: ps shows argv
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}

@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"corral/actors"
+	"corral/runtimes"
+	"corral/runtimes/docker"
+	"corral/runtimes/local"
+)
+
+// Exit codes of exec, replay and shell.
+const (
+	exitOK        = 0
+	exitFailed    = 1 // an action got no observation, or the session failed while running
+	exitUsage     = 2 // bad flags, configuration or input file
+	exitNoSandbox = 3 // the sandbox did not start
+	exitBadInput  = 4 // every action ran, but some input lines were malformed and skipped
+	exitInterrupt = 130
+)
+
+// cliOpts are the flags exec, replay and shell share.
+type cliOpts struct {
+	runtime   string
+	workspace string
+	config    string
+	verbose   bool
+}
+
+// cliSession is an engine with one session, for exec/replay/shell.
+type cliSession struct {
+	eng     *actors.Engine
+	sid     string
+	closers []func() error
+}
+
+// openCLISession builds the engine for o.runtime, creates one session and
+// waits until it is ready. On error the returned code says which exit code
+// applies.
+func openCLISession(ctx context.Context, o cliOpts, stderr io.Writer) (*cliSession, int, error) {
+	cfg := defaultServeConfig()
+	if o.config != "" {
+		if err := loadConfigFile(o.config, &cfg); err != nil {
+			return nil, exitUsage, err
+		}
+	}
+	level := slog.LevelWarn
+	if o.verbose {
+		level = slog.LevelDebug
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	cs := &cliSession{}
+	reg := &runtimes.Registry{}
+	var opts []actors.Option
+	switch o.runtime {
+	case "local":
+		lopts := []local.Option{local.WithLogger(logger)}
+		if cfg.Runtime.Local.AgentBinary != "" {
+			lopts = append(lopts, local.WithAgentBinary(cfg.Runtime.Local.AgentBinary))
+		}
+		b, err := local.New(lopts...)
+		if err != nil {
+			return nil, exitNoSandbox, err
+		}
+		cs.closers = append(cs.closers, b.Close)
+		_ = reg.Register(b)
+	case "cli":
+		b := local.NewInProcess(local.InProcessLogger(logger))
+		_ = reg.Register(b)
+		opts = append(opts, actors.WithInProcessRuntime("cli"),
+			actors.WithDialer("cli", func(ctx context.Context, h *runtimes.Handle) (actors.AgentConn, error) {
+				c, err := b.Dial(ctx, h)
+				if err != nil {
+					return nil, err
+				}
+				return c, nil
+			}))
+	case "docker":
+		dopts := []docker.Option{docker.WithLogger(logger)}
+		if cfg.Runtime.Docker.Image != "" {
+			dopts = append(dopts, docker.WithDefaultImage(cfg.Runtime.Docker.Image))
+		}
+		if cfg.Runtime.Docker.AgentBinary != "" {
+			dopts = append(dopts, docker.WithAgentBinary(cfg.Runtime.Docker.AgentBinary))
+		}
+		b, err := docker.New(ctx, dopts...)
+		if err != nil {
+			return nil, exitNoSandbox, fmt.Errorf("docker runtime: %w", err)
+		}
+		cs.closers = append(cs.closers, b.Close)
+		_ = reg.Register(b)
+	default:
+		return nil, exitUsage, fmt.Errorf("unknown runtime %q; known: cli, docker, local", o.runtime)
+	}
+	ecfg := cfg.Engine
+	ecfg.DefaultRuntime = o.runtime
+	eng, err := actors.NewEngine(ecfg, reg, append(opts, actors.WithLogger(logger))...)
+	if err != nil {
+		cs.closeBackends()
+		return nil, exitNoSandbox, err
+	}
+	cs.eng = eng
+	info, err := eng.CreateSession(ctx, actors.SessionSpec{Runtime: o.runtime, Workspace: o.workspace})
+	if err != nil {
+		cs.close()
+		return nil, exitNoSandbox, err
+	}
+	cs.sid = info.ID
+	if err := eng.WaitReady(ctx, info.ID); err != nil {
+		cs.close()
+		return nil, exitNoSandbox, err
+	}
+	return cs, exitOK, nil
+}
+
+func (cs *cliSession) closeBackends() error {
+	var err error
+	for i := len(cs.closers) - 1; i >= 0; i-- {
+		err = errors.Join(err, cs.closers[i]())
+	}
+	cs.closers = nil
+	return err
+}
+
+// close stops the session and the engine; it does not depend on the
+// caller's (maybe cancelled) context.
+func (cs *cliSession) close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var err error
+	if cs.eng != nil {
+		err = cs.eng.Shutdown(ctx)
+		cs.eng = nil
+	}
+	return errors.Join(err, cs.closeBackends())
+}
