@@ -188,7 +188,7 @@ func serve(cfg config, stdout io.Writer, log *slog.Logger) error {
 	if tlsCfg != nil && !tcp {
 		return errors.New("--tls-cert is for HOST:PORT listeners; a unix socket needs no TLS")
 	}
-	if tcp && tlsCfg == nil {
+	if _, _, perr := net.SplitHostPort(cfg.listen); tcp && tlsCfg == nil && perr == nil {
 		if !isLoopback(cfg.listen) && !cfg.insecurePlaintext {
 			return fmt.Errorf("--listen %s is reachable from the network but has no TLS: pass --tls-cert/--tls-key (or --generate-cert DIR first), or --insecure-plaintext to accept clear text", cfg.listen)
 		}
