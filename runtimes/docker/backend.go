@@ -638,8 +638,7 @@ func (b *Backend) Recover(ctx context.Context, h *runtimes.Handle) (*runtimes.Ha
 			// The host side of the socket directory was lost (e.g. a
 			// cleaned /tmp): the agent's socket lives in a directory the host
 			// can no longer reach, so restart the container to get a new one.
-			b.watch.expectStop(insp.ID)
-			if err := b.cli.ContainerStop(ctx, insp.ID, container.StopOptions{}); err != nil {
+			if err := b.stopSettled(ctx, insp.ID, b.cfg.stopTimeout, true); err != nil {
 				return nil, fmt.Errorf("docker backend: recover container %s: restart for a new socket: %w", insp.ID, mapDaemonErr(b.cli, err))
 			}
 			died = b.watch.arm(insp.ID)
@@ -692,9 +691,11 @@ func (b *Backend) Stop(ctx context.Context, h *runtimes.Handle, timeout time.Dur
 	if h == nil || h.ID == "" {
 		return errors.New("docker backend: stop: handle without container id")
 	}
-	b.watch.expectStop(h.ID)
-	secs := int((timeout + time.Second - 1) / time.Second)
-	if err := b.cli.ContainerStop(ctx, h.ID, container.StopOptions{Timeout: &secs}); err != nil {
+	insp, err := b.cli.ContainerInspect(ctx, h.ID)
+	if err != nil {
+		return b.notFound("stop", h.ID, err)
+	}
+	if err := b.stopSettled(ctx, h.ID, timeout, insp.State.Running); err != nil {
 		if cerrdefs.IsNotFound(err) {
 			return fmt.Errorf("docker backend: stop container %s: %w", h.ID, runtimes.ErrNotFound)
 		}
@@ -746,15 +747,37 @@ func (b *Backend) Pause(ctx context.Context, h *runtimes.Handle) error {
 		return b.notFound("pause", h.ID, err)
 	}
 	runDir := insp.Config.Labels[LabelRunDir]
-	b.watch.expectStop(h.ID)
 	if runDir != "" {
 		if err := os.WriteFile(filepath.Join(runDir, pausedMarker), nil, 0o600); err != nil {
 			return fmt.Errorf("docker backend: pause container %s: mark paused: %w", h.ID, err)
 		}
 	}
-	secs := int((b.cfg.stopTimeout + time.Second - 1) / time.Second)
-	if err := b.cli.ContainerStop(ctx, h.ID, container.StopOptions{Timeout: &secs}); err != nil {
+	if err := b.stopSettled(ctx, h.ID, b.cfg.stopTimeout, insp.State.Running); err != nil {
 		return b.notFound("pause (stop)", h.ID, err)
+	}
+	return nil
+}
+
+// stopSettled stops a container we mean to stop and, if it was running,
+// waits until the watcher has seen its die event, so that event cannot be
+// mistaken later for the death of the next run (Resume, Recover).
+func (b *Backend) stopSettled(ctx context.Context, id string, grace time.Duration, wasRunning bool) error {
+	died := b.watch.expectStop(id)
+	secs := int((grace + time.Second - 1) / time.Second)
+	if err := b.cli.ContainerStop(ctx, id, container.StopOptions{Timeout: &secs}); err != nil {
+		return err
+	}
+	if !wasRunning {
+		return nil
+	}
+	t := time.NewTimer(10 * time.Second)
+	defer t.Stop()
+	select {
+	case <-died:
+	case <-t.C:
+		b.cfg.logger.Warn("no die event after stopping a container", "container", id)
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"time"
 
 	"github.com/docker/docker/client"
@@ -72,7 +73,7 @@ func defaultConfig() config {
 	return config{
 		stateDir:     filepath.Join(os.TempDir(), "corral-docker"),
 		nodeID:       host,
-		concurrency:  8,
+		concurrency:  max(2, 2*runtime.NumCPU()),
 		pauseMode:    PauseFreeze,
 		network:      "bridge",
 		logger:       slog.New(slog.DiscardHandler),
@@ -108,7 +109,10 @@ func WithNodeID(id string) Option { return func(o *config) { o.nodeID = id } }
 
 // WithStartConcurrency limits how many sandboxes start at once on this
 // Docker host (create + start + agent ready); others wait their turn
-// (honouring their ctx). Default 8; n < 1 means 1.
+// (honouring their ctx). Default 2 x the CPUs of this host (at least 2):
+// the engine's throughput, not Corral, is the limit, and a queue in front of
+// it keeps early sandboxes fast instead of slowing all of them (see
+// BENCHMARKS.md). n < 1 means 1.
 func WithStartConcurrency(n int) Option { return func(o *config) { o.concurrency = max(n, 1) } }
 
 // WithPauseMode selects PauseFreeze (default) or PauseStop.

@@ -168,6 +168,9 @@ func (w *watcher) handle(ctx context.Context, m events.Message) {
 	ictx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	insp, err := w.b.cli.ContainerInspect(ictx, id)
 	cancel()
+	if err == nil && insp.State != nil && staleDie(m, insp.State) {
+		return // the death of an earlier run; the container runs again
+	}
 	if err == nil && insp.State != nil && !insp.State.Running {
 		e = exitFromState(insp.State)
 	} else {
@@ -229,11 +232,14 @@ func (w *watcher) arm(id string) <-chan struct{} {
 	return bx.died
 }
 
-// expectStop marks the next die of id as requested by us.
-func (w *watcher) expectStop(id string) {
+// expectStop marks the next die of id as requested by us and returns the
+// channel closed when the watcher has seen it.
+func (w *watcher) expectStop(id string) <-chan struct{} {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.boxLocked(id).expect = true
+	bx := w.boxLocked(id)
+	bx.expect = true
+	return bx.died
 }
 
 // release closes id's pending Wait channels without a value.
@@ -333,4 +339,14 @@ func stopPaused(insp container.InspectResponse) bool {
 	}
 	_, err := os.Stat(filepath.Join(insp.Config.Labels[LabelRunDir], pausedMarker))
 	return err == nil
+}
+
+// staleDie reports whether a die event predates the container's current
+// run (both times come from the daemon's clock).
+func staleDie(m events.Message, st *container.State) bool {
+	if !st.Running || m.TimeNano == 0 {
+		return false
+	}
+	started, err := time.Parse(time.RFC3339Nano, st.StartedAt)
+	return err == nil && m.TimeNano < started.UnixNano()
 }
