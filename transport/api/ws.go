@@ -181,12 +181,49 @@ func (s *Server) eventsWS(w http.ResponseWriter, r *http.Request) {
 				}
 				return
 			}
-			if !write(f.data) {
+			if !s.writeBatch(ctx, conn, f, queue, behind, &lastSent) {
 				return
 			}
-			if f.eventID >= 0 {
-				lastSent = f.eventID
+		}
+	}
+}
+
+// wsBatchMax bounds the frames written under one deadline, so a fast
+// producer cannot keep the writer from noticing behind or shutdown.
+const wsBatchMax = 64
+
+// writeBatch writes f and then whatever else is already queued (up to
+// wsBatchMax frames) under one WSWriteTimeout deadline: one timer per batch
+// rather than per frame matters with a thousand subscribers. A queue that
+// is closed is left for the caller's loop to notice. It returns false when
+// a write failed (the connection is then unusable).
+func (s *Server) writeBatch(ctx context.Context, conn *websocket.Conn, f wsFrame, queue <-chan wsFrame, behind <-chan struct{}, lastSent *int64) bool {
+	wctx, cancel := context.WithTimeout(ctx, s.cfg.WSWriteTimeout)
+	defer cancel()
+	for n := 0; ; n++ {
+		if conn.Write(wctx, websocket.MessageText, f.data) != nil {
+			return false
+		}
+		if f.eventID >= 0 {
+			*lastSent = f.eventID
+		}
+		if n+1 == wsBatchMax {
+			return true
+		}
+		select {
+		case <-behind:
+			return true
+		default:
+		}
+		select {
+		case next, ok := <-queue:
+			if !ok {
+				// The caller's next receive sees the closed queue and says so.
+				return true
 			}
+			f = next
+		default:
+			return true
 		}
 	}
 }
