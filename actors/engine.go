@@ -543,7 +543,17 @@ func (e *Engine) History(ctx context.Context, sid string, fromID int64) ([]*even
 		if err != nil {
 			return nil, err
 		}
-		return st.Search(ctx, eventbus.Filter{StartID: fromID})
+		items, err := st.Search(ctx, eventbus.Filter{StartID: fromID})
+		if err == nil {
+			return items, nil
+		}
+		// The stream is being closed (the session is stopping): once it is,
+		// read the session from the store.
+		select {
+		case <-r.writer.closed:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
 	if err := eventbus.ValidateSessionID(sid); err != nil {
 		return nil, &Error{Code: actorpb.ErrorCode_ERROR_CODE_INVALID, Message: err.Error()}
