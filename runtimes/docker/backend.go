@@ -351,11 +351,11 @@ func (b *Backend) Start(ctx context.Context, spec runtimes.Spec) (*runtimes.Hand
 		logReady = watchListening(att.Reader)
 	}
 	if err := b.cli.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
-		return nil, fmt.Errorf("docker backend: start session %s: start container %s: %w", spec.SessionID, name, mapDaemonErr(b.cli, err))
+		return nil, fmt.Errorf("docker backend: start session %s: start container %s: %w", spec.SessionID, name, mapCreateErr(b.cli, img, err))
 	}
 	for _, n := range b.cfg.extraNetworks {
 		if err := b.cli.NetworkConnect(ctx, n, id, nil); err != nil {
-			return nil, fmt.Errorf("docker backend: start session %s: connect to network %q: %w", spec.SessionID, n, mapDaemonErr(b.cli, err))
+			return nil, fmt.Errorf("docker backend: start session %s: connect to network %q: %w", spec.SessionID, n, mapCreateErr(b.cli, img, err))
 		}
 	}
 	sock := filepath.Join(runDir, socketName)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/network"
 
 	"corral/runtimes"
 )
@@ -602,5 +603,60 @@ func TestCancelledStartsLeaveNothing(t *testing.T) {
 	wg.Wait()
 	if left := listTestContainers(context.Background(), b.cli, env.node+"-cancel"); len(left) != 0 {
 		t.Errorf("%d containers left behind by cancelled starts", len(left))
+	}
+}
+
+func TestNetworks(t *testing.T) {
+	needDocker(t)
+	ctx := testCtx(t, 2*time.Minute)
+	b0 := newBackend(t)
+	extra := "corraltest-net-" + randHex(4)
+	if _, err := b0.cli.NetworkCreate(ctx, extra, network.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b0.cli.NetworkRemove(context.Background(), extra) })
+
+	cases := []struct {
+		name       string
+		opts       []Option
+		spec       string
+		wantMode   string
+		wantAlsoOn string
+	}{
+		{name: "host network (use_host_network)", spec: "host", wantMode: "host"},
+		{name: "named network as mode", spec: extra, wantMode: extra},
+		{name: "additional network connected after start", opts: []Option{WithNetwork("bridge", extra)}, wantMode: "bridge", wantAlsoOn: extra},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			b := newBackend(t, c.opts...)
+			h := start(t, b, runtimes.Spec{Network: c.spec})
+			insp := inspect(t, b, h.ID)
+			if string(insp.HostConfig.NetworkMode) != c.wantMode {
+				t.Errorf("mode %q, want %q", insp.HostConfig.NetworkMode, c.wantMode)
+			}
+			if c.wantAlsoOn != "" {
+				if _, ok := insp.NetworkSettings.Networks[c.wantAlsoOn]; !ok {
+					t.Errorf("not connected to %s: %v", c.wantAlsoOn, insp.NetworkSettings.Networks)
+				}
+			}
+			if len(insp.HostConfig.PortBindings) != 0 {
+				t.Errorf("ports published: %v", insp.HostConfig.PortBindings)
+			}
+		})
+	}
+	t.Run("missing network is a clear error", func(t *testing.T) {
+		_, err := b0.Start(ctx, runtimes.Spec{SessionID: sessionID(t), Network: "corraltest-no-such-net"})
+		if err == nil || !strings.Contains(err.Error(), "docker network create") {
+			t.Errorf("err = %v, want a hint to create the network", err)
+		}
+	})
+}
+
+func TestReadinessByLogs(t *testing.T) {
+	b := newBackend(t, WithReadiness(ReadyLogs))
+	h := start(t, b, runtimes.Spec{})
+	if err := probeSocket(testCtx(t, 10*time.Second), h); err != nil {
+		t.Errorf("agent not answering after a logs-readiness Start: %v", err)
 	}
 }

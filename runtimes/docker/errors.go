@@ -37,7 +37,7 @@ func mapDaemonErr(cli client.APIClient, err error) error {
 	return err
 }
 
-// mapCreateErr explains container-create failures, naming the image and how
+// mapCreateErr explains container create/start failures, naming the image and how
 // to build it when the image is missing (nothing can be pulled here).
 func mapCreateErr(cli client.APIClient, img string, err error) error {
 	if err == nil {
