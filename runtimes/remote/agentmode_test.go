@@ -22,7 +22,7 @@ import (
 // startTLSAgent runs the real agent on a loopback address with a
 // certificate made by its own --generate-cert, and returns its address and
 // the directory holding agent.crt/agent.key.
-func startTLSAgent(t *testing.T, token string, extra ...string) (addr, certDir string) {
+func startTLSAgent(t testing.TB, token string, extra ...string) (addr, certDir string) {
 	t.Helper()
 	bin := buildAgent(t)
 	certDir = t.TempDir()
@@ -70,7 +70,7 @@ func agentHost(addr, certDir, token string) HostConfig {
 	return HostConfig{Name: "tls1", Mode: "agent", Addr: addr, Token: token, CAFile: filepath.Join(certDir, "agent.crt")}
 }
 
-func runOn(t *testing.T, ctx context.Context, c *agentwire.Client, cmd string, onChunk func(uint64, []byte)) *eventbus.Event {
+func runOn(t testing.TB, ctx context.Context, c *agentwire.Client, cmd string, onChunk func(uint64, []byte)) *eventbus.Event {
 	t.Helper()
 	a := eventbus.NewAction(eventbus.SourceAgent, &eventbus.CmdRunAction{Command: cmd, ConfirmationState: eventbus.Confirmed, SecurityRisk: eventbus.RiskUnknown})
 	a.ID = 1

@@ -16,7 +16,7 @@ import (
 )
 
 // buildAgent builds the real static agent once per test binary.
-func buildAgent(t *testing.T) string {
+func buildAgent(t testing.TB) string {
 	t.Helper()
 	agentOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "corral-remote-test-")

@@ -268,40 +268,39 @@ func (h *sshHost) startAgent(ctx context.Context, bin, id, token, workdir string
 		envs.WriteString(shellQuote(k + "=" + v))
 		envs.WriteByte(' ')
 	}
-	// The token goes through a 0600 file, never the command line (ps shows it).
-	cmd := fmt.Sprintf(`set -e; umask 077; mkdir -p %[1]s %[2]s; cat > %[1]s/token; `+
-		`env %[5]s setsid %[3]s --listen %[4]s --token-file %[1]s/token --workdir %[2]s >%[1]s/agent.log 2>&1 </dev/null & echo $!`,
+	if _, ok := env["HOME"]; !ok {
+		// A home of its own per sandbox: OpenHands' env persistence appends
+		// to ~/.bashrc, which must not leak between sandboxes on one host.
+		envs.WriteString(shellQuote("HOME=" + dir + "/home"))
+		envs.WriteByte(' ')
+	}
+	// The token goes through a 0600 file, never the command line (ps shows
+	// it). The shell waits (in the same SSH round trip) for the agent's
+	// "listening on" line, which it prints once its executor is ready.
+	cmd := fmt.Sprintf(`set -e; umask 077; mkdir -p %[1]s %[2]s %[1]s/home; cat > %[1]s/token; `+
+		`env %[5]s setsid %[3]s --listen %[4]s --token-file %[1]s/token --workdir %[2]s >%[1]s/agent.log 2>&1 </dev/null & pid=$!; `+
+		`i=0; while [ $i -lt 6000 ]; do grep -q '^listening on' %[1]s/agent.log 2>/dev/null && break; kill -0 $pid 2>/dev/null || break; sleep 0.01; i=$((i+1)); done; `+
+		`if grep -q '^listening on' %[1]s/agent.log; then echo $pid; else echo FAILED; tail -c 2000 %[1]s/agent.log; kill -KILL -$pid 2>/dev/null; fi`,
 		shellQuote(dir), shellQuote(workdir), shellQuote(bin), shellQuote("unix://"+sock), envs.String())
 	out, err := h.run(ctx, cmd, strings.NewReader(token))
 	if err != nil {
 		return nil, fmt.Errorf("start agent: %w", err)
+	}
+	if rest, failed := strings.CutPrefix(string(out), "FAILED\n"); failed {
+		return nil, fmt.Errorf("agent on %s did not start: %s", h.cfg.Addr, strings.TrimSpace(rest))
 	}
 	pid, err := strconv.Atoi(strings.TrimSpace(string(out)))
 	if err != nil {
 		return nil, fmt.Errorf("start agent on %s: unexpected output %q", h.cfg.Addr, out)
 	}
 	ra := &remoteAgent{Dir: dir, Socket: sock, PGID: pid}
-	// Wait for the socket: poll the tunnel, fast at first.
-	delay := 2 * time.Millisecond
-	for {
-		c, err := h.dialUnix(ctx, sock)
-		if err == nil {
-			c.Close()
-			return ra, nil
-		}
-		if ctx.Err() != nil {
-			logTail, _ := h.run(context.Background(), "tail -c 2000 "+shellQuote(dir+"/agent.log"), nil)
-			_ = h.killGroup(context.Background(), pid)
-			return nil, fmt.Errorf("agent on %s did not listen on %s: %w; agent log: %s", h.cfg.Addr, sock, ctx.Err(), strings.TrimSpace(string(logTail)))
-		}
-		select {
-		case <-time.After(delay):
-		case <-ctx.Done():
-		}
-		if delay < 50*time.Millisecond {
-			delay *= 2
-		}
+	c, err := h.dialUnix(ctx, sock)
+	if err != nil {
+		_ = h.killGroup(context.Background(), pid)
+		return nil, fmt.Errorf("agent on %s listens but its socket is unreachable through SSH: %w", h.cfg.Addr, err)
 	}
+	c.Close()
+	return ra, nil
 }
 
 // killGroup ends the agent's process group: TERM, then KILL after a grace.

@@ -22,7 +22,7 @@ type testSSHD struct {
 	User       string
 }
 
-func startSSHD(t *testing.T) *testSSHD {
+func startSSHD(t testing.TB) *testSSHD {
 	t.Helper()
 	sshd, err := exec.LookPath("sshd")
 	if err != nil {
@@ -54,6 +54,12 @@ func startSSHD(t *testing.T) *testSSHD {
 	l.Close()
 	_, port, _ := net.SplitHostPort(addr)
 	cfg := filepath.Join(dir, "sshd_config")
+	// Logins get a clean home: the login shell must not run the host user's
+	// ~/.bashrc (slow pyenv hooks on this machine; state from other tests).
+	home := filepath.Join(dir, "home")
+	if err := os.MkdirAll(home, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	user := os.Getenv("USER")
 	if user == "" {
 		user = "root"
@@ -69,7 +75,8 @@ PasswordAuthentication no
 PidFile %s/sshd.pid
 Subsystem sftp internal-sftp
 LogLevel ERROR
-`, port, hostKey, auth, dir)
+SetEnv HOME=%s
+`, port, hostKey, auth, dir, home)
 	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +126,7 @@ LogLevel ERROR
 	return &testSSHD{Addr: addr, ClientKey: clientKey, KnownHosts: known, User: user}
 }
 
-func (s *testSSHD) config(t *testing.T) SSHConfig {
+func (s *testSSHD) config(t testing.TB) SSHConfig {
 	// Unix socket paths are limited to 108 bytes: keep the agent dir short.
 	dir, err := os.MkdirTemp("", "crl")
 	if err != nil {
@@ -212,5 +219,20 @@ func TestEnsureAgentUploadsOnlyWhenTheHashDiffers(t *testing.T) {
 	got, _ := os.ReadFile(p3)
 	if string(got) != "#!/bin/sh\necho v2\n" {
 		t.Fatalf("remote copy = %q", got)
+	}
+}
+
+func TestSSHLoginsUseTheTestHome(t *testing.T) {
+	srv := startSSHD(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	h := &sshHost{cfg: srv.config(t)}
+	defer h.close()
+	out, err := h.run(ctx, "echo $HOME", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if home, _ := os.UserHomeDir(); strings.TrimSpace(string(out)) == home {
+		t.Fatalf("ssh login HOME is the host user's %s", home)
 	}
 }
