@@ -70,7 +70,14 @@ func newRealFixture(t testing.TB, mutate func(*Config)) *realFixture {
 	t.Helper()
 	bin := buildAgent(t)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	backend, err := local.New(local.WithAgentBinary(bin), local.WithTempDir(t.TempDir()), local.WithLogger(quiet))
+	// A short directory: the agent's unix socket path must fit in 108 bytes,
+	// and t.TempDir() embeds the (long) test name.
+	sandboxes, err := os.MkdirTemp("", "capi-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(sandboxes) })
+	backend, err := local.New(local.WithAgentBinary(bin), local.WithTempDir(sandboxes), local.WithLogger(quiet))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -97,13 +97,17 @@ func (c *cdp) eval(ctx context.Context, expr string) json.RawMessage {
 // waitTrue polls expr until it evaluates to true.
 func (c *cdp) waitTrue(ctx context.Context, what, expr string) {
 	c.t.Helper()
-	for ctx.Err() == nil {
+	// Leave time to read the page when the condition never holds.
+	dl, _ := ctx.Deadline()
+	wctx, cancel := context.WithDeadline(ctx, dl.Add(-5*time.Second))
+	defer cancel()
+	for wctx.Err() == nil {
 		if string(c.eval(ctx, expr)) == "true" {
 			return
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	c.t.Fatalf("timed out waiting for %s (%s); page text: %s", what, expr, c.eval(context.Background(), "document.body.innerText"))
+	c.t.Fatalf("timed out waiting for %s (%s); page text: %s", what, expr, c.eval(ctx, "document.body.innerText"))
 }
 
 // startChromium runs headless Chromium in its own process group and
@@ -177,13 +181,19 @@ func TestBrowserCreatesASessionAndRunsACommand(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test skipped in -short mode")
 	}
-	f := newFixture(t, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	t.Run("test engine", func(t *testing.T) { driveUI(t, newFixture(t, nil).ts.URL, "ui.png") })
+	t.Run("real engine with the local runtime", func(t *testing.T) {
+		driveUI(t, newRealFixture(t, nil).ts.URL, "ui-real.png")
+	})
+}
+
+func driveUI(t *testing.T, base, shotName string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	c := startChromium(t, ctx)
 
 	c.call(ctx, "Page.enable", nil, nil)
-	c.call(ctx, "Page.navigate", map[string]any{"url": f.ts.URL + "/"}, nil)
+	c.call(ctx, "Page.navigate", map[string]any{"url": base + "/"}, nil)
 	c.waitTrue(ctx, "the page to load", `document.readyState === "complete" && !!document.getElementById("new-session-btn")`)
 
 	c.eval(ctx, `document.getElementById("new-runtime").value = "local"; document.getElementById("new-session-btn").click(); true`)
@@ -209,12 +219,12 @@ func TestBrowserCreatesASessionAndRunsACommand(t *testing.T) {
 	if err != nil || len(png) < 1000 {
 		t.Fatalf("screenshot: %d bytes, %v", len(png), err)
 	}
-	path := filepath.Join(t.TempDir(), "ui.png")
+	path := filepath.Join(t.TempDir(), shotName)
 	if err := os.WriteFile(path, png, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if dst := os.Getenv("CORRAL_UI_SCREENSHOT"); dst != "" {
-		_ = os.WriteFile(dst, png, 0o644)
+	if dir := os.Getenv("CORRAL_UI_SCREENSHOT_DIR"); dir != "" {
+		_ = os.WriteFile(filepath.Join(dir, shotName), png, 0o644)
 	}
 	t.Logf("screenshot: %s (%d bytes)", path, len(png))
 }
