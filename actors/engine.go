@@ -454,16 +454,32 @@ func ExpectsObservation(action *eventbus.Event) bool {
 }
 
 // Run submits an action and waits for its observation (nil, nil when the
-// action gets none; see ExpectsObservation).
+// action gets none; see ExpectsObservation). The session answers as soon as
+// the observation is stored, without a stream subscription.
 func (e *Engine) Run(ctx context.Context, sid string, action *eventbus.Event) (*eventbus.Event, error) {
-	id, err := e.Submit(ctx, sid, action)
+	if action == nil || !action.IsAction() {
+		return nil, &Error{Code: actorpb.ErrorCode_ERROR_CODE_INVALID, Message: "Run needs an action event"}
+	}
+	r, err := e.ref(ctx, sid)
 	if err != nil {
 		return nil, err
 	}
-	if !ExpectsObservation(action) {
+	data, err := eventbus.Marshal(action)
+	if err != nil {
+		return nil, &Error{Code: actorpb.ErrorCode_ERROR_CODE_INVALID, Message: "encode action: " + err.Error()}
+	}
+	res, err := e.ask(ctx, r.pid, &actorpb.SubmitAction{SessionId: sid, EventJson: data, WaitObservation: true})
+	if err != nil {
+		return nil, err
+	}
+	rep := res.(*actorpb.SubmitReply)
+	if rep.Error != nil {
+		return nil, fromPB(rep.Error)
+	}
+	if len(rep.ObservationJson) == 0 {
 		return nil, nil
 	}
-	return e.WaitObservation(ctx, sid, id)
+	return eventbus.Unmarshal(rep.ObservationJson)
 }
 
 // WaitObservation waits for the observation answering action id.

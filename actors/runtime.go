@@ -41,6 +41,7 @@ type (
 		handle   *runtimes.Handle
 		conn     AgentConn
 		attached bool
+		fresh    bool // a new, empty workspace the backend created
 		err      error
 	}
 	setupNote struct {
@@ -278,7 +279,8 @@ func provisionSandbox(ctx context.Context, env *runtimeEnv, old *runtimes.Handle
 		_ = conn.Close()
 		return &provisioned{gen: gen, handle: h, err: ctx.Err()}
 	}
-	return &provisioned{gen: gen, handle: h, conn: conn}
+	fresh := old == nil && env.spec.Workspace == "" && h.Meta[runtimes.MetaOwnsWorkspace] == "true"
+	return &provisioned{gen: gen, handle: h, conn: conn, fresh: fresh}
 }
 
 func (r *runtimeActor) onProvisioned(ctx actor.Context, m *provisioned) {
@@ -306,7 +308,7 @@ func (r *runtimeActor) onProvisioned(ctx actor.Context, m *provisioned) {
 	}
 	r.setStatus(ctx, eventbus.StatusSettingUpWorkspace, "info", "Setting up workspace...")
 	self, gen, sys, rctx := ctx.Self(), r.gen, ctx.ActorSystem(), r.ctx
-	ws := &workspaceSetup{conn: r.conn, cfg: r.env.cfg, spec: r.env.spec, hostEnv: r.env.hostEnv, isCLI: r.env.isCLI,
+	ws := &workspaceSetup{conn: r.conn, cfg: r.env.cfg, spec: r.env.spec, hostEnv: r.env.hostEnv, isCLI: r.env.isCLI, fresh: m.fresh,
 		status: func(status, msg string) { sys.Root.Send(self, &setupNote{gen: gen, status: status, msg: msg}) }}
 	r.env.wg.Add(1)
 	go func() {

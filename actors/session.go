@@ -41,8 +41,12 @@ const (
 
 // Tags of appendReq, saying what to do once the event is stored.
 type (
-	tagSubmit struct{ reply *actor.PID }
-	tagFinal  struct{}
+	tagSubmit struct {
+		reply *actor.PID
+		wait  bool // reply with the observation (SubmitAction.wait_observation)
+	}
+	tagObs   struct{}
+	tagFinal struct{}
 )
 
 // Session-internal messages.
@@ -88,6 +92,7 @@ type sessionActor struct {
 	finalStatus   string
 	stopWaiters   []*actor.PID
 	ctlWaiters    map[actorpb.ControlOp][]*actor.PID
+	obsWaiters    map[int64]*actor.PID // action id -> Run caller
 	dir           string
 }
 
@@ -98,6 +103,7 @@ func (s *sessionActor) Receive(ctx actor.Context) {
 		s.state = StateStarting
 		s.awaiting = map[int64]*eventbus.Event{}
 		s.ctlWaiters = map[actorpb.ControlOp][]*actor.PID{}
+		s.obsWaiters = map[int64]*actor.PID{}
 		s.streamPID = ctx.Spawn(actor.PropsFromProducer(func() actor.Actor { return &eventStreamActor{w: s.ref.writer} }))
 		s.runtimePID = ctx.Spawn(actor.PropsFromProducer(func() actor.Actor { return newRuntimeActor(s.env) }))
 		s.publishInfo(ctx)
@@ -212,7 +218,7 @@ func (s *sessionActor) submit(ctx actor.Context, m *actorpb.SubmitAction) {
 	if ev.Source == "" {
 		ev.Source = eventbus.SourceAgent
 	}
-	s.append(ctx, ev, &tagSubmit{reply: reply}, nil)
+	s.append(ctx, ev, &tagSubmit{reply: reply, wait: m.WaitObservation}, nil)
 }
 
 func (s *sessionActor) decide(ctx actor.Context, m *actorpb.DecideConfirmation) {
@@ -246,7 +252,11 @@ func (s *sessionActor) onAppended(ctx actor.Context, m *appended) {
 			ctx.Send(t.reply, &actorpb.SubmitReply{Error: &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_INTERNAL, Message: m.err.Error()}})
 			return
 		}
-		ctx.Send(t.reply, &actorpb.SubmitReply{EventId: m.ev.ID})
+		if t.wait && ExpectsObservation(m.ev) {
+			s.obsWaiters[m.ev.ID] = t.reply
+		} else {
+			ctx.Send(t.reply, &actorpb.SubmitReply{EventId: m.ev.ID})
+		}
 		if s.stopping {
 			s.answerUnrun(ctx, m.ev)
 			return
@@ -267,6 +277,23 @@ func (s *sessionActor) onAppended(ctx actor.Context, m *appended) {
 			<-w.closed
 			sys.Root.Send(self, &streamClosed{})
 		}()
+	case *tagObs:
+		if m.err != nil {
+			s.logger.Error("observation not stored", "session", s.sid, "err", m.err)
+			return
+		}
+		if m.ev.Cause == nil {
+			return
+		}
+		if w, ok := s.obsWaiters[*m.ev.Cause]; ok {
+			delete(s.obsWaiters, *m.ev.Cause)
+			js, err := eventbus.Marshal(m.ev)
+			if err != nil {
+				ctx.Send(w, &actorpb.SubmitReply{EventId: *m.ev.Cause, Error: &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_INTERNAL, Message: err.Error()}})
+				return
+			}
+			ctx.Send(w, &actorpb.SubmitReply{EventId: *m.ev.Cause, ObservationJson: js})
+		}
 	default:
 		if m.err != nil {
 			s.logger.Error("event not stored", "session", s.sid, "err", m.err)
@@ -348,7 +375,7 @@ func (s *sessionActor) complete(ctx actor.Context, obs *eventbus.Event) {
 		if o.Source == "" {
 			o.Source = eventbus.SourceAgent
 		}
-		s.append(ctx, o, nil, nil)
+		s.append(ctx, o, &tagObs{}, nil)
 	}
 	s.dispatch(ctx)
 }
@@ -506,7 +533,7 @@ func (s *sessionActor) appendAnswer(ctx actor.Context, act, obs *eventbus.Event)
 	if obs.Source == "" {
 		obs.Source = eventbus.SourceAgent
 	}
-	s.append(ctx, obs, nil, nil)
+	s.append(ctx, obs, &tagObs{}, nil)
 }
 
 func (s *sessionActor) finish(ctx actor.Context) {
@@ -525,6 +552,10 @@ func (s *sessionActor) finish(ctx actor.Context) {
 		ctx.Send(w, &actorpb.ControlReply{Info: info})
 	}
 	s.stopWaiters = nil
+	for id, w := range s.obsWaiters {
+		ctx.Send(w, &actorpb.SubmitReply{EventId: id, Error: s.notRunning()})
+	}
+	s.obsWaiters = nil
 	ctx.Stop(ctx.Self())
 }
 

@@ -48,7 +48,10 @@ type workspaceSetup struct {
 	spec    SessionSpec
 	hostEnv []string
 	isCLI   bool
-	status  func(status, msg string)
+	// fresh: the workspace is a new empty directory the backend created, so
+	// there is no .openhands/ to look for (unless a repository is cloned).
+	fresh  bool
+	status func(status, msg string)
 }
 
 func (w *workspaceSetup) run(ctx context.Context) (*setupRecord, error) {
@@ -77,6 +80,9 @@ func (w *workspaceSetup) run(ctx context.Context) (*setupRecord, error) {
 	}
 	if err := w.cloneOrInit(ctx); err != nil {
 		return nil, err
+	}
+	if w.fresh && w.spec.Repository == "" {
+		return nil, nil
 	}
 	rec, err := w.setupScript(ctx)
 	if err != nil {

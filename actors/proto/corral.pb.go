@@ -581,11 +581,14 @@ func (x *CancelCreate) GetSessionId() string {
 }
 
 type SubmitAction struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	SessionId     string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
-	EventJson     []byte                 `protobuf:"bytes,2,opt,name=event_json,json=eventJson,proto3" json:"event_json,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	SessionId string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	EventJson []byte                 `protobuf:"bytes,2,opt,name=event_json,json=eventJson,proto3" json:"event_json,omitempty"`
+	// wait_observation: reply only once the action's observation is stored
+	// (or at once when the action gets none), carrying it.
+	WaitObservation bool `protobuf:"varint,3,opt,name=wait_observation,json=waitObservation,proto3" json:"wait_observation,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *SubmitAction) Reset() {
@@ -632,12 +635,20 @@ func (x *SubmitAction) GetEventJson() []byte {
 	return nil
 }
 
+func (x *SubmitAction) GetWaitObservation() bool {
+	if x != nil {
+		return x.WaitObservation
+	}
+	return false
+}
+
 type SubmitReply struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	EventId       int64                  `protobuf:"varint,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
-	Error         *Error                 `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	EventId         int64                  `protobuf:"varint,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	Error           *Error                 `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	ObservationJson []byte                 `protobuf:"bytes,3,opt,name=observation_json,json=observationJson,proto3" json:"observation_json,omitempty"` // with wait_observation; empty when none
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *SubmitReply) Reset() {
@@ -680,6 +691,13 @@ func (x *SubmitReply) GetEventId() int64 {
 func (x *SubmitReply) GetError() *Error {
 	if x != nil {
 		return x.Error
+	}
+	return nil
+}
+
+func (x *SubmitReply) GetObservationJson() []byte {
+	if x != nil {
+		return x.ObservationJson
 	}
 	return nil
 }
@@ -1289,15 +1307,17 @@ const file_corral_proto_rawDesc = "" +
 	"\x05error\x18\x02 \x01(\v2\x14.corral.actors.ErrorR\x05error\"-\n" +
 	"\fCancelCreate\x12\x1d\n" +
 	"\n" +
-	"session_id\x18\x01 \x01(\tR\tsessionId\"L\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\"w\n" +
 	"\fSubmitAction\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x1d\n" +
 	"\n" +
-	"event_json\x18\x02 \x01(\fR\teventJson\"T\n" +
+	"event_json\x18\x02 \x01(\fR\teventJson\x12)\n" +
+	"\x10wait_observation\x18\x03 \x01(\bR\x0fwaitObservation\"\x7f\n" +
 	"\vSubmitReply\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\x03R\aeventId\x12*\n" +
-	"\x05error\x18\x02 \x01(\v2\x14.corral.actors.ErrorR\x05error\"h\n" +
+	"\x05error\x18\x02 \x01(\v2\x14.corral.actors.ErrorR\x05error\x12)\n" +
+	"\x10observation_json\x18\x03 \x01(\fR\x0fobservationJson\"h\n" +
 	"\x12DecideConfirmation\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x19\n" +
