@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"sort"
 	"strconv"
 	"sync"
+	"unicode/utf8"
 )
 
 // DecodeError says which part of an event could not be decoded.
@@ -36,9 +38,9 @@ var ErrUnknownType = errors.New("unknown event type")
 // was not changed by the program and is written as the input had it (or
 // left out, if the input lacked it).
 type rawEvent struct {
-	top         map[string]json.RawMessage
-	payload     map[string]json.RawMessage
-	basePayload map[string]json.RawMessage
+	top        map[string]json.RawMessage
+	payloadRaw json.RawMessage // the args/extras object as given (nil when absent)
+	base       any             // a copy of the typed payload right after decoding
 }
 
 // ownedKey reports whether the codec writes top-level key k itself for an
@@ -160,15 +162,60 @@ func decodeAction(top map[string]json.RawMessage, e *Event) error {
 	if a == nil {
 		return &DecodeError{Field: "action", Err: fmt.Errorf("%w: action %q (known: %s)", ErrUnknownType, t, knownActions())}
 	}
-	args, err := payloadObject(top, "args")
-	if err != nil {
-		return err
+	rawArgs := top["args"]
+	if err := decodePayload(rawArgs, "args", a, legacyActionKeys, func(norm map[string]json.RawMessage) {
+		normalizeActionArgs(t, norm)
+	}); err != nil {
+		return &DecodeError{Field: "args", Err: fmt.Errorf("%s action: %w", t, err)}
 	}
-	// Work on a copy: legacy keys are interpreted, the original is kept.
-	norm := make(map[string]json.RawMessage, len(args))
-	for k, v := range args {
-		norm[k] = v
+	fixSecurityRisk(a)
+	e.Action = a
+	e.raw = &rawEvent{top: top, payloadRaw: rawArgs, base: a.cloneAction()}
+	return nil
+}
+
+// legacyActionKeys and legacyObservationKeys are the keys whose presence
+// sends a payload through the slow, key-by-key decode.
+var (
+	legacyActionKeys      = []string{`"timestamp"`, `"is_confirmed"`, `"images_urls"`, `"translated_ipython_code"`}
+	legacyObservationKeys = []string{`"exit_code"`, `"command_id"`}
+)
+
+// decodePayload decodes the args/extras object raw into v. Payloads with
+// none of the legacy keys are decoded directly; the others are normalised
+// key by key first.
+func decodePayload(raw json.RawMessage, field string, v any, legacy []string, normalize func(map[string]json.RawMessage)) error {
+	if len(raw) == 0 || isNull(raw) {
+		return nil
 	}
+	trimmed := bytes.TrimSpace(raw)
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return &DecodeError{Field: field, Err: fmt.Errorf("expected an object, got %s", jsonKind(raw))}
+	}
+	slow := false
+	for _, k := range legacy {
+		if bytes.Contains(raw, []byte(k)) {
+			slow = true
+			break
+		}
+	}
+	if !slow {
+		if err := json.Unmarshal(raw, v); err == nil {
+			return nil
+		}
+		// Fall through: the key-by-key path names the offending field and
+		// accepts integral floats and invalid security risks.
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return &DecodeError{Field: field, Err: fmt.Errorf("expected an object, got %s", jsonKind(raw))}
+	}
+	normalize(m)
+	return decodeInto(m, v)
+}
+
+// normalizeActionArgs applies OpenHands' legacy rules for action args.
+func normalizeActionArgs(t string, norm map[string]json.RawMessage) {
 	delete(norm, "timestamp")
 	if rv, ok := norm["security_risk"]; ok {
 		if r, err := decodeInt(rv); err != nil || r < -1 || r > 2 {
@@ -203,16 +250,16 @@ func decodeAction(top map[string]json.RawMessage, e *Event) error {
 			}
 		}
 	}
-	if err := decodeInto(norm, a); err != nil {
-		return &DecodeError{Field: "args", Err: fmt.Errorf("%s action: %w", t, err)}
+}
+
+// fixSecurityRisk resets a decoded risk outside OpenHands' range.
+func fixSecurityRisk(a Action) {
+	v := reflect.ValueOf(a).Elem().FieldByName("SecurityRisk")
+	if v.IsValid() {
+		if r := v.Int(); r < -1 || r > 2 {
+			v.SetInt(int64(RiskUnknown))
+		}
 	}
-	e.Action = a
-	base, err := fieldsOf(a)
-	if err != nil {
-		return &DecodeError{Field: "args", Err: err}
-	}
-	e.raw = &rawEvent{top: top, payload: args, basePayload: base}
-	return nil
 }
 
 func decodeObservation(top map[string]json.RawMessage, e *Event) error {
@@ -224,28 +271,16 @@ func decodeObservation(top map[string]json.RawMessage, e *Event) error {
 	if o == nil {
 		return &DecodeError{Field: "observation", Err: fmt.Errorf("%w: observation %q (known: %s)", ErrUnknownType, t, knownObservations())}
 	}
-	extras, err := payloadObject(top, "extras")
-	if err != nil {
-		return err
-	}
-	norm := make(map[string]json.RawMessage, len(extras))
-	for k, v := range extras {
-		norm[k] = v
-	}
-	if t == "run" {
-		if err := foldLegacyMetadata(norm); err != nil {
-			return &DecodeError{Field: "extras.metadata", Err: err}
+	rawExtras := top["extras"]
+	if err := decodePayload(rawExtras, "extras", o, legacyObservationKeys, func(norm map[string]json.RawMessage) {
+		if t == "run" {
+			_ = foldLegacyMetadata(norm)
 		}
-	}
-	if err := decodeInto(norm, o); err != nil {
+	}); err != nil {
 		return &DecodeError{Field: "extras", Err: fmt.Errorf("%s observation: %w", t, err)}
 	}
 	e.Observation = o
-	base, err := fieldsOf(o)
-	if err != nil {
-		return &DecodeError{Field: "extras", Err: err}
-	}
-	e.raw = &rawEvent{top: top, payload: extras, basePayload: base}
+	e.raw = &rawEvent{top: top, payloadRaw: rawExtras, base: o.cloneObservation()}
 	return nil
 }
 
@@ -275,18 +310,6 @@ func foldLegacyMetadata(extras map[string]json.RawMessage) error {
 	}
 	extras["metadata"] = b
 	return nil
-}
-
-func payloadObject(top map[string]json.RawMessage, key string) (map[string]json.RawMessage, error) {
-	v, ok := top[key]
-	if !ok || isNull(v) {
-		return map[string]json.RawMessage{}, nil
-	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(v, &m); err != nil {
-		return nil, &DecodeError{Field: key, Err: fmt.Errorf("expected an object, got %s", jsonKind(v))}
-	}
-	return m, nil
 }
 
 // decodeInto decodes the fields of m into the struct v field by field, so an
@@ -461,21 +484,38 @@ func writePayload(buf *bytes.Buffer, payload any, raw *rawEvent) error {
 		buf.Write(b)
 		return nil
 	}
+	if reflect.DeepEqual(payload, raw.base) {
+		// Unchanged since decoding: the input's bytes are the answer.
+		if len(raw.payloadRaw) == 0 {
+			buf.WriteString("{}")
+		} else {
+			buf.Write(raw.payloadRaw)
+		}
+		return nil
+	}
+	// Changed: start from the input's keys and overwrite the fields whose
+	// encoding differs from their decoded value.
+	in := map[string]json.RawMessage{}
+	if len(raw.payloadRaw) > 0 && !isNull(raw.payloadRaw) {
+		if err := json.Unmarshal(raw.payloadRaw, &in); err != nil {
+			return fmt.Errorf("encode event payload: %w", err)
+		}
+	}
 	cur, err := fieldsOf(payload)
 	if err != nil {
 		return fmt.Errorf("encode event payload: %w", err)
 	}
-	out := make(map[string]json.RawMessage, len(raw.payload)+len(cur))
-	for k, v := range raw.payload {
-		out[k] = v
+	base, err := fieldsOf(raw.base)
+	if err != nil {
+		return fmt.Errorf("encode event payload: %w", err)
 	}
 	for k, v := range cur {
-		if base, ok := raw.basePayload[k]; !ok || !bytes.Equal(base, v) {
-			out[k] = v
+		if b, ok := base[k]; !ok || !bytes.Equal(b, v) {
+			in[k] = v
 		}
 	}
-	keys := make([]string, 0, len(out))
-	for k := range out {
+	keys := make([]string, 0, len(in))
+	for k := range in {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
@@ -486,7 +526,7 @@ func writePayload(buf *bytes.Buffer, payload any, raw *rawEvent) error {
 		}
 		writeString(buf, k)
 		buf.WriteByte(':')
-		buf.Write(out[k])
+		buf.Write(in[k])
 	}
 	buf.WriteByte('}')
 	return nil
@@ -509,9 +549,64 @@ func marshalNoEscape(v any) ([]byte, error) {
 	return append([]byte(nil), out...), nil
 }
 
+// writeString writes s as a JSON string the way encoding/json does with
+// HTML escaping off: invalid UTF-8 becomes U+FFFD, U+2028/U+2029 are
+// escaped, control characters use \n-style or \u00XX escapes.
 func writeString(buf *bytes.Buffer, s string) {
-	b, _ := marshalNoEscape(s) // strings always encode
-	buf.Write(b)
+	const hex = "0123456789abcdef"
+	buf.WriteByte('"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			buf.WriteString(s[start:i])
+			switch c {
+			case '"', '\\':
+				buf.WriteByte('\\')
+				buf.WriteByte(c)
+			case '\n':
+				buf.WriteString(`\n`)
+			case '\r':
+				buf.WriteString(`\r`)
+			case '\t':
+				buf.WriteString(`\t`)
+			case '\b':
+				buf.WriteString(`\b`)
+			case '\f':
+				buf.WriteString(`\f`)
+			default:
+				buf.WriteString(`\u00`)
+				buf.WriteByte(hex[c>>4])
+				buf.WriteByte(hex[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			buf.WriteString(s[start:i])
+			buf.WriteString(`\ufffd`)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			buf.WriteString(s[start:i])
+			buf.WriteString(`\u202`)
+			buf.WriteByte(hex[r&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	buf.WriteString(s[start:])
+	buf.WriteByte('"')
 }
 
 func writeFloat(buf *bytes.Buffer, f float64) {

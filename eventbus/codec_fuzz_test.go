@@ -1,6 +1,7 @@
 package eventbus
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"testing"
@@ -36,6 +37,24 @@ func FuzzUnmarshal(f *testing.F) {
 		}
 		if _, err := Unmarshal(out); err != nil {
 			t.Fatalf("re-encoded event does not decode: %v\n%s", err, out)
+		}
+	})
+}
+
+// FuzzWriteString checks the codec's string writer against encoding/json.
+func FuzzWriteString(f *testing.F) {
+	for _, s := range []string{"", "plain", "q\"uote\\", "\x00\x1f\n\r\t\b\f", "é😀", "\u2028\u2029", "\xff\xfe", "<a&b>"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		var buf bytes.Buffer
+		writeString(&buf, s)
+		want, err := marshalNoEscape(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if buf.String() != string(want) {
+			t.Fatalf("writeString(%q) = %s, encoding/json %s", s, buf.String(), want)
 		}
 	})
 }
