@@ -50,8 +50,11 @@ func newMasker(secrets map[string]string) *masker {
 	return m
 }
 
-// protectedKeys are the top-level keys OpenHands never masks.
-var protectedKeys = [...]string{"timestamp", "id", "source", "cause", "action", "observation", "message"}
+// protectedKeys are the top-level keys never masked: OpenHands' list minus
+// "message", which OpenHands leaves alone although a run action's message
+// repeats the command ("Running command: export T=<token>"), leaking the
+// secret the masking exists to hide.
+var protectedKeys = [...]string{"timestamp", "id", "source", "cause", "action", "observation"}
 
 func isProtectedKey(k []byte) bool {
 	for _, p := range protectedKeys {

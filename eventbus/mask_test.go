@@ -15,8 +15,8 @@ func TestMaskReplacesSecretsInStringValues(t *testing.T) {
 	}{
 		{"nested object string", `{"extras":{"command":"echo s3cr3t"}}`, `{"extras":{"command":"echo <secret_hidden>"}}`},
 		{"inside lists, unlike OpenHands", `{"args":{"argv":["a","hunter2",["x hunter2"]]}}`, `{"args":{"argv":["a","<secret_hidden>",["x <secret_hidden>"]]}}`},
-		{"protected top-level keys untouched", `{"id":1,"timestamp":"s3cr3t","source":"hunter2","message":"Running s3cr3t","action":"hunter2","cause":2,"observation":"s3cr3t"}`,
-			`{"id":1,"timestamp":"s3cr3t","source":"hunter2","message":"Running s3cr3t","action":"hunter2","cause":2,"observation":"s3cr3t"}`},
+		{"protected top-level keys untouched, message masked", `{"id":1,"timestamp":"s3cr3t","source":"hunter2","message":"Running s3cr3t","action":"hunter2","cause":2,"observation":"s3cr3t"}`,
+			`{"id":1,"timestamp":"s3cr3t","source":"hunter2","message":"Running <secret_hidden>","action":"hunter2","cause":2,"observation":"s3cr3t"}`},
 		{"protected names only protect at top level", `{"args":{"message":"s3cr3t"}}`, `{"args":{"message":"<secret_hidden>"}}`},
 		{"top-level content is masked", `{"content":"out: s3cr3t\n"}`, `{"content":"out: <secret_hidden>\n"}`},
 		{"longer secret wins over its prefix", `{"content":"s3cr3t-and-more"}`, `{"content":"<secret_hidden>"}`},
@@ -88,16 +88,9 @@ func TestStreamMasksBeforePersistAndFanOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, it := range append(live, items...) {
-		// "message" is a protected key in OpenHands, so a run action's
-		// derived message keeps the command text; everything else is masked.
-		var top map[string]json.RawMessage
-		if err := json.Unmarshal(it.JSON, &top); err != nil {
-			t.Fatal(err)
-		}
-		delete(top, "message")
-		rest, _ := json.Marshal(top)
-		if strings.Contains(string(rest), "SECRET") {
-			t.Fatalf("item %d leaks a secret outside message: %s", i, it.JSON)
+		// Unlike OpenHands, the derived message is masked too.
+		if strings.Contains(string(it.JSON), "SECRET") {
+			t.Fatalf("item %d leaks a secret: %s", i, it.JSON)
 		}
 		ev, _ := it.Event()
 		if ev.IsAction() {
@@ -108,8 +101,8 @@ func TestStreamMasksBeforePersistAndFanOut(t *testing.T) {
 			t.Fatalf("observation not masked: %+v %q", ev.Observation, ev.Content)
 		}
 	}
-	if !strings.Contains(string(items[0].JSON), `"message":"Running command: export T=ghp_SECRET`) {
-		t.Fatalf("top-level message should be left as OpenHands leaves it: %s", items[0].JSON)
+	if !strings.Contains(string(items[0].JSON), `"message":"Running command: export T=<secret_hidden>`) {
+		t.Fatalf("top-level message must be masked: %s", items[0].JSON)
 	}
 	s.SetSecrets(nil)
 	plain := mustAppend(t, s, runAction("echo ghp_SECRET"))
