@@ -47,6 +47,27 @@ type Farm struct {
 	log      *slog.Logger
 	backoff  time.Duration
 	force    <-chan struct{}
+
+	// Sandboxes are destroyed in the background so a finished job's slot
+	// goes to the next job at once; tearSlots bounds teardowns in flight
+	// (a full pool makes workers wait) and Run waits for all of them.
+	tearSlots chan struct{}
+	tearing   sync.WaitGroup
+}
+
+// teardown destroys sess in the background (see Farm.tearSlots).
+func (f *Farm) teardown(ctx context.Context, jobID string, sess Session) {
+	f.tearSlots <- struct{}{}
+	f.tearing.Add(1)
+	go func() {
+		defer f.tearing.Done()
+		defer func() { <-f.tearSlots }()
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
+		defer cancel()
+		if err := sess.Close(cctx); err != nil {
+			f.log.Error("farm: destroy sandbox", "job", jobID, "err", err)
+		}
+	}()
 }
 
 // Option configures a Farm.
@@ -108,6 +129,7 @@ func New(engine Engine, out string, opts ...Option) *Farm {
 	if f.retries < 0 {
 		f.retries = 0
 	}
+	f.tearSlots = make(chan struct{}, f.conc)
 	return f
 }
 
@@ -249,6 +271,7 @@ feed:
 	}
 	close(queue)
 	workers.Wait()
+	f.tearing.Wait()
 	close(allDone)
 	watch.Wait()
 	prog.stop()
@@ -391,13 +414,7 @@ func (f *Farm) attempt(ctx context.Context, j Job, actions []*eventbus.Event, at
 		}
 		return outInfra, fmt.Errorf("start sandbox: %w", err)
 	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
-		defer cancel()
-		if err := sess.Close(cctx); err != nil {
-			f.log.Error("farm: destroy sandbox", "job", j.ID, "err", err)
-		}
-	}()
+	defer f.teardown(ctx, j.ID, sess)
 	res.ReadyAt = time.Now()
 	res.StartupSeconds = res.ReadyAt.Sub(start).Seconds()
 
