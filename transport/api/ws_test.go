@@ -377,3 +377,37 @@ func TestWSServerCloseSaysGoingAway(t *testing.T) {
 		t.Fatal("server Close did not end the connection")
 	}
 }
+
+func TestWSPingsCloseSilentClientsAndKeepLiveOnes(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.WSPingInterval = 150 * time.Millisecond })
+	id := f.newSession()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// A client that reads answers pings (coder/websocket replies while
+	// Read runs); one that never reads does not.
+	live := f.dial(ctx, id, -1, nil)
+	defer live.CloseNow()
+	readErr := make(chan error, 1)
+	go func() {
+		_, _, err := live.Read(ctx)
+		readErr <- err
+	}()
+	silent := f.dial(ctx, id, -1, nil)
+	defer silent.CloseNow()
+	waitFor(t, "two clients", func() bool { return f.srv.Metrics().WebSocketClients() == 2 })
+	waitFor(t, "the silent client to be closed after an unanswered ping", func() bool { return f.srv.Metrics().WebSocketClients() == 1 })
+	// Several ping intervals later the reading client is still connected.
+	time.Sleep(5 * 150 * time.Millisecond)
+	if n := f.srv.Metrics().WebSocketClients(); n != 1 {
+		t.Fatalf("%d clients after the silent one was closed, want the live one", n)
+	}
+	select {
+	case err := <-readErr:
+		t.Fatalf("the reading client was closed: %v", err)
+	default:
+	}
+	f.eng.emit(t, id, 1, 10)
+	if err := <-readErr; err != nil {
+		t.Fatalf("the reading client did not get the event: %v", err)
+	}
+}
