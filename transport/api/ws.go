@@ -146,7 +146,7 @@ func (s *Server) eventsWS(w http.ResponseWriter, r *http.Request) {
 	}
 	sayBehind := func() {
 		b, _ := json.Marshal(endFrame{Type: FrameFellBehind, LastID: lastSent, ResumeAfter: lastSent,
-			Message: fmt.Sprintf("this connection fell more than %d frames behind session %q and is being closed; every event up to id %d was sent; reconnect with ?after=%d to continue", s.cfg.WSBuffer, id, lastSent, lastSent)})
+			Message: fmt.Sprintf("this connection fell further behind session %q than the server buffers for one client and is being closed; every event up to id %d was sent; reconnect with ?after=%d to continue", id, lastSent, lastSent)})
 		if write(b) {
 			conn.Close(CloseFellBehind, "fell behind; resume with after="+strconv.FormatInt(lastSent, 10))
 		}
