@@ -30,6 +30,11 @@ func buildAgent(t *testing.T) string {
 		t.Fatalf("build corral-agent: %v\n%s", err, out)
 	}
 	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	// Sandbox shells source ~/.bashrc; the host's may be slow (pyenv init
+	// takes a lock) and is no part of what these tests check.
+	home := filepath.Join(dir, "home")
+	os.Mkdir(home, 0o755)
+	t.Setenv("HOME", home)
 	return filepath.Join(dir, "corral-agent")
 }
 

@@ -420,6 +420,9 @@ func (f *Farm) attempt(ctx context.Context, j Job, actions []*eventbus.Event, at
 
 	run := func(a *eventbus.Event) (*eventbus.Event, outcome, error) {
 		res.Actions++
+		if a.Timestamp == "" {
+			a.Timestamp = eventbus.Timestamp(time.Now()) // submission time, kept by the stream
+		}
 		obs, err := sess.Run(ctx, a)
 		if err != nil {
 			log.write(a)

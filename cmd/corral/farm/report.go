@@ -63,7 +63,11 @@ func WriteSummary(w io.Writer, s *Summary) {
 			break
 		}
 		shown++
-		fmt.Fprintf(w, "  %-24s %-8s %s\n", r.ID, r.Status, firstLine(r.Error))
+		why := firstLine(r.Error)
+		if why == "" && r.CheckExitCode != nil {
+			why = fmt.Sprintf("check exited %d", *r.CheckExitCode)
+		}
+		fmt.Fprintf(w, "  %-24s %-8s %s\n", r.ID, r.Status, why)
 	}
 	fmt.Fprintf(w, "\nran %d jobs in %s (%d skipped as already finished)\n", s.Ran, s.Elapsed.Round(time.Millisecond), s.Skipped)
 }
