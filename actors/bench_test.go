@@ -257,6 +257,21 @@ func BenchmarkConcurrentSessions(b *testing.B) {
 				lost++
 			}
 		}
+		t2 := time.Now()
+		for _, sid := range sids {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := e.Stop(ctx, sid); err != nil {
+					b.Errorf("stop %s: %v", sid, err)
+				}
+			}()
+		}
+		wg.Wait()
+		stopAll := time.Since(t2)
+		b.Logf("sessions=%d lost=%d action p50=%.1fms p99=%.1fms actions/s=%.0f start_all=%.1fs stop_all=%.1fs engine KiB/idle session=%.1f",
+			n, lost, ms(pct(all, 0.5)), ms(pct(all, 0.99)), float64(len(all))/runAll.Seconds(), startAll.Seconds(), stopAll.Seconds(), perIdle)
+		b.ReportMetric(stopAll.Seconds(), "stop_all_s")
 		b.ReportMetric(float64(n), "sessions")
 		b.ReportMetric(float64(lost), "sessions_with_lost_events")
 		b.ReportMetric(ms(pct(all, 0.5)), "action_p50_ms")

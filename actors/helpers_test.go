@@ -105,7 +105,7 @@ func newLocalEngine(t testing.TB, cfg Config, bopts ...local.Option) (*Engine, *
 }
 
 func shutdown(t testing.TB, e *Engine) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	if err := e.Shutdown(ctx); err != nil {
 		t.Errorf("engine shutdown: %v", err)
