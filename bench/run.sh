@@ -28,7 +28,15 @@ fi
 rm -rf "$OUT"
 mkdir -p "$OUT"
 export PATH="$PWD/$BIN:$PATH" # the local runtime finds corral-agent on PATH
+# Sandbox shells source ~/.bashrc; measure Corral, not the host's rc files
+# (pyenv init alone adds ~1 s per shell here): HOME is an empty directory,
+# with Go's caches pinned where they are.
+export GOCACHE=$($GO env GOCACHE) GOMODCACHE=$($GO env GOMODCACHE) GOPATH=$($GO env GOPATH)
+BENCH_HOME=$(mktemp -d)
+trap 'rm -rf "$BENCH_HOME"' EXIT
+export HOME=$BENCH_HOME
 cmds="$OUT/commands.txt"
+echo "# HOME=<empty temporary directory> for every command below; PATH starts with $BIN" >"$cmds"
 status=0
 
 # Docker scenarios need a reachable engine and a sandbox image.
@@ -41,16 +49,30 @@ if [ "${SKIP_DOCKER:-0}" != 1 ] && docker info >/dev/null 2>&1; then
 	[ "$docker_ok" = 1 ] || echo "bench/run.sh: no corral-sandbox image (make image); Docker scenarios skipped" >&2
 fi
 
-# 1. Go benchmarks, one output file per package.
-for dir in $(grep -rl --exclude-dir=testdata --exclude-dir=.git --include='*_test.go' '^func Benchmark' . | xargs -n1 dirname | sort -u); do
-	pkg="corral/${dir#./}"
-	slug=$(echo "${dir#./}" | tr / _)
-	echo "$GO test -run '^\$' -bench . -benchtime $BENCHTIME -timeout 30m ./${dir#./}" >>"$cmds"
-	echo "== go test -bench ./${dir#./}" >&2
-	if ! $GO test -run '^$' -bench . -benchtime "$BENCHTIME" -timeout 30m "./${dir#./}" >"$OUT/gotest-$slug.txt" 2>&1; then
-		echo "bench/run.sh: benchmarks of $pkg failed (see $OUT/gotest-$slug.txt)" >&2
+# 1. Go benchmarks: the runs the notes name (<!-- bench: DIR FLAGS -->),
+#    then every other package with Benchmark functions at -benchtime $BENCHTIME.
+gobench() { # output-file dir flags...
+	local out=$1 dir=$2
+	shift 2
+	local cmd="$GO test -run '^\$' $* -timeout 40m $dir"
+	echo "$cmd" >>"$cmds"
+	echo "== $cmd" >&2
+	if ! eval "$cmd" >"$out" 2>&1 </dev/null; then
+		echo "bench/run.sh: $cmd failed (see $out)" >&2
 		status=1
 	fi
+}
+planned=" "
+i=0
+while IFS=$'\t' read -r dir flags; do
+	[ -n "$dir" ] || continue
+	i=$((i + 1))
+	gobench "$OUT/gotest-$(echo "${dir#./}" | tr / _)-$i.txt" "$dir" "$flags"
+	planned="$planned${dir#./} "
+done < <($GO run ./bench/cmd/mkbench -notes bench/notes -plan)
+for dir in $(grep -rl --exclude-dir=testdata --exclude-dir=.git --include='*_test.go' '^func Benchmark' . | xargs -n1 dirname | sort -u); do
+	case "$planned" in *" ${dir#./} "*) continue ;; esac
+	gobench "$OUT/gotest-$(echo "${dir#./}" | tr / _).txt" "./${dir#./}" -bench . -benchtime "$BENCHTIME"
 done
 
 # 2. corral bench scenarios.

@@ -15,6 +15,11 @@
 //
 //	<!-- packages: corral/eventbus corral/actors -->
 //	<!-- scenarios: events roundtrip -->
+//	<!-- bench: ./eventbus -bench 'DurableAppend' -benchtime 20000x -->
+//
+// "bench" lines are the go test runs of the section (flags after the
+// package directory); `mkbench -plan` prints them for bench/run.sh, which
+// runs every other package with Benchmark functions at its default settings.
 //
 // followed by Markdown prose; its first "## " line is the section heading.
 package main
@@ -41,7 +46,21 @@ func main() {
 	in := flag.String("in", "bench/out", "directory with gotest-*.txt, scenario-*.jsonl and commands.txt")
 	notes := flag.String("notes", "bench/notes", "directory of section templates (*.md, in name order)")
 	out := flag.String("o", "BENCHMARKS.md", "file to write")
+	plan := flag.Bool("plan", false, "print the sections' bench directives (DIR<TAB>FLAGS per line) and exit")
 	flag.Parse()
+	if *plan {
+		secs, err := loadSections(*notes)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "mkbench:", err)
+			os.Exit(1)
+		}
+		for _, s := range secs {
+			for _, b := range s.Bench {
+				fmt.Println(b)
+			}
+		}
+		return
+	}
 	if err := run(*in, *notes, *out); err != nil {
 		fmt.Fprintln(os.Stderr, "mkbench:", err)
 		os.Exit(1)
@@ -227,9 +246,10 @@ type Section struct {
 	Prose     string
 	Packages  []string
 	Scenarios []string
+	Bench     []string // "DIR\tFLAGS"
 }
 
-var directive = regexp.MustCompile(`^<!--\s*(packages|scenarios):\s*(.*?)\s*-->$`)
+var directive = regexp.MustCompile(`^<!--\s*(packages|scenarios|bench):\s*(.*?)\s*-->$`)
 
 // ParseSection reads a notes file.
 func ParseSection(name, text string) Section {
@@ -237,10 +257,14 @@ func ParseSection(name, text string) Section {
 	var prose []string
 	for _, line := range strings.Split(text, "\n") {
 		if m := directive.FindStringSubmatch(strings.TrimSpace(line)); m != nil {
-			if m[1] == "packages" {
+			switch m[1] {
+			case "packages":
 				s.Packages = append(s.Packages, strings.Fields(m[2])...)
-			} else {
+			case "scenarios":
 				s.Scenarios = append(s.Scenarios, strings.Fields(m[2])...)
+			case "bench":
+				dir, flags, _ := strings.Cut(m[2], " ")
+				s.Bench = append(s.Bench, dir+"\t"+strings.TrimSpace(flags))
 			}
 			continue
 		}

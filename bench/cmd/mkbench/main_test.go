@@ -67,3 +67,13 @@ func TestRunWritesSectionsWithProseMeasurementsAndCommands(t *testing.T) {
 		}
 	}
 }
+
+func TestParseSectionReadsDirectivesAndKeepsProse(t *testing.T) {
+	s := ParseSection("10.md", "<!-- packages: corral/eventbus -->\n<!-- bench: ./eventbus -bench 'Durable' -benchtime 20000x -->\n<!-- scenarios: events -->\n## Event bus\n\nWhy it is slow.\n")
+	if s.Title != "Event bus" || s.Prose != "Why it is slow." || len(s.Packages) != 1 || len(s.Scenarios) != 1 {
+		t.Fatalf("%+v", s)
+	}
+	if len(s.Bench) != 1 || s.Bench[0] != "./eventbus\t-bench 'Durable' -benchtime 20000x" {
+		t.Errorf("bench directive %q", s.Bench)
+	}
+}
