@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -94,20 +95,44 @@ func (c *cdp) eval(ctx context.Context, expr string) json.RawMessage {
 	return r.Result.Value
 }
 
+// browser is a page the UI test can drive.
+type browser interface {
+	navigate(ctx context.Context, url string)
+	eval(ctx context.Context, expr string) json.RawMessage
+	screenshot(ctx context.Context) []byte
+}
+
 // waitTrue polls expr until it evaluates to true.
-func (c *cdp) waitTrue(ctx context.Context, what, expr string) {
-	c.t.Helper()
+func waitTrue(ctx context.Context, t *testing.T, b browser, what, expr string) {
+	t.Helper()
 	// Leave time to read the page when the condition never holds.
 	dl, _ := ctx.Deadline()
 	wctx, cancel := context.WithDeadline(ctx, dl.Add(-5*time.Second))
 	defer cancel()
 	for wctx.Err() == nil {
-		if string(c.eval(ctx, expr)) == "true" {
+		if string(b.eval(ctx, expr)) == "true" {
 			return
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	c.t.Fatalf("timed out waiting for %s (%s); page text: %s", what, expr, c.eval(ctx, "document.body.innerText"))
+	t.Fatalf("timed out waiting for %s (%s); page text: %s", what, expr, b.eval(ctx, "document.body.innerText"))
+}
+
+func (c *cdp) navigate(ctx context.Context, url string) {
+	c.call(ctx, "Page.enable", nil, nil)
+	c.call(ctx, "Page.navigate", map[string]any{"url": url}, nil)
+}
+
+func (c *cdp) screenshot(ctx context.Context) []byte {
+	var shot struct {
+		Data string `json:"data"`
+	}
+	c.call(ctx, "Page.captureScreenshot", map[string]any{"format": "png"}, &shot)
+	png, err := base64.StdEncoding.DecodeString(shot.Data)
+	if err != nil {
+		c.t.Fatalf("screenshot: %v", err)
+	}
+	return png
 }
 
 // startChromium runs headless Chromium in its own process group and
@@ -175,49 +200,48 @@ func startChromium(t *testing.T, ctx context.Context) *cdp {
 }
 
 // TestBrowserCreatesASessionAndRunsACommand drives the embedded UI in
-// headless Chromium: create a session, run `echo hello` from the command
-// box, see the output in the event log, and take a screenshot.
+// headless Chromium (DevTools protocol) and Firefox (WebDriver BiDi):
+// create a session, run `echo hello` from the command box, see the output
+// in the event log, and take a screenshot.
 func TestBrowserCreatesASessionAndRunsACommand(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test skipped in -short mode")
 	}
-	t.Run("test engine", func(t *testing.T) { driveUI(t, newFixture(t, nil).ts.URL, "ui.png") })
-	t.Run("real engine with the local runtime", func(t *testing.T) {
-		driveUI(t, newRealFixture(t, nil).ts.URL, "ui-real.png")
+	chromium := func(t *testing.T, ctx context.Context) browser { return startChromium(t, ctx) }
+	firefox := func(t *testing.T, ctx context.Context) browser { return startFirefox(t, ctx) }
+	t.Run("chromium, test engine", func(t *testing.T) { driveUI(t, chromium, newFixture(t, nil).ts.URL, "ui.png") })
+	t.Run("chromium, real engine with the local runtime", func(t *testing.T) {
+		driveUI(t, chromium, newRealFixture(t, nil).ts.URL, "ui-real.png")
 	})
+	t.Run("firefox, test engine", func(t *testing.T) { driveUI(t, firefox, newFixture(t, nil).ts.URL, "ui-firefox.png") })
 }
 
-func driveUI(t *testing.T, base, shotName string) {
+func driveUI(t *testing.T, start func(*testing.T, context.Context) browser, base, shotName string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	c := startChromium(t, ctx)
+	c := start(t, ctx)
 
-	c.call(ctx, "Page.enable", nil, nil)
-	c.call(ctx, "Page.navigate", map[string]any{"url": base + "/"}, nil)
-	c.waitTrue(ctx, "the page to load", `document.readyState === "complete" && !!document.getElementById("new-session-btn")`)
+	c.navigate(ctx, base+"/")
+	waitTrue(ctx, t, c, "the page to load", `document.readyState === "complete" && !!document.getElementById("new-session-btn")`)
 
 	c.eval(ctx, `document.getElementById("new-runtime").value = "local"; document.getElementById("new-session-btn").click(); true`)
-	c.waitTrue(ctx, "the session view to go live",
+	waitTrue(ctx, t, c, "the session view to go live",
 		`!document.getElementById("session-view").classList.contains("hidden") && document.getElementById("sv-conn").textContent === "live"`)
-	c.waitTrue(ctx, "the session in the list", `document.querySelectorAll("#sessions li").length === 1 && document.querySelector("#sessions .badge").textContent === "RUNNING"`)
+	waitTrue(ctx, t, c, "the session in the list", `document.querySelectorAll("#sessions li").length === 1 && document.querySelector("#sessions .badge").textContent === "RUNNING"`)
 
 	c.eval(ctx, `document.getElementById("cmd").value = "echo hello"; document.getElementById("run-btn").click(); true`)
-	c.waitTrue(ctx, "hello in the event log",
+	waitTrue(ctx, t, c, "hello in the event log",
 		`[...document.querySelectorAll("#log .ev.obs pre")].some(p => p.textContent === "hello")`)
-	c.waitTrue(ctx, "the command in the event log",
+	waitTrue(ctx, t, c, "the command in the event log",
 		`[...document.querySelectorAll("#log .ev.action .cmdline")].some(d => d.textContent === "$ echo hello")`)
-	c.waitTrue(ctx, "the metrics panel", `document.getElementById("m-sessions").textContent === "1"`)
+	waitTrue(ctx, t, c, "the metrics panel", `document.getElementById("m-sessions").textContent === "1"`)
 	if errText := string(c.eval(ctx, `document.getElementById("cmd-error").textContent + document.getElementById("new-error").textContent`)); errText != `""` {
 		t.Fatalf("the UI shows an error: %s", errText)
 	}
 
-	var shot struct {
-		Data string `json:"data"`
-	}
-	c.call(ctx, "Page.captureScreenshot", map[string]any{"format": "png"}, &shot)
-	png, err := base64.StdEncoding.DecodeString(shot.Data)
-	if err != nil || len(png) < 1000 {
-		t.Fatalf("screenshot: %d bytes, %v", len(png), err)
+	png := c.screenshot(ctx)
+	if len(png) < 1000 || !bytes.HasPrefix(png, []byte("\x89PNG")) {
+		t.Fatalf("screenshot: %d bytes, not a PNG", len(png))
 	}
 	path := filepath.Join(t.TempDir(), shotName)
 	if err := os.WriteFile(path, png, 0o644); err != nil {
