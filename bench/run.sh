@@ -10,7 +10,8 @@
 # Environment: BIN (default bin, must hold corral and corral-agent),
 # BENCH_OUT (default bench/out), BENCHTIME (go test -benchtime, default 1s),
 # SESSIONS (local scaling curve, default 10,100,1000), DOCKER_SESSIONS
-# (default 100), FARM_JOBS (default 200), SKIP_DOCKER=1 to leave Docker out.
+# (default 100), FARM_JOBS (default 200), SKIP_DOCKER=1 to leave Docker out,
+# BENCHMARKS_FILE (default BENCHMARKS.md) to write elsewhere.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 GO=${GO:-go}
@@ -20,6 +21,7 @@ BENCHTIME=${BENCHTIME:-1s}
 SESSIONS=${SESSIONS:-10,100,1000}
 DOCKER_SESSIONS=${DOCKER_SESSIONS:-100}
 FARM_JOBS=${FARM_JOBS:-200}
+MD=${BENCHMARKS_FILE:-BENCHMARKS.md}
 
 if [ ! -x "$BIN/corral" ] || [ ! -x "$BIN/corral-agent" ]; then
 	echo "bench/run.sh: $BIN/corral and $BIN/corral-agent are needed: run make build first" >&2
@@ -100,9 +102,9 @@ fi
 scenario farm farm --runtime local --jobs "$FARM_JOBS" --concurrency 16
 
 # 3. Render.
-echo "$GO run ./bench/cmd/mkbench -in $OUT -notes bench/notes -o BENCHMARKS.md" >>"$cmds"
-if ! $GO run ./bench/cmd/mkbench -in "$OUT" -notes bench/notes -o BENCHMARKS.md; then
+echo "$GO run ./bench/cmd/mkbench -in $OUT -notes bench/notes -o $MD" >>"$cmds"
+if ! $GO run ./bench/cmd/mkbench -in "$OUT" -notes bench/notes -o "$MD"; then
 	exit 1
 fi
-echo "BENCHMARKS.md regenerated from $OUT" >&2
+echo "$MD regenerated from $OUT" >&2
 exit $status
