@@ -23,9 +23,12 @@ type ActorsEngine struct {
 func NewActorsEngine(eng *actors.Engine) *ActorsEngine { return &ActorsEngine{eng: eng} }
 
 // StartSession creates a session for the job and waits until it is ready.
-// Resource limits of spec.Runtime are not passed on yet: the engine's
-// SessionSpec has no field for them.
+// Resource limits are refused (ErrPermanent): the engine's SessionSpec has
+// no field for them yet, and silently running without them would be wrong.
 func (a *ActorsEngine) StartSession(ctx context.Context, spec SessionSpec) (Session, error) {
+	if r := spec.Runtime; r.MemoryMB != 0 || r.CPUs != 0 || r.PidsLimit != 0 {
+		return nil, fmt.Errorf("job %s asks for resource limits (memory_mb, cpus, pids_limit), which the engine cannot apply per session yet: remove them from the job's runtime (docker limits can be set for all sandboxes in the configuration): %w", spec.JobID, ErrPermanent)
+	}
 	var rnd [4]byte
 	_, _ = rand.Read(rnd[:])
 	sid := fmt.Sprintf("farm-%s-%d-%s", spec.JobID, spec.Attempt, hex.EncodeToString(rnd[:]))

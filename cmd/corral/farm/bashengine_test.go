@@ -51,6 +51,9 @@ func (e *bashEngine) StartSession(ctx context.Context, spec SessionSpec) (Sessio
 	if fail {
 		return nil, errors.New("sandbox agent did not answer (injected infrastructure failure)")
 	}
+	if spec.Runtime.PidsLimit != 0 {
+		return nil, fmt.Errorf("pids_limit is not supported by the test engine: %w", ErrPermanent)
+	}
 	if e.startDelay > 0 {
 		select {
 		case <-ctx.Done():

@@ -2,6 +2,7 @@ package farm
 
 import (
 	"context"
+	"errors"
 
 	"corral/eventbus"
 )
@@ -32,3 +33,7 @@ type SessionSpec struct {
 	Attempt int     // 1 for the first try, 2 for the first retry, ...
 	Runtime Runtime // backend, image, resources, env
 }
+
+// ErrPermanent marks a StartSession error that retrying cannot fix (the
+// engine cannot provide what the job asks for): the job fails at once.
+var ErrPermanent = errors.New("not retryable")

@@ -409,8 +409,11 @@ func (f *Farm) attempt(ctx context.Context, j Job, actions []*eventbus.Event, at
 
 	sess, err := f.engine.StartSession(ctx, SessionSpec{JobID: j.ID, Attempt: attempt, Runtime: j.Runtime.withDefaults(f.runtime)})
 	if err != nil {
-		if ctx.Err() != nil {
+		switch {
+		case ctx.Err() != nil:
 			return outTimeout, fmt.Errorf("start sandbox: %w", err)
+		case errors.Is(err, ErrPermanent):
+			return outDone, fmt.Errorf("start sandbox: %w", err)
 		}
 		return outInfra, fmt.Errorf("start sandbox: %w", err)
 	}

@@ -45,7 +45,6 @@ type Runtime struct {
 	CPUs      float64           `json:"cpus,omitempty"`       // CPU limit in cores; 0 = none
 	PidsLimit int64             `json:"pids_limit,omitempty"` // process limit; 0 = none
 	Env       map[string]string `json:"env,omitempty"`        // environment of the sandbox's shells
-	WorkDir   string            `json:"workdir,omitempty"`    // working directory inside the sandbox
 }
 
 // withDefaults fills r's empty fields from d (env maps are merged, r wins).
@@ -64,9 +63,6 @@ func (r Runtime) withDefaults(d Runtime) Runtime {
 	}
 	if r.PidsLimit == 0 {
 		r.PidsLimit = d.PidsLimit
-	}
-	if r.WorkDir == "" {
-		r.WorkDir = d.WorkDir
 	}
 	if len(d.Env) > 0 {
 		env := make(map[string]string, len(d.Env)+len(r.Env))

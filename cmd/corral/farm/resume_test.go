@@ -2,6 +2,7 @@ package farm
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -262,5 +263,26 @@ func TestFarmCancelsRunningJobsAfterGraceAndDestroysSandboxes(t *testing.T) {
 	fin, _ := ReadResultsFile(filepath.Join(out, ResultsFile))
 	if len(fin.Results) != 0 {
 		t.Errorf("interrupted jobs were recorded as finished: %+v", fin.Results)
+	}
+}
+
+func TestFarmDoesNotRetryPermanentStartErrors(t *testing.T) {
+	tmp := t.TempDir()
+	eng := newBashEngine(tmp, "perm")
+	jobs := parseOrFail(t, `{"id":"limits","runtime":{"pids_limit":10},"check":"true"}`)
+	sum, err := New(eng, filepath.Join(tmp, "out"), WithRetries(3)).Run(context.Background(), jobs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := sum.Results[0]
+	if r.Status != StatusError || r.Attempt != 1 || eng.starts["limits"] != 1 || !strings.Contains(r.Error, "pids_limit is not supported") {
+		t.Errorf("result %+v after %d starts; want one attempt ending in error", r, eng.starts["limits"])
+	}
+}
+
+func TestActorsEngineRefusesResourceLimitsItCannotApply(t *testing.T) {
+	_, err := NewActorsEngine(nil).StartSession(context.Background(), SessionSpec{JobID: "j", Runtime: Runtime{MemoryMB: 512}})
+	if !errors.Is(err, ErrPermanent) || !strings.Contains(err.Error(), "memory_mb") {
+		t.Errorf("err = %v; want a permanent error naming the limit", err)
 	}
 }
