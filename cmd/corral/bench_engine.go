@@ -1,9 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -19,6 +24,7 @@ import (
 	"corral/eventbus"
 	"corral/runtimes"
 	"corral/runtimes/docker"
+	"corral/transport/api"
 )
 
 const benchCloseTimeout = 5 * time.Minute
@@ -58,6 +64,55 @@ func benchRoundtripUpper(ctx context.Context, o *benchOpts, n int, report func(s
 		return fmt.Errorf("engine layer: %w", err)
 	}
 	report("engine", lat)
+
+	// API: the same session through the HTTP API (POST .../actions?wait=true)
+	// on a loopback listener.
+	srv, err := api.New(api.NewEngineAdapter(be.Engine, nil), api.DefaultConfig(), api.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		return fmt.Errorf("api layer: %w", err)
+	}
+	defer srv.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("api layer: %w", err)
+	}
+	hs := &http.Server{Handler: srv}
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	defer func() {
+		hs.Close()
+		<-served
+	}()
+	url := "http://" + ln.Addr().String() + "/api/sessions/" + sid + "/actions?wait=true"
+	client := &http.Client{Timeout: time.Minute}
+	lat, err = measure(ctx, n, func(ctx context.Context, a *eventbus.Event) (*eventbus.Event, error) {
+		body, err := eventbus.Marshal(a)
+		if err != nil {
+			return nil, err
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		defer resp.Body.Close()
+		data, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return nil, err
+		}
+		if resp.StatusCode != http.StatusOK {
+			return nil, fmt.Errorf("POST %s: %s: %s", url, resp.Status, data)
+		}
+		return eventbus.Unmarshal(data)
+	})
+	if err != nil {
+		return fmt.Errorf("api layer: %w", err)
+	}
+	report("API (HTTP, wait=true)", lat)
 	return nil
 }
 
