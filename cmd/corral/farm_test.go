@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/creack/pty"
 	"go.uber.org/goleak"
 
 	"corral/cmd/corral/farm"
@@ -308,5 +309,23 @@ func TestFarmCLIResumesAfterCtrlC(t *testing.T) {
 	}
 	if left := processesMatching(marker, agent); len(left) > 0 {
 		t.Errorf("leftover processes after resume: %v", left)
+	}
+}
+
+func TestIsTerminalTellsAPTYFromAPipe(t *testing.T) {
+	ptmx, tty, err := pty.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ptmx.Close()
+	defer tty.Close()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	if !isTerminal(tty) || isTerminal(w) || isTerminal(&bytes.Buffer{}) {
+		t.Errorf("isTerminal: pty %v, pipe %v, buffer %v", isTerminal(tty), isTerminal(w), isTerminal(&bytes.Buffer{}))
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -285,4 +286,39 @@ func TestActorsEngineRefusesResourceLimitsItCannotApply(t *testing.T) {
 	if !errors.Is(err, ErrPermanent) || !strings.Contains(err.Error(), "memory_mb") {
 		t.Errorf("err = %v; want a permanent error naming the limit", err)
 	}
+}
+
+func TestFarmDrawsAProgressBarOnATerminal(t *testing.T) {
+	tmp := t.TempDir()
+	var b strings.Builder
+	for i := range 3 {
+		fmt.Fprintf(&b, `{"id":"p%d","actions":[{"action":"run","args":{"command":"sleep 0.3"}}]}`+"\n", i)
+	}
+	var out syncBuffer
+	_, err := New(newBashEngine(tmp, "bar"), filepath.Join(tmp, "out"), WithProgress(&out, true)).Run(context.Background(), parseOrFail(t, b.String()), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := out.String()
+	if !strings.Contains(s, "\r[") || !strings.Contains(s, "3/3 done  0 failed  0 running") || !strings.Contains(s, "jobs/s  ETA") {
+		t.Errorf("progress output %q lacks the redrawn bar", s)
+	}
+}
+
+// syncBuffer is a strings.Builder safe for the progress goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
