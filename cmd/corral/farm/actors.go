@@ -78,3 +78,27 @@ func (s *actorsSession) Close(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Events returns the session's stored events up to upTo (and any stored
+// after it by the time of the call).
+func (s *actorsSession) Events(ctx context.Context, upTo int64) ([]*eventbus.Event, error) {
+	if upTo < 0 {
+		return nil, nil
+	}
+	items, err := s.eng.History(ctx, s.sid, 0)
+	if err != nil {
+		return nil, fmt.Errorf("read session %s events: %w", s.sid, err)
+	}
+	out := make([]*eventbus.Event, 0, len(items))
+	for _, it := range items {
+		ev, err := it.Event()
+		if err != nil {
+			return nil, fmt.Errorf("read session %s event %d: %w", s.sid, it.ID, err)
+		}
+		out = append(out, ev)
+	}
+	if len(out) == 0 || out[len(out)-1].ID < upTo {
+		return out, fmt.Errorf("session %s history ends before event %d", s.sid, upTo)
+	}
+	return out, nil
+}

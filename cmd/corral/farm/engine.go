@@ -27,6 +27,15 @@ type Session interface {
 	Close(ctx context.Context) error
 }
 
+// StreamSession is a Session whose engine keeps the session's event stream.
+// The farm writes that stream, rather than only the actions it sent and
+// the observations it got, as the job's event log.
+type StreamSession interface {
+	Session
+	// Events returns the stream's events with ids 0..upTo in order.
+	Events(ctx context.Context, upTo int64) ([]*eventbus.Event, error)
+}
+
 // SessionSpec says what sandbox a job needs.
 type SessionSpec struct {
 	JobID   string  // the job's id

@@ -1,7 +1,7 @@
 package farm
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -389,9 +389,32 @@ func (f *Farm) runJob(hard context.Context, j Job, queuedAt time.Time) (res Resu
 	}
 }
 
-// attempt starts one sandbox, runs the actions and the check, and destroys
-// the sandbox. It fills res's per-attempt fields.
+// attempt starts one sandbox, runs the actions and the check, writes the
+// job's event log and hands the sandbox to teardown. It fills res's
+// per-attempt fields.
 func (f *Farm) attempt(ctx context.Context, j Job, actions []*eventbus.Event, attempt int, res *Result) (outcome, error) {
+	log := &eventLog{}
+	sess, out, err := f.runAttempt(ctx, j, actions, attempt, res, log)
+	if sess != nil {
+		if ss, ok := sess.(StreamSession); ok {
+			// The session's own stream has the whole story (statuses,
+			// set-up, timestamps as stored); fall back to what the farm saw.
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), streamReadTimeout)
+			log.merge(ss.Events(sctx, log.lastID()))
+			cancel()
+		}
+		f.teardown(ctx, j.ID, sess)
+	}
+	if werr := log.writeFile(filepath.Join(f.out, res.EventsFile)); werr != nil && err == nil {
+		return outDone, werr
+	}
+	return out, err
+}
+
+// streamReadTimeout bounds reading a session's stream for the event log.
+const streamReadTimeout = 10 * time.Second
+
+func (f *Farm) runAttempt(ctx context.Context, j Job, actions []*eventbus.Event, attempt int, res *Result, log *eventLog) (Session, outcome, error) {
 	res.ExitCodes = []int{}
 	res.CheckExitCode = nil
 	res.Actions = 0
@@ -401,23 +424,17 @@ func (f *Farm) attempt(ctx context.Context, j Job, actions []*eventbus.Event, at
 	if attempt > 1 {
 		res.StartAt = start
 	}
-	log, err := newEventLog(filepath.Join(f.out, res.EventsFile))
-	if err != nil {
-		return outDone, err
-	}
-	defer log.close()
 
 	sess, err := f.engine.StartSession(ctx, SessionSpec{JobID: j.ID, Attempt: attempt, Runtime: j.Runtime.withDefaults(f.runtime)})
 	if err != nil {
 		switch {
 		case ctx.Err() != nil:
-			return outTimeout, fmt.Errorf("start sandbox: %w", err)
+			return nil, outTimeout, fmt.Errorf("start sandbox: %w", err)
 		case errors.Is(err, ErrPermanent):
-			return outDone, fmt.Errorf("start sandbox: %w", err)
+			return nil, outDone, fmt.Errorf("start sandbox: %w", err)
 		}
-		return outInfra, fmt.Errorf("start sandbox: %w", err)
+		return nil, outInfra, fmt.Errorf("start sandbox: %w", err)
 	}
-	defer f.teardown(ctx, j.ID, sess)
 	res.ReadyAt = time.Now()
 	res.StartupSeconds = res.ReadyAt.Sub(start).Seconds()
 
@@ -428,7 +445,7 @@ func (f *Farm) attempt(ctx context.Context, j Job, actions []*eventbus.Event, at
 		}
 		obs, err := sess.Run(ctx, a)
 		if err != nil {
-			log.write(a)
+			log.add(a)
 			if ctx.Err() != nil {
 				return nil, outTimeout, fmt.Errorf("%s action: %w", a.Type(), err)
 			}
@@ -437,22 +454,22 @@ func (f *Farm) attempt(ctx context.Context, j Job, actions []*eventbus.Event, at
 		if a.ID == eventbus.InvalidID && obs.Cause != nil {
 			a.ID = *obs.Cause
 		}
-		log.write(a)
-		log.write(obs)
+		log.add(a)
+		log.add(obs)
 		return obs, outDone, nil
 	}
 	for _, a := range actions {
 		a = a.Clone()
 		obs, out, err := run(a)
 		if err != nil {
-			return out, err
+			return sess, out, err
 		}
 		if o, ok := obs.Observation.(*eventbus.CmdOutputObservation); ok {
 			res.ExitCodes = append(res.ExitCodes, o.Metadata.ExitCode)
 		}
 	}
 	if j.Check == "" {
-		return outDone, log.err
+		return sess, outDone, nil
 	}
 	act, _ := eventbus.NewActionOf("run")
 	ra := act.(*eventbus.CmdRunAction)
@@ -465,54 +482,72 @@ func (f *Farm) attempt(ctx context.Context, j Job, actions []*eventbus.Event, at
 	}
 	obs, out, err := run(a)
 	if err != nil {
-		return out, err
+		return sess, out, err
 	}
 	o, ok := obs.Observation.(*eventbus.CmdOutputObservation)
 	if !ok {
-		return outDone, fmt.Errorf("check got a %q observation instead of command output: %s", obs.Type(), obs.Content)
+		return sess, outDone, fmt.Errorf("check got a %q observation instead of command output: %s", obs.Type(), obs.Content)
 	}
 	code := o.Metadata.ExitCode
 	res.CheckExitCode = &code
-	return outDone, log.err
+	return sess, outDone, nil
 }
 
-// eventLog writes one job's events as OpenHands JSON lines.
+// eventLog is one job's events, written as OpenHands JSON lines once the
+// attempt ends (a job that does not finish is run again, log and all).
 type eventLog struct {
-	f   *os.File
-	w   *bufio.Writer
-	err error
+	events []*eventbus.Event
 }
 
-func newEventLog(path string) (*eventLog, error) {
-	fh, err := os.Create(path)
-	if err != nil {
-		return nil, fmt.Errorf("create event log: %w", err)
+func (l *eventLog) add(e *eventbus.Event) { l.events = append(l.events, e) }
+
+// lastID is the highest stream id among the events seen (InvalidID if none).
+func (l *eventLog) lastID() int64 {
+	last := eventbus.InvalidID
+	for _, e := range l.events {
+		last = max(last, e.ID)
 	}
-	return &eventLog{f: fh, w: bufio.NewWriter(fh)}, nil
+	return last
 }
 
-func (l *eventLog) write(e *eventbus.Event) {
-	if l.err != nil {
+// merge replaces the events up to the stream's last one with the stream's
+// own; events the stream did not return (an action that got no
+// observation before the deadline) are kept after them. A failed read
+// keeps the farm's own log.
+func (l *eventLog) merge(stream []*eventbus.Event, err error) {
+	if err != nil || len(stream) == 0 {
 		return
 	}
-	if e.Timestamp == "" {
-		e.Timestamp = eventbus.Timestamp(time.Now())
+	last := stream[len(stream)-1].ID
+	merged := append([]*eventbus.Event(nil), stream...)
+	for _, e := range l.events {
+		if e.ID == eventbus.InvalidID || e.ID > last {
+			merged = append(merged, e)
+		}
 	}
-	b, err := eventbus.Marshal(e)
-	if err != nil {
-		l.err = fmt.Errorf("event log: encode %s event: %w", e.Type(), err)
-		return
-	}
-	b = append(b, '\n')
-	if _, err := l.w.Write(b); err != nil {
-		l.err = fmt.Errorf("event log: %w", err)
-	}
+	l.events = merged
 }
 
-func (l *eventLog) close() {
-	err := l.w.Flush()
-	err = errors.Join(err, l.f.Close())
-	if l.err == nil && err != nil {
-		l.err = err
+// writeFile writes the log atomically (temporary file, then rename).
+func (l *eventLog) writeFile(path string) error {
+	var b bytes.Buffer
+	for _, e := range l.events {
+		if e.Timestamp == "" {
+			e.Timestamp = eventbus.Timestamp(time.Now())
+		}
+		js, err := eventbus.Marshal(e)
+		if err != nil {
+			return fmt.Errorf("event log: encode %s event: %w", e.Type(), err)
+		}
+		b.Write(js)
+		b.WriteByte('\n')
 	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("write event log: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write event log: %w", err)
+	}
+	return nil
 }
