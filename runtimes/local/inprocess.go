@@ -7,7 +7,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -86,6 +88,20 @@ func (b *InProcess) Start(ctx context.Context, spec runtimes.Spec) (*runtimes.Ha
 		return nil, err
 	}
 	env := os.Environ()
+	home := ""
+	if spec.Env["HOME"] == "" {
+		// A private HOME, as the subprocess backend gives (see
+		// WithHostHome): ~/.bashrc and ~/.gitconfig writes stay in it.
+		d, err := os.MkdirTemp(b.tempDir, "corral-home-")
+		if err != nil {
+			if owns && spec.Workspace == "" {
+				_ = os.RemoveAll(ws)
+			}
+			return nil, fmt.Errorf("create the sandbox's home in %s: %w", b.tempDir, err)
+		}
+		home = d
+		env = append(env, "HOME="+home)
+	}
 	for k, v := range spec.Env {
 		env = append(env, k+"="+v)
 	}
@@ -98,6 +114,9 @@ func (b *InProcess) Start(ctx context.Context, spec runtimes.Spec) (*runtimes.Ha
 		if owns && spec.Workspace == "" {
 			_ = os.RemoveAll(ws)
 		}
+		if home != "" {
+			_ = os.RemoveAll(home)
+		}
 		return nil, fmt.Errorf("start the in-process executor: %w", err)
 	}
 	id := b.name + "-" + strconv.FormatInt(b.next.Add(1), 10)
@@ -108,8 +127,14 @@ func (b *InProcess) Start(ctx context.Context, spec runtimes.Spec) (*runtimes.Ha
 	if owns {
 		h.Meta[runtimes.MetaOwnsWorkspace] = "true"
 	}
+	if home != "" {
+		h.Meta[metaHome] = home
+	}
 	return h, nil
 }
+
+// metaHome records the private HOME an in-process sandbox owns.
+const metaHome = "home"
 
 func (b *InProcess) box(h *runtimes.Handle) (*inprocBox, error) {
 	b.mu.Lock()
@@ -151,6 +176,9 @@ func (b *InProcess) Destroy(ctx context.Context, h *runtimes.Handle) error {
 	}
 	if h.Meta[runtimes.MetaOwnsWorkspace] == "true" && h.Workspace != "" {
 		errs = append(errs, os.RemoveAll(h.Workspace))
+	}
+	if d := h.Meta[metaHome]; d != "" && strings.HasPrefix(filepath.Base(d), "corral-home-") {
+		errs = append(errs, os.RemoveAll(d))
 	}
 	return errors.Join(errs...)
 }

@@ -61,6 +61,14 @@ func WithUser(u string) Option { return func(b *Backend) { b.user = u } }
 // so of its shells), after the host's and before a session's own.
 func WithEnv(env ...string) Option { return func(b *Backend) { b.env = append(b.env, env...) } }
 
+// WithHostHome lets agents use the host user's HOME, as OpenHands'
+// LocalRuntime does. By default each sandbox gets a HOME of its own (in its
+// socket directory, removed with the sandbox): OpenHands' env-var
+// persistence appends to ~/.bashrc and `git config --global` writes
+// ~/.gitconfig, which must neither leak between sandboxes nor change the
+// host user's files.
+func WithHostHome() Option { return func(b *Backend) { b.hostHome = true } }
+
 // WithTempDir sets where temporary workspaces and socket directories are
 // created (default os.TempDir()).
 func WithTempDir(dir string) Option { return func(b *Backend) { b.tempDir = dir } }
@@ -68,6 +76,7 @@ func WithTempDir(dir string) Option { return func(b *Backend) { b.tempDir = dir 
 // Backend runs corral-agent as a host subprocess. Create it with New and
 // Close it to stop warm agents.
 type Backend struct {
+	hostHome bool
 	binary   string
 	warmSize int
 	logger   *slog.Logger
@@ -220,6 +229,14 @@ func (b *Backend) launch(ctx context.Context, sid, ws string, owns bool, env map
 	cmd := exec.Command(b.binary, args...)
 	cmd.Dir = ws
 	cmd.Env = append(os.Environ(), b.env...)
+	if !b.hostHome && !hasKey(b.env, "HOME") && env["HOME"] == "" {
+		home := filepath.Join(sockDir, "home")
+		if err := os.Mkdir(home, 0o700); err != nil {
+			_ = os.RemoveAll(sockDir)
+			return nil, fmt.Errorf("create the sandbox's home in %s: %w", sockDir, err)
+		}
+		cmd.Env = append(cmd.Env, "HOME="+home)
+	}
 	cmd.Env = append(cmd.Env, "CORRAL_AGENT_TOKEN="+token) // not in argv: ps shows argv
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
@@ -715,3 +732,13 @@ func (t *tailBuffer) String() string {
 }
 
 var _ runtimes.Backend = (*Backend)(nil)
+
+// hasKey reports whether env (KEY=VALUE entries) sets key.
+func hasKey(env []string, key string) bool {
+	for _, kv := range env {
+		if strings.HasPrefix(kv, key+"=") {
+			return true
+		}
+	}
+	return false
+}
