@@ -17,6 +17,7 @@ import (
 
 	actorpb "corral/actors/proto"
 	"corral/eventbus"
+	"corral/metrics"
 	"corral/runtimes"
 	"corral/transport/agentwire"
 )
@@ -101,6 +102,7 @@ type Engine struct {
 	cliRuntimes   map[string]bool
 	logger        *slog.Logger
 	hostEnv       []string
+	metrics       *metrics.Registry // nil: record nothing
 
 	sys     *actor.ActorSystem
 	manager *actor.PID
@@ -142,6 +144,13 @@ func WithInProcessRuntime(runtime string) Option {
 // WithHostEnv sets the environment SANDBOX_ENV_<X> variables are read from
 // (default os.Environ()).
 func WithHostEnv(env []string) Option { return func(e *Engine) { e.hostEnv = env } }
+
+// WithMetrics records the engine's sessions (by state and backend), admission
+// queue length, answered actions (by type and outcome, with their latency
+// from the action stored to its observation stored), runtime starts, start
+// failures and restarts, and event appends in m. A nil m records nothing
+// (the default).
+func WithMetrics(m *metrics.Registry) Option { return func(e *Engine) { e.metrics = m } }
 
 // NewEngine starts an engine over the backends of registry.
 func NewEngine(cfg Config, registry *runtimes.Registry, opts ...Option) (*Engine, error) {
@@ -216,12 +225,13 @@ func (e *Engine) newSession(manager *actor.PID, ps *actorpb.SessionSpec) (*sessi
 		memo.setupFor = spec.Attach.ID // attaching: the sandbox is set up already
 	}
 	ref := &sessionRef{chunks: &chunkHub{}}
-	ref.writer = newStreamWriter(e.store, spec.ID, e.sys, e.logger, &e.wg)
+	ref.writer = newStreamWriter(e.store, spec.ID, e.sys, e.logger, &e.wg, e.metrics)
 	env := &runtimeEnv{sid: spec.ID, backend: backend, dial: dial, spec: spec, cfg: e.cfg, manager: manager,
 		hostEnv: e.hostEnv, logger: e.logger, chunks: ref.chunks, wg: &e.wg, memo: memo,
-		isCLI: e.cliRuntimes[ps.Runtime], permitOK: true}
+		isCLI: e.cliRuntimes[ps.Runtime], permitOK: true, metrics: e.metrics}
 	return &sessionActor{sid: spec.ID, spec: spec, cfg: e.cfg, env: env, ref: ref, store: e.store, sys: e.sys,
-		logger: e.logger, manager: manager, created: time.Now(), onEnd: func() { e.dropRef(spec.ID) }}, nil
+		logger: e.logger, manager: manager, created: time.Now(), onEnd: func() { e.dropRef(spec.ID) },
+		metrics: e.metrics}, nil
 }
 
 func specToPB(s SessionSpec) *actorpb.SessionSpec {

@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
 	"corral/eventbus"
+	"corral/metrics"
 )
 
 // appendReq asks the EventStream actor to persist an event. The result
@@ -39,6 +41,7 @@ type streamWriter struct {
 	sys    *actor.ActorSystem
 	logger *slog.Logger
 	wg     *sync.WaitGroup // the engine's: Shutdown waits for writers
+	met    *metrics.Registry
 
 	mu       sync.Mutex
 	queue    []writeJob
@@ -56,8 +59,8 @@ type writeJob struct {
 	reply *actor.PID
 }
 
-func newStreamWriter(store *eventbus.Store, sid string, sys *actor.ActorSystem, logger *slog.Logger, wg *sync.WaitGroup) *streamWriter {
-	w := &streamWriter{store: store, sid: sid, sys: sys, logger: logger, wg: wg,
+func newStreamWriter(store *eventbus.Store, sid string, sys *actor.ActorSystem, logger *slog.Logger, wg *sync.WaitGroup, met *metrics.Registry) *streamWriter {
+	w := &streamWriter{store: store, sid: sid, sys: sys, logger: logger, wg: wg, met: met,
 		opened: make(chan struct{}), closed: make(chan struct{})}
 	w.kick() // open the stream right away, off the caller's goroutine
 	return w
@@ -143,7 +146,11 @@ func (w *streamWriter) write(r appendReq) *appended {
 		return &appended{err: w.openErr, tag: r.tag}
 	}
 	ctx := context.Background()
+	start := time.Now()
 	ev, err := w.stream.Append(ctx, r.ev)
+	if err == nil {
+		w.met.ObserveAppend(1, time.Since(start))
+	}
 	if err != nil {
 		return &appended{err: fmt.Errorf("store %s event of session %s: %w", r.ev.Type(), w.sid, err), tag: r.tag}
 	}
@@ -152,7 +159,11 @@ func (w *streamWriter) write(r appendReq) *appended {
 		o := r.pairWith.Clone()
 		id := ev.ID
 		o.ID, o.Cause = eventbus.InvalidID, &id
+		start = time.Now()
 		res.pair, res.err = w.stream.Append(ctx, o)
+		if res.err == nil {
+			w.met.ObserveAppend(1, time.Since(start))
+		}
 	}
 	return res
 }

@@ -21,6 +21,9 @@ type managerEntry struct {
 	spec  *actorpb.SessionSpec
 	pid   *actor.PID
 	reply *actor.PID // CreateSession waiter while queued
+	// counted is the state this session is counted under in the sessions
+	// gauge ("" = not counted).
+	counted string
 }
 
 type permitPool struct {
@@ -62,6 +65,7 @@ func (m *managerActor) Receive(ctx actor.Context) {
 	case *actorpb.SessionInfo:
 		if en, ok := m.sessions[msg.SessionId]; ok && en.pid != nil {
 			en.info = msg
+			m.count(en, msg.State)
 		}
 	case *actorpb.SessionEnded:
 		m.ended1(ctx, msg.Info)
@@ -166,6 +170,8 @@ func (m *managerActor) create(ctx actor.Context, msg *actorpb.CreateSession) {
 	en.reply = ctx.Sender()
 	m.sessions[spec.SessionId] = en
 	m.queue = append(m.queue, spec.SessionId)
+	m.count(en, StateQueued)
+	m.e.metrics.SetAdmissionQueueLength(len(m.queue))
 }
 
 func (m *managerActor) withPosition(en *managerEntry) *actorpb.SessionInfo {
@@ -193,16 +199,27 @@ func (m *managerActor) admit(ctx actor.Context, en *managerEntry) error {
 	m.e.addRef(en.spec.SessionId, &sessionRef{pid: pid, writer: s.ref.writer, chunks: s.ref.chunks})
 	en.pid = pid
 	en.info.State = StateStarting
+	m.count(en, StateStarting)
 	m.running++
 	return nil
+}
+
+// count moves en to state to in the sessions gauge; to == "" removes it.
+// The gauge counts the sessions this Manager holds (queued to stopping): an
+// ended session leaves it.
+func (m *managerActor) count(en *managerEntry, to string) {
+	m.e.metrics.SessionStateChanged(en.spec.Runtime, en.counted, to)
+	en.counted = to
 }
 
 func (m *managerActor) admitNext(ctx actor.Context) {
 	for len(m.queue) > 0 && m.running < m.e.cfg.MaxSessions && !m.shuttingDown {
 		sid := m.queue[0]
 		m.queue = m.queue[1:]
+		m.e.metrics.SetAdmissionQueueLength(len(m.queue))
 		en := m.sessions[sid]
 		if err := m.admit(ctx, en); err != nil {
+			m.count(en, "")
 			delete(m.sessions, sid)
 			ctx.Send(en.reply, &actorpb.CreateSessionReply{Error: &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_INTERNAL, Message: err.Error()}})
 			continue
@@ -219,6 +236,7 @@ func (m *managerActor) cancelCreate(ctx actor.Context, sid string) {
 	}
 	if en.pid == nil {
 		m.dequeue(sid)
+		m.count(en, "")
 		delete(m.sessions, sid)
 		return
 	}
@@ -229,6 +247,7 @@ func (m *managerActor) dequeue(sid string) {
 	for i, q := range m.queue {
 		if q == sid {
 			m.queue = append(m.queue[:i], m.queue[i+1:]...)
+			m.e.metrics.SetAdmissionQueueLength(len(m.queue))
 			return
 		}
 	}
@@ -251,6 +270,7 @@ func (m *managerActor) control(ctx actor.Context, msg *actorpb.SessionControl) {
 			return
 		}
 		m.dequeue(msg.SessionId)
+		m.count(en, "")
 		delete(m.sessions, msg.SessionId)
 		en.info.State = StateStopped
 		m.remember(en.info)
@@ -273,6 +293,7 @@ func (m *managerActor) ended1(ctx actor.Context, info *actorpb.SessionInfo) {
 	if !ok || en.pid == nil {
 		return
 	}
+	m.count(en, "")
 	delete(m.sessions, info.SessionId)
 	m.running--
 	m.e.dropRef(info.SessionId)
@@ -340,10 +361,12 @@ func (m *managerActor) shutdown(ctx actor.Context) {
 	m.shuttingDown = true
 	for _, sid := range m.queue {
 		en := m.sessions[sid]
+		m.count(en, "")
 		delete(m.sessions, sid)
 		ctx.Send(en.reply, &actorpb.CreateSessionReply{Error: &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_SHUTTING_DOWN, Message: "the engine is shutting down"}})
 	}
 	m.queue = nil
+	m.e.metrics.SetAdmissionQueueLength(0)
 	if m.running == 0 {
 		ctx.Respond(&actorpb.ShutdownReply{})
 		return

@@ -13,6 +13,7 @@ import (
 
 	actorpb "corral/actors/proto"
 	"corral/eventbus"
+	"corral/metrics"
 	"corral/runtimes"
 )
 
@@ -90,6 +91,7 @@ type runtimeEnv struct {
 	memo     *runtimeMemo
 	isCLI    bool
 	permitOK bool // backend starts are bounded by Manager permits
+	metrics  *metrics.Registry
 }
 
 // runtimeMemo survives Runtime restarts: the sandbox to re-attach to.
@@ -143,6 +145,12 @@ type runtimeActor struct {
 	ready                        bool
 	busy                         bool
 	cleaned                      bool
+
+	// startedAt is when this incarnation began provisioning (after its
+	// start permit); attached says it re-attached rather than started a
+	// sandbox. Both feed the runtime start metrics.
+	startedAt time.Time
+	attached  bool
 }
 
 func newRuntimeActor(env *runtimeEnv) actor.Actor { return &runtimeActor{env: env} }
@@ -213,6 +221,7 @@ func (r *runtimeActor) provision(ctx actor.Context) {
 		msg = "Re-attaching to the runtime..."
 	}
 	r.setStatus(ctx, eventbus.StatusStartingRuntime, "info", msg)
+	r.startedAt = time.Now()
 	self, gen, env, rctx := ctx.Self(), r.gen, r.env, r.ctx
 	sys := ctx.ActorSystem()
 	env.wg.Add(1)
@@ -299,6 +308,7 @@ func (r *runtimeActor) onProvisioned(ctx actor.Context, m *provisioned) {
 		r.fail(m.err.Error())
 	}
 	r.conn = m.conn
+	r.attached = m.attached
 	r.setStatus(ctx, eventbus.StatusRuntimeStarted, "info", "")
 	r.watch(ctx)
 	_, setupFor, _ := r.env.memo.get()
@@ -363,6 +373,10 @@ func (r *runtimeActor) onSetupFinished(ctx actor.Context, m *setupFinished) {
 
 func (r *runtimeActor) becomeReady(ctx actor.Context) {
 	r.ready = true
+	if !r.attached && !r.startedAt.IsZero() {
+		// A re-attach started no sandbox: only fresh starts are timed.
+		r.env.metrics.RuntimeStarted(r.env.backend.Name(), time.Since(r.startedAt))
+	}
 	r.env.memo.markReady(r.handle.ID)
 	r.setStatus(ctx, eventbus.StatusReady, "info", "")
 }
@@ -445,8 +459,15 @@ func (r *runtimeActor) setStatus(ctx actor.Context, status, level, msg string) {
 	ctx.Send(ctx.Parent(), &runtimeStatus{status: status, level: level, msg: msg})
 }
 
-// fail hands the failure to the Session's supervisor strategy.
-func (r *runtimeActor) fail(reason string) { panic(&runtimeFailure{reason: reason}) }
+// fail hands the failure to the Session's supervisor strategy. Failing
+// before READY is a failed start (provisioning, connecting, set-up or a
+// start deadline).
+func (r *runtimeActor) fail(reason string) {
+	if !r.ready && !r.startedAt.IsZero() {
+		r.env.metrics.RuntimeStartFailed(r.env.backend.Name())
+	}
+	panic(&runtimeFailure{reason: reason})
+}
 
 func (r *runtimeActor) releasePermit(ctx actor.Context) {
 	if r.holdingPermit || r.waitingPermit {

@@ -12,6 +12,7 @@ import (
 
 	actorpb "corral/actors/proto"
 	"corral/eventbus"
+	"corral/metrics"
 	"corral/runtimes"
 )
 
@@ -74,6 +75,7 @@ type sessionActor struct {
 	manager *actor.PID
 	created time.Time
 	onEnd   func() // forgets the engine's sessionRef
+	metrics *metrics.Registry
 
 	streamPID, runtimePID *actor.PID
 	self                  *actor.PID
@@ -94,6 +96,15 @@ type sessionActor struct {
 	ctlWaiters    map[actorpb.ControlOp][]*actor.PID
 	obsWaiters    map[int64]*actor.PID // action id -> Run caller
 	dir           string
+	// pending times the stored actions that expect an observation, for
+	// ObserveAction (only while a metrics registry is set).
+	pending map[int64]actionMark
+}
+
+// actionMark is a stored action awaiting its observation.
+type actionMark struct {
+	typ    string
+	stored time.Time
 }
 
 func (s *sessionActor) Receive(ctx actor.Context) {
@@ -104,6 +115,7 @@ func (s *sessionActor) Receive(ctx actor.Context) {
 		s.awaiting = map[int64]*eventbus.Event{}
 		s.ctlWaiters = map[actorpb.ControlOp][]*actor.PID{}
 		s.obsWaiters = map[int64]*actor.PID{}
+		s.pending = map[int64]actionMark{}
 		s.streamPID = ctx.Spawn(actor.PropsFromProducer(func() actor.Actor { return &eventStreamActor{w: s.ref.writer} }))
 		s.runtimePID = ctx.Spawn(actor.PropsFromProducer(func() actor.Actor { return newRuntimeActor(s.env) }))
 		s.publishInfo(ctx)
@@ -192,6 +204,7 @@ func (s *sessionActor) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor,
 	}
 	s.failures++
 	s.restarts++
+	s.metrics.RuntimeRestarted(s.env.backend.Name())
 	d := backoff(s.cfg.RestartInitialBackoff.D(), s.cfg.RestartMaxBackoff.D(), s.failures)
 	s.logger.Warn("runtime failed; restarting", "session", s.sid, "reason", why, "attempt", s.failures, "backoff", d)
 	s.restartTimer = time.AfterFunc(d, func() { sup.RestartChildren(child) })
@@ -252,7 +265,11 @@ func (s *sessionActor) onAppended(ctx actor.Context, m *appended) {
 			ctx.Send(t.reply, &actorpb.SubmitReply{Error: &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_INTERNAL, Message: m.err.Error()}})
 			return
 		}
-		if t.wait && ExpectsObservation(m.ev) {
+		expects := ExpectsObservation(m.ev)
+		if expects && s.metrics != nil {
+			s.pending[m.ev.ID] = actionMark{typ: m.ev.Type(), stored: time.Now()}
+		}
+		if t.wait && expects {
 			s.obsWaiters[m.ev.ID] = t.reply
 		} else {
 			ctx.Send(t.reply, &actorpb.SubmitReply{EventId: m.ev.ID})
@@ -284,6 +301,10 @@ func (s *sessionActor) onAppended(ctx actor.Context, m *appended) {
 		}
 		if m.ev.Cause == nil {
 			return
+		}
+		if mark, ok := s.pending[*m.ev.Cause]; ok {
+			delete(s.pending, *m.ev.Cause)
+			s.metrics.ObserveAction(mark.typ, s.env.backend.Name(), actionOutcome(m.ev), time.Since(mark.stored))
 		}
 		if w, ok := s.obsWaiters[*m.ev.Cause]; ok {
 			delete(s.obsWaiters, *m.ev.Cause)
@@ -567,6 +588,30 @@ func (s *sessionActor) appendStatus(ctx actor.Context, status, level, msg string
 	ev := eventbus.NewObservation(eventbus.InvalidID, msg, &eventbus.RuntimeStatusObservation{Status: status, Level: level})
 	ev.Source = eventbus.SourceEnvironment
 	s.append(ctx, ev, tag, nil)
+}
+
+// actionOutcome classifies an observation for metrics.ObserveAction. An
+// observation that is none of the others is OK, whatever its content says:
+// a command that exits non-zero was still run and answered.
+func actionOutcome(obs *eventbus.Event) string {
+	switch o := obs.Observation.(type) {
+	case *eventbus.ErrorObservation:
+		return metrics.OutcomeError
+	case *eventbus.UserRejectObservation:
+		return metrics.OutcomeRejected
+	case *eventbus.CmdOutputObservation:
+		// The hard timeout (bash session and cli runtime) and the no-change
+		// timeout both leave exit code -1 and say so in the suffix.
+		if o.Metadata.ExitCode == -1 && (strings.Contains(o.Metadata.Suffix, "timed out after") ||
+			strings.Contains(o.Metadata.Suffix, "has no new output after")) {
+			return metrics.OutcomeTimeout
+		}
+	case *eventbus.IPythonRunCellObservation:
+		if strings.Contains(obs.Content, "[Execution timed out (") {
+			return metrics.OutcomeTimeout
+		}
+	}
+	return metrics.OutcomeOK
 }
 
 func levelOf(status string) string {
