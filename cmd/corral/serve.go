@@ -137,7 +137,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) (exi
 	}
 	defer ln.Close()
 
-	st, err := openServeStack(ctx, cfg, logger)
+	reg := metrics.New()
+	st, err := openServeStack(ctx, cfg, logger, reg)
 	if err != nil {
 		fmt.Fprintf(stderr, "corral serve: %v\n", err)
 		return 1
@@ -151,7 +152,6 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) (exi
 		}
 	}()
 
-	reg := metrics.New()
 	srv, err := api.New(api.NewEngineAdapter(st.eng, st.store), cfg.Server, api.WithMetrics(reg), api.WithLogger(logger))
 	if err != nil {
 		fmt.Fprintf(stderr, "corral serve: %v\n", err)
@@ -222,7 +222,7 @@ type serveStack struct {
 	closers []func() error // backends, in start order
 }
 
-func openServeStack(ctx context.Context, cfg serveConfig, logger *slog.Logger) (*serveStack, error) {
+func openServeStack(ctx context.Context, cfg serveConfig, logger *slog.Logger, met *metrics.Registry) (*serveStack, error) {
 	store, err := eventbus.OpenStore(cfg.Events, eventbus.WithLogger(logger))
 	if err != nil {
 		return nil, fmt.Errorf("open the event store: %w", err)
@@ -275,7 +275,7 @@ func openServeStack(ctx context.Context, cfg serveConfig, logger *slog.Logger) (
 		}
 		ecfg.DefaultRuntime = cfg.Runtime.Enabled[0]
 	}
-	eng, err := actors.NewEngine(ecfg, reg, actors.WithStore(store), actors.WithLogger(logger),
+	eng, err := actors.NewEngine(ecfg, reg, actors.WithStore(store), actors.WithLogger(logger), actors.WithMetrics(met),
 		actors.WithDefaultDialer(func(ctx context.Context, h *runtimes.Handle) (actors.AgentConn, error) {
 			return agentwire.Dial(ctx, h.AgentAddr, h.Token, agentwire.WithClientLogger(logger))
 		}))
