@@ -31,6 +31,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -119,7 +120,10 @@ type Measurements struct {
 	GoVersion string
 }
 
-var procSuffix = regexp.MustCompile(`-\d+$`)
+var (
+	procSuffix   = regexp.MustCompile(`-\d+$`)
+	compileError = regexp.MustCompile(`^\S+\.go:\d+:\d+: `)
+)
 
 // ParseGoBench reads `go test -bench` output. Lines it does not know are
 // skipped; "pkg:" and "cpu:" lines set the context of the lines after them.
@@ -136,6 +140,8 @@ func ParseGoBench(r io.Reader) (benches []Bench, cpu string, failed []string, er
 			cpu = strings.TrimSpace(strings.TrimPrefix(line, "cpu: "))
 		case strings.HasPrefix(line, "--- FAIL: Benchmark"), strings.HasPrefix(line, "FAIL\t"):
 			failed = append(failed, strings.TrimSpace(line))
+		case compileError.MatchString(line) && len(failed) < 3:
+			failed = append(failed, strings.TrimSpace(line)) // why a build failed
 		case strings.HasPrefix(line, "Benchmark"):
 			f := strings.Fields(line)
 			if len(f) < 4 || len(f)%2 != 0 {
@@ -390,10 +396,21 @@ func render(b *bytes.Buffer, m *Measurements, secs []Section, mach string) {
 			fmt.Fprintf(b, "*No `go test -bench` results for %s in this run.*\n\n", strings.Join(s.Packages, ", "))
 		}
 		for _, p := range s.Packages {
-			for file, why := range m.Failed {
-				if strings.Contains(file, slug(p)) {
-					fmt.Fprintf(b, "> `go test -bench` for `%s` reported a failure: %s\n\n", p, mdEscape(why))
+			seen := map[string]bool{}
+			var files []string
+			for file := range m.Failed {
+				if strings.HasPrefix(file, "gotest-"+slug(p)+"-") || file == "gotest-"+slug(p)+".txt" {
+					files = append(files, file)
 				}
+			}
+			sort.Strings(files)
+			for _, file := range files {
+				why := m.Failed[file]
+				if seen[why] {
+					continue
+				}
+				seen[why] = true
+				fmt.Fprintf(b, "> `go test -bench` for `%s` reported a failure (%s): %s\n\n", p, file, mdEscape(why))
 			}
 		}
 	}
@@ -433,6 +450,8 @@ func num(v float64) string {
 	switch {
 	case v == 0:
 		return "0"
+	case v == math.Trunc(v) && math.Abs(v) < 1e15:
+		return strconv.FormatFloat(v, 'f', 0, 64)
 	case v >= 100:
 		return strconv.FormatFloat(v, 'f', 0, 64)
 	case v >= 1:

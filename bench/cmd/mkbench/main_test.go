@@ -58,7 +58,7 @@ func TestRunWritesSectionsWithProseMeasurementsAndCommands(t *testing.T) {
 		"| `BenchmarkBashRoundTrip` | `runtimes/sandbox` | 200 |", "0.342 session/spawn",
 		"| store append | 9000 events/s | raw write | 180000 events/s | 0.05× |",
 		"`corral bench farm` did not complete: corral bench farm: local runtime: boom",
-		"reported a failure: --- FAIL: BenchmarkBroken-2",
+		"reported a failure (gotest-runtimes_sandbox.txt): --- FAIL: BenchmarkBroken-2",
 		"## Other benchmarks", "`BenchmarkAppend`",
 		"corral bench events --json",
 	} {
