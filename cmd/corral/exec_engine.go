@@ -3,15 +3,12 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"time"
 
 	"corral/actors"
-	"corral/runtimes"
-	"corral/runtimes/docker"
-	"corral/runtimes/local"
+	"strings"
 )
 
 // Exit codes of exec, replay and shell.
@@ -27,6 +24,7 @@ const (
 // cliOpts are the flags exec, replay and shell share.
 type cliOpts struct {
 	runtime   string
+	image     string
 	workspace string
 	config    string
 	verbose   bool
@@ -55,48 +53,16 @@ func openCLISession(ctx context.Context, o cliOpts, stderr io.Writer) (*cliSessi
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	cs := &cliSession{}
-	reg := &runtimes.Registry{}
-	var opts []actors.Option
-	switch o.runtime {
-	case "local":
-		lopts := []local.Option{local.WithLogger(logger)}
-		if cfg.Runtime.Local.AgentBinary != "" {
-			lopts = append(lopts, local.WithAgentBinary(cfg.Runtime.Local.AgentBinary))
+	bs, err := buildBackends(ctx, cfg.Runtime, []string{o.runtime}, logger)
+	if err != nil {
+		code := exitNoSandbox
+		if strings.HasPrefix(err.Error(), "unknown runtime") {
+			code = exitUsage
 		}
-		b, err := local.New(lopts...)
-		if err != nil {
-			return nil, exitNoSandbox, err
-		}
-		cs.closers = append(cs.closers, b.Close)
-		_ = reg.Register(b)
-	case "cli":
-		b := local.NewInProcess(local.InProcessLogger(logger))
-		_ = reg.Register(b)
-		opts = append(opts, actors.WithInProcessRuntime("cli"),
-			actors.WithDialer("cli", func(ctx context.Context, h *runtimes.Handle) (actors.AgentConn, error) {
-				c, err := b.Dial(ctx, h)
-				if err != nil {
-					return nil, err
-				}
-				return c, nil
-			}))
-	case "docker":
-		dopts := []docker.Option{docker.WithLogger(logger)}
-		if cfg.Runtime.Docker.Image != "" {
-			dopts = append(dopts, docker.WithDefaultImage(cfg.Runtime.Docker.Image))
-		}
-		if cfg.Runtime.Docker.AgentBinary != "" {
-			dopts = append(dopts, docker.WithAgentBinary(cfg.Runtime.Docker.AgentBinary))
-		}
-		b, err := docker.New(ctx, dopts...)
-		if err != nil {
-			return nil, exitNoSandbox, fmt.Errorf("docker runtime: %w", err)
-		}
-		cs.closers = append(cs.closers, b.Close)
-		_ = reg.Register(b)
-	default:
-		return nil, exitUsage, fmt.Errorf("unknown runtime %q; known: cli, docker, local", o.runtime)
+		return nil, code, err
 	}
+	cs.closers = append(cs.closers, bs.close)
+	reg, opts := bs.reg, bs.opts
 	ecfg := cfg.Engine
 	ecfg.DefaultRuntime = o.runtime
 	eng, err := actors.NewEngine(ecfg, reg, append(opts, actors.WithLogger(logger))...)
@@ -105,7 +71,7 @@ func openCLISession(ctx context.Context, o cliOpts, stderr io.Writer) (*cliSessi
 		return nil, exitNoSandbox, err
 	}
 	cs.eng = eng
-	info, err := eng.CreateSession(ctx, actors.SessionSpec{Runtime: o.runtime, Workspace: o.workspace})
+	info, err := eng.CreateSession(ctx, actors.SessionSpec{Runtime: o.runtime, Workspace: o.workspace, Image: o.image})
 	if err != nil {
 		cs.close()
 		return nil, exitNoSandbox, err

@@ -20,19 +20,20 @@ import (
 	"corral/eventbus"
 	"corral/metrics"
 	"corral/runtimes"
-	"corral/runtimes/docker"
-	"corral/runtimes/local"
+	"corral/runtimes/remote"
 	"corral/transport/agentwire"
 	"corral/transport/api"
+	"corral/transport/runtimeapi"
 )
 
 // serveConfig is the configuration file `corral serve` reads. Each section
 // is its package's own Config with its defaults.
 type serveConfig struct {
-	Server  api.Config         `toml:"server"`
-	Engine  actors.Config      `toml:"engine"`
-	Events  eventbus.Config    `toml:"events"`
-	Runtime serveRuntimeConfig `toml:"runtime"`
+	Server     api.Config         `toml:"server"`
+	Engine     actors.Config      `toml:"engine"`
+	Events     eventbus.Config    `toml:"events"`
+	Runtime    serveRuntimeConfig `toml:"runtime"`
+	RuntimeAPI runtimeAPIConfig   `toml:"runtime_api"`
 }
 
 // serveRuntimeConfig selects and configures the sandbox backends.
@@ -44,6 +45,11 @@ type serveRuntimeConfig struct {
 		// AgentBinary is the corral-agent executable (default: next to
 		// corral, then $PATH).
 		AgentBinary string `toml:"agent_binary"`
+		// WarmPool keeps this many agents started ahead.
+		WarmPool int `toml:"warm_pool"`
+		// HostHome gives sandboxes the host user's HOME (OpenHands'
+		// LocalRuntime) instead of a private one each.
+		HostHome bool `toml:"host_home"`
 	} `toml:"local"`
 	Docker struct {
 		// Image is the default image of docker sessions that name none.
@@ -51,6 +57,15 @@ type serveRuntimeConfig struct {
 		// AgentBinary is the static corral-agent mounted into containers.
 		AgentBinary string `toml:"agent_binary"`
 	} `toml:"docker"`
+	// Remote lists remote hosts ([[runtime.remote.hosts]]).
+	Remote remote.Config `toml:"remote"`
+}
+
+// runtimeAPIConfig turns on OpenHands' Runtime API under /runtime-api/.
+type runtimeAPIConfig struct {
+	// APIKey is the X-API-Key OpenHands sends; without one the Runtime API
+	// is off. Env CORRAL_RUNTIME_API_KEY overrides.
+	APIKey string `toml:"api_key"`
 }
 
 func defaultServeConfig() serveConfig {
@@ -157,8 +172,25 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) (exi
 		fmt.Fprintf(stderr, "corral serve: %v\n", err)
 		return 2
 	}
+	var handler http.Handler = srv
+	if cfg.RuntimeAPI.APIKey != "" {
+		prov := &runtimeapi.EngineProvisioner{Engine: st.eng}
+		if st.backends.docker != nil {
+			prov.ImageExistsFunc = st.backends.docker.ImageExists
+		}
+		rh, err := runtimeapi.New(prov, cfg.RuntimeAPI.APIKey, runtimeapi.WithLogger(logger))
+		if err != nil {
+			fmt.Fprintf(stderr, "corral serve: %v\n", err)
+			return 2
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/runtime-api/", http.StripPrefix("/runtime-api", rh))
+		mux.Handle("/", srv)
+		handler = mux
+		fmt.Fprintf(stdout, "corral: OpenHands Runtime API on %sruntime-api (remote_runtime_api_url)\n", browseURL(ln.Addr().String()))
+	}
 	hs := &http.Server{
-		Handler:           srv,
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
@@ -213,13 +245,17 @@ func applyServeEnv(cfg *serveConfig, getenv func(string) string) {
 	if v := getenv("CORRAL_EVENTS_STORE_DIR"); v != "" {
 		cfg.Events.StoreDir = v
 	}
+	if v := getenv("CORRAL_RUNTIME_API_KEY"); v != "" {
+		cfg.RuntimeAPI.APIKey = v
+	}
 }
 
 // serveStack is what the server runs on: the store, the backends, the engine.
 type serveStack struct {
-	store   *eventbus.Store
-	eng     *actors.Engine
-	closers []func() error // backends, in start order
+	store    *eventbus.Store
+	eng      *actors.Engine
+	backends *backendSet
+	closers  []func() error // backends, in start order
 }
 
 func openServeStack(ctx context.Context, cfg serveConfig, logger *slog.Logger, met *metrics.Registry) (*serveStack, error) {
@@ -232,42 +268,13 @@ func openServeStack(ctx context.Context, cfg serveConfig, logger *slog.Logger, m
 		_ = st.close(context.Background())
 		return nil, err
 	}
-	reg := &runtimes.Registry{}
-	for _, name := range cfg.Runtime.Enabled {
-		var b runtimes.Backend
-		switch name {
-		case "local":
-			opts := []local.Option{local.WithLogger(logger)}
-			if p := cfg.Runtime.Local.AgentBinary; p != "" {
-				opts = append(opts, local.WithAgentBinary(p))
-			}
-			lb, err := local.New(opts...)
-			if err != nil {
-				return fail(fmt.Errorf("local runtime: %w", err))
-			}
-			st.closers = append(st.closers, lb.Close)
-			b = lb
-		case "docker":
-			opts := []docker.Option{docker.WithLogger(logger)}
-			if cfg.Runtime.Docker.Image != "" {
-				opts = append(opts, docker.WithDefaultImage(cfg.Runtime.Docker.Image))
-			}
-			if cfg.Runtime.Docker.AgentBinary != "" {
-				opts = append(opts, docker.WithAgentBinary(cfg.Runtime.Docker.AgentBinary))
-			}
-			db, err := docker.New(ctx, opts...)
-			if err != nil {
-				return fail(fmt.Errorf("docker runtime: %w", err))
-			}
-			st.closers = append(st.closers, db.Close)
-			b = db
-		default:
-			return fail(fmt.Errorf("[runtime] enabled names %q; the server knows \"local\" and \"docker\"", name))
-		}
-		if err := reg.Register(b); err != nil {
-			return fail(err)
-		}
+	bs, err := buildBackends(ctx, cfg.Runtime, cfg.Runtime.Enabled, logger)
+	if err != nil {
+		return fail(err)
 	}
+	st.closers = append(st.closers, bs.close)
+	st.backends = bs
+	reg := bs.reg
 	ecfg := cfg.Engine
 	if !slices.Contains(cfg.Runtime.Enabled, ecfg.DefaultRuntime) {
 		if ecfg.DefaultRuntime != "" && ecfg.DefaultRuntime != actors.DefaultConfig().DefaultRuntime {
@@ -275,10 +282,10 @@ func openServeStack(ctx context.Context, cfg serveConfig, logger *slog.Logger, m
 		}
 		ecfg.DefaultRuntime = cfg.Runtime.Enabled[0]
 	}
-	eng, err := actors.NewEngine(ecfg, reg, actors.WithStore(store), actors.WithLogger(logger), actors.WithMetrics(met),
+	eng, err := actors.NewEngine(ecfg, reg, append(bs.opts, actors.WithStore(store), actors.WithLogger(logger), actors.WithMetrics(met),
 		actors.WithDefaultDialer(func(ctx context.Context, h *runtimes.Handle) (actors.AgentConn, error) {
 			return agentwire.Dial(ctx, h.AgentAddr, h.Token, agentwire.WithClientLogger(logger))
-		}))
+		}))...)
 	if err != nil {
 		return fail(fmt.Errorf("start the engine: %w", err))
 	}

@@ -56,7 +56,7 @@ func TestServeRefusesBadSettings(t *testing.T) {
 		{"unknown config key is named", nil, "[server]\nlisen = \"127.0.0.1:0\"\n", 2, "server.lisen"},
 		{"short token in the file", []string{"--listen", "127.0.0.1:0"}, "[server]\nauth_tokens = [\"abc\"]\n", 2, "at least 16"},
 		{"stray argument", []string{"now"}, "", 2, `unexpected argument "now"`},
-		{"unknown runtime", []string{"--listen", "127.0.0.1:0", "--runtimes", "vm"}, "[events]\nstore_dir = \"" + store + "\"\n", 1, `knows "local" and "docker"`},
+		{"unknown runtime", []string{"--listen", "127.0.0.1:0", "--runtimes", "vm"}, "[events]\nstore_dir = \"" + store + "\"\n", 1, `unknown runtime "vm"; known: local, cli, docker, remote`},
 		{"missing config file", []string{"--config", "/nonexistent/corral.toml"}, "", 2, "no such file"},
 	}
 	for _, tt := range tests {
@@ -125,6 +125,8 @@ skip_git_config = true
 store_dir = "`+filepath.Join(dir, "events")+`"
 [runtime.local]
 agent_binary = "`+agent+`"
+[runtime_api]
+api_key = "runtime-api-key"
 `)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -166,6 +168,22 @@ agent_binary = "`+agent+`"
 	code, b = post("api/sessions/"+s.ID+"/actions?wait=true", `{"action":"run","args":{"command":"echo hello"}}`)
 	if code != 200 || !strings.Contains(string(b), `"content":"hello"`) {
 		t.Fatalf("echo hello = %d %s", code, b)
+	}
+	// OpenHands' Runtime API is mounted under /runtime-api/ with its key.
+	for key, want := range map[string]int{"runtime-api-key": 200, "wrong": 401} {
+		req, _ := http.NewRequest("GET", base+"runtime-api/registry_prefix", nil)
+		req.Header.Set("X-API-Key", key)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != want {
+			t.Fatalf("runtime API with key %q = %d, want %d", key, res.StatusCode, want)
+		}
+	}
+	if !strings.Contains(stdout.String(), "runtime-api") {
+		t.Fatalf("serve did not announce the Runtime API: %q", stdout.String())
 	}
 	res, err := http.Get(base)
 	if err != nil {

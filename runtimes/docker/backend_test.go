@@ -660,3 +660,16 @@ func TestReadinessByLogs(t *testing.T) {
 		t.Errorf("agent not answering after a logs-readiness Start: %v", err)
 	}
 }
+
+func TestImageExistsAsksTheLocalEngineOnly(t *testing.T) {
+	b := newBackend(t)
+	ctx := testCtx(t, 30*time.Second)
+	ok, err := b.ImageExists(ctx, env.image)
+	if err != nil || !ok {
+		t.Fatalf("ImageExists(%s) = %v, %v; want true", env.image, ok, err)
+	}
+	ok, err = b.ImageExists(ctx, "corral-no-such-image:nope")
+	if err != nil || ok {
+		t.Fatalf("ImageExists(missing) = %v, %v; want false, nil", ok, err)
+	}
+}
