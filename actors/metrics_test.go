@@ -356,3 +356,42 @@ func TestActionOutcome(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkMetricsOverhead runs a think action (two appends and the
+// session's bookkeeping, no shell) on two engines, one recording metrics and
+// one not, interleaved (alternating which goes first) so both see the same load; it reports their p50s
+// and the ratio.
+func BenchmarkMetricsOverhead(b *testing.B) {
+	with := newCLIEngine(b, testConfig(), WithMetrics(metrics.New()))
+	without := newCLIEngine(b, testConfig())
+	ctx := context.Background()
+	sw, sn := startSession(b, with, SessionSpec{}), startSession(b, without, SessionSpec{})
+	think := func() *eventbus.Event {
+		return runAction(eventbus.SourceAgent, &eventbus.AgentThinkAction{Thought: "t"})
+	}
+	run := func(e *Engine, sid string) time.Duration {
+		t0 := time.Now()
+		if obs, err := e.Run(ctx, sid, think()); err != nil || obs.Type() != "think" {
+			b.Fatal(obs, err)
+		}
+		return time.Since(t0)
+	}
+	for i := 0; i < 50; i++ { // warm both up
+		run(with, sw)
+		run(without, sn)
+	}
+	var dw, dn []time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if i%2 == 0 { // alternate which goes first
+			dw = append(dw, run(with, sw))
+			dn = append(dn, run(without, sn))
+		} else {
+			dn = append(dn, run(without, sn))
+			dw = append(dw, run(with, sw))
+		}
+	}
+	b.ReportMetric(float64(pct(dw, 0.5).Microseconds()), "metrics_p50_us")
+	b.ReportMetric(float64(pct(dn, 0.5).Microseconds()), "no_metrics_p50_us")
+	b.ReportMetric(float64(pct(dw, 0.5))/float64(pct(dn, 0.5)), "ratio_p50")
+}
