@@ -1,6 +1,7 @@
 package main
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -47,5 +48,18 @@ func TestDecodeConfig(t *testing.T) {
 				t.Fatalf("got %+v want %+v", cfg, tc.want)
 			}
 		})
+	}
+}
+
+// TestExampleConfigIsTrue keeps examples/corral.toml honest: it must load
+// without unknown keys and state exactly the built-in defaults.
+func TestExampleConfigIsTrue(t *testing.T) {
+	got := defaultServeConfig()
+	if err := loadConfigFile("../../examples/corral.toml", &got); err != nil {
+		t.Fatal(err)
+	}
+	want := defaultServeConfig()
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("examples/corral.toml differs from the defaults:\n got %+v\nwant %+v", got, want)
 	}
 }
