@@ -163,7 +163,7 @@ func TestSetupScriptRunsOnceAndHooksInstall(t *testing.T) {
 	}
 	// The persisted line round-trips in a fresh interactive shell.
 	rc, err := os.ReadFile(filepath.Join(home, ".bashrc"))
-	if err != nil || !strings.Contains(string(rc), `export QUUX="abc\"def"`) {
+	if err != nil || !strings.Contains(string(rc), `export QUUX='abc"def'`) {
 		t.Fatalf(".bashrc = %q, %v", rc, err)
 	}
 	hook, err := os.ReadFile(filepath.Join(ws, ".git", "hooks", "pre-commit"))

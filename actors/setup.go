@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"corral/eventbus"
+	"corral/runtimes/sandbox"
 )
 
 // hookMarker identifies a pre-commit hook Corral (like OpenHands) installed.
@@ -100,28 +101,20 @@ func (w *workspaceSetup) addEnvVars(ctx context.Context, vars map[string]string)
 	if len(vars) == 0 {
 		return nil
 	}
+	exp, err := sandbox.ExportEnvCommand(vars)
+	if err != nil {
+		return err
+	}
+	persist, err := sandbox.PersistEnvCommand(vars)
+	if err != nil {
+		return err
+	}
 	keys := make([]string, 0, len(vars))
-	up := map[string]string{}
-	for k, v := range vars {
-		K := strings.ToUpper(k)
-		if _, dup := up[K]; !dup {
-			keys = append(keys, K)
-		}
-		up[K] = v
+	for k := range vars {
+		keys = append(keys, strings.ToUpper(k))
 	}
 	sort.Strings(keys)
-	var exp, persist strings.Builder
-	for _, k := range keys {
-		q := pyJSONString(up[k])
-		exp.WriteString("export " + k + "=" + q + "; ")
-		// OpenHands writes echo "export K=<json>", which drops the JSON
-		// quotes and leaves an unbalanced quote in ~/.bashrc for a value
-		// containing '"' (every later interactive bash then hangs waiting
-		// for the closing quote). Corral single-quotes the line instead so
-		// it round-trips; the grep guard is OpenHands' (first value wins).
-		persist.WriteString(`touch ~/.bashrc; grep -q "^export ` + k + `=" ~/.bashrc || echo ` + shellQuote("export "+k+"="+q) + ` >> ~/.bashrc; `)
-	}
-	for i, cmd := range []string{exp.String(), persist.String()} {
+	for i, cmd := range []string{exp, persist} {
 		obs, err := w.runCmd(ctx, cmd, 60)
 		if err != nil {
 			return err
@@ -148,12 +141,12 @@ func (w *workspaceSetup) cloneOrInit(ctx context.Context) error {
 	}
 	w.status(eventbus.StatusSettingUpWorkspace, "Setting up workspace...")
 	dir := strings.TrimSuffix(path.Base(strings.TrimRight(repo, "/")), ".git")
-	if _, err := w.runCmd(ctx, "git clone "+shellQuote(repo)+" "+shellQuote(dir), 600); err != nil {
+	if _, err := w.runCmd(ctx, "git clone "+sandbox.ShellQuote(repo)+" "+sandbox.ShellQuote(dir), 600); err != nil {
 		return err
 	}
-	checkout := "cd " + shellQuote(dir) + " && git checkout "
+	checkout := "cd " + sandbox.ShellQuote(dir) + " && git checkout "
 	if w.spec.Branch != "" {
-		checkout += shellQuote(w.spec.Branch)
+		checkout += sandbox.ShellQuote(w.spec.Branch)
 	} else {
 		checkout += "-b openhands-workspace-" + randomSuffix(8)
 	}
@@ -228,47 +221,6 @@ func exitCode(obs *eventbus.Event) int {
 	}
 	return -1
 }
-
-// pyJSONString is Python's json.dumps(str) with its default ensure_ascii:
-// non-ASCII is written as \uXXXX (surrogate pairs above the BMP).
-func pyJSONString(s string) string {
-	var b strings.Builder
-	b.WriteByte('"')
-	for _, r := range s {
-		switch r {
-		case '"':
-			b.WriteString(`\"`)
-		case '\\':
-			b.WriteString(`\\`)
-		case '\n':
-			b.WriteString(`\n`)
-		case '\r':
-			b.WriteString(`\r`)
-		case '\t':
-			b.WriteString(`\t`)
-		case '\b':
-			b.WriteString(`\b`)
-		case '\f':
-			b.WriteString(`\f`)
-		default:
-			switch {
-			case r < 0x20:
-				fmt.Fprintf(&b, `\u%04x`, r)
-			case r <= 0x7f:
-				b.WriteRune(r)
-			case r <= 0xffff:
-				fmt.Fprintf(&b, `\u%04x`, r)
-			default:
-				r -= 0x10000
-				fmt.Fprintf(&b, `\u%04x\u%04x`, 0xd800+(r>>10), 0xdc00+(r&0x3ff))
-			}
-		}
-	}
-	b.WriteByte('"')
-	return b.String()
-}
-
-func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 func randomSuffix(n int) string {
 	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
