@@ -425,7 +425,7 @@ func (c *Client) reconnect(cause error) *websocket.Conn {
 }
 
 func (c *Client) write(ws *websocket.Conn, f *Frame) error {
-	b, err := json.Marshal(f)
+	b, err := encodeFrame(f)
 	if err != nil {
 		return err
 	}

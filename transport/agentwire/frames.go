@@ -259,3 +259,16 @@ func truncate(s string, n int) string {
 	}
 	return s[:n] + "..."
 }
+
+// encodeFrame is json.Marshal(f) without HTML escaping: observations carry
+// shell text full of `&&` and `<`, and Python's json.dumps (OpenHands)
+// writes them literally, so the stored events should too.
+func encodeFrame(f *Frame) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(f); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil
+}

@@ -73,7 +73,7 @@ func (s *Server) serveWire(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *serverConn) send(f *Frame) error {
-	b, err := json.Marshal(f)
+	b, err := encodeFrame(f)
 	if err != nil {
 		return fmt.Errorf("agentwire: encoding %s frame: %w", f.Type, err)
 	}
