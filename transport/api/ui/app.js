@@ -111,6 +111,8 @@ function openSession(id) {
   $("session-view").classList.remove("hidden");
   $("empty-view").classList.add("hidden");
   for (const li of $("sessions").children) li.classList.toggle("selected", li.dataset.id === id);
+  // A link to this view: #/sessions/<id>
+  if (location.hash !== "#/sessions/" + encodeURIComponent(id)) history.replaceState(null, "", "#/sessions/" + encodeURIComponent(id));
   connect();
   refreshSessions();
   $("cmd").focus();
@@ -326,5 +328,9 @@ $("token-form").addEventListener("submit", (ev) => {
 
 refreshSessions();
 refreshMetrics();
+{
+  const m = location.hash.match(/^#\/sessions\/([^/]+)$/);
+  if (m) openSession(decodeURIComponent(m[1]));
+}
 setInterval(refreshSessions, 2000);
 setInterval(refreshMetrics, 2000);
