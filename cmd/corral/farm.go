@@ -47,6 +47,7 @@ type farmOpts struct {
 	grace       time.Duration
 	progress    string
 	verbose     bool
+	config      string
 }
 
 func farmFlags(w io.Writer, o *farmOpts) *flag.FlagSet {
@@ -61,6 +62,7 @@ func farmFlags(w io.Writer, o *farmOpts) *flag.FlagSet {
 	fs.DurationVar(&o.grace, "grace", farm.DefaultGrace, "after Ctrl-C, how long running jobs may finish before they are stopped")
 	fs.StringVar(&o.progress, "progress", "auto", "progress display: auto (bar on a terminal, else lines), bar, lines or none")
 	fs.BoolVar(&o.verbose, "v", false, "log retries and teardown errors to stderr")
+	fs.StringVar(&o.config, "config", "", "corral's TOML configuration file ([engine] and [runtime] sections apply)")
 	return fs
 }
 
@@ -122,6 +124,15 @@ func runFarm(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	for _, le := range bad {
 		fmt.Fprintf(stderr, "corral farm: skipping malformed job: %v\n", le)
 	}
+	var cfg *serveConfig
+	if o.config != "" {
+		c := defaultServeConfig()
+		if err := loadConfigFile(o.config, &c); err != nil {
+			fmt.Fprintf(stderr, "corral farm: %v\n", err)
+			return 2
+		}
+		cfg = &c
+	}
 	if err := farm.Prepare(o.out); err != nil {
 		fmt.Fprintf(stderr, "corral farm: %v\n", err)
 		return 2
@@ -139,7 +150,7 @@ func runFarm(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		}
 	}
 	// The engine outlives Ctrl-C (ctx): it must drain and destroy sandboxes.
-	be, err := newBenchEngine(context.WithoutCancel(ctx), engineSettings{backends: backends, maxSessions: o.concurrency, image: o.image, logger: logger})
+	be, err := newBenchEngine(context.WithoutCancel(ctx), engineSettings{backends: backends, maxSessions: o.concurrency, image: o.image, logger: logger, config: cfg})
 	if err != nil {
 		fmt.Fprintf(stderr, "corral farm: %v\n", err)
 		return 2

@@ -27,6 +27,9 @@ type engineSettings struct {
 	maxSessions int
 	image       string // docker default image
 	logger      *slog.Logger
+	// config, when set, is corral's configuration file ([engine] and
+	// [runtime] sections); farm flags override it.
+	config *serveConfig
 }
 
 // newBenchEngine starts an engine for farms and benchmarks (not the server:
@@ -34,6 +37,13 @@ type engineSettings struct {
 func newBenchEngine(ctx context.Context, s engineSettings) (*benchEngine, error) {
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
+	}
+	cfg := defaultServeConfig()
+	if s.config != nil {
+		cfg = *s.config
+	}
+	if s.image == "" {
+		s.image = cfg.Runtime.Docker.Image
 	}
 	be := &benchEngine{backends: map[string]runtimes.Backend{}}
 	reg := &runtimes.Registry{}
@@ -48,6 +58,9 @@ func newBenchEngine(ctx context.Context, s engineSettings) (*benchEngine, error)
 			if s.image != "" {
 				opts = append(opts, docker.WithDefaultImage(s.image))
 			}
+			if cfg.Runtime.Docker.AgentBinary != "" {
+				opts = append(opts, docker.WithAgentBinary(cfg.Runtime.Docker.AgentBinary))
+			}
 			db, err := docker.New(ctx, opts...)
 			if err != nil {
 				be.close()
@@ -56,7 +69,7 @@ func newBenchEngine(ctx context.Context, s engineSettings) (*benchEngine, error)
 			be.closers = append(be.closers, db.Close)
 			b = db
 		case "local":
-			lb, closeLocal, err := newLocalBackend(ctx, s.logger)
+			lb, closeLocal, err := newLocalBackend(ctx, s.logger, cfg)
 			if err != nil {
 				be.close()
 				return nil, fmt.Errorf("local runtime: %w", err)
@@ -78,13 +91,16 @@ func newBenchEngine(ctx context.Context, s engineSettings) (*benchEngine, error)
 	if len(be.backends) == 0 {
 		return nil, errors.New("no runtime given")
 	}
-	cfg := actors.DefaultConfig()
-	cfg.MaxSessions = max(s.maxSessions, 1)
-	cfg.MaxQueued = max(s.maxSessions*2, 64)
-	cfg.MaxConcurrentStarts = 64
-	cfg.DefaultRuntime = s.backends[0]
-	cfg.SkipGitConfig = true
-	eng, err := actors.NewEngine(cfg, reg, actors.WithLogger(s.logger),
+	ecfg := cfg.Engine
+	// The farm's (or benchmark's) concurrency is the admission limit.
+	ecfg.MaxSessions = max(s.maxSessions, 1)
+	ecfg.MaxQueued = max(s.maxSessions*2, 64)
+	if s.config == nil {
+		ecfg.MaxConcurrentStarts = 64
+	}
+	ecfg.DefaultRuntime = s.backends[0]
+	ecfg.SkipGitConfig = true
+	eng, err := actors.NewEngine(ecfg, reg, actors.WithLogger(s.logger),
 		actors.WithDefaultDialer(func(ctx context.Context, h *runtimes.Handle) (actors.AgentConn, error) {
 			return agentwire.Dial(ctx, h.AgentAddr, h.Token, agentwire.WithClientLogger(s.logger))
 		}))

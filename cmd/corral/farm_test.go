@@ -332,3 +332,16 @@ func TestIsTerminalTellsAPTYFromAPipe(t *testing.T) {
 		t.Errorf("isTerminal: pty %v, pipe %v, buffer %v", isTerminal(tty), isTerminal(w), isTerminal(&bytes.Buffer{}))
 	}
 }
+
+func TestFarmCLIRejectsAConfigFileWithUnknownKeys(t *testing.T) {
+	dir := t.TempDir()
+	jobs := filepath.Join(dir, "jobs.jsonl")
+	os.WriteFile(jobs, []byte(`{"id":"a","check":"true"}`+"\n"), 0o644)
+	conf := filepath.Join(dir, "corral.toml")
+	os.WriteFile(conf, []byte("[engine]\nmax_sesions = 3\n"), 0o644)
+	var stdout, stderr bytes.Buffer
+	code := runFarm(context.Background(), []string{"--config", conf, "--out", filepath.Join(dir, "out"), jobs}, nil, &stdout, &stderr)
+	if code != 2 || !strings.Contains(stderr.String(), "engine.max_sesions") {
+		t.Errorf("exit %d, stderr %q; want 2 naming the unknown key", code, stderr.String())
+	}
+}
