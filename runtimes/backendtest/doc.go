@@ -1,0 +1,13 @@
+// Package backendtest is the conformance suite every sandbox backend runs:
+// one set of actions (bash, files, the str_replace editor, Python cells,
+// file transfer, long output) with the exact observations OpenHands gives,
+// driven through the same client a session uses (agentwire, or a backend's
+// own dialer). Each backend package calls Run from a _test.go file with a
+// Harness saying how to start a sandbox, how to connect to it, and which
+// optional capabilities it has.
+//
+// It must never be imported by non-test code, never depend on one
+// backend's internals (a difference between backends is a finding, not
+// something to paper over here), and never relax an expectation for one
+// backend except through a documented Harness capability.
+package backendtest
