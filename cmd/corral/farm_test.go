@@ -345,3 +345,25 @@ func TestFarmCLIRejectsAConfigFileWithUnknownKeys(t *testing.T) {
 		t.Errorf("exit %d, stderr %q; want 2 naming the unknown key", code, stderr.String())
 	}
 }
+
+func TestFarmCLIReportsAMissingDockerImageWithTheBackendsMessage(t *testing.T) {
+	if err := exec.Command("docker", "info").Run(); err != nil {
+		if os.Getenv("CORRAL_REQUIRE_DOCKER") == "1" {
+			t.Fatalf("no Docker Engine reachable: %v", err)
+		}
+		t.Skipf("no Docker Engine reachable (%v); set CORRAL_REQUIRE_DOCKER=1 to make this a failure", err)
+	}
+	buildAgent(t)
+	dir := t.TempDir()
+	jobs := filepath.Join(dir, "jobs.jsonl")
+	os.WriteFile(jobs, []byte(`{"id":"noimg","runtime":{"backend":"docker","image":"corral-no-such-image:never"},"check":"true"}`+"\n"), 0o644)
+	out := filepath.Join(dir, "out")
+	var stdout, stderr bytes.Buffer
+	if code := runFarm(context.Background(), []string{"--retries", "0", "--out", out, "--progress", "none", jobs}, nil, &stdout, &stderr); code != 1 {
+		t.Fatalf("exit %d, want 1\n%s\n%s", code, stdout.String(), stderr.String())
+	}
+	r := readResults(t, out)["noimg"]
+	if r.Status != farm.StatusError || !strings.Contains(r.Error, "corral-no-such-image:never") || !strings.Contains(r.Error, "No such image") {
+		t.Errorf("result %+v; want error carrying the backend's message", r)
+	}
+}
