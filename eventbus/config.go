@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 )
@@ -24,6 +25,30 @@ const (
 	SyncNever SyncPolicy = "never"
 )
 
+// SyncMethod says how "always" and "batch" make appended events durable.
+type SyncMethod string
+
+// Sync methods.
+const (
+	// SyncMethodSyncfs makes the writes of all sessions durable together with
+	// one syncfs(2) on the store directory's filesystem per batch, so the
+	// sync rate does not grow with the number of sessions (Linux >= 5.8
+	// only; see storeSyncer for why it is safe). Best when store_dir is on
+	// a filesystem of its own: syncfs also flushes unrelated dirty files.
+	SyncMethodSyncfs SyncMethod = "syncfs"
+	// SyncMethodFsync fsyncs each session's file on its own: one sync per
+	// session per batch, independent of other writers on the filesystem.
+	SyncMethodFsync SyncMethod = "fsync"
+)
+
+// DefaultSyncMethod is "syncfs" on Linux and "fsync" elsewhere.
+func DefaultSyncMethod() SyncMethod {
+	if runtime.GOOS == "linux" {
+		return SyncMethodSyncfs
+	}
+	return SyncMethodFsync
+}
+
 // Config is the event bus section of corral's TOML configuration.
 type Config struct {
 	// StoreDir is the directory holding one event log per session. A leading
@@ -31,6 +56,10 @@ type Config struct {
 	StoreDir string `toml:"store_dir"`
 	// Sync is the fsync policy: "always", "batch" (default) or "never".
 	Sync SyncPolicy `toml:"sync"`
+	// SyncMethod is how "always" and "batch" sync: "syncfs" (one syncfs(2)
+	// covers every session written since the last one; default on Linux)
+	// or "fsync" (each session file fsynced on its own).
+	SyncMethod SyncMethod `toml:"sync_method"`
 	// SyncMaxDelay bounds how long a "batch" append waits for its fsync, and
 	// so how often fsync runs (a duration string such as "2ms"; default 2ms).
 	SyncMaxDelay time.Duration `toml:"sync_max_delay"`
@@ -54,6 +83,7 @@ func DefaultConfig() Config {
 	return Config{
 		StoreDir:         DefaultStoreDir,
 		Sync:             SyncBatch,
+		SyncMethod:       DefaultSyncMethod(),
 		SyncMaxDelay:     DefaultSyncMaxDelay,
 		SubscriberBuffer: DefaultSubscriberBuffer,
 		MaxEventBytes:    DefaultMaxEventBytes,
@@ -70,6 +100,15 @@ func (c Config) Validate() error {
 	case SyncAlways, SyncBatch, SyncNever:
 	default:
 		errs = append(errs, fmt.Errorf(`eventbus config: sync = %q is not one of "always", "batch", "never"`, string(c.Sync)))
+	}
+	switch c.SyncMethod {
+	case SyncMethodFsync:
+	case SyncMethodSyncfs:
+		if runtime.GOOS != "linux" {
+			errs = append(errs, fmt.Errorf(`eventbus config: sync_method = "syncfs" needs Linux (this is %s); set sync_method = "fsync"`, runtime.GOOS))
+		}
+	default:
+		errs = append(errs, fmt.Errorf(`eventbus config: sync_method = %q is not one of "syncfs", "fsync"`, string(c.SyncMethod)))
 	}
 	if c.SyncMaxDelay <= 0 || c.SyncMaxDelay > time.Second {
 		errs = append(errs, fmt.Errorf(`eventbus config: sync_max_delay = %q must be > 0 and <= 1s (e.g. "2ms")`, c.SyncMaxDelay))

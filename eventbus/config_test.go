@@ -15,7 +15,7 @@ func TestDefaultConfigIsValid(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if c.Sync != SyncBatch || c.SyncMaxDelay != 2*time.Millisecond || c.SubscriberBuffer != 1024 || c.MaxEventBytes != 4<<20 || c.StoreDir != "~/.corral/sessions" {
+	if c.Sync != SyncBatch || c.SyncMethod != DefaultSyncMethod() || c.SyncMaxDelay != 2*time.Millisecond || c.SubscriberBuffer != 1024 || c.MaxEventBytes != 4<<20 || c.StoreDir != "~/.corral/sessions" {
 		t.Fatalf("defaults changed: %+v", c)
 	}
 	home, err := os.UserHomeDir()
@@ -39,6 +39,8 @@ func TestConfigValidateNamesTheBadKeyAndValue(t *testing.T) {
 		{"huge sync_max_delay", func(c *Config) { c.SyncMaxDelay = time.Minute }, []string{"sync_max_delay", "1m0s"}},
 		{"zero subscriber_buffer", func(c *Config) { c.SubscriberBuffer = 0 }, []string{"subscriber_buffer = 0"}},
 		{"tiny max_event_bytes", func(c *Config) { c.MaxEventBytes = 10 }, []string{"max_event_bytes = 10"}},
+		{"unknown sync_method", func(c *Config) { c.SyncMethod = "fdatasync" }, []string{"sync_method", `"fdatasync"`, `"syncfs"`, `"fsync"`}},
+		{"empty sync_method", func(c *Config) { c.SyncMethod = "" }, []string{`sync_method = ""`}},
 		{"several errors are all reported", func(c *Config) { c.Sync = ""; c.SubscriberBuffer = -1 }, []string{"sync = \"\"", "subscriber_buffer = -1"}},
 	}
 	for _, tc := range cases {
@@ -63,6 +65,7 @@ func TestConfigDecodesFromTOML(t *testing.T) {
 	_, err := toml.Decode(`
 store_dir = "/var/lib/corral/sessions"
 sync = "always"
+sync_method = "fsync"
 sync_max_delay = "5ms"
 subscriber_buffer = 64
 max_event_bytes = 1048576
@@ -70,7 +73,7 @@ max_event_bytes = 1048576
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Config{StoreDir: "/var/lib/corral/sessions", Sync: SyncAlways, SyncMaxDelay: 5 * time.Millisecond, SubscriberBuffer: 64, MaxEventBytes: 1 << 20}
+	want := Config{StoreDir: "/var/lib/corral/sessions", Sync: SyncAlways, SyncMethod: SyncMethodFsync, SyncMaxDelay: 5 * time.Millisecond, SubscriberBuffer: 64, MaxEventBytes: 1 << 20}
 	if c != want {
 		t.Fatalf("decoded %+v, want %+v", c, want)
 	}

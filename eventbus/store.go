@@ -19,6 +19,9 @@ type Store struct {
 	dir    string
 	cfg    Config
 	logger *slog.Logger
+	// syncer batches syncs across sessions (sync_method "syncfs"); nil for
+	// "fsync" and for sync "never".
+	syncer *storeSyncer
 
 	mu   sync.Mutex
 	open map[string]*Stream
@@ -53,7 +56,27 @@ func OpenStore(cfg Config, opts ...StoreOption) (*Store, error) {
 	for _, o := range opts {
 		o(s)
 	}
+	if cfg.SyncMethod == SyncMethodSyncfs && cfg.Sync != SyncNever {
+		if s.syncer, err = newStoreSyncer(dir, cfg.Sync, cfg.SyncMaxDelay); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
+}
+
+// syncCount returns the sync calls made so far: store-wide syncfs calls plus
+// per-file fsyncs of the given streams (tests, benchmarks).
+func (st *Store) syncCount(streams ...*Stream) int64 {
+	var n int64
+	st.mu.Lock()
+	if st.syncer != nil {
+		n = st.syncer.syncs.Load()
+	}
+	st.mu.Unlock()
+	for _, s := range streams {
+		n += s.log.syncs.Load()
+	}
+	return n
 }
 
 // Dir returns the store's directory.
@@ -96,7 +119,7 @@ func (st *Store) Open(sid string) (*Stream, error) {
 		return nil, fmt.Errorf("eventbus: session %q is already open in this store; share its *Stream or Close it first", sid)
 	}
 	s := &Stream{sid: sid, cfg: st.cfg, logger: st.logger, all: map[*Subscription]struct{}{}}
-	l, err := openLog(st.path(sid), st.cfg.Sync, st.cfg.SyncMaxDelay, st.logger.With("session", sid), s.deliver)
+	l, err := openLog(st.path(sid), st.cfg.Sync, st.cfg.SyncMaxDelay, st.syncer, st.logger.With("session", sid), s.deliver)
 	if err != nil {
 		return nil, err
 	}
@@ -166,6 +189,11 @@ func (st *Store) Close() error {
 	}
 	st.mu.Lock()
 	st.open = nil
+	if st.syncer != nil {
+		// Every stream is closed, so no writer waits on the syncer any more.
+		errs = append(errs, st.syncer.close())
+		st.syncer = nil
+	}
 	st.mu.Unlock()
 	return errors.Join(errs...)
 }

@@ -86,6 +86,9 @@ type eventLog struct {
 	// onDurable is called by the writer, in id order, after a group is
 	// durable per the policy. It must not block.
 	onDurable func([]record)
+	// syncer, if set, makes written groups durable store-wide (syncfs)
+	// instead of an fsync of this file (sync_method).
+	syncer *storeSyncer
 
 	wf *os.File // append handle (also holds the flock)
 	rf *os.File // read handle for ReadAt; safe for concurrent use
@@ -110,7 +113,7 @@ type eventLog struct {
 var errLogClosed = errors.New("eventbus: stream is closed")
 
 // openLog opens or creates the log at path, recovering a torn tail.
-func openLog(path string, policy SyncPolicy, maxDelay time.Duration, logger *slog.Logger, onDurable func([]record)) (*eventLog, error) {
+func openLog(path string, policy SyncPolicy, maxDelay time.Duration, syncer *storeSyncer, logger *slog.Logger, onDurable func([]record)) (*eventLog, error) {
 	wf, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("eventbus: open event log %s: %w", path, err)
@@ -121,7 +124,7 @@ func openLog(path string, policy SyncPolicy, maxDelay time.Duration, logger *slo
 	}
 	l := &eventLog{
 		path: path, policy: policy, maxDelay: maxDelay, logger: logger, onDurable: onDurable,
-		wf:     wf,
+		wf: wf, syncer: syncer,
 		nextID: 0,
 	}
 	if err := l.load(); err != nil {
@@ -399,7 +402,7 @@ func (l *eventLog) drive() {
 			l.mu.Unlock()
 			continue
 		}
-		if l.policy == SyncBatch {
+		if l.policy == SyncBatch && l.syncer == nil {
 			// At most one fsync per maxDelay, and each fsync covers what
 			// arrived during a window of up to maxDelay after the group's
 			// first write: waiting lets concurrent appends share the fsync,
@@ -413,17 +416,33 @@ func (l *eventLog) drive() {
 			}
 		}
 		if l.policy != SyncNever {
-			if err := l.wf.Sync(); err != nil {
-				l.fail(unsynced, fmt.Errorf("eventbus: fsync %s: %w", l.path, err))
+			if err := l.sync(); err != nil {
+				l.fail(unsynced, err)
 				unsynced = nil
 				continue
 			}
-			l.lastSync = time.Now()
-			l.syncs.Add(1)
 		}
 		l.publish(unsynced, end)
 		unsynced = nil
 	}
+}
+
+// sync makes everything written so far durable: by waiting for the
+// store-wide syncfs that covers it (the syncer batches across sessions and,
+// for "batch", does the waiting for more writers), or by fsyncing the file.
+func (l *eventLog) sync() error {
+	if l.syncer != nil {
+		if err := l.syncer.wait(); err != nil {
+			return fmt.Errorf("eventbus: make writes to %s durable: %w", l.path, err)
+		}
+		return nil
+	}
+	if err := l.wf.Sync(); err != nil {
+		return fmt.Errorf("eventbus: fsync %s: %w", l.path, err)
+	}
+	l.lastSync = time.Now()
+	l.syncs.Add(1)
+	return nil
 }
 
 // write writes a group at offset at with one write(2).
