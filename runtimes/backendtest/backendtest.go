@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -92,6 +93,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("ipython", s.ipython)
 	t.Run("LongOutputIsTruncatedToFirstAndLast15000Chars", s.longOutput)
 	t.Run("ASecondConnectionSharesTheShell", s.secondConnection)
+	t.Run("LiveOutputChunksAreNumberedFromOneWithoutGaps", s.liveOutput)
 }
 
 func (s *suite) dial(t *testing.T) Conn {
@@ -126,6 +128,10 @@ func (s *suite) execOn(t *testing.T, c Conn, a eventbus.Action, timeout float64)
 	}
 	if obs == nil || obs.Observation == nil {
 		t.Fatalf("%s action %+v: no observation (%+v)", a.ActionType(), a, obs)
+	}
+	// OpenHands links each observation to its action by cause.
+	if obs.Cause == nil || *obs.Cause != ev.ID {
+		t.Errorf("%s action %d: observation cause %v, want %d", a.ActionType(), ev.ID, obs.Cause, ev.ID)
 	}
 	return obs
 }
@@ -481,5 +487,44 @@ func (s *suite) secondConnection(t *testing.T) {
 	obs, _ := s.runAction(t, c, cmd("echo $CONFORMANCE_VAR"), 20)
 	if obs.Content != "kept-42" {
 		t.Errorf("second connection sees %q, want the session's kept-42", obs.Content)
+	}
+}
+
+func (s *suite) liveOutput(t *testing.T) {
+	ev := eventbus.NewAction(eventbus.SourceAgent, cmd("echo streamed-1; echo streamed-2"))
+	s.id++
+	ev.ID = s.id
+	ev.SetHardTimeout(20, false)
+	var (
+		mu   sync.Mutex
+		seqs []uint64
+		data strings.Builder
+	)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	obs, err := s.conn.Execute(ctx, ev, func(seq uint64, b []byte) {
+		mu.Lock()
+		defer mu.Unlock()
+		seqs = append(seqs, seq)
+		data.Write(b)
+	})
+	if err != nil {
+		t.Fatalf("Execute: %v", err)
+	}
+	if want := "streamed-1\nstreamed-2"; obs.Content != want {
+		t.Errorf("content %q, want %q", obs.Content, want)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seqs) == 0 {
+		t.Fatal("no live output chunk before the observation")
+	}
+	for i, q := range seqs {
+		if q != uint64(i+1) {
+			t.Fatalf("chunk seqs %v, want 1..%d", seqs, len(seqs))
+		}
+	}
+	if !strings.Contains(data.String(), "streamed-2") {
+		t.Errorf("live output %q lacks the command's output", data.String())
 	}
 }
