@@ -57,7 +57,7 @@ func TestConformanceCLI(t *testing.T) {
 		},
 		HasPython: hasPython3(),
 		// InProcessConn has only Execute/Close/Done/Err: no list/upload/download.
-		FileTransfer: false,
+		FileTransfer: true,
 	})
 }
 

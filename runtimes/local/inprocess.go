@@ -244,6 +244,21 @@ func (c *InProcessConn) Execute(ctx context.Context, action *eventbus.Event, onC
 	return c.x.Execute(ctx, action, out), nil
 }
 
+// ListFiles lists a sandbox directory (OpenHands' /list_files rules).
+func (c *InProcessConn) ListFiles(_ context.Context, path string) ([]string, error) {
+	return c.x.ListFiles(path), nil
+}
+
+// Upload unpacks or stores an uploaded file as OpenHands' /upload_file.
+func (c *InProcessConn) Upload(_ context.Context, dest string, r io.Reader, filename string, recursive bool) error {
+	return c.x.UploadZip(dest, r, filename, recursive)
+}
+
+// Download writes a zip of path, as OpenHands' /download_files.
+func (c *InProcessConn) Download(_ context.Context, path string, w io.Writer) error {
+	return c.x.DownloadZip(w, path)
+}
+
 // Close does nothing: the executor belongs to the backend (Destroy).
 func (c *InProcessConn) Close() error { return nil }
 
