@@ -121,7 +121,7 @@ func (s *storeSyncer) wait() error {
 }
 
 // lead runs one round: for "batch" it first waits until sync_max_delay has
-// passed since the previous sync (so more writers join the round), then
+// passed since the previous sync started (so more writers join the round), then
 // closes the round to newcomers, syncs and releases its waiters. It hands
 // leadership to a waiter of the next round, or gives it up.
 func (s *storeSyncer) lead() {
@@ -136,11 +136,14 @@ func (s *storeSyncer) lead() {
 	s.mu.Lock()
 	r := s.cur
 	s.cur = nil
+	// Measured from the start of a sync: when a sync takes longer than
+	// sync_max_delay (syncfs under load often does), the next round starts
+	// right away, with whatever was written meanwhile.
+	s.lastSync = time.Now()
 	s.mu.Unlock()
 	err := s.syncFn()
 	s.syncs.Add(1)
 	s.mu.Lock()
-	s.lastSync = time.Now()
 	r.err = err
 	close(r.done)
 	if next := s.cur; next != nil {
