@@ -49,6 +49,11 @@ type Config struct {
 	// backoff between restarts.
 	RestartInitialBackoff Duration `toml:"restart_initial_backoff"`
 	RestartMaxBackoff     Duration `toml:"restart_max_backoff"`
+	// AgentGracePeriod is how long a lost agent connection may try to
+	// reconnect (resuming in-flight output from its last chunk) before the
+	// sandbox is declared lost: STATUS$ERROR_RUNTIME_DISCONNECTED, an error
+	// observation, then supervision.
+	AgentGracePeriod Duration `toml:"agent_grace_period"`
 
 	// DataDir holds per-session files the engine writes itself
 	// (task_tracking's TASKS.md) when the log store has no directory.
@@ -90,6 +95,7 @@ func DefaultConfig() Config {
 		RestartMaxRetries:     5,
 		RestartInitialBackoff: Duration(100 * time.Millisecond),
 		RestartMaxBackoff:     Duration(10 * time.Second),
+		AgentGracePeriod:      Duration(30 * time.Second),
 	}
 }
 
@@ -131,6 +137,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RestartInitialBackoff <= 0 {
 		c.RestartInitialBackoff = d.RestartInitialBackoff
+	}
+	if c.AgentGracePeriod <= 0 {
+		c.AgentGracePeriod = d.AgentGracePeriod
 	}
 	if c.RestartMaxBackoff <= 0 {
 		c.RestartMaxBackoff = d.RestartMaxBackoff

@@ -131,6 +131,10 @@ func WithDialer(runtime string, d Dialer) Option {
 	return func(e *Engine) { e.dialers[runtime] = d }
 }
 
+// GracePeriod is the configured agent reconnect grace period, for dialers
+// built outside the engine.
+func (e *Engine) GracePeriod() time.Duration { return e.cfg.AgentGracePeriod.D() }
+
 // WithDefaultDialer sets the dialer of runtimes without their own
 // (normally agentwire).
 func WithDefaultDialer(d Dialer) Option { return func(e *Engine) { e.defaultDialer = d } }
@@ -169,7 +173,7 @@ func NewEngine(cfg Config, registry *runtimes.Registry, opts ...Option) (*Engine
 		e.hostEnv = os.Environ()
 	}
 	if e.defaultDialer == nil {
-		e.defaultDialer = AgentwireDialer(agentwire.WithClientLogger(e.logger))
+		e.defaultDialer = AgentwireDialer(agentwire.WithClientLogger(e.logger), agentwire.WithGracePeriod(e.cfg.AgentGracePeriod.D()))
 	}
 	if e.store == nil {
 		dir, err := os.MkdirTemp("", "corral-engine-")

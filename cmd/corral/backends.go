@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"corral/actors"
 	"corral/runtimes"
@@ -27,7 +28,8 @@ type backendSet struct {
 const knownRuntimes = "local, cli, docker, remote"
 
 // buildBackends starts the named backends. On error nothing is left running.
-func buildBackends(ctx context.Context, rc serveRuntimeConfig, names []string, logger *slog.Logger) (*backendSet, error) {
+// grace is the agent reconnect grace period (0: agentwire's default).
+func buildBackends(ctx context.Context, rc serveRuntimeConfig, names []string, grace time.Duration, logger *slog.Logger) (*backendSet, error) {
 	bs := &backendSet{reg: &runtimes.Registry{}}
 	for _, name := range names {
 		var b runtimes.Backend
@@ -85,7 +87,11 @@ func buildBackends(ctx context.Context, rc serveRuntimeConfig, names []string, l
 			}
 			bs.closers = append(bs.closers, rb.Close)
 			bs.opts = append(bs.opts, actors.WithDialer("remote", func(ctx context.Context, h *runtimes.Handle) (actors.AgentConn, error) {
-				c, err := rb.Dial(ctx, h, agentwire.WithClientLogger(logger))
+				opts := []agentwire.DialOption{agentwire.WithClientLogger(logger)}
+				if grace > 0 {
+					opts = append(opts, agentwire.WithGracePeriod(grace))
+				}
+				c, err := rb.Dial(ctx, h, opts...)
 				if err != nil {
 					return nil, err
 				}

@@ -53,7 +53,7 @@ func openCLISession(ctx context.Context, o cliOpts, stderr io.Writer) (*cliSessi
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	cs := &cliSession{}
-	bs, err := buildBackends(ctx, cfg.Runtime, []string{o.runtime}, logger)
+	bs, err := buildBackends(ctx, cfg.Runtime, []string{o.runtime}, cfg.Engine.AgentGracePeriod.D(), logger)
 	if err != nil {
 		code := exitNoSandbox
 		if strings.HasPrefix(err.Error(), "unknown runtime") {

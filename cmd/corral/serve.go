@@ -19,9 +19,7 @@ import (
 	"corral/actors"
 	"corral/eventbus"
 	"corral/metrics"
-	"corral/runtimes"
 	"corral/runtimes/remote"
-	"corral/transport/agentwire"
 	"corral/transport/api"
 	"corral/transport/runtimeapi"
 )
@@ -268,7 +266,7 @@ func openServeStack(ctx context.Context, cfg serveConfig, logger *slog.Logger, m
 		_ = st.close(context.Background())
 		return nil, err
 	}
-	bs, err := buildBackends(ctx, cfg.Runtime, cfg.Runtime.Enabled, logger)
+	bs, err := buildBackends(ctx, cfg.Runtime, cfg.Runtime.Enabled, cfg.Engine.AgentGracePeriod.D(), logger)
 	if err != nil {
 		return fail(err)
 	}
@@ -282,10 +280,7 @@ func openServeStack(ctx context.Context, cfg serveConfig, logger *slog.Logger, m
 		}
 		ecfg.DefaultRuntime = cfg.Runtime.Enabled[0]
 	}
-	eng, err := actors.NewEngine(ecfg, reg, append(bs.opts, actors.WithStore(store), actors.WithLogger(logger), actors.WithMetrics(met),
-		actors.WithDefaultDialer(func(ctx context.Context, h *runtimes.Handle) (actors.AgentConn, error) {
-			return agentwire.Dial(ctx, h.AgentAddr, h.Token, agentwire.WithClientLogger(logger))
-		}))...)
+	eng, err := actors.NewEngine(ecfg, reg, append(bs.opts, actors.WithStore(store), actors.WithLogger(logger), actors.WithMetrics(met))...)
 	if err != nil {
 		return fail(fmt.Errorf("start the engine: %w", err))
 	}
