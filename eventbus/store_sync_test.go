@@ -130,7 +130,7 @@ func TestSyncfsSharesSyncsAcrossSessions(t *testing.T) {
 		// be in flight and the bound is looser.
 		maxSyncsPerEvent float64
 	}{
-		{SyncBatch, 0.1},
+		{SyncBatch, 0.2},
 		{SyncAlways, 0.5},
 	}
 	for _, tc := range cases {
