@@ -51,6 +51,15 @@ func buildBackends(ctx context.Context, rc serveRuntimeConfig, names []string, g
 				return nil, fmt.Errorf("local runtime: %w", err)
 			}
 			bs.closers = append(bs.closers, lb.Close)
+			// A local agent's death is seen at once by the backend (process
+			// exit, Backend.Wait); a silent unix socket only means a starved
+			// machine. So its connection tolerates long silences instead of
+			// declaring a slow agent lost (seen with 1,000 sessions on 2
+			// cores under the 3 s / 30 s defaults).
+			bs.opts = append(bs.opts, actors.WithDialer("local", actors.AgentwireDialer(
+				agentwire.WithClientLogger(logger),
+				agentwire.WithClientHeartbeat(2*time.Second, 20*time.Second),
+				agentwire.WithGracePeriod(max(grace, 2*time.Minute)))))
 			b = lb
 		case "cli":
 			cb := local.NewInProcess(local.InProcessLogger(logger))
@@ -70,6 +79,9 @@ func buildBackends(ctx context.Context, rc serveRuntimeConfig, names []string, g
 			}
 			if rc.Docker.AgentBinary != "" {
 				opts = append(opts, docker.WithAgentBinary(rc.Docker.AgentBinary))
+			}
+			if rc.Docker.StartConcurrency > 0 {
+				opts = append(opts, docker.WithStartConcurrency(rc.Docker.StartConcurrency))
 			}
 			db, err := docker.New(ctx, opts...)
 			if err != nil {

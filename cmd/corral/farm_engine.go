@@ -5,12 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 
 	"corral/actors"
 	"corral/runtimes"
-	"corral/runtimes/docker"
-	"corral/transport/agentwire"
 )
 
 // benchEngine is an actors engine with the backends a farm or benchmark
@@ -45,51 +44,34 @@ func newBenchEngine(ctx context.Context, s engineSettings) (*benchEngine, error)
 	if s.image == "" {
 		s.image = cfg.Runtime.Docker.Image
 	}
-	be := &benchEngine{backends: map[string]runtimes.Backend{}}
-	reg := &runtimes.Registry{}
-	for _, name := range s.backends {
-		if _, dup := be.backends[name]; dup {
-			continue
+	var names []string
+	for _, n := range s.backends {
+		if !slices.Contains(names, n) {
+			names = append(names, n)
 		}
-		var b runtimes.Backend
-		switch name {
-		case "docker":
-			opts := []docker.Option{docker.WithLogger(s.logger), docker.WithStartConcurrency(16)}
-			if s.image != "" {
-				opts = append(opts, docker.WithDefaultImage(s.image))
-			}
-			if cfg.Runtime.Docker.AgentBinary != "" {
-				opts = append(opts, docker.WithAgentBinary(cfg.Runtime.Docker.AgentBinary))
-			}
-			db, err := docker.New(ctx, opts...)
-			if err != nil {
-				be.close()
-				return nil, fmt.Errorf("docker runtime: %w", err)
-			}
-			be.closers = append(be.closers, db.Close)
-			b = db
-		case "local":
-			lb, closeLocal, err := newLocalBackend(ctx, s.logger, cfg)
-			if err != nil {
-				be.close()
-				return nil, fmt.Errorf("local runtime: %w", err)
-			}
-			if closeLocal != nil {
-				be.closers = append(be.closers, closeLocal)
-			}
-			b = lb
-		default:
-			be.close()
-			return nil, fmt.Errorf("unknown runtime %q: want local or docker", name)
-		}
-		if err := reg.Register(b); err != nil {
+	}
+	if len(names) == 0 {
+		return nil, errors.New("no runtime given")
+	}
+	rc := cfg.Runtime
+	if s.image != "" {
+		rc.Docker.Image = s.image
+	}
+	if rc.Docker.StartConcurrency == 0 {
+		rc.Docker.StartConcurrency = 16 // farms start many sandboxes at once
+	}
+	bs, err := buildBackends(ctx, rc, names, cfg.Engine.AgentGracePeriod.D(), s.logger)
+	if err != nil {
+		return nil, err
+	}
+	be := &benchEngine{backends: map[string]runtimes.Backend{}, closers: []func() error{bs.close}}
+	for _, n := range names {
+		b, err := bs.reg.Get(n)
+		if err != nil {
 			be.close()
 			return nil, err
 		}
-		be.backends[name] = b
-	}
-	if len(be.backends) == 0 {
-		return nil, errors.New("no runtime given")
+		be.backends[n] = b
 	}
 	ecfg := cfg.Engine
 	// The farm's (or benchmark's) concurrency is the admission limit.
@@ -98,12 +80,9 @@ func newBenchEngine(ctx context.Context, s engineSettings) (*benchEngine, error)
 	if s.config == nil {
 		ecfg.MaxConcurrentStarts = 64
 	}
-	ecfg.DefaultRuntime = s.backends[0]
+	ecfg.DefaultRuntime = names[0]
 	ecfg.SkipGitConfig = true
-	eng, err := actors.NewEngine(ecfg, reg, actors.WithLogger(s.logger),
-		actors.WithDefaultDialer(func(ctx context.Context, h *runtimes.Handle) (actors.AgentConn, error) {
-			return agentwire.Dial(ctx, h.AgentAddr, h.Token, agentwire.WithClientLogger(s.logger))
-		}))
+	eng, err := actors.NewEngine(ecfg, bs.reg, append(bs.opts, actors.WithLogger(s.logger))...)
 	if err != nil {
 		be.close()
 		return nil, fmt.Errorf("start engine: %w", err)

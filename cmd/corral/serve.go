@@ -54,6 +54,8 @@ type serveRuntimeConfig struct {
 		Image string `toml:"image"`
 		// AgentBinary is the static corral-agent mounted into containers.
 		AgentBinary string `toml:"agent_binary"`
+		// StartConcurrency bounds container starts in flight (0: 2 x CPUs).
+		StartConcurrency int `toml:"start_concurrency"`
 	} `toml:"docker"`
 	// Remote lists remote hosts ([[runtime.remote.hosts]]).
 	Remote remote.Config `toml:"remote"`
