@@ -45,7 +45,7 @@ this is not json
 			if !strings.Contains(stderr, "line 2:") || !strings.Contains(stderr, "line 4:") || !strings.Contains(stderr, "not an action") {
 				t.Fatalf("stderr does not name the bad lines:\n%s", stderr)
 			}
-			var types []string
+			var types, kinds []string
 			causes := map[int64]string{}
 			for i, line := range strings.Split(strings.TrimSpace(stdout), "\n") {
 				var ev struct {
@@ -62,13 +62,34 @@ this is not json
 					t.Fatalf("stdout line %d has id %d: not in id order", i+1, ev.ID)
 				}
 				types = append(types, ev.Action+ev.Observation)
+				if ev.Action != "" {
+					kinds = append(kinds, "A:"+ev.Action)
+				} else {
+					kinds = append(kinds, "O:"+ev.Observation)
+				}
 				if ev.Cause != nil {
 					causes[*ev.Cause] = ev.Observation + ":" + ev.Content
 				}
 			}
+			// Actions keep their input order; each observation comes after
+			// its action (the engine may run one before the next is stored).
+			var acts []string
+			for _, ty := range kinds {
+				if a, ok := strings.CutPrefix(ty, "A:"); ok {
+					acts = append(acts, a)
+				}
+			}
 			got := strings.Join(types, ",")
-			if !strings.HasSuffix(got, "run,think,read,run,think,read,runtime_status") {
+			if strings.Join(acts, ",") != "run,think,read" || !strings.HasSuffix(got, ",runtime_status") || len(types) != 11 {
 				t.Fatalf("event types %s", got)
+			}
+			for cause := range causes {
+				if cause < 0 || cause >= int64(len(kinds)) || !strings.HasPrefix(kinds[cause], "A:") {
+					t.Fatalf("an observation answers event %d, which is not an action (%s)", cause, got)
+				}
+			}
+			if len(causes) != 3 {
+				t.Fatalf("want 3 answered actions, got %v (%s)", causes, got)
 			}
 			found := false
 			for _, c := range causes {
