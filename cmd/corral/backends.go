@@ -83,6 +83,11 @@ func buildBackends(ctx context.Context, rc serveRuntimeConfig, names []string, g
 			if rc.Docker.StartConcurrency > 0 {
 				opts = append(opts, docker.WithStartConcurrency(rc.Docker.StartConcurrency))
 			}
+			if rc.Docker.ReapOrphans {
+				// At start no session is live yet: every container this
+				// node labelled is left over from a crashed Corral.
+				opts = append(opts, docker.WithReapOrphans(true), docker.WithLiveSessionIDs())
+			}
 			db, err := docker.New(ctx, opts...)
 			if err != nil {
 				bs.close()

@@ -53,7 +53,9 @@ func openCLISession(ctx context.Context, o cliOpts, stderr io.Writer) (*cliSessi
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	cs := &cliSession{}
-	bs, err := buildBackends(ctx, cfg.Runtime, []string{o.runtime}, cfg.Engine.AgentGracePeriod.D(), logger)
+	rc := cfg.Runtime
+	rc.Docker.ReapOrphans = false // only `corral serve` reaps this node's containers
+	bs, err := buildBackends(ctx, rc, []string{o.runtime}, cfg.Engine.AgentGracePeriod.D(), logger)
 	if err != nil {
 		code := exitNoSandbox
 		if strings.HasPrefix(err.Error(), "unknown runtime") {

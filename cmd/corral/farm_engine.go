@@ -57,6 +57,7 @@ func newBenchEngine(ctx context.Context, s engineSettings) (*benchEngine, error)
 	if s.image != "" {
 		rc.Docker.Image = s.image
 	}
+	rc.Docker.ReapOrphans = false // only `corral serve` reaps this node's containers
 	if rc.Docker.StartConcurrency == 0 {
 		rc.Docker.StartConcurrency = 16 // farms start many sandboxes at once
 	}

@@ -56,6 +56,10 @@ type serveRuntimeConfig struct {
 		AgentBinary string `toml:"agent_binary"`
 		// StartConcurrency bounds container starts in flight (0: 2 x CPUs).
 		StartConcurrency int `toml:"start_concurrency"`
+		// ReapOrphans makes `corral serve` remove, at start, this node's
+		// containers left by an earlier Corral that crashed (skipped when
+		// [engine] keep_runtime_alive is on: those are meant to be kept).
+		ReapOrphans bool `toml:"reap_orphans"`
 	} `toml:"docker"`
 	// Remote lists remote hosts ([[runtime.remote.hosts]]).
 	Remote remote.Config `toml:"remote"`
@@ -70,10 +74,14 @@ type runtimeAPIConfig struct {
 
 func defaultServeConfig() serveConfig {
 	return serveConfig{
-		Server:  api.DefaultConfig(),
-		Engine:  actors.DefaultConfig(),
-		Events:  eventbus.DefaultConfig(),
-		Runtime: serveRuntimeConfig{Enabled: []string{"local"}},
+		Server: api.DefaultConfig(),
+		Engine: actors.DefaultConfig(),
+		Events: eventbus.DefaultConfig(),
+		Runtime: func() serveRuntimeConfig {
+			rc := serveRuntimeConfig{Enabled: []string{"local"}}
+			rc.Docker.ReapOrphans = true
+			return rc
+		}(),
 	}
 }
 
@@ -268,7 +276,11 @@ func openServeStack(ctx context.Context, cfg serveConfig, logger *slog.Logger, m
 		_ = st.close(context.Background())
 		return nil, err
 	}
-	bs, err := buildBackends(ctx, cfg.Runtime, cfg.Runtime.Enabled, cfg.Engine.AgentGracePeriod.D(), logger)
+	rc := cfg.Runtime
+	// Only the server owns this node's containers; exec and farm runs on
+	// the same host must not reap each other's.
+	rc.Docker.ReapOrphans = rc.Docker.ReapOrphans && !cfg.Engine.KeepRuntimeAlive
+	bs, err := buildBackends(ctx, rc, cfg.Runtime.Enabled, cfg.Engine.AgentGracePeriod.D(), logger)
 	if err != nil {
 		return fail(err)
 	}
