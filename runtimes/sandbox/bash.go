@@ -172,6 +172,7 @@ func NewBashSession(ctx context.Context, opts BashOptions) (*BashSession, error)
 		return nil, fmt.Errorf("bash session: start %s on a pty: %w", c.Path, err)
 	}
 	s.cmd, s.pid = c, c.Process.Pid
+	preferOOMKill(s.pid)
 	go func() {
 		_ = c.Wait()
 		close(s.exited)

@@ -99,6 +99,7 @@ func startPythonKernel(ctx context.Context, python string, env []string, cred *s
 		outW.Close()
 		return nil, fmt.Errorf("start python interpreter %s: %w", python, err)
 	}
+	preferOOMKill(cmd.Process.Pid)
 	reqR.Close()
 	outW.Close()
 	k.cmd = cmd
