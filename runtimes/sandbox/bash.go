@@ -299,6 +299,11 @@ func (s *BashSession) readLoop() {
 		n, err := s.master.Read(buf)
 		if n > 0 {
 			norm = conv.convert(norm[:0], buf[:n])
+			// cbMu is held from before the bytes become visible to Run until
+			// they are delivered, so Run (whose deferred setCallback(nil)
+			// takes cbMu) can never return before the callback saw output
+			// it has already counted — the last chunk with the prompt too.
+			s.cbMu.Lock()
 			s.mu.Lock()
 			s.out.write(norm)
 			s.total += int64(len(norm))
@@ -314,15 +319,14 @@ func (s *BashSession) readLoop() {
 				s.markTail = append(s.markTail[:0], edge[max(0, len(edge)-keep):]...)
 			}
 			s.mu.Unlock()
-			select {
-			case s.notify <- struct{}{}:
-			default:
-			}
-			s.cbMu.Lock()
 			if s.cb != nil && len(norm) > 0 {
 				s.cb(bytes.Clone(norm))
 			}
 			s.cbMu.Unlock()
+			select {
+			case s.notify <- struct{}{}:
+			default:
+			}
 		}
 		if err != nil {
 			return
