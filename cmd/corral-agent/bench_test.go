@@ -62,7 +62,7 @@ func BenchmarkAgentEchoRoundTrip(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer c.Close()
-	if _, err := c.Execute(ctx, runEvent("true"), nil); err != nil { // warm up
+	if _, err := c.Execute(ctx, "", runEvent("true"), nil); err != nil { // warm up
 		b.Fatal(err)
 	}
 	base := make([]time.Duration, 0, b.N)
@@ -75,7 +75,7 @@ func BenchmarkAgentEchoRoundTrip(b *testing.B) {
 		}
 		base = append(base, time.Since(t0))
 		t0 = time.Now()
-		obs, err := c.Execute(ctx, runEvent("echo hi"), nil)
+		obs, err := c.Execute(ctx, "", runEvent("echo hi"), nil)
 		if err != nil || obs.Content != "hi" {
 			b.Fatalf("%v %q", err, obs.Content)
 		}

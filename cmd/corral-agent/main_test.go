@@ -203,7 +203,7 @@ func TestAgentServesAgentwireOverUnixSocketAndShutsDownClean(t *testing.T) {
 	}
 	defer c.Close()
 
-	obs, err := c.Execute(ctx, runEvent("echo hi"), nil)
+	obs, err := c.Execute(ctx, "", runEvent("echo hi"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +213,7 @@ func TestAgentServesAgentwireOverUnixSocketAndShutsDownClean(t *testing.T) {
 	}
 	var streamed bytes.Buffer
 	var seqs []uint64
-	obs, err = c.Execute(ctx, runEvent("for i in 1 2 3 4 5; do echo tick$i; sleep 0.1; done"), func(seq uint64, d []byte) {
+	obs, err = c.Execute(ctx, "", runEvent("for i in 1 2 3 4 5; do echo tick$i; sleep 0.1; done"), func(seq uint64, d []byte) {
 		seqs = append(seqs, seq)
 		streamed.Write(d)
 	})
@@ -255,7 +255,7 @@ func TestAgentServesAgentwireOverUnixSocketAndShutsDownClean(t *testing.T) {
 		t.Fatalf("recursive upload: %q %v", b, err)
 	}
 	// A long-running command's processes must not outlive the agent.
-	bg, err := c.Execute(ctx, runEvent("sleep 300 &"), nil)
+	bg, err := c.Execute(ctx, "", runEvent("sleep 300 &"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -406,12 +406,12 @@ func TestAgentAsPID1ReapsOrphansAndKeepsExitCodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	obs, err := c.Execute(ctx, runEvent("echo $$ > /dev/null; cat /proc/1/cmdline | tr '\\0' ' '"), nil)
+	obs, err := c.Execute(ctx, "", runEvent("echo $$ > /dev/null; cat /proc/1/cmdline | tr '\\0' ' '"), nil)
 	if err != nil || !strings.Contains(obs.Content, "corral-agent") {
 		t.Fatalf("PID 1 is not the agent's init: %q %v", obs.Content, err)
 	}
 	// Orphans: each sh exits at once, its sleep is re-parented to PID 1.
-	obs, err = c.Execute(ctx, runEvent("for i in 1 2 3 4 5; do sh -c 'sleep 0.1 &'; done; sleep 1; grep -l '^State:.*Z' /proc/[0-9]*/status 2>/dev/null | wc -l; (exit 7)"), nil)
+	obs, err = c.Execute(ctx, "", runEvent("for i in 1 2 3 4 5; do sh -c 'sleep 0.1 &'; done; sleep 1; grep -l '^State:.*Z' /proc/[0-9]*/status 2>/dev/null | wc -l; (exit 7)"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -484,7 +484,7 @@ func TestAgentFlagsAndTokenSources(t *testing.T) {
 	// --no-change-timeout 1: a quiet non-blocking command returns control
 	// after about a second, still running (exit code -1).
 	quiet := eventbus.NewAction(eventbus.SourceAgent, &eventbus.CmdRunAction{Command: "sleep 4; echo done", ConfirmationState: eventbus.Confirmed, SecurityRisk: eventbus.RiskUnknown})
-	obs, err := c.Execute(ctx, quiet, nil)
+	obs, err := c.Execute(ctx, "", quiet, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

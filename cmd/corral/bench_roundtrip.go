@@ -96,7 +96,7 @@ func benchRoundtrip(ctx context.Context, o *benchOpts, emit func(figure)) error 
 	}
 	defer stop()
 	lat, err = measure(ctx, n, func(ctx context.Context, a *eventbus.Event) (*eventbus.Event, error) {
-		return cl.Execute(ctx, a, nil)
+		return cl.Execute(ctx, "", a, nil)
 	})
 	if err != nil {
 		return fmt.Errorf("agentwire: %w", err)

@@ -31,7 +31,7 @@ func TestExecuteReturnsObservationOverUnixAndTCP(t *testing.T) {
 		t.Run(nw, func(t *testing.T) {
 			a := startAgent(t, nw)
 			c := dial(t, a.addr)
-			obs, err := c.Execute(context.Background(), runAction("echo hi; exit 3"), nil)
+			obs, err := c.Execute(context.Background(), "", runAction("echo hi; exit 3"), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -59,7 +59,7 @@ func TestChunksArriveInOrderWhileTheActionRuns(t *testing.T) {
 			firstChunk := make(chan time.Time, 1)
 			cmd := `for i in $(seq 1 10); do echo line$i; sleep 0.05; done`
 			start := time.Now()
-			obs, err := c.Execute(context.Background(), runAction(cmd), func(seq uint64, d []byte) {
+			obs, err := c.Execute(context.Background(), "", runAction(cmd), func(seq uint64, d []byte) {
 				if len(seqs) == 0 {
 					firstChunk <- time.Now()
 				}
@@ -97,7 +97,7 @@ func TestReconnectResumesMidCommandWithEveryChunkOnce(t *testing.T) {
 	var seqs []uint64
 	var data bytes.Buffer
 	cuts := 0
-	obs, err := c.Execute(context.Background(), runAction(cmd), func(seq uint64, d []byte) {
+	obs, err := c.Execute(context.Background(), "", runAction(cmd), func(seq uint64, d []byte) {
 		mu.Lock()
 		defer mu.Unlock()
 		seqs = append(seqs, seq)
@@ -137,7 +137,7 @@ func TestReconnectGetsResultThatCompletedWhileDisconnected(t *testing.T) {
 	c := dial(t, p.addr(), WithBackoff(300*time.Millisecond, 300*time.Millisecond))
 	cmd := `echo start; sleep 0.1; echo end`
 	var once sync.Once
-	obs, err := c.Execute(context.Background(), runAction(cmd), func(seq uint64, d []byte) {
+	obs, err := c.Execute(context.Background(), "", runAction(cmd), func(seq uint64, d []byte) {
 		once.Do(func() { go p.cut() }) // the action finishes during the 300ms backoff
 	})
 	if err != nil {
@@ -289,7 +289,7 @@ func TestHeartbeatDeclaresAStalledAgentLost(t *testing.T) {
 	}); err != nil {
 		t.Fatal("agent kept the dead connection")
 	}
-	if _, err := c.Execute(context.Background(), runAction("true"), nil); !errors.Is(err, ErrAgentLost) {
+	if _, err := c.Execute(context.Background(), "", runAction("true"), nil); !errors.Is(err, ErrAgentLost) {
 		t.Fatalf("Execute after loss: %v", err)
 	}
 }
@@ -332,7 +332,7 @@ func TestMalformedFramesGetErrorFramesAndTheConnectionSurvives(t *testing.T) {
 	}
 	// ...and the agent keeps serving.
 	c := dial(t, a.addr)
-	if _, err := c.Execute(context.Background(), runAction("true"), nil); err != nil {
+	if _, err := c.Execute(context.Background(), "", runAction("true"), nil); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -363,7 +363,7 @@ func TestCancelledContextCancelsTheAction(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	_, err := c.Execute(ctx, runAction("sleep 30"), nil)
+	_, err := c.Execute(ctx, "", runAction("sleep 30"), nil)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("got %v", err)
 	}
@@ -386,7 +386,7 @@ func TestConcurrentExecutesAreAllAnswered(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			obs, err := c.Execute(context.Background(), runAction(fmt.Sprintf("echo n%d", i)), nil)
+			obs, err := c.Execute(context.Background(), "", runAction(fmt.Sprintf("echo n%d", i)), nil)
 			if err == nil && obs.Content != fmt.Sprintf("n%d\n", i) {
 				err = fmt.Errorf("request %d got %q", i, obs.Content)
 			}
@@ -445,7 +445,7 @@ func TestCloseFailsPendingCallsAndEndsDone(t *testing.T) {
 	c := dial(t, a.addr)
 	errc := make(chan error, 1)
 	go func() {
-		_, err := c.Execute(context.Background(), runAction("sleep 5"), nil)
+		_, err := c.Execute(context.Background(), "", runAction("sleep 5"), nil)
 		errc <- err
 	}()
 	time.Sleep(100 * time.Millisecond)
@@ -478,7 +478,7 @@ func TestAgentRestartFailsInFlightActionsInsteadOfRunningThemAgain(t *testing.T)
 	c := dial(t, p.addr(), WithBackoff(10*time.Millisecond, 50*time.Millisecond))
 	cmd := `echo started; sleep 2; echo end`
 	var once sync.Once
-	_, err := c.Execute(context.Background(), runAction(cmd), func(uint64, []byte) {
+	_, err := c.Execute(context.Background(), "", runAction(cmd), func(uint64, []byte) {
 		once.Do(func() {
 			p.setTarget(b.addr) // the "agent" comes back as a new process
 			go p.cut()
@@ -491,7 +491,7 @@ func TestAgentRestartFailsInFlightActionsInsteadOfRunningThemAgain(t *testing.T)
 		t.Fatalf("the new agent ran the in-flight action %d times", n)
 	}
 	// The client keeps working against the new agent.
-	obs, err := c.Execute(context.Background(), runAction("echo again"), nil)
+	obs, err := c.Execute(context.Background(), "", runAction("echo again"), nil)
 	if err != nil || obs.Content != "again\n" {
 		t.Fatalf("after restart: %v %v", obs, err)
 	}
@@ -507,7 +507,7 @@ func TestClientReportsOutputLostWhileDisconnected(t *testing.T) {
 	cmd := `echo first; sleep 0.3; head -c 300000 /dev/zero | tr '\0' x`
 	var streamed int
 	var once sync.Once
-	obs, err := c.Execute(context.Background(), runAction(cmd), func(seq uint64, d []byte) {
+	obs, err := c.Execute(context.Background(), "", runAction(cmd), func(seq uint64, d []byte) {
 		streamed += len(d)
 		once.Do(func() { go p.cut() }) // the big output happens while the client is away
 	})

@@ -76,7 +76,7 @@ func BenchmarkEchoRoundTrip(b *testing.B) {
 		}
 		base = append(base, time.Since(t0))
 		t0 = time.Now()
-		obs, err := c.Execute(ctx, action, nil)
+		obs, err := c.Execute(ctx, "", action, nil)
 		if err != nil || obs.Content != "hi\n" {
 			b.Fatal(err)
 		}
@@ -103,7 +103,7 @@ func BenchmarkProtocolRoundTrip(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		t0 := time.Now()
-		if _, err := c.Execute(ctx, action, nil); err != nil {
+		if _, err := c.Execute(ctx, "", action, nil); err != nil {
 			b.Fatal(err)
 		}
 		lat = append(lat, time.Since(t0))
@@ -129,7 +129,7 @@ func BenchmarkStream1MiB(b *testing.B) {
 	start := time.Now()
 	for range b.N {
 		got := 0
-		if _, err := c.Execute(ctx, action, func(_ uint64, d []byte) { got += len(d) }); err != nil {
+		if _, err := c.Execute(ctx, "", action, func(_ uint64, d []byte) { got += len(d) }); err != nil {
 			b.Fatal(err)
 		}
 		if got != size {

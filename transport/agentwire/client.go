@@ -42,6 +42,9 @@ var (
 	ErrAgentRestarted = errors.New("agentwire: the agent restarted while the action was in flight; its outcome is unknown")
 	// ErrNotConnected: the client is between connections (reconnecting).
 	ErrNotConnected = errors.New("agentwire: not connected to the agent right now (reconnecting)")
+	// ErrRequestInFlight: this Client is already waiting on that request
+	// id (two calls cannot share an id on one Client).
+	ErrRequestInFlight = errors.New("agentwire: this client already has a call in flight with that request id")
 )
 
 // RemoteError is an error frame the agent sent about one request.
@@ -521,6 +524,10 @@ func (c *Client) do(ctx context.Context, cl *call) (*Frame, error) {
 		c.mu.Unlock()
 		return nil, err
 	}
+	if _, dup := c.calls[id]; dup {
+		c.mu.Unlock()
+		return nil, fmt.Errorf("%w: %s", ErrRequestInFlight, id)
+	}
 	c.calls[id] = cl
 	ws := c.ws
 	c.mu.Unlock()
@@ -556,28 +563,65 @@ func (c *Client) forget(id string, cl *call) {
 	c.mu.Unlock()
 }
 
-// Execute runs action on the agent and returns its observation. onChunk
-// (may be nil) receives live output in order, each seq exactly once, from
-// the client's reader goroutine: it must return quickly. If the connection
-// drops, Execute reconnects and resumes where it was; the action runs once.
-// When ctx ends first, Execute sends a cancel for the action (the agent's
-// executor decides what cancelling means) and returns ctx's error.
+// ValidateRequestID reports whether id can name a request: 1 to
+// MaxReqIDLen (128) characters from A-Z a-z 0-9 . _ : - (so that it can be
+// derived from session and event ids and be logged and put in frames as is).
+func ValidateRequestID(id string) error {
+	switch {
+	case id == "":
+		return errors.New("agentwire: empty request id (pass \"\" to Execute for a fresh one)")
+	case len(id) > MaxReqIDLen:
+		return fmt.Errorf("agentwire: request id %q... is %d bytes; at most %d allowed", id[:32], len(id), MaxReqIDLen)
+	case !validReqID(id):
+		return fmt.Errorf("agentwire: request id %q may hold only letters, digits and . _ : -", id)
+	}
+	return nil
+}
+
+// Execute runs action on the agent under request id reqID and returns its
+// observation. reqID "" means a fresh id (NewRequestID); a caller-chosen id
+// (see ValidateRequestID) makes the call idempotent across processes: the
+// agent runs an id once, and an exec naming an id it already knows, from any
+// connection or Client, attaches to the running request or is answered from
+// its retained result, streaming the output from the first chunk it still
+// has (a gap frame reports evicted output). So a controller that died
+// mid-action re-sends the same id from a new process and gets the one run's
+// output. An id the agent does not know is run: if the agent itself may have
+// restarted since the id was first sent, use Resume, or compare
+// AgentInstance with the instance recorded when it was sent.
+//
+// onChunk (may be nil) receives live output in order, each seq exactly
+// once, from the client's reader goroutine: it must return quickly. If the
+// connection drops, Execute reconnects and resumes where it was; the action
+// runs once. When ctx ends first, Execute sends a cancel for the action (the
+// agent's executor decides what cancelling means) and returns ctx's error.
 // Other errors: ErrAgentLost (grace period exceeded), ErrAgentRestarted (the
-// agent came back as a new process: outcome unknown), ErrClosed, or a
-// *RemoteError (e.g. code bad_action).
-func (c *Client) Execute(ctx context.Context, action *eventbus.Event, onChunk func(seq uint64, data []byte)) (*eventbus.Event, error) {
+// agent came back as a new process: outcome unknown), ErrClosed,
+// ErrRequestInFlight (this Client is already waiting on reqID), an invalid
+// reqID, or a *RemoteError (e.g. code bad_action, result_expired).
+func (c *Client) Execute(ctx context.Context, reqID string, action *eventbus.Event, onChunk func(seq uint64, data []byte)) (*eventbus.Event, error) {
 	if action == nil || !action.IsAction() {
 		return nil, errors.New("agentwire: Execute needs an action event")
+	}
+	if reqID == "" {
+		reqID = NewRequestID()
+	} else if err := ValidateRequestID(reqID); err != nil {
+		return nil, err
 	}
 	raw, err := eventbus.Marshal(action)
 	if err != nil {
 		return nil, fmt.Errorf("agentwire: encoding the action: %w", err)
 	}
-	id := NewRequestID()
-	cl := &call{req: &Frame{Type: TypeExec, ReqID: id, Action: raw}, resend: true, onChunk: onChunk, res: make(chan *Frame, 1)}
+	cl := &call{req: &Frame{Type: TypeExec, ReqID: reqID, Action: raw}, resend: true, onChunk: onChunk, res: make(chan *Frame, 1)}
+	return c.awaitObservation(ctx, cl)
+}
+
+// awaitObservation runs an exec or resume call and decodes its result.
+func (c *Client) awaitObservation(ctx context.Context, cl *call) (*eventbus.Event, error) {
+	id := cl.req.ReqID
 	f, err := c.do(ctx, cl)
 	if err != nil {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil && !errors.Is(err, ErrRequestInFlight) {
 			c.sendCancel(id)
 		}
 		return nil, err
