@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 )
 
 // logExt names a session's event log file: <store_dir>/<session id>.events.
@@ -22,6 +23,16 @@ type Store struct {
 	// syncer batches syncs across sessions (sync_method "syncfs"); nil for
 	// "fsync" and for sync "never".
 	syncer *storeSyncer
+
+	id       string   // STORE_ID
+	instance string   // recorded in LOCK
+	lock     *os.File // holds the directory's flock until Close
+
+	// life is held for reading by operations that write the directory
+	// outside a stream (SaveMeta, Delete) and for writing by Close, so
+	// nothing is written after the lock is released.
+	life   sync.RWMutex
+	closed bool
 
 	mu   sync.Mutex
 	open map[string]*Stream
@@ -40,8 +51,12 @@ func WithLogger(l *slog.Logger) StoreOption {
 	}
 }
 
-// OpenStore validates cfg and creates cfg's store directory if needed.
-func OpenStore(cfg Config, opts ...StoreOption) (*Store, error) {
+// OpenStore validates cfg, creates cfg's store directory if needed and takes
+// the directory's lock (see ErrStoreLocked): while the Store is open no
+// other Store, in this process or another, can open the directory. Close
+// releases it. It then reads (creating on first use) the store's id and
+// removes temporary files a crash left behind.
+func OpenStore(cfg Config, opts ...StoreOption) (st *Store, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -55,6 +70,26 @@ func OpenStore(cfg Config, opts ...StoreOption) (*Store, error) {
 	s := &Store{dir: dir, cfg: cfg, logger: slog.Default(), open: map[string]*Stream{}}
 	for _, o := range opts {
 		o(s)
+	}
+	if s.instance == "" {
+		if s.instance, err = randomID(); err != nil {
+			return nil, err
+		}
+	}
+	// Nothing in the directory is touched before the lock is held.
+	if s.lock, err = lockStore(dir, currentHolder(s.instance, time.Now())); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			unlockStore(s.lock)
+		}
+	}()
+	if s.id, err = loadStoreID(dir); err != nil {
+		return nil, err
+	}
+	if err := removeTempFiles(dir); err != nil {
+		return nil, err
 	}
 	if cfg.SyncMethod == SyncMethodSyncfs && cfg.Sync != SyncNever {
 		if s.syncer, err = newStoreSyncer(dir, cfg.Sync, cfg.SyncMaxDelay); err != nil {
@@ -81,6 +116,18 @@ func (st *Store) syncCount(streams ...*Stream) int64 {
 
 // Dir returns the store's directory.
 func (st *Store) Dir() string { return st.dir }
+
+// LockPath returns the path of the lock file the Store holds:
+// <store_dir>/LOCK.
+func (st *Store) LockPath() string { return filepath.Join(st.dir, lockFile) }
+
+// ID returns the store's id: a random id created once in
+// <store_dir>/STORE_ID and the same on every open of the directory.
+func (st *Store) ID() string { return st.id }
+
+// InstanceID returns the id this Store recorded in LOCK (WithInstanceID, or
+// random per OpenStore).
+func (st *Store) InstanceID() string { return st.instance }
 
 // ValidateSessionID reports whether id can name a session: 1-200 characters
 // from [A-Za-z0-9._-], not starting with '.' (it becomes a file name).
@@ -113,7 +160,7 @@ func (st *Store) Open(sid string) (*Stream, error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.open == nil {
-		return nil, errors.New("eventbus: store is closed")
+		return nil, errStoreClosed
 	}
 	if _, ok := st.open[sid]; ok {
 		return nil, fmt.Errorf("eventbus: session %q is already open in this store; share its *Stream or Close it first", sid)
@@ -136,47 +183,87 @@ func (st *Store) Open(sid string) (*Stream, error) {
 	return s, nil
 }
 
-// Sessions lists the ids of the sessions stored in the directory, sorted.
+// Sessions lists the ids of the sessions stored in the directory, sorted:
+// every session with an event log or a metadata record (SaveMeta), once.
+// The store's own files (LOCK, STORE_ID, temporary files) and files that
+// name no valid session id are not sessions.
 func (st *Store) Sessions() ([]string, error) {
 	ents, err := os.ReadDir(st.dir)
 	if err != nil {
 		return nil, fmt.Errorf("eventbus: list sessions in %s: %w", st.dir, err)
 	}
+	seen := map[string]bool{}
 	var ids []string
 	for _, e := range ents {
-		name := e.Name()
-		if e.Type().IsRegular() && strings.HasSuffix(name, logExt) {
-			id := strings.TrimSuffix(name, logExt)
-			if ValidateSessionID(id) == nil {
-				ids = append(ids, id)
-			}
+		if !e.Type().IsRegular() {
+			continue
+		}
+		id, ok := sessionOfFile(e.Name())
+		if ok && !seen[id] && ValidateSessionID(id) == nil {
+			seen[id] = true
+			ids = append(ids, id)
 		}
 	}
 	sort.Strings(ids)
 	return ids, nil
 }
 
-// Delete removes a session's events. The session must not be open.
+// sessionOfFile returns the session a file of the store directory belongs
+// to: <sid>.events or <sid>.meta.json.
+func sessionOfFile(name string) (string, bool) {
+	for _, ext := range []string{logExt, metaExt} {
+		if id, ok := strings.CutSuffix(name, ext); ok {
+			return id, true
+		}
+	}
+	return "", false
+}
+
+// Delete removes a session's events and its metadata record. The session
+// must not be open.
 func (st *Store) Delete(sid string) error {
 	if err := ValidateSessionID(sid); err != nil {
 		return err
 	}
+	st.life.RLock()
+	defer st.life.RUnlock()
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	if st.closed {
+		return errStoreClosed
+	}
 	if _, ok := st.open[sid]; ok {
 		return fmt.Errorf("eventbus: cannot delete session %q while it is open; Close its stream first", sid)
 	}
-	if err := os.Remove(st.path(sid)); err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("eventbus: delete session %q: no such session in %s", sid, st.dir)
+	found := false
+	// The events go first: a crash in between leaves a metadata record
+	// without events, which Sessions still lists and Delete removes.
+	for _, p := range []string{st.path(sid), st.metaPath(sid)} {
+		switch err := os.Remove(p); {
+		case err == nil:
+			found = true
+		case !errors.Is(err, os.ErrNotExist):
+			return fmt.Errorf("eventbus: delete session %q: %w", sid, err)
 		}
-		return fmt.Errorf("eventbus: delete session %q: %w", sid, err)
+	}
+	if !found {
+		return fmt.Errorf("eventbus: delete session %q: no such session in %s", sid, st.dir)
 	}
 	return nil
 }
 
-// Close closes every open stream of the store.
+// errStoreClosed is returned by operations on a closed Store.
+var errStoreClosed = errors.New("eventbus: store is closed")
+
+// Close closes every open stream of the store and releases the directory's
+// lock. Closing a closed Store does nothing.
 func (st *Store) Close() error {
+	st.life.Lock()
+	defer st.life.Unlock()
+	if st.closed {
+		return nil
+	}
+	st.closed = true
 	st.mu.Lock()
 	streams := make([]*Stream, 0, len(st.open))
 	for _, s := range st.open {
@@ -195,5 +282,6 @@ func (st *Store) Close() error {
 		st.syncer = nil
 	}
 	st.mu.Unlock()
+	errs = append(errs, unlockStore(st.lock))
 	return errors.Join(errs...)
 }
