@@ -143,3 +143,37 @@ func (e *Event) SetHardTimeout(seconds float64, blocking bool) {
 		a.Blocking = blocking
 	}
 }
+
+// IsCorralExtension reports whether e is one of Corral's own event types,
+// which OpenHands does not know (its event_from_dict fails on them): today
+// the runtime_status observation (RuntimeStatusObservation). Everything
+// Corral calls OpenHands JSON (Export, `corral exec` output, the HTTP API's
+// event listing and WebSocket) leaves such events out unless the caller
+// asks for Corral extensions.
+func (e *Event) IsCorralExtension() bool {
+	return isCorralType(e.IsAction(), e.Type())
+}
+
+// isCorralType is the one rule for IsCorralExtension, by kind and type.
+func isCorralType(action bool, typ string) bool {
+	return !action && typ == "runtime_status"
+}
+
+// isCorralJSON applies IsCorralExtension to an encoded event without
+// decoding its payload. JSON that is no event object is not an extension.
+func isCorralJSON(js []byte) bool {
+	var head struct {
+		Action      *string `json:"action"`
+		Observation *string `json:"observation"`
+	}
+	if json.Unmarshal(js, &head) != nil {
+		return false
+	}
+	switch {
+	case head.Action != nil:
+		return isCorralType(true, *head.Action)
+	case head.Observation != nil:
+		return isCorralType(false, *head.Observation)
+	}
+	return false
+}

@@ -15,6 +15,17 @@ import (
 // <root>/sessions/<sid>/events/<id>.json (reference §8). Export writes that
 // layout and Import reads it.
 //
+// OpenHands JSON only: Export leaves out Corral's own events
+// (Event.IsCorralExtension, e.g. runtime_status), which OpenHands'
+// event_from_dict cannot decode, unless ExportCorralExtensions is given.
+// Exported events keep their stored ids, so leaving one out makes a gap;
+// no id is renumbered and every "cause" stays valid. OpenHands reads gaps
+// fine: EventStore.search_events skips an id whose file is missing
+// (FileNotFoundError), and cur_id is the highest id on disk + 1 (its own
+// fixture trajectories have gaps, e.g. basic_interactions.json). Only the
+// pre-EventStore EventStream.get_events of old releases stopped at the
+// first missing id.
+//
 // Gaps: OpenHands trajectories can have missing ids. Import keeps every id as
 // in the source, so the session's ids have the same gaps; nothing is stored
 // for a missing id (Search and Subscribe skip it, Len counts only stored
@@ -23,22 +34,41 @@ import (
 // eventsDir is where OpenHands keeps a session's events under root.
 func eventsDir(root, sid string) string { return filepath.Join(root, "sessions", sid, "events") }
 
-// Export writes every stored event of session sid to
+// ExportOption configures Export.
+type ExportOption func(*exportOptions)
+
+type exportOptions struct {
+	corral bool // include Corral's own events
+}
+
+// ExportCorralExtensions makes Export write Corral's own events too
+// (Event.IsCorralExtension); OpenHands cannot read the result.
+func ExportCorralExtensions() ExportOption {
+	return func(o *exportOptions) { o.corral = true }
+}
+
+// Export writes the stored events of session sid that OpenHands knows to
 // <root>/sessions/<sid>/events/<id>.json, exactly as stored (secrets already
-// masked). Existing files with the same names are overwritten; files are
-// synced before Export returns.
-func (st *Store) Export(ctx context.Context, sid, root string) error {
+// masked) and under their stored ids; Corral's own events are left out
+// unless ExportCorralExtensions is given (see the gaps note above).
+// Existing files with the same names are overwritten, and an existing file
+// of an event left out is removed; files are synced before Export returns.
+func (st *Store) Export(ctx context.Context, sid, root string, opts ...ExportOption) error {
 	s, err := st.Open(sid)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	return s.Export(ctx, root)
+	return s.Export(ctx, root, opts...)
 }
 
 // Export writes the stream's stored events in OpenHands' layout under root;
 // see Store.Export.
-func (s *Stream) Export(ctx context.Context, root string) error {
+func (s *Stream) Export(ctx context.Context, root string, opts ...ExportOption) error {
+	var o exportOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	dir := eventsDir(root, s.sid)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("eventbus: export session %q: create %s: %w", s.sid, dir, err)
@@ -51,7 +81,14 @@ func (s *Stream) Export(ctx context.Context, root string) error {
 				return false
 			}
 		}
-		werr = writeFileSync(filepath.Join(dir, strconv.FormatInt(id, 10)+".json"), js)
+		path := filepath.Join(dir, strconv.FormatInt(id, 10)+".json")
+		if !o.corral && isCorralJSON(js) {
+			if rerr := os.Remove(path); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+				werr = rerr
+			}
+			return werr == nil
+		}
+		werr = writeFileSync(path, js)
 		return werr == nil
 	})
 	if err == nil {

@@ -40,6 +40,9 @@ type Filter struct {
 	// OpenHands does (an event without a timestamp passes).
 	StartDate string
 	EndDate   string
+	// ExcludeCorralExtensions drops Corral's own event types
+	// (Event.IsCorralExtension), leaving only events OpenHands can decode.
+	ExcludeCorralExtensions bool
 }
 
 func typeMatches(e *Event, entry string) bool {
@@ -85,6 +88,9 @@ func (f *Filter) Include(e *Event, js []byte) bool {
 		return false
 	}
 	if f.EndDate != "" && e.Timestamp != "" && e.Timestamp > f.EndDate {
+		return false
+	}
+	if f.ExcludeCorralExtensions && e.IsCorralExtension() {
 		return false
 	}
 	if f.ExcludeHidden && e.Hidden() {

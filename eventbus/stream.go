@@ -62,6 +62,16 @@ func (it *Item) Event() (*Event, error) {
 	return Unmarshal(it.JSON)
 }
 
+// IsCorralExtension reports whether the item is a Corral-only event (see
+// Event.IsCorralExtension), without decoding its payload when the item does
+// not carry the decoded event.
+func (it *Item) IsCorralExtension() bool {
+	if it.ev != nil {
+		return it.ev.IsCorralExtension()
+	}
+	return isCorralJSON(it.JSON)
+}
+
 // Stream is one session's event stream: it assigns ids, masks secrets,
 // persists through the session's log and fans events out to subscribers.
 // All methods are safe for concurrent use.
