@@ -53,6 +53,7 @@ type config struct {
 	network       string
 	extraNetworks []string
 	resources     runtimes.Resources
+	volumes       []string
 	logger        *slog.Logger
 	reap          bool
 	live          func(sessionID string) bool
@@ -128,6 +129,14 @@ func WithNetwork(mode string, additional ...string) Option {
 
 // WithDefaultResources sets limits for fields a Spec leaves at zero.
 func WithDefaultResources(r runtimes.Resources) Option { return func(o *config) { o.resources = r } }
+
+// WithDefaultVolumes mounts these OpenHands `volumes` entries
+// (host:container[:mode]) into every sandbox, before Spec.Volumes; an entry
+// for a container path the Spec mounts itself (or /workspace when the Spec
+// has a workspace) is left out.
+func WithDefaultVolumes(entries ...string) Option {
+	return func(o *config) { o.volumes = append([]string(nil), entries...) }
+}
 
 // WithLogger sets the logger (default: discard).
 func WithLogger(l *slog.Logger) Option {
