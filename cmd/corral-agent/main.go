@@ -38,6 +38,8 @@ type config struct {
 	workdir         string
 	user            string
 	noChangeTimeout time.Duration
+	resultTTL       time.Duration
+	keepResults     int
 	showVersion     bool
 
 	tlsCert, tlsKey, tlsClientCA string
@@ -55,6 +57,9 @@ func newFlagSet(cfg *config, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&cfg.workdir, "workdir", "", "initial working directory of the shell (default: the current directory)")
 	fs.StringVar(&cfg.user, "user", "", "user to run commands as when the agent runs as root (default: the agent's own user)")
 	fs.Var((*secondsOrDuration)(&cfg.noChangeTimeout), "no-change-timeout", "time without new output after which a running command returns control: `seconds` (10) or a duration (10s, 1m30s) (default: the executor's 10s)")
+	cfg.resultTTL, cfg.keepResults = agentwire.DefaultResultTTL, agentwire.DefaultKeepResults
+	fs.DurationVar(&cfg.resultTTL, "result-ttl", cfg.resultTTL, "how long a finished action's result (and buffered output) is kept for a controller that re-sends its request id, e.g. after the controller restarted")
+	fs.IntVar(&cfg.keepResults, "keep-results", cfg.keepResults, "at most this many finished actions' results are kept (the oldest go first, even before --result-ttl)")
 	fs.BoolVar(&cfg.showVersion, "version", false, "print the agent and agentwire protocol versions and exit")
 	fs.StringVar(&cfg.tlsCert, "tls-cert", "", "serve TLS on a HOST:PORT listener with this PEM certificate (with --tls-key)")
 	fs.StringVar(&cfg.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
@@ -91,6 +96,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "corral-agent: unexpected argument %q; see --help\n", fs.Arg(0))
+		return 2
+	}
+	if cfg.resultTTL <= 0 || cfg.keepResults <= 0 {
+		fmt.Fprintf(stderr, "corral-agent: --result-ttl (%s) and --keep-results (%d) must be positive\n", cfg.resultTTL, cfg.keepResults)
 		return 2
 	}
 	if cfg.generateCert != "" {
@@ -227,6 +236,7 @@ func serve(cfg config, stdout io.Writer, log *slog.Logger) error {
 	srv, err := agentwire.NewServer(x, token,
 		agentwire.WithAgentVersion(version),
 		agentwire.WithSessionAPIKey(os.Getenv("SESSION_API_KEY")),
+		agentwire.WithResultRetention(cfg.resultTTL, cfg.keepResults),
 		agentwire.WithLogger(log))
 	if err != nil {
 		x.Close()

@@ -45,6 +45,15 @@ var (
 	// ErrRequestInFlight: this Client is already waiting on that request
 	// id (two calls cannot share an id on one Client).
 	ErrRequestInFlight = errors.New("agentwire: this client already has a call in flight with that request id")
+	// ErrUnknownRequest: the agent has no request with that id (error code
+	// unknown_request): it never received it, or the agent restarted since
+	// it was sent, in which case its outcome is unknown. A *RemoteError
+	// with that code matches it with errors.Is.
+	ErrUnknownRequest = errors.New("agentwire: the agent does not know this request id (never received, or the agent restarted since: outcome unknown)")
+	// ErrResultExpired: the request ran, but the agent no longer keeps its
+	// result (error code result_expired); it is never run again. A
+	// *RemoteError with that code matches it with errors.Is.
+	ErrResultExpired = errors.New("agentwire: the request ran but the agent no longer keeps its result")
 )
 
 // RemoteError is an error frame the agent sent about one request.
@@ -54,6 +63,18 @@ type RemoteError struct {
 
 func (e *RemoteError) Error() string {
 	return fmt.Sprintf("agentwire: agent answered request %s with %s: %s", e.ReqID, e.Code, e.Message)
+}
+
+// Unwrap maps the codes unknown_request and result_expired to
+// ErrUnknownRequest and ErrResultExpired.
+func (e *RemoteError) Unwrap() error {
+	switch e.Code {
+	case CodeUnknownRequest:
+		return ErrUnknownRequest
+	case CodeResultExpired:
+		return ErrResultExpired
+	}
+	return nil
 }
 
 type dialOptions struct {
@@ -290,13 +311,13 @@ func (c *Client) connect(ctx context.Context) (*websocket.Conn, error) {
 	return ws, nil
 }
 
-// failExecs fails every pending exec with ErrAgentRestarted: the new agent
-// process does not know their ids and would run them again.
+// failExecs fails every pending exec and resume with ErrAgentRestarted: the
+// new agent process does not know their ids and would run them again.
 func (c *Client) failExecs() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for id, cl := range c.calls {
-		if cl.req.Type == TypeExec {
+		if cl.req.Type == TypeExec || cl.req.Type == TypeResume {
 			delete(c.calls, id)
 			cl.res <- &Frame{Type: TypeError, ReqID: id, Code: "agent_restarted"}
 		}
@@ -309,6 +330,17 @@ func (c *Client) AgentVersion() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.agentVersion
+}
+
+// AgentInstance is the instance id the agent announced in its last hello:
+// random per agent process. A controller that records it next to a request
+// id can tell, after its own restart, whether the agent it dials again is
+// the process that received the request (same instance) or a new one (the
+// request's outcome is unknown; see Resume).
+func (c *Client) AgentInstance() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.instance
 }
 
 // Done is closed when the client is closed or the agent is declared lost.
@@ -587,8 +619,9 @@ func ValidateRequestID(id string) error {
 // has (a gap frame reports evicted output). So a controller that died
 // mid-action re-sends the same id from a new process and gets the one run's
 // output. An id the agent does not know is run: if the agent itself may have
-// restarted since the id was first sent, use Resume, or compare
-// AgentInstance with the instance recorded when it was sent.
+// restarted since the id was first sent, running it again may repeat side
+// effects: use Resume, or compare AgentInstance with the instance recorded
+// when it was sent.
 //
 // onChunk (may be nil) receives live output in order, each seq exactly
 // once, from the client's reader goroutine: it must return quickly. If the
@@ -613,6 +646,23 @@ func (c *Client) Execute(ctx context.Context, reqID string, action *eventbus.Eve
 		return nil, fmt.Errorf("agentwire: encoding the action: %w", err)
 	}
 	cl := &call{req: &Frame{Type: TypeExec, ReqID: reqID, Action: raw}, resend: true, onChunk: onChunk, res: make(chan *Frame, 1)}
+	return c.awaitObservation(ctx, cl)
+}
+
+// Resume attaches to request reqID, sent earlier by any client (typically
+// one in a controller process that died), and returns its observation,
+// streaming its output to onChunk from the first chunk the agent still has
+// (evicted output is reported to WithGapHandler). It never runs anything: if
+// the agent does not know reqID the error wraps ErrUnknownRequest (the
+// request never reached this agent process, or the agent restarted since it
+// was sent: outcome unknown); if the result was dropped it wraps
+// ErrResultExpired. Other errors and cancellation are as for Execute (a
+// cancelled ctx sends a cancel for reqID).
+func (c *Client) Resume(ctx context.Context, reqID string, onChunk func(seq uint64, data []byte)) (*eventbus.Event, error) {
+	if err := ValidateRequestID(reqID); err != nil {
+		return nil, err
+	}
+	cl := &call{req: &Frame{Type: TypeResume, ReqID: reqID}, resend: true, onChunk: onChunk, res: make(chan *Frame, 1)}
 	return c.awaitObservation(ctx, cl)
 }
 

@@ -75,9 +75,19 @@ func WithSessionAPIKey(k string) ServerOption {
 // (default 4 MiB); older chunks are evicted and reported as a gap.
 func WithChunkBuffer(bytes int) ServerOption { return func(o *serverOptions) { o.chunkBuffer = bytes } }
 
+// Default retention of completed requests (see WithResultRetention): long
+// enough for a controller that died mid-action to restart, dial again and
+// re-send the request id.
+const (
+	DefaultResultTTL       = 30 * time.Minute
+	DefaultKeepResults     = 1024
+	DefaultCompletedOutput = 64 << 20
+)
+
 // WithResultRetention keeps completed requests (result and buffered chunks)
-// for ttl or until n newer ones completed, whichever comes first
-// (default 10 minutes, 256).
+// for ttl after they completed or until n newer ones completed, whichever
+// comes first (default DefaultResultTTL, DefaultKeepResults). Running
+// requests are never dropped.
 func WithResultRetention(ttl time.Duration, n int) ServerOption {
 	return func(o *serverOptions) { o.resultTTL, o.keepResults = ttl, n }
 }
@@ -137,9 +147,9 @@ func NewServer(exec Executor, token string, opts ...ServerOption) (*Server, erro
 	o := serverOptions{
 		version:         "dev",
 		chunkBuffer:     4 << 20,
-		keepResults:     256,
-		resultTTL:       10 * time.Minute,
-		completedBytes:  64 << 20,
+		keepResults:     DefaultKeepResults,
+		resultTTL:       DefaultResultTTL,
+		completedBytes:  DefaultCompletedOutput,
 		pingInterval:    time.Second,
 		pingTimeout:     3 * time.Second,
 		maxFrame:        64 << 20,
@@ -150,6 +160,9 @@ func NewServer(exec Executor, token string, opts ...ServerOption) (*Server, erro
 	}
 	for _, opt := range opts {
 		opt(&o)
+	}
+	if o.resultTTL <= 0 || o.keepResults <= 0 {
+		return nil, fmt.Errorf("agentwire: result retention must be positive (got %s, %d results): a request id re-sent after its result was dropped can only be refused", o.resultTTL, o.keepResults)
 	}
 	if o.logger == nil {
 		o.logger = slog.Default()
@@ -369,7 +382,8 @@ func (s *Server) lookup(id string) (*request, error) {
 	if _, ok := s.expired[id]; ok {
 		return nil, errExpired
 	}
-	return nil, fmt.Errorf("agentwire: no request %q on this agent (never sent, or the agent restarted)", id)
+	return nil, fmt.Errorf("agentwire: no request %q on this agent (instance %s, running since %s): it never reached this agent process, or the agent restarted after it was sent and its outcome is unknown",
+		id, s.instance, s.started.UTC().Format(time.RFC3339))
 }
 
 func (s *Server) run(ctx context.Context, r *request, ev *eventbus.Event) {
