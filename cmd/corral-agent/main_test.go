@@ -29,6 +29,9 @@ import (
 var agentBin string
 
 func TestMain(m *testing.M) {
+	if os.Getenv(controllerEnv) != "" {
+		os.Exit(controllerMain())
+	}
 	dir, err := os.MkdirTemp("", "corral-agent-e2e")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -450,6 +453,8 @@ func TestAgentFlagsAndTokenSources(t *testing.T) {
 		{"empty token file", []string{"--listen", "127.0.0.1:0", "--token-file", "/dev/null"}, nil, 1, "is empty"},
 		{"unknown flag", []string{"--nope"}, nil, 2, "flag provided but not defined"},
 		{"bad no-change-timeout", []string{"--no-change-timeout", "soon"}, nil, 2, "want seconds (10) or a positive duration"},
+		{"zero result-ttl is refused", []string{"--result-ttl", "0s"}, nil, 2, "must be positive"},
+		{"negative keep-results is refused", []string{"--keep-results", "-1"}, nil, 2, "must be positive"},
 		{"busy unix socket path is not a socket", []string{"--listen", "unix:///proc/version", "--token", "x"}, nil, 1, "--listen unix:///proc/version"},
 	}
 	for _, tc := range tests {
@@ -462,7 +467,7 @@ func TestAgentFlagsAndTokenSources(t *testing.T) {
 				t.Fatalf("exit %d output %q; want exit %d containing %q", cmd.ProcessState.ExitCode(), out, tc.wantCode, tc.wantOut)
 			}
 			if tc.name == "help documents every flag" {
-				for _, f := range []string{"--listen", "--token", "--token-file", "--workdir", "--user", "--no-change-timeout", "--version"} {
+				for _, f := range []string{"--listen", "--token", "--token-file", "--workdir", "--user", "--no-change-timeout", "--result-ttl", "--keep-results", "--version"} {
 					if !strings.Contains(string(out), f+" ") && !strings.Contains(string(out), f+"\n") {
 						t.Errorf("--help does not document %s", f)
 					}

@@ -10,6 +10,16 @@
 // last chunk it saw; a re-sent request id is answered from the running or
 // stored request and is never executed twice.
 //
+// Request ids may be chosen by the caller (Client.Execute's reqID), and the
+// agent ties nothing to a connection, so requests also outlive the
+// controller process: after a crash a new process dials again and re-sends
+// the id (Execute, or Resume, which never runs anything) to get the one
+// run's output and result. Completed requests are kept DefaultResultTTL (30
+// minutes) or for the last DefaultKeepResults (1024); corral-agent's
+// --result-ttl and --keep-results change that. An agent that restarted
+// knows no earlier id: Resume fails with ErrUnknownRequest, and
+// Client.AgentInstance tells the controller which agent process it talks to.
+//
 // agentwire must never import runtimes/* (the executor is reached through the
 // small Executor interface defined here), never run commands itself, and never
 // drop output silently: when a resume asks for chunks that were evicted from
