@@ -21,6 +21,15 @@ func loadConfigFile(path string, v any) error {
 	return decodeConfig(path, string(data), v)
 }
 
+// sectionDecoder is a configuration with sections whose shape only a
+// plug-in knows (the [runtime.<name>] sections, each decoded by its
+// backend's factory). They are decoded into toml.Primitive first; then
+// decodeSections decodes them with the file's MetaData, before unknown keys
+// are looked for, so a key no plug-in took is named like any other.
+type sectionDecoder interface {
+	decodeSections(md toml.MetaData) error
+}
+
 func decodeConfig(name, text string, v any) error {
 	md, err := toml.Decode(text, v)
 	if err != nil {
@@ -29,6 +38,11 @@ func decodeConfig(name, text string, v any) error {
 			return fmt.Errorf("config %s: line %d: %s", name, perr.Position.Line, perr.Message)
 		}
 		return fmt.Errorf("config %s: %w", name, err)
+	}
+	if sd, ok := v.(sectionDecoder); ok {
+		if err := sd.decodeSections(md); err != nil {
+			return fmt.Errorf("config %s: %w", name, err)
+		}
 	}
 	if undecoded := md.Undecoded(); len(undecoded) > 0 {
 		keys := make([]string, len(undecoded))

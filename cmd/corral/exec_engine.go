@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"corral/actors"
-	"strings"
+	"corral/runtimes"
 )
 
 // Exit codes of exec, replay and shell.
@@ -53,21 +53,20 @@ func openCLISession(ctx context.Context, o cliOpts, stderr io.Writer) (*cliSessi
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	cs := &cliSession{}
-	rc := cfg.Runtime
-	rc.Docker.ReapOrphans = false // only `corral serve` reaps this node's containers
-	bs, err := buildBackends(ctx, rc, []string{o.runtime}, cfg.Engine.AgentGracePeriod.D(), logger)
+	// bs.reapOrphans is ignored: only `corral serve` reaps this node's
+	// leftover sandboxes.
+	bs, err := buildBackends(ctx, cfg.Runtime, []string{o.runtime}, cfg.Engine.AgentGracePeriod.D(), logger)
 	if err != nil {
 		code := exitNoSandbox
-		if strings.HasPrefix(err.Error(), "unknown runtime") {
+		if _, ok := errors.AsType[*runtimes.UnknownRuntimeError](err); ok {
 			code = exitUsage
 		}
 		return nil, code, err
 	}
 	cs.closers = append(cs.closers, bs.close)
-	reg, opts := bs.reg, bs.opts
 	ecfg := cfg.Engine
 	ecfg.DefaultRuntime = o.runtime
-	eng, err := actors.NewEngine(ecfg, reg, append(opts, actors.WithLogger(logger))...)
+	eng, err := actors.NewEngine(ecfg, bs.reg, actors.WithLogger(logger))
 	if err != nil {
 		cs.closeBackends()
 		return nil, exitNoSandbox, err

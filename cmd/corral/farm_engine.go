@@ -10,6 +10,7 @@ import (
 
 	"corral/actors"
 	"corral/runtimes"
+	"corral/runtimes/docker"
 )
 
 // benchEngine is an actors engine with the backends a farm or benchmark
@@ -41,9 +42,6 @@ func newBenchEngine(ctx context.Context, s engineSettings) (*benchEngine, error)
 	if s.config != nil {
 		cfg = *s.config
 	}
-	if s.image == "" {
-		s.image = cfg.Runtime.Docker.Image
-	}
 	var names []string
 	for _, n := range s.backends {
 		if !slices.Contains(names, n) {
@@ -53,14 +51,17 @@ func newBenchEngine(ctx context.Context, s engineSettings) (*benchEngine, error)
 	if len(names) == 0 {
 		return nil, errors.New("no runtime given")
 	}
-	rc := cfg.Runtime
-	if s.image != "" {
-		rc.Docker.Image = s.image
+	rc := cfg.Runtime.Clone()
+	if dc, ok := rc.Backends["docker"].(*docker.Config); ok {
+		if s.image != "" {
+			dc.Image = s.image
+		}
+		if dc.StartConcurrency == 0 {
+			dc.StartConcurrency = 16 // farms start many sandboxes at once
+		}
 	}
-	rc.Docker.ReapOrphans = false // only `corral serve` reaps this node's containers
-	if rc.Docker.StartConcurrency == 0 {
-		rc.Docker.StartConcurrency = 16 // farms start many sandboxes at once
-	}
+	// bs.reapOrphans is ignored: only `corral serve` reaps this node's
+	// leftover sandboxes.
 	bs, err := buildBackends(ctx, rc, names, cfg.Engine.AgentGracePeriod.D(), s.logger)
 	if err != nil {
 		return nil, err
@@ -83,7 +84,7 @@ func newBenchEngine(ctx context.Context, s engineSettings) (*benchEngine, error)
 	}
 	ecfg.DefaultRuntime = names[0]
 	ecfg.SkipGitConfig = true
-	eng, err := actors.NewEngine(ecfg, bs.reg, append(bs.opts, actors.WithLogger(s.logger))...)
+	eng, err := actors.NewEngine(ecfg, bs.reg, actors.WithLogger(s.logger))
 	if err != nil {
 		be.close()
 		return nil, fmt.Errorf("start engine: %w", err)

@@ -16,10 +16,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/BurntSushi/toml"
+
 	"corral/actors"
 	"corral/eventbus"
 	"corral/metrics"
-	"corral/runtimes/remote"
+	"corral/runtimes"
 	"corral/transport/api"
 	"corral/transport/runtimeapi"
 )
@@ -27,42 +29,31 @@ import (
 // serveConfig is the configuration file `corral serve` reads. Each section
 // is its package's own Config with its defaults.
 type serveConfig struct {
-	Server     api.Config         `toml:"server"`
-	Engine     actors.Config      `toml:"engine"`
-	Events     eventbus.Config    `toml:"events"`
-	Runtime    serveRuntimeConfig `toml:"runtime"`
-	RuntimeAPI runtimeAPIConfig   `toml:"runtime_api"`
+	Server api.Config      `toml:"server"`
+	Engine actors.Config   `toml:"engine"`
+	Events eventbus.Config `toml:"events"`
+	// Runtime is the [runtime] section: enabled backends, and each
+	// [runtime.<name>] section decoded by that backend's factory (see
+	// runtimeFactories) into its own Config.
+	Runtime serveRuntimeConfig `toml:"-"`
+	// RuntimeTOML holds [runtime] undecoded while a file is read;
+	// decodeSections moves it into Runtime and clears it.
+	RuntimeTOML map[string]toml.Primitive `toml:"runtime"`
+	RuntimeAPI  runtimeAPIConfig          `toml:"runtime_api"`
 }
 
-// serveRuntimeConfig selects and configures the sandbox backends.
-type serveRuntimeConfig struct {
-	// Enabled lists the backends to start ("local", "docker"); the first is
-	// the default runtime unless [engine] default_runtime says otherwise.
-	Enabled []string `toml:"enabled"`
-	Local   struct {
-		// AgentBinary is the corral-agent executable (default: next to
-		// corral, then $PATH).
-		AgentBinary string `toml:"agent_binary"`
-		// WarmPool keeps this many agents started ahead.
-		WarmPool int `toml:"warm_pool"`
-		// HostHome gives sandboxes the host user's HOME (OpenHands'
-		// LocalRuntime) instead of a private one each.
-		HostHome bool `toml:"host_home"`
-	} `toml:"local"`
-	Docker struct {
-		// Image is the default image of docker sessions that name none.
-		Image string `toml:"image"`
-		// AgentBinary is the static corral-agent mounted into containers.
-		AgentBinary string `toml:"agent_binary"`
-		// StartConcurrency bounds container starts in flight (0: 2 x CPUs).
-		StartConcurrency int `toml:"start_concurrency"`
-		// ReapOrphans makes `corral serve` remove, at start, this node's
-		// containers left by an earlier Corral that crashed (skipped when
-		// [engine] keep_runtime_alive is on: those are meant to be kept).
-		ReapOrphans bool `toml:"reap_orphans"`
-	} `toml:"docker"`
-	// Remote lists remote hosts ([[runtime.remote.hosts]]).
-	Remote remote.Config `toml:"remote"`
+// serveRuntimeConfig selects and configures the sandbox backends:
+// Enabled lists the backends to start (the first is the default runtime
+// unless [engine] default_runtime says otherwise) and Backends holds every
+// known backend's Config (*docker.Config, *local.Config, ...).
+type serveRuntimeConfig = runtimes.Config
+
+// decodeSections implements sectionDecoder: every [runtime.<name>]
+// section is decoded by its factory; unknown names list the known ones.
+func (c *serveConfig) decodeSections(md toml.MetaData) error {
+	raw := c.RuntimeTOML
+	c.RuntimeTOML = nil
+	return runtimeFactories().Decode(md, "runtime", raw, &c.Runtime)
 }
 
 // runtimeAPIConfig turns on OpenHands' Runtime API under /runtime-api/.
@@ -74,14 +65,10 @@ type runtimeAPIConfig struct {
 
 func defaultServeConfig() serveConfig {
 	return serveConfig{
-		Server: api.DefaultConfig(),
-		Engine: actors.DefaultConfig(),
-		Events: eventbus.DefaultConfig(),
-		Runtime: func() serveRuntimeConfig {
-			rc := serveRuntimeConfig{Enabled: []string{"local"}}
-			rc.Docker.ReapOrphans = true
-			return rc
-		}(),
+		Server:  api.DefaultConfig(),
+		Engine:  actors.DefaultConfig(),
+		Events:  eventbus.DefaultConfig(),
+		Runtime: runtimeFactories().DefaultConfig("local"),
 	}
 }
 
@@ -276,11 +263,11 @@ func openServeStack(ctx context.Context, cfg serveConfig, logger *slog.Logger, m
 		_ = st.close(context.Background())
 		return nil, err
 	}
-	rc := cfg.Runtime
-	// Only the server owns this node's containers; exec and farm runs on
-	// the same host must not reap each other's.
-	rc.Docker.ReapOrphans = rc.Docker.ReapOrphans && !cfg.Engine.KeepRuntimeAlive
-	bs, err := buildBackends(ctx, rc, cfg.Runtime.Enabled, cfg.Engine.AgentGracePeriod.D(), logger)
+	// bs.reapOrphans ([runtime.docker] reap_orphans) says whether the
+	// server should reap this node's leftover sandboxes at start; it must
+	// not with [engine] keep_runtime_alive (those are meant to be kept).
+	// Building the backends never reaps.
+	bs, err := buildBackends(ctx, cfg.Runtime, cfg.Runtime.Enabled, cfg.Engine.AgentGracePeriod.D(), logger)
 	if err != nil {
 		return fail(err)
 	}
@@ -294,7 +281,7 @@ func openServeStack(ctx context.Context, cfg serveConfig, logger *slog.Logger, m
 		}
 		ecfg.DefaultRuntime = cfg.Runtime.Enabled[0]
 	}
-	eng, err := actors.NewEngine(ecfg, reg, append(bs.opts, actors.WithStore(store), actors.WithLogger(logger), actors.WithMetrics(met))...)
+	eng, err := actors.NewEngine(ecfg, reg, actors.WithStore(store), actors.WithLogger(logger), actors.WithMetrics(met))
 	if err != nil {
 		return fail(fmt.Errorf("start the engine: %w", err))
 	}
