@@ -17,13 +17,16 @@ import (
 	"corral/eventbus"
 )
 
-const execUsage = `usage: corral exec [--runtime local|cli|docker] [--workspace DIR] [--config FILE] [--file ACTIONS.json] [-v]
+const execUsage = `usage: corral exec [--runtime local|cli|docker] [--workspace DIR] [--config FILE] [--file ACTIONS.json] [--corral-events] [-v]
 
 Runs OpenHands action events in one fresh session, in order, and writes every
-event of the session (actions, observations, runtime status changes) to
-stdout as one JSON line each, in id order. Actions are read one JSON object
-per line from stdin, or as a JSON array from --file. A malformed line is
-reported on stderr with its line number and skipped; the session goes on.
+OpenHands event of the session (actions and observations) to stdout as one
+JSON line each, in id order; every line decodes with OpenHands'
+event_from_dict. --corral-events adds Corral's own events (runtime_status
+observations), which OpenHands cannot decode; ids then have no gaps.
+Actions are read one JSON object per line from stdin, or as a JSON array
+from --file. A malformed line is reported on stderr with its line number and
+skipped; the session goes on.
 
 exit codes:
   0  every runnable action got its observation
@@ -63,6 +66,8 @@ func runExec(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	var file string
 	fs := cliFlags("corral exec", execUsage, stderr, &o)
 	fs.StringVar(&file, "file", "", "read actions from this JSON array file instead of stdin")
+	var corralEvents bool
+	fs.BoolVar(&corralEvents, "corral-events", false, "also print Corral's own events (runtime_status), which are not OpenHands JSON")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
@@ -100,13 +105,19 @@ func runExec(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 			fmt.Fprintf(stderr, "corral exec: shutting down: %v\n", err)
 		}
 	}()
-	return execSession(ctx, cs, inputs, stdout, stderr)
+	return execSession(ctx, cs, inputs, stdout, stderr, corralEvents)
 }
 
-// execSession submits the inputs in order, prints the session's events and
-// returns the exit code.
-func execSession(ctx context.Context, cs *cliSession, inputs <-chan inputEvent, stdout, stderr io.Writer) int {
+// execSession submits the inputs in order, prints the session's events
+// (Corral's own only if corralEvents) and returns the exit code.
+func execSession(ctx context.Context, cs *cliSession, inputs <-chan inputEvent, stdout, stderr io.Writer, corralEvents bool) int {
 	out := bufio.NewWriter(stdout)
+	emit := func(it *eventbus.Item) {
+		if corralEvents || !it.IsCorralExtension() {
+			out.Write(it.JSON)
+			out.WriteByte('\n')
+		}
+	}
 	printed := make(chan int64, 1)
 	sub, err := cs.eng.Subscribe(context.WithoutCancel(ctx), cs.sid, 0)
 	if err != nil {
@@ -119,8 +130,7 @@ func execSession(ctx context.Context, cs *cliSession, inputs <-chan inputEvent, 
 		defer wg.Done()
 		last := int64(-1)
 		for it := range sub.C() {
-			out.Write(it.JSON)
-			out.WriteByte('\n')
+			emit(it)
 			if len(sub.C()) == 0 {
 				out.Flush()
 			}
@@ -200,8 +210,7 @@ loop:
 	// replay caught up), read from the store.
 	if rest, err := cs.eng.History(stopCtx, cs.sid, last+1); err == nil {
 		for _, it := range rest {
-			out.Write(it.JSON)
-			out.WriteByte('\n')
+			emit(it)
 		}
 		out.Flush()
 	} else {

@@ -3,12 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"corral/eventbus"
 )
 
 // cliEnv builds the agent onto PATH and gives sandboxes a HOME of their own
@@ -36,56 +37,68 @@ this is not json
 {"observation":"run","content":"x","extras":{"command":"ls","metadata":{}}}
 {"action":"read","args":{"path":"f.txt"},"source":"agent"}
 `
-	for _, rt := range []string{"local", "cli"} {
-		t.Run(rt, func(t *testing.T) {
-			code, stdout, stderr := runCLI(t, in, "exec", "--runtime", rt)
+	tests := []struct {
+		name, runtime string
+		corralEvents  bool // --corral-events: runtime_status lines too
+	}{
+		{"local runtime prints OpenHands events only", "local", false},
+		{"cli runtime prints OpenHands events only", "cli", false},
+		{"local runtime with --corral-events prints runtime status too", "local", true},
+		{"cli runtime with --corral-events prints runtime status too", "cli", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			args := []string{"exec", "--runtime", tc.runtime}
+			if tc.corralEvents {
+				args = append(args, "--corral-events")
+			}
+			code, stdout, stderr := runCLI(t, in, args...)
 			if code != exitBadInput {
 				t.Fatalf("exit %d, want %d; stderr:\n%s", code, exitBadInput, stderr)
 			}
 			if !strings.Contains(stderr, "line 2:") || !strings.Contains(stderr, "line 4:") || !strings.Contains(stderr, "not an action") {
 				t.Fatalf("stderr does not name the bad lines:\n%s", stderr)
 			}
-			var types, kinds []string
+			var types []string
+			kindOf := map[int64]string{} // id -> "A:<type>" or "O:<type>"
+			var acts []string
 			causes := map[int64]string{}
+			last := int64(-1)
 			for i, line := range strings.Split(strings.TrimSpace(stdout), "\n") {
-				var ev struct {
-					ID          int64  `json:"id"`
-					Action      string `json:"action"`
-					Observation string `json:"observation"`
-					Cause       *int64 `json:"cause"`
-					Content     string `json:"content"`
+				ev, err := eventbus.Unmarshal([]byte(line))
+				if err != nil {
+					t.Fatalf("stdout line %d is not an event: %v: %s", i+1, err, line)
 				}
-				if err := json.Unmarshal([]byte(line), &ev); err != nil {
-					t.Fatalf("stdout line %d is not JSON: %v", i+1, err)
+				if !tc.corralEvents && ev.IsCorralExtension() {
+					t.Fatalf("stdout line %d is Corral's own %q event, not OpenHands JSON: %s", i+1, ev.Type(), line)
 				}
-				if ev.ID != int64(i) {
-					t.Fatalf("stdout line %d has id %d: not in id order", i+1, ev.ID)
+				if ev.ID <= last || tc.corralEvents && ev.ID != last+1 {
+					t.Fatalf("stdout line %d has id %d after %d: not in id order (or a gap with --corral-events)", i+1, ev.ID, last)
 				}
-				types = append(types, ev.Action+ev.Observation)
-				if ev.Action != "" {
-					kinds = append(kinds, "A:"+ev.Action)
+				last = ev.ID
+				types = append(types, ev.Type())
+				if ev.IsAction() {
+					kindOf[ev.ID] = "A:" + ev.Type()
+					acts = append(acts, ev.Type())
 				} else {
-					kinds = append(kinds, "O:"+ev.Observation)
+					kindOf[ev.ID] = "O:" + ev.Type()
 				}
 				if ev.Cause != nil {
-					causes[*ev.Cause] = ev.Observation + ":" + ev.Content
+					causes[*ev.Cause] = ev.Type() + ":" + ev.Content
 				}
 			}
 			// Actions keep their input order; each observation comes after
 			// its action (the engine may run one before the next is stored).
-			var acts []string
-			for _, ty := range kinds {
-				if a, ok := strings.CutPrefix(ty, "A:"); ok {
-					acts = append(acts, a)
-				}
-			}
 			got := strings.Join(types, ",")
-			if strings.Join(acts, ",") != "run,think,read" || !strings.HasSuffix(got, ",runtime_status") || len(types) != 11 {
+			if strings.Join(acts, ",") != "run,think,read" || strings.HasSuffix(got, ",runtime_status") != tc.corralEvents || tc.corralEvents && len(types) != 11 {
 				t.Fatalf("event types %s", got)
 			}
+			if n := strings.Count(got, "runtime_status"); tc.corralEvents && n == 0 || !tc.corralEvents && n != 0 {
+				t.Fatalf("%d runtime_status events printed (--corral-events %v): %s", n, tc.corralEvents, got)
+			}
 			for cause := range causes {
-				if cause < 0 || cause >= int64(len(kinds)) || !strings.HasPrefix(kinds[cause], "A:") {
-					t.Fatalf("an observation answers event %d, which is not an action (%s)", cause, got)
+				if !strings.HasPrefix(kindOf[cause], "A:") {
+					t.Fatalf("an observation answers event %d, which is not a printed action (%s)", cause, got)
 				}
 			}
 			if len(causes) != 3 {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"os"
 	"path"
 	"slices"
@@ -265,7 +266,12 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	f := eventbus.Filter{StartID: after + 1, Limit: limit + 1}
+	withCorral, err := corralEventsParam(q)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_request", err.Error())
+		return
+	}
+	f := eventbus.Filter{StartID: after + 1, Limit: limit + 1, ExcludeCorralExtensions: !withCorral}
 	for _, t := range q["type"] {
 		for _, x := range strings.Split(t, ",") {
 			if x = strings.TrimSpace(x); x != "" {
@@ -297,6 +303,25 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
 		page.NextAfter = it.ID
 	}
 	writeJSON(w, http.StatusOK, page)
+}
+
+// corralEventsQuery names the query parameter of GET /events and
+// /events/ws that adds Corral's own events (runtime_status) to the
+// OpenHands events; without it the API serves only events OpenHands'
+// event_from_dict can decode.
+const corralEventsQuery = "corral_events"
+
+// corralEventsParam reads ?corral_events=true|false (absent = false).
+func corralEventsParam(q url.Values) (bool, error) {
+	v := q.Get(corralEventsQuery)
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, fmt.Errorf("query parameter %s=%q is not a boolean; use %s=true to add Corral's runtime_status events to the OpenHands events", corralEventsQuery, v, corralEventsQuery)
+	}
+	return b, nil
 }
 
 // parseAfter reads ?after=N: events with id > N are wanted; absent = all.

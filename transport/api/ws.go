@@ -66,7 +66,9 @@ func eventFrame(it *eventbus.Item) []byte {
 }
 
 // eventsWS replays a session's events after ?after= and then follows it
-// live, interleaving output chunks of running commands.
+// live, interleaving output chunks of running commands. Only OpenHands
+// events are sent unless ?corral_events=true adds Corral's own
+// (runtime_status).
 //
 // Two goroutines per client besides this handler, which writes a bounded
 // queue to the socket: the pump moves events and chunks from the engine
@@ -77,6 +79,11 @@ func eventFrame(it *eventbus.Item) []byte {
 func (s *Server) eventsWS(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	after, err := parseAfter(r.URL.Query().Get("after"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_request", err.Error())
+		return
+	}
+	withCorral, err := corralEventsParam(r.URL.Query())
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "invalid_request", err.Error())
 		return
@@ -134,7 +141,7 @@ func (s *Server) eventsWS(w http.ResponseWriter, r *http.Request) {
 	var ended atomic.Pointer[error] // why the subscription ended, when the pump closes queue
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); s.pump(ctx, sub, chunks, queue, behind, &ended) }()
+	go func() { defer wg.Done(); s.pump(ctx, sub, chunks, withCorral, queue, behind, &ended) }()
 	go func() { defer wg.Done(); s.pinger(ctx, conn, cancel) }()
 	defer func() { cancel(); wg.Wait() }()
 
@@ -234,8 +241,9 @@ func (s *Server) writeBatch(ctx context.Context, conn *websocket.Conn, f wsFrame
 // engine drops the subscription for lagging, pump closes behind. Chunks
 // never wait: when the queue is full a chunk is dropped (its action's
 // observation carries the whole output, and seq numbers show the gap).
-// When the subscription ends otherwise, pump closes queue.
-func (s *Server) pump(ctx context.Context, sub EventSubscription, chunks <-chan OutputChunk, queue chan<- wsFrame, behind chan<- struct{}, ended *atomic.Pointer[error]) {
+// When the subscription ends otherwise, pump closes queue. Corral's own
+// events (runtime_status) are skipped unless withCorral.
+func (s *Server) pump(ctx context.Context, sub EventSubscription, chunks <-chan OutputChunk, withCorral bool, queue chan<- wsFrame, behind chan<- struct{}, ended *atomic.Pointer[error]) {
 	events := sub.C()
 	fellBehind := func() {
 		s.metrics.WebSocketFellBehind()
@@ -267,6 +275,9 @@ func (s *Server) pump(ctx context.Context, sub EventSubscription, chunks <-chan 
 				ended.Store(&err)
 				close(queue)
 				return
+			}
+			if !withCorral && it.IsCorralExtension() {
+				continue
 			}
 			f := wsFrame{eventID: it.ID, data: eventFrame(it)}
 			select {

@@ -122,6 +122,9 @@ function connect() {
   const id = state.current;
   const proto = location.protocol === "https:" ? "wss:" : "ws:";
   let url = proto + "//" + location.host + "/api/sessions/" + encodeURIComponent(id) + "/events/ws?after=" + state.lastId;
+  // The UI shows runtime status changes, which are Corral's own events:
+  // without corral_events the server sends OpenHands events only.
+  url += "&corral_events=true";
   if (state.token) url += "&access_token=" + encodeURIComponent(state.token);
   const ws = new WebSocket(url);
   state.ws = ws;
