@@ -15,7 +15,7 @@ func TestKeepAliveThenAttach(t *testing.T) {
 	e, b := newLocalEngine(t, testConfig())
 	ctx := ctxT(t)
 	first := startSession(t, e, SessionSpec{KeepRuntimeAlive: true})
-	if _, err := e.Run(ctx, first, cmd("export LEFT_BY_FIRST=yes")); err != nil {
+	if _, _, err := e.Run(ctx, first, cmd("export LEFT_BY_FIRST=yes")); err != nil {
 		t.Fatal(err)
 	}
 	info, err := e.Stop(ctx, first)
@@ -28,7 +28,7 @@ func TestKeepAliveThenAttach(t *testing.T) {
 		t.Fatalf("kept-alive agent %d is gone: %v", pid, err)
 	}
 	second := startSession(t, e, SessionSpec{Attach: h})
-	obs, err := e.Run(ctx, second, cmd("echo $LEFT_BY_FIRST"))
+	_, obs, err := e.Run(ctx, second, cmd("echo $LEFT_BY_FIRST"))
 	if err != nil || strings.TrimSpace(obs.Content) != "yes" {
 		t.Fatalf("attached session does not see the first one's shell: %v %v", obs, err)
 	}
@@ -80,7 +80,7 @@ func TestChunksStreamWhileRunning(t *testing.T) {
 			break
 		}
 	}
-	obs, err := e.WaitObservation(ctx, sid, id)
+	obs, err := waitObservation(ctx, e, sid, id)
 	if err != nil {
 		t.Fatal(err)
 	}

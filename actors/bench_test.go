@@ -137,7 +137,7 @@ func BenchmarkEchoFullPath(b *testing.B) {
 		return a
 	}
 	for i := 0; i < 20; i++ { // warm both paths up
-		c.Execute(ctx, echo(), nil)
+		c.Execute(ctx, "", echo(), nil)
 		e.Run(ctx, sid, cmd("echo hi"))
 	}
 	var wire, full []time.Duration
@@ -145,12 +145,12 @@ func BenchmarkEchoFullPath(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		// Interleaved, so both see the same machine load.
 		t0 := time.Now()
-		if _, err := c.Execute(ctx, echo(), nil); err != nil {
+		if _, err := c.Execute(ctx, "", echo(), nil); err != nil {
 			b.Fatal(err)
 		}
 		wire = append(wire, time.Since(t0))
 		t0 = time.Now()
-		obs, err := e.Run(ctx, sid, cmd("echo hi"))
+		_, obs, err := e.Run(ctx, sid, cmd("echo hi"))
 		if err != nil || obs.Type() != "run" {
 			b.Fatal(obs, err)
 		}
@@ -221,7 +221,7 @@ func BenchmarkConcurrentSessions(b *testing.B) {
 				defer wg.Done()
 				for j := 0; j < actions; j++ {
 					t := time.Now()
-					obs, err := e.Run(ctx, sid, cmd(fmt.Sprintf("echo %d", j)))
+					_, obs, err := e.Run(ctx, sid, cmd(fmt.Sprintf("echo %d", j)))
 					if err != nil || obs == nil {
 						b.Errorf("session %s action %d: %v", sid, j, err)
 						return

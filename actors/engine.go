@@ -3,11 +3,10 @@ package actors
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
+	"io"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -19,22 +18,23 @@ import (
 	"corral/eventbus"
 	"corral/metrics"
 	"corral/runtimes"
-	"corral/transport/agentwire"
 )
 
-// SessionSpec describes a session to create.
+// SessionSpec describes a session to create. It is stored with the
+// session (its record), so a restarted engine rebuilds the same session.
 type SessionSpec struct {
-	ID               string            // empty: the engine picks one
-	Runtime          string            // registry name; empty: Config.DefaultRuntime
-	Workspace        string            // host directory; empty: backend default
-	Env              map[string]string // exported in the sandbox shell after start
-	Image            string            // docker image
-	Repository       string            // git URL cloned into the workspace
-	Branch           string            // branch to check out after cloning
-	KeepRuntimeAlive bool              // leave the sandbox running after Stop
-	Attach           *runtimes.Handle  // re-attach to this sandbox instead of starting one
-	Labels           map[string]string
-	SkipGitConfig    bool // do not run `git config --global`
+	ID               string             `json:"id"`                  // empty: the engine picks one
+	Runtime          string             `json:"runtime"`             // registry name; empty: Config.DefaultRuntime
+	Workspace        string             `json:"workspace,omitempty"` // host directory; empty: backend default
+	Env              map[string]string  `json:"env,omitempty"`       // exported in the sandbox shell after start
+	Image            string             `json:"image,omitempty"`     // docker image
+	Repository       string             `json:"repository,omitempty"`
+	Branch           string             `json:"branch,omitempty"`
+	KeepRuntimeAlive bool               `json:"keep_runtime_alive,omitempty"`
+	Attach           *runtimes.Handle   `json:"-"` // re-attach to this sandbox instead of starting one
+	Labels           map[string]string  `json:"labels,omitempty"`
+	SkipGitConfig    bool               `json:"skip_git_config,omitempty"` // do not run `git config --global`
+	Resources        runtimes.Resources `json:"resources,omitzero"`        // refused where the backend cannot enforce them
 }
 
 // SessionInfo is a session's state as the Manager knows it.
@@ -45,7 +45,9 @@ type SessionInfo struct {
 	RuntimeStatus string // last STATUS$... id
 	QueuePosition int    // 1-based while State == StateQueued
 	Workspace     string
+	Image         string
 	Created       time.Time
+	LastActivity  time.Time        // last event stored (this process run) or Created
 	Error         string           // why the session failed (StateError)
 	Handle        *runtimes.Handle // the sandbox, once started
 	Restarts      int              // runtime restarts so far
@@ -91,24 +93,21 @@ func fromPB(e *actorpb.Error) error {
 }
 
 // Engine runs sessions on this node. It hides the actor tree: every method
-// is safe for concurrent use and honours ctx.
+// is safe for concurrent use and honours ctx. It keeps no session state of
+// its own: every call is a message to the Manager, which forwards it to the
+// session's owner, the Session actor.
 type Engine struct {
-	cfg           Config
-	registry      *runtimes.Registry
-	store         *eventbus.Store
-	ownStore      string // temp dir of a store the engine created itself
-	dialers       map[string]Dialer
-	defaultDialer Dialer
-	cliRuntimes   map[string]bool
-	logger        *slog.Logger
-	hostEnv       []string
-	metrics       *metrics.Registry // nil: record nothing
+	cfg      Config
+	registry *runtimes.Registry
+	store    *eventbus.Store
+	ownStore string // temp dir of a store the engine created itself
+	owner    runtimes.Owner
+	logger   *slog.Logger
+	hostEnv  []string
+	metrics  *metrics.Registry // nil: record nothing
 
 	sys     *actor.ActorSystem
 	manager *actor.PID
-
-	mu   sync.RWMutex
-	refs map[string]*sessionRef
 
 	wg     sync.WaitGroup // goroutines the engine started (writers, backend calls)
 	closed atomic.Bool
@@ -121,29 +120,13 @@ type Option func(*Engine)
 // writes WARN and above to stderr.
 func WithLogger(l *slog.Logger) Option { return func(e *Engine) { e.logger = l } }
 
-// WithStore sets the event store sessions are persisted in. Without it the
-// engine creates one in a temporary directory and removes it at Shutdown
-// (right for `corral exec`, tests and benchmarks, not for a server).
+// WithStore sets the event store sessions are persisted in, and makes the
+// engine a durable owner: its sessions and sandboxes outlive the process and
+// are recovered by Recover in the next process on the same store. Without
+// it the engine creates a store in a temporary directory, removes it at
+// Shutdown and its sandboxes are reaped once it is gone (right for `corral
+// exec`, farms, tests and benchmarks, not for a server).
 func WithStore(s *eventbus.Store) Option { return func(e *Engine) { e.store = s } }
-
-// WithDialer sets how sessions of the named runtime connect to their agent.
-func WithDialer(runtime string, d Dialer) Option {
-	return func(e *Engine) { e.dialers[runtime] = d }
-}
-
-// GracePeriod is the configured agent reconnect grace period, for dialers
-// built outside the engine.
-func (e *Engine) GracePeriod() time.Duration { return e.cfg.AgentGracePeriod.D() }
-
-// WithDefaultDialer sets the dialer of runtimes without their own
-// (normally agentwire).
-func WithDefaultDialer(d Dialer) Option { return func(e *Engine) { e.defaultDialer = d } }
-
-// WithInProcessRuntime marks a runtime whose executor runs inside this
-// process (OpenHands' cli runtime): `git config --global` is skipped there.
-func WithInProcessRuntime(runtime string) Option {
-	return func(e *Engine) { e.cliRuntimes[runtime] = true }
-}
 
 // WithHostEnv sets the environment SANDBOX_ENV_<X> variables are read from
 // (default os.Environ()).
@@ -156,13 +139,14 @@ func WithHostEnv(env []string) Option { return func(e *Engine) { e.hostEnv = env
 // (the default).
 func WithMetrics(m *metrics.Registry) Option { return func(e *Engine) { e.metrics = m } }
 
-// NewEngine starts an engine over the backends of registry.
+// NewEngine starts an engine over the backends of registry. With a durable
+// store (WithStore) it knows every session of the store at once (List, Get,
+// History); call Recover to bring back the ones that were running.
 func NewEngine(cfg Config, registry *runtimes.Registry, opts ...Option) (*Engine, error) {
 	if registry == nil {
 		return nil, errors.New("actors: NewEngine needs a runtimes.Registry with at least one backend")
 	}
-	e := &Engine{cfg: cfg.withDefaults(), registry: registry, dialers: map[string]Dialer{},
-		cliRuntimes: map[string]bool{}, refs: map[string]*sessionRef{}}
+	e := &Engine{cfg: cfg.withDefaults(), registry: registry}
 	for _, o := range opts {
 		o(e)
 	}
@@ -172,29 +156,27 @@ func NewEngine(cfg Config, registry *runtimes.Registry, opts ...Option) (*Engine
 	if e.hostEnv == nil {
 		e.hostEnv = os.Environ()
 	}
-	if e.defaultDialer == nil {
-		e.defaultDialer = AgentwireDialer(agentwire.WithClientLogger(e.logger), agentwire.WithGracePeriod(e.cfg.AgentGracePeriod.D()))
-	}
+	durable := e.store != nil
 	if e.store == nil {
-		dir, err := os.MkdirTemp("", "corral-engine-")
-		if err != nil {
-			return nil, fmt.Errorf("actors: create a temporary event store (or pass actors.WithStore): %w", err)
+		if err := e.openTempStore(); err != nil {
+			return nil, err
 		}
-		cfg := eventbus.DefaultConfig()
-		cfg.StoreDir, cfg.Sync = dir, eventbus.SyncNever
-		st, err := eventbus.OpenStore(cfg, eventbus.WithLogger(e.logger))
-		if err != nil {
-			_ = os.RemoveAll(dir)
-			return nil, fmt.Errorf("actors: open a temporary event store: %w", err)
+	}
+	e.owner = newOwner(e.store, durable)
+	records := map[string]*sessionRecord{}
+	if durable {
+		var errs []error
+		records, errs = loadRecords(e.store)
+		for _, err := range errs {
+			e.logger.Error("a stored session cannot be rebuilt", "err", err)
 		}
-		e.store, e.ownStore = st, dir
 	}
 	actorLogger := e.logger.With("component", "protoactor")
 	e.sys = actor.NewActorSystem(
 		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return actorLogger }),
 		actor.WithDeadLetterRequestLogging(false),
 	)
-	mgr := newManager(e)
+	mgr := newManager(e, records)
 	// The guardian resumes the Manager (its state lives in mgr, which the
 	// producer returns on every incarnation) and never escalates: escalating
 	// from a guardian panics the process.
@@ -210,84 +192,47 @@ func NewEngine(cfg Config, registry *runtimes.Registry, opts ...Option) (*Engine
 	return e, nil
 }
 
-func (e *Engine) newSession(manager *actor.PID, ps *actorpb.SessionSpec) (*sessionActor, error) {
-	backend, err := e.registry.Get(ps.Runtime)
+func (e *Engine) openTempStore() error {
+	dir, err := os.MkdirTemp("", "corral-engine-")
+	if err != nil {
+		return fmt.Errorf("actors: create a temporary event store (or pass actors.WithStore): %w", err)
+	}
+	cfg := eventbus.DefaultConfig()
+	cfg.StoreDir, cfg.Sync = dir, eventbus.SyncNever
+	st, err := eventbus.OpenStore(cfg, eventbus.WithLogger(e.logger))
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return fmt.Errorf("actors: open a temporary event store: %w", err)
+	}
+	e.store, e.ownStore = st, dir
+	return nil
+}
+
+// newOwner is the identity this engine records on its sandboxes: the
+// store's, so that the next process on the same store is the same owner.
+func newOwner(st *eventbus.Store, durable bool) runtimes.Owner {
+	host, _ := os.Hostname()
+	return runtimes.Owner{ID: st.ID(), Instance: fmt.Sprintf("%s-%d-%s", host, os.Getpid(), newSessionID()[:8]),
+		Host: host, LockPath: st.LockPath(), Durable: durable}
+}
+
+// Owner is the identity recorded on this engine's sandboxes.
+func (e *Engine) Owner() runtimes.Owner { return e.owner }
+
+// GracePeriod is the configured agent reconnect grace period.
+func (e *Engine) GracePeriod() time.Duration { return e.cfg.AgentGracePeriod.D() }
+
+// sessionProps is the Props producer of Session actors, keyed by session
+// id: everything a Session is made of comes from its record, so the same
+// producer serves a new session, a recovered one and a restarted one (and
+// can become a cluster Kind).
+func (e *Engine) sessionProps(rec *sessionRecord, mode startMode) (*actor.Props, error) {
+	backend, err := e.registry.Get(rec.Spec.Runtime)
 	if err != nil {
 		return nil, err
 	}
-	dial := e.dialers[ps.Runtime]
-	if dial == nil {
-		dial = e.defaultDialer
-	}
-	if dial == nil {
-		return nil, fmt.Errorf("no agent dialer for runtime %q: build the engine with actors.WithDialer or WithDefaultDialer", ps.Runtime)
-	}
-	spec := specFromPB(ps)
-	memo := &runtimeMemo{}
-	if spec.Attach != nil {
-		memo.handle = spec.Attach
-		memo.setupFor = spec.Attach.ID // attaching: the sandbox is set up already
-	}
-	ref := &sessionRef{chunks: &chunkHub{}}
-	ref.writer = newStreamWriter(e.store, spec.ID, e.sys, e.logger, &e.wg, e.metrics)
-	env := &runtimeEnv{sid: spec.ID, backend: backend, dial: dial, spec: spec, cfg: e.cfg, manager: manager,
-		hostEnv: e.hostEnv, logger: e.logger, chunks: ref.chunks, wg: &e.wg, memo: memo,
-		isCLI: e.cliRuntimes[ps.Runtime], permitOK: true, metrics: e.metrics}
-	return &sessionActor{sid: spec.ID, spec: spec, cfg: e.cfg, env: env, ref: ref, store: e.store, sys: e.sys,
-		logger: e.logger, manager: manager, created: time.Now(), onEnd: func() { e.dropRef(spec.ID) },
-		metrics: e.metrics}, nil
-}
-
-func specToPB(s SessionSpec) *actorpb.SessionSpec {
-	p := &actorpb.SessionSpec{SessionId: s.ID, Runtime: s.Runtime, Workspace: s.Workspace, Env: maps.Clone(s.Env),
-		Image: s.Image, Repository: s.Repository, Branch: s.Branch, KeepRuntimeAlive: s.KeepRuntimeAlive,
-		Labels: maps.Clone(s.Labels), SkipGitConfig: s.SkipGitConfig}
-	if s.Attach != nil {
-		p.AttachHandleJson, _ = json.Marshal(s.Attach)
-	}
-	return p
-}
-
-func specFromPB(p *actorpb.SessionSpec) SessionSpec {
-	return SessionSpec{ID: p.SessionId, Runtime: p.Runtime, Workspace: p.Workspace, Env: p.Env, Image: p.Image,
-		Repository: p.Repository, Branch: p.Branch, KeepRuntimeAlive: p.KeepRuntimeAlive,
-		Attach: handleFromJSON(p.AttachHandleJson), Labels: p.Labels, SkipGitConfig: p.SkipGitConfig}
-}
-
-func infoFromPB(p *actorpb.SessionInfo) SessionInfo {
-	if p == nil {
-		return SessionInfo{}
-	}
-	return SessionInfo{ID: p.SessionId, Runtime: p.Runtime, State: p.State, RuntimeStatus: p.RuntimeStatus,
-		QueuePosition: int(p.QueuePosition), Workspace: p.Workspace, Created: time.UnixMilli(p.CreatedUnixMs),
-		Error: p.Error, Handle: handleFromJSON(p.HandleJson), Restarts: int(p.Restarts)}
-}
-
-func (e *Engine) addRef(sid string, r *sessionRef) {
-	e.mu.Lock()
-	e.refs[sid] = r
-	e.mu.Unlock()
-}
-
-func (e *Engine) dropRef(sid string) {
-	e.mu.Lock()
-	delete(e.refs, sid)
-	e.mu.Unlock()
-}
-
-func (e *Engine) ref(ctx context.Context, sid string) (*sessionRef, error) {
-	e.mu.RLock()
-	r := e.refs[sid]
-	e.mu.RUnlock()
-	if r != nil {
-		return r, nil
-	}
-	info, err := e.Get(ctx, sid)
-	if err != nil {
-		return nil, err
-	}
-	return nil, &Error{Code: actorpb.ErrorCode_ERROR_CODE_NOT_RUNNING,
-		Message: fmt.Sprintf("session %s is %s", sid, info.State)}
+	s := newSessionActor(e, backend, rec, mode)
+	return actor.PropsFromProducer(func() actor.Actor { return s }), nil
 }
 
 // futureCanceled completes a future whose caller's ctx ended.
@@ -318,11 +263,18 @@ func (e *Engine) ask(ctx context.Context, pid *actor.PID, msg any) (any, error) 
 	return res, nil
 }
 
+// toSession sends msg to the session sid through the Manager (which
+// forwards it to the session's owner or answers that it is not running)
+// and returns the reply.
+func (e *Engine) toSession(ctx context.Context, sid string, msg any) (any, error) {
+	return e.ask(ctx, e.manager, &toSession{sid: sid, msg: msg})
+}
+
 // CreateSession admits a session and starts its sandbox. When the node is
 // at max_sessions the call waits in a FIFO queue (Get shows the position)
 // until admitted or ctx ends; a full queue fails at once with ErrQueueFull.
-// It returns once the session is admitted; statuses follow on its stream
-// (WaitReady waits for STATUS$READY).
+// It returns once the session is admitted (WaitReady waits for its
+// runtime).
 func (e *Engine) CreateSession(ctx context.Context, spec SessionSpec) (SessionInfo, error) {
 	if e.closed.Load() {
 		return SessionInfo{}, &Error{Code: actorpb.ErrorCode_ERROR_CODE_SHUTTING_DOWN, Message: "the engine is shut down"}
@@ -351,103 +303,50 @@ func newSessionID() string {
 	return fmt.Sprintf("%x", b)
 }
 
-// WaitReady waits until the session's runtime reports STATUS$READY, and
-// fails with the status message when it reports STATUS$ERROR or the session
-// ends first.
+// WaitReady waits until the session's current runtime reports READY (a
+// READY of an earlier run of the session never counts), and fails with the
+// status message when the runtime fails to start or the session ends first.
 func (e *Engine) WaitReady(ctx context.Context, sid string) error {
-	errReady := errors.New("ready")
-	var failure error
-	err := e.scan(ctx, sid, 0, func(ev *eventbus.Event) error {
-		if st, ok := ev.Observation.(*eventbus.RuntimeStatusObservation); ok {
-			switch st.Status {
-			case eventbus.StatusReady:
-				return errReady
-			case eventbus.StatusError:
-				failure = fmt.Errorf("session %s failed to start: %s", sid, ev.Content)
-				return failure
-			}
-		}
-		return nil
-	})
-	switch {
-	case errors.Is(err, errReady):
-		return nil
-	case failure != nil:
-		return failure
-	case err != nil:
-		return err
-	}
-	return fmt.Errorf("session %s ended before its runtime was ready", sid)
-}
-
-// scan runs fn over the session's events from id from, live, until fn
-// returns an error, ctx ends or the stream closes.
-func (e *Engine) scan(ctx context.Context, sid string, from int64, fn func(*eventbus.Event) error) error {
-	sub, err := e.Subscribe(ctx, sid, from)
-	if errors.Is(err, eventbus.ErrStreamClosed) || errors.Is(err, ErrNotRunning) {
-		// The session ended already: its history is all there is.
-		items, herr := e.History(ctx, sid, from)
-		if herr != nil {
-			return err
-		}
-		for _, it := range items {
-			ev, err := it.Event()
-			if err != nil {
-				return err
-			}
-			if err := fn(ev); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	defer sub.Close()
-	next := from
-	for it := range sub.C() {
-		ev, err := it.Event()
-		if err != nil {
-			return err
-		}
-		if err := fn(ev); err != nil {
-			return err
-		}
-		next = it.ID + 1
-	}
-	if err := sub.Err(); !errors.Is(err, eventbus.ErrStreamClosed) {
-		return err
-	}
-	// The session stopped: what the subscription had not delivered yet is
-	// in the store.
-	return e.scan(ctx, sid, next, fn)
+	_, err := e.control(ctx, sid, actorpb.ControlOp_CONTROL_OP_WAIT_READY)
+	return err
 }
 
 // Submit stores an action on the session's stream and queues it; it
 // returns the action's id once the action is persisted. Observations follow
 // on the stream with cause = that id.
 func (e *Engine) Submit(ctx context.Context, sid string, action *eventbus.Event) (int64, error) {
+	id, _, err := e.submit(ctx, sid, action, false)
+	return id, err
+}
+
+// Run submits an action and waits for its observation (nil obs when the
+// action gets none; see ExpectsObservation). The session answers as soon as
+// the observation is stored, on the reply: no subscription is involved.
+func (e *Engine) Run(ctx context.Context, sid string, action *eventbus.Event) (int64, *eventbus.Event, error) {
+	return e.submit(ctx, sid, action, true)
+}
+
+func (e *Engine) submit(ctx context.Context, sid string, action *eventbus.Event, wait bool) (int64, *eventbus.Event, error) {
 	if action == nil || !action.IsAction() {
-		return eventbus.InvalidID, &Error{Code: actorpb.ErrorCode_ERROR_CODE_INVALID, Message: "Submit needs an action event"}
-	}
-	r, err := e.ref(ctx, sid)
-	if err != nil {
-		return eventbus.InvalidID, err
+		return eventbus.InvalidID, nil, &Error{Code: actorpb.ErrorCode_ERROR_CODE_INVALID, Message: "only an action event can be run"}
 	}
 	data, err := eventbus.Marshal(action)
 	if err != nil {
-		return eventbus.InvalidID, &Error{Code: actorpb.ErrorCode_ERROR_CODE_INVALID, Message: "encode action: " + err.Error()}
+		return eventbus.InvalidID, nil, &Error{Code: actorpb.ErrorCode_ERROR_CODE_INVALID, Message: "encode action: " + err.Error()}
 	}
-	res, err := e.ask(ctx, r.pid, &actorpb.SubmitAction{SessionId: sid, EventJson: data})
+	res, err := e.toSession(ctx, sid, &actorpb.SubmitAction{SessionId: sid, EventJson: data, WaitObservation: wait})
 	if err != nil {
-		return eventbus.InvalidID, err
+		return eventbus.InvalidID, nil, err
 	}
 	rep := res.(*actorpb.SubmitReply)
 	if rep.Error != nil {
-		return eventbus.InvalidID, fromPB(rep.Error)
+		return rep.EventId, nil, fromPB(rep.Error)
 	}
-	return rep.EventId, nil
+	if len(rep.ObservationJson) == 0 {
+		return rep.EventId, nil, nil
+	}
+	obs, err := eventbus.Unmarshal(rep.ObservationJson)
+	return rep.EventId, obs, err
 }
 
 // ExpectsObservation reports whether the session will answer the action
@@ -467,55 +366,6 @@ func ExpectsObservation(action *eventbus.Event) bool {
 	return true
 }
 
-// Run submits an action and waits for its observation (nil, nil when the
-// action gets none; see ExpectsObservation). The session answers as soon as
-// the observation is stored, without a stream subscription.
-func (e *Engine) Run(ctx context.Context, sid string, action *eventbus.Event) (*eventbus.Event, error) {
-	if action == nil || !action.IsAction() {
-		return nil, &Error{Code: actorpb.ErrorCode_ERROR_CODE_INVALID, Message: "Run needs an action event"}
-	}
-	r, err := e.ref(ctx, sid)
-	if err != nil {
-		return nil, err
-	}
-	data, err := eventbus.Marshal(action)
-	if err != nil {
-		return nil, &Error{Code: actorpb.ErrorCode_ERROR_CODE_INVALID, Message: "encode action: " + err.Error()}
-	}
-	res, err := e.ask(ctx, r.pid, &actorpb.SubmitAction{SessionId: sid, EventJson: data, WaitObservation: true})
-	if err != nil {
-		return nil, err
-	}
-	rep := res.(*actorpb.SubmitReply)
-	if rep.Error != nil {
-		return nil, fromPB(rep.Error)
-	}
-	if len(rep.ObservationJson) == 0 {
-		return nil, nil
-	}
-	return eventbus.Unmarshal(rep.ObservationJson)
-}
-
-// WaitObservation waits for the observation answering action id.
-func (e *Engine) WaitObservation(ctx context.Context, sid string, id int64) (*eventbus.Event, error) {
-	var obs *eventbus.Event
-	errFound := errors.New("found")
-	err := e.scan(ctx, sid, id+1, func(ev *eventbus.Event) error {
-		if !ev.IsAction() && ev.Cause != nil && *ev.Cause == id {
-			obs = ev
-			return errFound
-		}
-		return nil
-	})
-	if obs != nil {
-		return obs, nil
-	}
-	if err == nil {
-		err = fmt.Errorf("session %s ended before action %d was answered", sid, id)
-	}
-	return nil, err
-}
-
 // Confirm lets an action waiting for confirmation run: like OpenHands, the
 // action is re-added to the stream with confirmation_state "confirmed"; the
 // new event's id is returned.
@@ -530,11 +380,7 @@ func (e *Engine) Reject(ctx context.Context, sid string, eventID int64) (int64, 
 }
 
 func (e *Engine) decide(ctx context.Context, sid string, eventID int64, confirm bool) (int64, error) {
-	r, err := e.ref(ctx, sid)
-	if err != nil {
-		return eventbus.InvalidID, err
-	}
-	res, err := e.ask(ctx, r.pid, &actorpb.DecideConfirmation{SessionId: sid, EventId: eventID, Confirm: confirm})
+	res, err := e.toSession(ctx, sid, &actorpb.DecideConfirmation{SessionId: sid, EventId: eventID, Confirm: confirm})
 	if err != nil {
 		return eventbus.InvalidID, err
 	}
@@ -549,48 +395,38 @@ func (e *Engine) decide(ctx context.Context, sid string, eventID int64, confirm 
 // order: stored ones first, then live ones (see eventbus.Subscription; the
 // items carry the stored OpenHands JSON). It ends when ctx ends, on Close,
 // or when the session stops (eventbus.ErrStreamClosed, after its last
-// event). For a session that is no longer running use History.
+// event). For a session that is not running it fails with ErrNotRunning:
+// use History.
 func (e *Engine) Subscribe(ctx context.Context, sid string, fromID int64) (*eventbus.Subscription, error) {
-	r, err := e.ref(ctx, sid)
+	res, err := e.toSession(ctx, sid, &subscribeReq{ctx: ctx, from: fromID})
 	if err != nil {
 		return nil, err
 	}
-	st, err := r.writer.openStream(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return st.Subscribe(ctx, fromID)
+	r := res.(*subscribeReply)
+	return r.sub, r.err
 }
 
 // History returns the stored events of a session with id >= fromID, running
-// or not.
+// or not: a running session reads them from its own stream; the events of
+// any other session are read from the store.
 func (e *Engine) History(ctx context.Context, sid string, fromID int64) ([]*eventbus.Item, error) {
-	e.mu.RLock()
-	r := e.refs[sid]
-	e.mu.RUnlock()
-	if r != nil {
-		st, err := r.writer.openStream(ctx)
-		if err != nil {
-			return nil, err
-		}
-		items, err := st.Search(ctx, eventbus.Filter{StartID: fromID})
-		if err == nil {
-			return items, nil
-		}
-		// The stream is being closed (the session is stopping): once it is,
-		// read the session from the store.
-		select {
-		case <-r.writer.closed:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
 	if err := eventbus.ValidateSessionID(sid); err != nil {
 		return nil, &Error{Code: actorpb.ErrorCode_ERROR_CODE_INVALID, Message: err.Error()}
 	}
-	st, err := e.store.Open(sid)
+	res, err := e.toSession(ctx, sid, &historyReq{ctx: ctx, from: fromID})
 	if err != nil {
 		return nil, err
+	}
+	r := res.(*historyReply)
+	if err = r.err; !errors.Is(err, ErrNotRunning) && !errors.Is(err, ErrNotFound) {
+		return r.items, err
+	}
+	st, oerr := e.store.Open(sid)
+	if oerr != nil {
+		if errors.Is(err, ErrNotFound) {
+			return nil, err
+		}
+		return nil, oerr
 	}
 	defer st.Close()
 	return st.Search(ctx, eventbus.Filter{StartID: fromID})
@@ -600,13 +436,51 @@ func (e *Engine) History(ctx context.Context, sid string, fromID int64) ([]*even
 // actions. Chunks are not stored; a slow reader misses chunks, never
 // events. The channel closes when ctx ends or the session stops.
 func (e *Engine) SubscribeChunks(ctx context.Context, sid string) (<-chan Chunk, error) {
-	r, err := e.ref(ctx, sid)
+	res, err := e.toSession(ctx, sid, &chunksReq{})
 	if err != nil {
 		return nil, err
 	}
-	ch := r.chunks.subscribe(256)
-	context.AfterFunc(ctx, func() { r.chunks.unsubscribe(ch) })
+	r := res.(*chunksReply)
+	ch := r.hub.subscribe(256)
+	context.AfterFunc(ctx, func() { r.hub.unsubscribe(ch) })
 	return ch, nil
+}
+
+// ListFiles lists a directory of the session's sandbox with OpenHands'
+// list_files semantics (path "" = the working directory).
+func (e *Engine) ListFiles(ctx context.Context, sid, path string) ([]string, error) {
+	var out []string
+	err := e.files(ctx, sid, func(ctx context.Context, c runtimes.AgentConn) (err error) {
+		out, err = c.ListFiles(ctx, path)
+		return err
+	})
+	return out, err
+}
+
+// Upload writes one file named name (a zip unpacked into dest when
+// recursive) into directory dest of the session's sandbox.
+func (e *Engine) Upload(ctx context.Context, sid, dest, name string, r io.Reader, recursive bool) error {
+	return e.files(ctx, sid, func(ctx context.Context, c runtimes.AgentConn) error {
+		return c.Upload(ctx, dest, r, name, recursive)
+	})
+}
+
+// Download writes a zip of path in the session's sandbox to w.
+func (e *Engine) Download(ctx context.Context, sid, path string, w io.Writer) error {
+	return e.files(ctx, sid, func(ctx context.Context, c runtimes.AgentConn) error {
+		return c.Download(ctx, path, w)
+	})
+}
+
+// files runs op on the session's agent connection, which only its Runtime
+// holds: the Runtime runs op off its goroutine and the result comes back on
+// the reply.
+func (e *Engine) files(ctx context.Context, sid string, op func(context.Context, runtimes.AgentConn) error) error {
+	res, err := e.toSession(ctx, sid, &fileReq{ctx: ctx, op: op})
+	if err != nil {
+		return err
+	}
+	return res.(*fileReply).err
 }
 
 func (e *Engine) control(ctx context.Context, sid string, op actorpb.ControlOp) (SessionInfo, error) {
@@ -639,7 +513,15 @@ func (e *Engine) Stop(ctx context.Context, sid string) (SessionInfo, error) {
 	return e.control(ctx, sid, actorpb.ControlOp_CONTROL_OP_STOP)
 }
 
-// Get returns a session's state (also for queued and recently ended ones).
+// Start runs a stopped (or failed) session again under the same id: its
+// events are kept and new ones continue their ids; it gets a new sandbox
+// (or re-attaches to the one kept alive). Starting a running session
+// returns its state.
+func (e *Engine) Start(ctx context.Context, sid string) (SessionInfo, error) {
+	return e.control(ctx, sid, actorpb.ControlOp_CONTROL_OP_START)
+}
+
+// Get returns a session's state (any session of the store).
 func (e *Engine) Get(ctx context.Context, sid string) (SessionInfo, error) {
 	res, err := e.ask(ctx, e.manager, &actorpb.GetSession{SessionId: sid})
 	if err != nil {
@@ -652,7 +534,8 @@ func (e *Engine) Get(ctx context.Context, sid string) (SessionInfo, error) {
 	return infoFromPB(rep.Info), nil
 }
 
-// List returns the queued and running sessions, oldest first.
+// List returns every session the engine knows, running or not (with a
+// durable store: every session of the store), oldest first.
 func (e *Engine) List(ctx context.Context) ([]SessionInfo, error) {
 	res, err := e.ask(ctx, e.manager, &actorpb.ListSessions{})
 	if err != nil {
@@ -669,10 +552,22 @@ func (e *Engine) List(ctx context.Context) ([]SessionInfo, error) {
 // Shutdown stops every session (as Stop does), then the actor system, and
 // waits for the engine's goroutines; ctx bounds the wait.
 func (e *Engine) Shutdown(ctx context.Context) error {
+	return e.shutdown(ctx, false)
+}
+
+// Detach ends this engine without stopping its sessions: sandboxes keep
+// running and every session stays recorded as running, so the next engine
+// on the same store recovers them (what a crash does, but orderly: streams
+// are flushed and closed). Used by `corral serve` when asked to restart.
+func (e *Engine) Detach(ctx context.Context) error {
+	return e.shutdown(ctx, true)
+}
+
+func (e *Engine) shutdown(ctx context.Context, detach bool) error {
 	if e.closed.Swap(true) {
 		return nil
 	}
-	if _, err := e.ask(ctx, e.manager, &actorpb.ShutdownEngine{}); err != nil {
+	if _, err := e.ask(ctx, e.manager, &actorpb.ShutdownEngine{}); err != nil && !detach {
 		return fmt.Errorf("stop sessions: %w", err)
 	}
 	if err := e.sys.Root.StopFuture(e.manager).Wait(); err != nil {

@@ -10,7 +10,7 @@ import (
 func TestRunEchoInProcess(t *testing.T) {
 	e := newCLIEngine(t, testConfig())
 	sid := startSession(t, e, SessionSpec{})
-	obs, err := e.Run(ctxT(t), sid, cmd("echo hi"))
+	_, obs, err := e.Run(ctxT(t), sid, cmd("echo hi"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -54,9 +54,12 @@ type streamWriter struct {
 	closed   chan struct{} // closed once the stream is closed
 }
 
+// writeJob is an append (req) or, with meta set, a save of the session's
+// record; both run in queue order.
 type writeJob struct {
 	req   appendReq
 	reply *actor.PID
+	meta  []byte
 }
 
 func newStreamWriter(store *eventbus.Store, sid string, sys *actor.ActorSystem, logger *slog.Logger, wg *sync.WaitGroup, met *metrics.Registry) *streamWriter {
@@ -77,6 +80,41 @@ func (w *streamWriter) enqueue(j writeJob) {
 	w.queue = append(w.queue, j)
 	w.mu.Unlock()
 	w.kick()
+}
+
+// saveMeta queues a save of the session's record behind the queued
+// appends. A record saved after close is dropped (the session ended).
+func (w *streamWriter) saveMeta(data []byte) {
+	w.mu.Lock()
+	if w.closing {
+		w.mu.Unlock()
+		return
+	}
+	w.queue = append(w.queue, writeJob{meta: data})
+	w.mu.Unlock()
+	w.kick()
+}
+
+func (w *streamWriter) isClosing() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.closing
+}
+
+// readClosed waits until the stream is closed, then reads the session's
+// events with id >= from from the store.
+func (w *streamWriter) readClosed(ctx context.Context, from int64) ([]*eventbus.Item, error) {
+	select {
+	case <-w.closed:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	st, err := w.store.Open(w.sid)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	return st.Search(ctx, eventbus.Filter{StartID: from})
 }
 
 // close lets queued appends finish, then closes the stream; closed() is
@@ -137,6 +175,12 @@ func (w *streamWriter) drain() {
 		w.queue[0] = writeJob{}
 		w.queue = w.queue[1:]
 		w.mu.Unlock()
+		if j.meta != nil {
+			if err := w.store.SaveMeta(w.sid, j.meta); err != nil {
+				w.logger.Error("saving the session record", "session", w.sid, "err", err)
+			}
+			continue
+		}
 		w.sys.Root.Send(j.reply, w.write(j.req))
 	}
 }

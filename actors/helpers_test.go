@@ -2,6 +2,8 @@ package actors
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -58,7 +60,24 @@ func testConfig() Config {
 // newCLIEngine returns an engine whose only runtime is the in-process one.
 func newCLIEngine(t testing.TB, cfg Config, opts ...Option) *Engine {
 	t.Helper()
-	cli := local.NewInProcess(local.InProcessTempDir(t.TempDir()))
+	return newWrappedCLIEngine(t, cfg, nil, opts...)
+}
+
+// refusingBackend is a backend whose agents refuse every connection.
+type refusingBackend struct{ runtimes.Backend }
+
+func (refusingBackend) Connect(context.Context, *runtimes.Handle) (runtimes.AgentConn, error) {
+	return nil, errors.New("agent refused the connection (test)")
+}
+
+// newWrappedCLIEngine is newCLIEngine with the in-process backend wrapped
+// by wrap (nil: as is).
+func newWrappedCLIEngine(t testing.TB, cfg Config, wrap func(runtimes.Backend) runtimes.Backend, opts ...Option) *Engine {
+	t.Helper()
+	var cli runtimes.Backend = local.NewInProcess(local.InProcessTempDir(t.TempDir()))
+	if wrap != nil {
+		cli = wrap(cli)
+	}
 	reg, err := runtimes.NewRegistry(cli)
 	if err != nil {
 		t.Fatal(err)
@@ -66,8 +85,7 @@ func newCLIEngine(t testing.TB, cfg Config, opts ...Option) *Engine {
 	cfg.DefaultRuntime = "cli"
 	// No SANDBOX_ENV_* of the host leak into test sandboxes (they would be
 	// persisted to the real ~/.bashrc).
-	opts = append([]Option{WithLogger(testLogger(t)), WithInProcessRuntime("cli"), WithHostEnv([]string{}),
-		WithDialer("cli", func(ctx context.Context, h *runtimes.Handle) (AgentConn, error) { return cli.Dial(ctx, h) })}, opts...)
+	opts = append([]Option{WithLogger(testLogger(t)), WithHostEnv([]string{})}, opts...)
 	e, err := NewEngine(cfg, reg, opts...)
 	if err != nil {
 		t.Fatal(err)
@@ -168,4 +186,35 @@ func describe(evs []*eventbus.Event) string {
 		b.WriteString(" ")
 	}
 	return b.String()
+}
+
+// waitObservation waits for the observation answering action id, reading
+// the session's stream (live while it runs, then its history).
+func waitObservation(ctx context.Context, e *Engine, sid string, id int64) (*eventbus.Event, error) {
+	match := func(it *eventbus.Item) (*eventbus.Event, error) {
+		ev, err := it.Event()
+		if err != nil || ev.IsAction() || ev.Cause == nil || *ev.Cause != id {
+			return nil, err
+		}
+		return ev, nil
+	}
+	sub, err := e.Subscribe(ctx, sid, id+1)
+	if err == nil {
+		defer sub.Close()
+		for it := range sub.C() {
+			if ev, err := match(it); ev != nil || err != nil {
+				return ev, err
+			}
+		}
+	}
+	items, err := e.History(ctx, sid, id+1)
+	if err != nil {
+		return nil, err
+	}
+	for _, it := range items {
+		if ev, err := match(it); ev != nil || err != nil {
+			return ev, err
+		}
+	}
+	return nil, fmt.Errorf("session %s ended before action %d was answered", sid, id)
 }

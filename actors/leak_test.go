@@ -54,7 +54,7 @@ func TestNoLeaksAfter500Sessions(t *testing.T) {
 				return
 			}
 			if i%10 == 0 { // some run an action, some stop idle
-				if _, err := e.Run(ctx, info.ID, cmd("echo hi")); err != nil {
+				if _, _, err := e.Run(ctx, info.ID, cmd("echo hi")); err != nil {
 					t.Error(err)
 				}
 			}

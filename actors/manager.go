@@ -1,8 +1,6 @@
 package actors
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"sort"
 	"time"
@@ -11,16 +9,20 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	actorpb "corral/actors/proto"
+	"corral/eventbus"
+	"corral/runtimes"
 )
 
-// maxEnded bounds how many ended sessions the Manager remembers for Get.
-const maxEnded = 4096
-
+// managerEntry is a live session: queued for admission or running.
 type managerEntry struct {
-	info  *actorpb.SessionInfo
-	spec  *actorpb.SessionSpec
-	pid   *actor.PID
-	reply *actor.PID // CreateSession waiter while queued
+	rec  *sessionRecord
+	mode startMode
+	info *actorpb.SessionInfo
+	pid  *actor.PID
+	// reply waits for admission while queued: a CreateSession caller
+	// (CreateSessionReply) or a Start caller (ControlReply).
+	reply      *actor.PID
+	replyStart bool
 	// counted is the state this session is counted under in the sessions
 	// gauge ("" = not counted).
 	counted string
@@ -36,24 +38,39 @@ type permitWaiter struct {
 	pid *actor.PID
 }
 
-// managerActor is the node-wide Manager: session registry, admission
-// control (max running, FIFO queue with visible positions, max queued) and
-// per-backend start permits.
+// managerActor is the node-wide Manager: the directory of sessions (which
+// Session actor owns which id), admission control (max running, FIFO queue
+// with visible positions, max queued) and per-backend start permits. It
+// holds no session state beyond what it needs to route and admit: a live
+// session's state is its Session actor's; an ended one's is its record.
 type managerActor struct {
-	e          *Engine
-	sessions   map[string]*managerEntry
-	queue      []string
-	running    int
-	ended      map[string]*actorpb.SessionInfo
-	endedOrder []string
-	permits    map[string]*permitPool
+	e        *Engine
+	sessions map[string]*managerEntry
+	queue    []string
+	running  int
+	// ended are the sessions not running: their last state and record
+	// (with a durable store, every stopped session of the store).
+	ended   map[string]*actorpb.SessionInfo
+	records map[string]*sessionRecord
+	permits map[string]*permitPool
 
 	shuttingDown    bool
 	shutdownWaiters []*actor.PID
 }
 
-func newManager(e *Engine) *managerActor {
-	return &managerActor{e: e, sessions: map[string]*managerEntry{}, ended: map[string]*actorpb.SessionInfo{}, permits: map[string]*permitPool{}}
+func newManager(e *Engine, records map[string]*sessionRecord) *managerActor {
+	m := &managerActor{e: e, sessions: map[string]*managerEntry{}, ended: map[string]*actorpb.SessionInfo{},
+		records: records, permits: map[string]*permitPool{}}
+	for sid, rec := range records {
+		info := infoToPB(rec.info())
+		if !rec.ended() {
+			// Not recovered yet: the sandbox may still be there.
+			info.State = StateStopped
+			info.RuntimeStatus = eventbus.StatusStopped
+		}
+		m.ended[sid] = info
+	}
+	return m
 }
 
 func (m *managerActor) Receive(ctx actor.Context) {
@@ -62,53 +79,45 @@ func (m *managerActor) Receive(ctx actor.Context) {
 		m.create(ctx, msg)
 	case *actorpb.CancelCreate:
 		m.cancelCreate(ctx, msg.SessionId)
+	case *toSession:
+		m.route(ctx, msg)
 	case *actorpb.SessionInfo:
 		if en, ok := m.sessions[msg.SessionId]; ok && en.pid != nil {
 			en.info = msg
 			m.count(en, msg.State)
 		}
-	case *actorpb.SessionEnded:
-		m.ended1(ctx, msg.Info)
+	case *sessionEnded:
+		m.sessionEnded(ctx, msg.info, msg.rec)
 	case *actor.Terminated:
-		for sid, en := range m.sessions {
-			if en.pid != nil && en.pid.Equal(msg.Who) {
-				info := clonePB(en.info)
-				if info.State != StateError {
-					info.State = StateStopped
-				}
-				m.ended1(ctx, info)
-				_ = sid
-				break
-			}
-		}
+		m.terminated(ctx, msg.Who)
 	case *actorpb.SessionControl:
 		m.control(ctx, msg)
 	case *actorpb.GetSession:
-		if en, ok := m.sessions[msg.SessionId]; ok {
-			ctx.Respond(&actorpb.ControlReply{Info: m.withPosition(en)})
-		} else if info, ok := m.ended[msg.SessionId]; ok {
-			ctx.Respond(&actorpb.ControlReply{Info: clonePB(info)})
+		if info := m.lookup(msg.SessionId); info != nil {
+			ctx.Respond(&actorpb.ControlReply{Info: info})
 		} else {
 			ctx.Respond(&actorpb.ControlReply{Error: notFound(msg.SessionId)})
 		}
 	case *actorpb.ListSessions:
-		out := make([]*actorpb.SessionInfo, 0, len(m.sessions))
-		for _, en := range m.sessions {
-			out = append(out, m.withPosition(en))
-		}
-		sort.Slice(out, func(i, j int) bool {
-			if out[i].CreatedUnixMs != out[j].CreatedUnixMs {
-				return out[i].CreatedUnixMs < out[j].CreatedUnixMs
-			}
-			return out[i].SessionId < out[j].SessionId
-		})
-		ctx.Respond(&actorpb.ListSessionsReply{Sessions: out})
+		ctx.Respond(&actorpb.ListSessionsReply{Sessions: m.list()})
 	case *actorpb.AcquireStartPermit:
 		m.acquire(ctx, msg)
 	case *actorpb.ReleaseStartPermit:
 		m.release(ctx, msg.Backend, msg.SessionId)
+	case *keptHandles:
+		var ids []string
+		for _, rec := range m.records {
+			if rec.Handle != nil {
+				ids = append(ids, rec.Handle.ID)
+			}
+		}
+		ctx.Respond(&keptHandlesReply{ids: ids})
+	case *recoverAll:
+		ctx.Respond(&recoverReply{sessions: m.recoverAll(ctx)})
 	case *actorpb.ShutdownEngine:
-		m.shutdown(ctx)
+		m.shutdown(ctx, &actorpb.SessionControl{Op: actorpb.ControlOp_CONTROL_OP_STOP})
+	case *detachAll:
+		m.shutdown(ctx, &detachSession{})
 	}
 }
 
@@ -123,55 +132,144 @@ func notFound(sid string) *actorpb.Error {
 	return &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_NOT_FOUND, Message: fmt.Sprintf("no session %q on this node", sid)}
 }
 
-func (m *managerActor) create(ctx actor.Context, msg *actorpb.CreateSession) {
-	spec := msg.Spec
-	if spec == nil {
-		spec = &actorpb.SessionSpec{}
+func (m *managerActor) lookup(sid string) *actorpb.SessionInfo {
+	if en, ok := m.sessions[sid]; ok {
+		return m.withPosition(en)
 	}
-	if m.shuttingDown {
-		ctx.Respond(&actorpb.CreateSessionReply{Error: &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_SHUTTING_DOWN, Message: "the engine is shutting down"}})
+	if info, ok := m.ended[sid]; ok {
+		return clonePB(info)
+	}
+	return nil
+}
+
+func (m *managerActor) list() []*actorpb.SessionInfo {
+	out := make([]*actorpb.SessionInfo, 0, len(m.sessions)+len(m.ended))
+	for _, en := range m.sessions {
+		out = append(out, m.withPosition(en))
+	}
+	for sid, info := range m.ended {
+		if _, live := m.sessions[sid]; !live {
+			out = append(out, clonePB(info))
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].CreatedUnixMs != out[j].CreatedUnixMs {
+			return out[i].CreatedUnixMs < out[j].CreatedUnixMs
+		}
+		return out[i].SessionId < out[j].SessionId
+	})
+	return out
+}
+
+// route hands a request to the session's owner with the original sender,
+// or answers for a session that has none.
+func (m *managerActor) route(ctx actor.Context, msg *toSession) {
+	if en, ok := m.sessions[msg.sid]; ok && en.pid != nil {
+		ctx.RequestWithCustomSender(en.pid, msg.msg, ctx.Sender())
 		return
 	}
-	if spec.SessionId == "" {
-		var b [8]byte
-		_, _ = rand.Read(b[:])
-		spec.SessionId = hex.EncodeToString(b[:])
+	perr := notFound(msg.sid)
+	if info := m.lookup(msg.sid); info != nil {
+		perr = &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_NOT_RUNNING,
+			Message: fmt.Sprintf("session %s is %s; start it again (POST /api/sessions/%s/start) to run actions", msg.sid, stateWord(info.State), msg.sid)}
 	}
+	ctx.Respond(refusal(msg.msg, perr))
+}
+
+// refusal is the reply to a session request that cannot be delivered.
+func refusal(msg any, perr *actorpb.Error) any {
+	err := fromPB(perr)
+	switch msg.(type) {
+	case *actorpb.SubmitAction, *actorpb.DecideConfirmation:
+		return &actorpb.SubmitReply{EventId: eventbus.InvalidID, Error: perr}
+	case *subscribeReq:
+		return &subscribeReply{err: err}
+	case *historyReq:
+		return &historyReply{err: err}
+	case *fileReq:
+		return &fileReply{err: err}
+	case *chunksReq:
+		return &chunksReply{err: err}
+	}
+	return &actorpb.ControlReply{Error: perr}
+}
+
+func (m *managerActor) create(ctx actor.Context, msg *actorpb.CreateSession) {
+	spec := specFromPB(msg.Spec)
 	if spec.Runtime == "" {
 		spec.Runtime = m.e.cfg.DefaultRuntime
 	}
-	if _, ok := m.sessions[spec.SessionId]; ok {
-		ctx.Respond(&actorpb.CreateSessionReply{Error: &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_ALREADY_EXISTS,
-			Message: fmt.Sprintf("session %q already exists", spec.SessionId)}})
+	if perr := m.refuseCreate(spec); perr != nil {
+		ctx.Respond(&actorpb.CreateSessionReply{Error: perr})
 		return
 	}
-	if _, err := m.e.registry.Get(spec.Runtime); err != nil {
-		ctx.Respond(&actorpb.CreateSessionReply{Error: &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_UNKNOWN_RUNTIME, Message: err.Error()}})
-		return
+	rec := &sessionRecord{Version: recordVersion, Spec: spec, Created: time.Now().UTC(), State: StateQueued}
+	if spec.Attach != nil {
+		rec.Handle, rec.SetupFor = spec.Attach, spec.Attach.ID // attaching: the sandbox is set up already
 	}
-	en := &managerEntry{spec: spec, info: &actorpb.SessionInfo{SessionId: spec.SessionId, Runtime: spec.Runtime,
-		State: StateQueued, CreatedUnixMs: time.Now().UnixMilli(), Workspace: spec.Workspace}}
+	m.enqueue(ctx, rec, modeNew, false)
+}
+
+func (m *managerActor) refuseCreate(spec SessionSpec) *actorpb.Error {
+	if m.shuttingDown {
+		return &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_SHUTTING_DOWN, Message: "the engine is shutting down"}
+	}
+	if _, ok := m.sessions[spec.ID]; ok {
+		return &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_ALREADY_EXISTS, Message: fmt.Sprintf("session %q already exists", spec.ID)}
+	}
+	if _, ok := m.ended[spec.ID]; ok {
+		return &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_ALREADY_EXISTS,
+			Message: fmt.Sprintf("session %q already exists (stopped); start it again instead of creating it", spec.ID)}
+	}
+	b, err := m.e.registry.Get(spec.Runtime)
+	if err != nil {
+		return &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_UNKNOWN_RUNTIME, Message: err.Error()}
+	}
+	if spec.Resources != (runtimes.Resources{}) && !b.Capabilities().Limits {
+		return &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_NOT_SUPPORTED,
+			Message: fmt.Sprintf("runtime %q cannot enforce per-session resource limits; leave \"resources\" out or use a runtime that can (docker)", spec.Runtime)}
+	}
+	return nil
+}
+
+// enqueue admits rec at once when there is room, else queues it. The
+// caller (ctx.Sender) is answered on admission.
+func (m *managerActor) enqueue(ctx actor.Context, rec *sessionRecord, mode startMode, start bool) {
+	sid := rec.Spec.ID
+	en := &managerEntry{rec: rec, mode: mode, replyStart: start, info: &actorpb.SessionInfo{SessionId: sid, Runtime: rec.Spec.Runtime,
+		State: StateQueued, CreatedUnixMs: rec.Created.UnixMilli(), Workspace: rec.Spec.Workspace, Image: rec.Spec.Image}}
 	if m.running < m.e.cfg.MaxSessions && len(m.queue) == 0 {
-		m.sessions[spec.SessionId] = en
+		m.sessions[sid] = en
 		if err := m.admit(ctx, en); err != nil {
-			delete(m.sessions, spec.SessionId)
-			ctx.Respond(&actorpb.CreateSessionReply{Error: &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_INTERNAL, Message: err.Error()}})
+			delete(m.sessions, sid)
+			m.answerAdmission(ctx, ctx.Sender(), start, nil, &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_INTERNAL, Message: err.Error()})
 			return
 		}
-		ctx.Respond(&actorpb.CreateSessionReply{Info: clonePB(en.info)})
+		m.answerAdmission(ctx, ctx.Sender(), start, clonePB(en.info), nil)
 		return
 	}
 	if len(m.queue) >= m.e.cfg.MaxQueued {
-		ctx.Respond(&actorpb.CreateSessionReply{Error: &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_QUEUE_FULL,
+		m.answerAdmission(ctx, ctx.Sender(), start, nil, &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_QUEUE_FULL,
 			Message: fmt.Sprintf("admission queue full: %d sessions running (max_sessions %d) and %d waiting (max_queued %d); retry later or raise [engine] max_sessions / max_queued",
-				m.running, m.e.cfg.MaxSessions, len(m.queue), m.e.cfg.MaxQueued)}})
+				m.running, m.e.cfg.MaxSessions, len(m.queue), m.e.cfg.MaxQueued)})
 		return
 	}
 	en.reply = ctx.Sender()
-	m.sessions[spec.SessionId] = en
-	m.queue = append(m.queue, spec.SessionId)
+	m.sessions[sid] = en
+	m.queue = append(m.queue, sid)
 	m.count(en, StateQueued)
 	m.e.metrics.SetAdmissionQueueLength(len(m.queue))
+}
+
+func (m *managerActor) answerAdmission(ctx actor.Context, to *actor.PID, start bool, info *actorpb.SessionInfo, perr *actorpb.Error) {
+	if to == nil {
+		return
+	}
+	if start {
+		ctx.Send(to, &actorpb.ControlReply{Info: info, Error: perr})
+		return
+	}
+	ctx.Send(to, &actorpb.CreateSessionReply{Info: info, Error: perr})
 }
 
 func (m *managerActor) withPosition(en *managerEntry) *actorpb.SessionInfo {
@@ -188,19 +286,21 @@ func (m *managerActor) withPosition(en *managerEntry) *actorpb.SessionInfo {
 }
 
 func (m *managerActor) admit(ctx actor.Context, en *managerEntry) error {
-	s, err := m.e.newSession(ctx.Self(), en.spec)
+	sid := en.rec.Spec.ID
+	props, err := m.e.sessionProps(en.rec, en.mode)
 	if err != nil {
 		return err
 	}
-	pid, err := ctx.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return s }), "session-"+en.spec.SessionId)
+	pid, err := ctx.SpawnNamed(props, "session-"+sid)
 	if err != nil {
-		return fmt.Errorf("spawn session %s: %w", en.spec.SessionId, err)
+		return fmt.Errorf("spawn session %s: %w", sid, err)
 	}
-	m.e.addRef(en.spec.SessionId, &sessionRef{pid: pid, writer: s.ref.writer, chunks: s.ref.chunks})
 	en.pid = pid
 	en.info.State = StateStarting
 	m.count(en, StateStarting)
 	m.running++
+	delete(m.ended, sid)
+	delete(m.records, sid)
 	return nil
 }
 
@@ -208,7 +308,7 @@ func (m *managerActor) admit(ctx actor.Context, en *managerEntry) error {
 // The gauge counts the sessions this Manager holds (queued to stopping): an
 // ended session leaves it.
 func (m *managerActor) count(en *managerEntry, to string) {
-	m.e.metrics.SessionStateChanged(en.spec.Runtime, en.counted, to)
+	m.e.metrics.SessionStateChanged(en.rec.Spec.Runtime, en.counted, to)
 	en.counted = to
 }
 
@@ -221,10 +321,10 @@ func (m *managerActor) admitNext(ctx actor.Context) {
 		if err := m.admit(ctx, en); err != nil {
 			m.count(en, "")
 			delete(m.sessions, sid)
-			ctx.Send(en.reply, &actorpb.CreateSessionReply{Error: &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_INTERNAL, Message: err.Error()}})
+			m.answerAdmission(ctx, en.reply, en.replyStart, nil, &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_INTERNAL, Message: err.Error()})
 			continue
 		}
-		ctx.Send(en.reply, &actorpb.CreateSessionReply{Info: clonePB(en.info)})
+		m.answerAdmission(ctx, en.reply, en.replyStart, clonePB(en.info), nil)
 		en.reply = nil
 	}
 }
@@ -254,53 +354,140 @@ func (m *managerActor) dequeue(sid string) {
 }
 
 func (m *managerActor) control(ctx actor.Context, msg *actorpb.SessionControl) {
-	en, ok := m.sessions[msg.SessionId]
-	if !ok {
-		if info, ok := m.ended[msg.SessionId]; ok && msg.Op == actorpb.ControlOp_CONTROL_OP_STOP {
+	sid := msg.SessionId
+	en, live := m.sessions[sid]
+	switch {
+	case live && en.pid != nil:
+		ctx.RequestWithCustomSender(en.pid, msg, ctx.Sender())
+	case live: // still queued
+		m.controlQueued(ctx, en, msg)
+	case msg.Op == actorpb.ControlOp_CONTROL_OP_START:
+		m.restart(ctx, sid)
+	default:
+		info, ok := m.ended[sid]
+		if !ok {
+			ctx.Respond(&actorpb.ControlReply{Error: notFound(sid)})
+			return
+		}
+		if msg.Op == actorpb.ControlOp_CONTROL_OP_STOP {
 			ctx.Respond(&actorpb.ControlReply{Info: clonePB(info)})
 			return
 		}
-		ctx.Respond(&actorpb.ControlReply{Error: notFound(msg.SessionId)})
-		return
-	}
-	if en.pid == nil { // still queued
-		if msg.Op != actorpb.ControlOp_CONTROL_OP_STOP {
-			ctx.Respond(&actorpb.ControlReply{Error: &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_NOT_RUNNING,
-				Message: fmt.Sprintf("session %s is still queued for admission", msg.SessionId)}})
+		if msg.Op == actorpb.ControlOp_CONTROL_OP_WAIT_READY && info.Error != "" {
+			ctx.Respond(&actorpb.ControlReply{Info: clonePB(info), Error: &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_NOT_RUNNING,
+				Message: fmt.Sprintf("session %s failed to start: %s", sid, info.Error)}})
 			return
 		}
-		m.dequeue(msg.SessionId)
-		m.count(en, "")
-		delete(m.sessions, msg.SessionId)
-		en.info.State = StateStopped
-		m.remember(en.info)
-		ctx.Send(en.reply, &actorpb.CreateSessionReply{Error: &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_NOT_RUNNING,
-			Message: fmt.Sprintf("session %s was stopped while queued", msg.SessionId)}})
-		ctx.Respond(&actorpb.ControlReply{Info: clonePB(en.info)})
-		return
+		ctx.Respond(&actorpb.ControlReply{Info: clonePB(info), Error: &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_NOT_RUNNING,
+			Message: fmt.Sprintf("session %s is %s; start it again first", sid, stateWord(info.State))}})
 	}
-	ctx.Forward(en.pid)
 }
 
-func (m *managerActor) ended1(ctx actor.Context, info *actorpb.SessionInfo) {
-	// Terminated (a system message) may overtake the session's SessionEnded:
-	// the final info always replaces what was remembered.
-	if prev, ok := m.ended[info.SessionId]; ok && (prev.State == StateStopped || prev.State == StateError) && info.State != StateStopped && info.State != StateError {
+func (m *managerActor) controlQueued(ctx actor.Context, en *managerEntry, msg *actorpb.SessionControl) {
+	sid := msg.SessionId
+	switch msg.Op {
+	case actorpb.ControlOp_CONTROL_OP_STOP:
+	case actorpb.ControlOp_CONTROL_OP_START:
+		ctx.Respond(&actorpb.ControlReply{Info: m.withPosition(en)})
+		return
+	default:
+		ctx.Respond(&actorpb.ControlReply{Error: &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_NOT_RUNNING,
+			Message: fmt.Sprintf("session %s is still queued for admission", sid)}})
 		return
 	}
-	m.remember(info)
-	en, ok := m.sessions[info.SessionId]
-	if !ok || en.pid == nil {
-		return
-	}
+	m.dequeue(sid)
 	m.count(en, "")
-	delete(m.sessions, info.SessionId)
+	delete(m.sessions, sid)
+	en.info.State = StateStopped
+	en.rec.State = StateStopped
+	m.ended[sid], m.records[sid] = en.info, en.rec
+	m.answerAdmission(ctx, en.reply, en.replyStart, nil, &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_NOT_RUNNING,
+		Message: fmt.Sprintf("session %s was stopped while queued", sid)})
+	ctx.Respond(&actorpb.ControlReply{Info: clonePB(en.info)})
+}
+
+// restart admits a stopped session again under its id.
+func (m *managerActor) restart(ctx actor.Context, sid string) {
+	rec, ok := m.records[sid]
+	if !ok {
+		ctx.Respond(&actorpb.ControlReply{Error: notFound(sid)})
+		return
+	}
+	if m.shuttingDown {
+		ctx.Respond(&actorpb.ControlReply{Error: &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_SHUTTING_DOWN, Message: "the engine is shutting down"}})
+		return
+	}
+	if rec.Spec.Runtime == "" {
+		ctx.Respond(&actorpb.ControlReply{Error: &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_NOT_SUPPORTED,
+			Message: fmt.Sprintf("session %s was stored by an older Corral without its runtime settings; its events can be read but it cannot be started again", sid)}})
+		return
+	}
+	if _, err := m.e.registry.Get(rec.Spec.Runtime); err != nil {
+		ctx.Respond(&actorpb.ControlReply{Error: &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_UNKNOWN_RUNTIME,
+			Message: fmt.Sprintf("session %s ran on runtime %q, which this server does not run: %v", sid, rec.Spec.Runtime, err)}})
+		return
+	}
+	again := *rec
+	again.Error, again.State = "", StateQueued
+	if !rec.Spec.KeepRuntimeAlive && !m.e.cfg.KeepRuntimeAlive {
+		again.Handle, again.SetupFor = nil, "" // released at stop: a new sandbox
+	}
+	m.enqueue(ctx, &again, modeRestart, true)
+}
+
+// recoverAll admits every stored session that was running when the
+// previous process ended.
+func (m *managerActor) recoverAll(ctx actor.Context) []string {
+	var ids []string
+	for sid, rec := range m.records {
+		if rec.ended() {
+			continue
+		}
+		if _, err := m.e.registry.Get(rec.Spec.Runtime); err != nil {
+			m.e.logger.Error("a running session cannot be recovered: its runtime is not enabled", "session", sid, "runtime", rec.Spec.Runtime)
+			continue
+		}
+		ids = append(ids, sid)
+	}
+	sort.Strings(ids)
+	for _, sid := range ids {
+		m.enqueue(ctx, m.records[sid], modeRecover, false)
+	}
+	return ids
+}
+
+func (m *managerActor) terminated(ctx actor.Context, who *actor.PID) {
+	for _, en := range m.sessions {
+		if en.pid != nil && en.pid.Equal(who) {
+			// A session that ended without its last word (it failed hard).
+			info := clonePB(en.info)
+			if info.State != StateError {
+				info.State = StateStopped
+			}
+			m.sessionEnded(ctx, info, nil)
+			return
+		}
+	}
+}
+
+func (m *managerActor) sessionEnded(ctx actor.Context, info *actorpb.SessionInfo, rec *sessionRecord) {
+	sid := info.SessionId
+	en, ok := m.sessions[sid]
+	if !ok || en.pid == nil {
+		return // Terminated after the session's own last word
+	}
+	if rec == nil {
+		rec = en.rec
+		rec.State = info.State
+	}
+	m.ended[sid], m.records[sid] = info, rec
+	m.count(en, "")
+	delete(m.sessions, sid)
 	m.running--
-	m.e.dropRef(info.SessionId)
 	// A session that ended while waiting for or holding a start permit
 	// gives it back.
 	for backend := range m.permits {
-		m.release(ctx, backend, info.SessionId)
+		m.release(ctx, backend, sid)
 	}
 	m.admitNext(ctx)
 	if m.shuttingDown && m.running == 0 {
@@ -308,17 +495,6 @@ func (m *managerActor) ended1(ctx actor.Context, info *actorpb.SessionInfo) {
 			ctx.Send(w, &actorpb.ShutdownReply{})
 		}
 		m.shutdownWaiters = nil
-	}
-}
-
-func (m *managerActor) remember(info *actorpb.SessionInfo) {
-	if _, ok := m.ended[info.SessionId]; !ok {
-		m.endedOrder = append(m.endedOrder, info.SessionId)
-	}
-	m.ended[info.SessionId] = info
-	for len(m.endedOrder) > maxEnded {
-		delete(m.ended, m.endedOrder[0])
-		m.endedOrder = m.endedOrder[1:]
 	}
 }
 
@@ -357,13 +533,16 @@ func (m *managerActor) release(ctx actor.Context, backend, sid string) {
 	}
 }
 
-func (m *managerActor) shutdown(ctx actor.Context) {
+// shutdown refuses new sessions, drops the queue and sends each running
+// session end (a STOP, or a detachSession); the caller is answered once
+// every session has ended.
+func (m *managerActor) shutdown(ctx actor.Context, end any) {
 	m.shuttingDown = true
 	for _, sid := range m.queue {
 		en := m.sessions[sid]
 		m.count(en, "")
 		delete(m.sessions, sid)
-		ctx.Send(en.reply, &actorpb.CreateSessionReply{Error: &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_SHUTTING_DOWN, Message: "the engine is shutting down"}})
+		m.answerAdmission(ctx, en.reply, en.replyStart, nil, &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_SHUTTING_DOWN, Message: "the engine is shutting down"})
 	}
 	m.queue = nil
 	m.e.metrics.SetAdmissionQueueLength(0)
@@ -372,9 +551,9 @@ func (m *managerActor) shutdown(ctx actor.Context) {
 		return
 	}
 	m.shutdownWaiters = append(m.shutdownWaiters, ctx.Sender())
-	for sid, en := range m.sessions {
+	for _, en := range m.sessions {
 		if en.pid != nil {
-			ctx.Send(en.pid, &actorpb.SessionControl{SessionId: sid, Op: actorpb.ControlOp_CONTROL_OP_STOP})
+			ctx.Send(en.pid, end)
 		}
 	}
 }
@@ -385,4 +564,14 @@ var _ actor.SupervisorStrategy = (*managerActor)(nil)
 // changed after it left the actor (the receiver reads it concurrently).
 func clonePB(i *actorpb.SessionInfo) *actorpb.SessionInfo {
 	return proto.Clone(i).(*actorpb.SessionInfo)
+}
+
+func stateWord(state string) string {
+	switch state {
+	case StateStopped:
+		return "stopped"
+	case StateError:
+		return "failed"
+	}
+	return state
 }

@@ -2,7 +2,6 @@ package actors
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"syscall"
 	"testing"
@@ -114,7 +113,7 @@ func TestMetricsCountActionsByOutcomeSessionsAndStarts(t *testing.T) {
 
 	run := func(ev *eventbus.Event, wantType string) {
 		t.Helper()
-		obs, err := e.Run(ctx, sid, ev)
+		_, obs, err := e.Run(ctx, sid, ev)
 		if err != nil {
 			t.Fatalf("Run %s: %v", ev.Type(), err)
 		}
@@ -140,7 +139,7 @@ func TestMetricsCountActionsByOutcomeSessionsAndStarts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if obs, err := e.WaitObservation(ctx, sid, rid); err != nil || obs.Type() != "user_rejected" {
+	if obs, err := waitObservation(ctx, e, sid, rid); err != nil || obs.Type() != "user_rejected" {
 		t.Fatalf("rejected action answered with %v, %v", obs, err)
 	}
 	// The rejection's observation is stored before WaitObservation sees it,
@@ -243,10 +242,7 @@ func TestMetricsAdmissionQueueAndQueuedSessions(t *testing.T) {
 func TestMetricsCountFailedStart(t *testing.T) {
 	reg := metrics.New()
 	g := reg.Gatherer()
-	refuse := func(context.Context, *runtimes.Handle) (AgentConn, error) {
-		return nil, errors.New("agent refused the connection (test)")
-	}
-	e := newCLIEngine(t, testConfig(), WithMetrics(reg), WithDialer("cli", refuse))
+	e := newWrappedCLIEngine(t, testConfig(), func(b runtimes.Backend) runtimes.Backend { return refusingBackend{b} }, WithMetrics(reg))
 	ctx := ctxT(t)
 	info, err := e.CreateSession(ctx, SessionSpec{})
 	if err != nil {
@@ -296,7 +292,7 @@ func TestMetricsCountRuntimeRestart(t *testing.T) {
 	}
 	time.Sleep(300 * time.Millisecond) // let the command start
 	must(t, syscall.Kill(agentPID(t, e, sid), syscall.SIGKILL))
-	if obs, err := e.WaitObservation(ctx, sid, inflight); err != nil || obs.Type() != "error" {
+	if obs, err := waitObservation(ctx, e, sid, inflight); err != nil || obs.Type() != "error" {
 		t.Fatalf("in-flight action answered with %v, %v", obs, err)
 	}
 	waitFor(t, func() bool {
@@ -320,7 +316,7 @@ func TestMetricsCountRuntimeRestart(t *testing.T) {
 func TestMetricsNilRegistryRecordsNothing(t *testing.T) {
 	e := newCLIEngine(t, testConfig(), WithMetrics(nil))
 	sid := startSession(t, e, SessionSpec{})
-	if obs, err := e.Run(ctxT(t), sid, cmd("echo ok")); err != nil || strings.TrimSpace(obs.Content) != "ok" {
+	if _, obs, err := e.Run(ctxT(t), sid, cmd("echo ok")); err != nil || strings.TrimSpace(obs.Content) != "ok" {
 		t.Fatalf("Run without metrics: %v %v", obs, err)
 	}
 }
@@ -371,7 +367,7 @@ func BenchmarkMetricsOverhead(b *testing.B) {
 	}
 	run := func(e *Engine, sid string) time.Duration {
 		t0 := time.Now()
-		if obs, err := e.Run(ctx, sid, think()); err != nil || obs.Type() != "think" {
+		if _, obs, err := e.Run(ctx, sid, think()); err != nil || obs.Type() != "think" {
 			b.Fatal(obs, err)
 		}
 		return time.Since(t0)

@@ -22,12 +22,22 @@ import (
 type (
 	// execRequest asks the Runtime to run one action (the Session sends at
 	// most one at a time, only when the runtime is READY).
-	execRequest struct{ action *eventbus.Event }
+	execRequest struct {
+		action *eventbus.Event
+		reqID  string // the agent's request id (requestID)
+	}
 	// controlRequest pauses or resumes the sandbox.
 	controlRequest struct{ op actorpb.ControlOp }
 
 	// Runtime -> Session.
-	runtimeStatus struct{ status, level, msg string }
+	// runtimeStatus reports a status change; with READY, attached says the
+	// runtime re-attached to a sandbox that survived and setupFor is the
+	// handle id whose set-up holds.
+	runtimeStatus struct {
+		status, level, msg string
+		attached           bool
+		setupFor           string
+	}
 	actionResult  struct{ obs *eventbus.Event }
 	recordPair    struct{ action, obs *eventbus.Event }
 	controlResult struct {
@@ -40,7 +50,7 @@ type (
 	provisioned struct {
 		gen      uint64
 		handle   *runtimes.Handle
-		conn     AgentConn
+		conn     runtimes.AgentConn
 		attached bool
 		fresh    bool // a new, empty workspace the backend created
 		err      error
@@ -80,18 +90,21 @@ func (f *runtimeFailure) String() string { return f.reason }
 type runtimeEnv struct {
 	sid      string
 	backend  runtimes.Backend
-	dial     Dialer
 	spec     SessionSpec
 	cfg      Config
 	manager  *actor.PID
+	owner    runtimes.Owner
 	hostEnv  []string
 	logger   *slog.Logger
 	chunks   *chunkHub
 	wg       *sync.WaitGroup
 	memo     *runtimeMemo
-	isCLI    bool
+	hostGit  bool // the sandbox uses the host user's git config: never change it
 	permitOK bool // backend starts are bounded by Manager permits
 	metrics  *metrics.Registry
+	// onHandle tells the Session that the sandbox changed, so its record
+	// names the sandbox before anything else happens in it.
+	onHandle func(*runtimes.Handle)
 }
 
 // runtimeMemo survives Runtime restarts: the sandbox to re-attach to.
@@ -116,10 +129,12 @@ func (m *runtimeMemo) get() (*runtimes.Handle, string, bool) {
 	return m.handle, m.setupFor, m.everReady
 }
 
-func (m *runtimeMemo) setHandle(h *runtimes.Handle) {
+func (m *runtimeMemo) setHandle(h *runtimes.Handle) bool {
 	m.mu.Lock()
+	defer m.mu.Unlock()
+	changed := m.handle == nil || h == nil || m.handle.ID != h.ID
 	m.handle = h
-	m.mu.Unlock()
+	return changed
 }
 
 func (m *runtimeMemo) markReady(handleID string) {
@@ -141,7 +156,7 @@ type runtimeActor struct {
 
 	waitingPermit, holdingPermit bool
 	handle                       *runtimes.Handle
-	conn                         AgentConn
+	conn                         runtimes.AgentConn
 	ready                        bool
 	busy                         bool
 	cleaned                      bool
@@ -174,7 +189,9 @@ func (r *runtimeActor) Receive(ctx actor.Context) {
 	case *setupFinished:
 		r.onSetupFinished(ctx, m)
 	case *execRequest:
-		r.exec(ctx, m.action)
+		r.exec(ctx, m)
+	case *fileReq:
+		r.files(ctx, m)
 	case *execFinished:
 		if m.gen != r.gen {
 			return
@@ -235,7 +252,7 @@ func provisionSandbox(ctx context.Context, env *runtimeEnv, old *runtimes.Handle
 	b := env.backend
 	if old != nil {
 		if h, err := b.Recover(ctx, old); err == nil {
-			conn, derr := env.dial(ctx, h)
+			conn, derr := b.Connect(ctx, h)
 			if derr == nil {
 				return &provisioned{gen: gen, handle: h, conn: conn, attached: true}
 			}
@@ -263,6 +280,8 @@ func provisionSandbox(ctx context.Context, env *runtimeEnv, old *runtimes.Handle
 		Workspace: env.spec.Workspace,
 		Env:       maps.Clone(env.spec.Env),
 		Labels:    maps.Clone(env.spec.Labels),
+		Resources: env.spec.Resources,
+		Owner:     env.owner,
 	}
 	if old != nil {
 		spec.Workspace = old.Workspace
@@ -279,8 +298,10 @@ func provisionSandbox(ctx context.Context, env *runtimeEnv, old *runtimes.Handle
 	}
 	// Remember the handle at once so the session's teardown finds the
 	// sandbox even if this incarnation is gone by the time we return.
-	env.memo.setHandle(h)
-	conn, err := env.dial(ctx, h)
+	if env.memo.setHandle(h) && env.onHandle != nil {
+		env.onHandle(h)
+	}
+	conn, err := b.Connect(ctx, h)
 	if err != nil {
 		return &provisioned{gen: gen, handle: h, err: fmt.Errorf("connect to the agent at %s: %w", h.AgentAddr, err)}
 	}
@@ -302,7 +323,9 @@ func (r *runtimeActor) onProvisioned(ctx actor.Context, m *provisioned) {
 	r.releasePermit(ctx)
 	if m.handle != nil {
 		r.handle = m.handle
-		r.env.memo.setHandle(m.handle)
+		if r.env.memo.setHandle(m.handle) && r.env.onHandle != nil {
+			r.env.onHandle(m.handle)
+		}
 	}
 	if m.err != nil {
 		r.fail(m.err.Error())
@@ -318,7 +341,7 @@ func (r *runtimeActor) onProvisioned(ctx actor.Context, m *provisioned) {
 	}
 	r.setStatus(ctx, eventbus.StatusSettingUpWorkspace, "info", "Setting up workspace...")
 	self, gen, sys, rctx := ctx.Self(), r.gen, ctx.ActorSystem(), r.ctx
-	ws := &workspaceSetup{conn: r.conn, cfg: r.env.cfg, spec: r.env.spec, hostEnv: r.env.hostEnv, isCLI: r.env.isCLI, fresh: m.fresh,
+	ws := &workspaceSetup{conn: r.conn, cfg: r.env.cfg, spec: r.env.spec, hostEnv: r.env.hostEnv, hostGit: r.env.hostGit, fresh: m.fresh,
 		status: func(status, msg string) { sys.Root.Send(self, &setupNote{gen: gen, status: status, msg: msg}) }}
 	r.env.wg.Add(1)
 	go func() {
@@ -378,10 +401,16 @@ func (r *runtimeActor) becomeReady(ctx actor.Context) {
 		r.env.metrics.RuntimeStarted(r.env.backend.Name(), time.Since(r.startedAt))
 	}
 	r.env.memo.markReady(r.handle.ID)
-	r.setStatus(ctx, eventbus.StatusReady, "info", "")
+	r.status = eventbus.StatusReady
+	if r.timer != nil {
+		r.timer.Stop()
+		r.timer = nil
+	}
+	ctx.Send(ctx.Parent(), &runtimeStatus{status: eventbus.StatusReady, level: "info", attached: r.attached, setupFor: r.handle.ID})
 }
 
-func (r *runtimeActor) exec(ctx actor.Context, action *eventbus.Event) {
+func (r *runtimeActor) exec(ctx actor.Context, req *execRequest) {
+	action := req.action
 	if !r.ready || r.busy {
 		// The Session only sends when READY and idle; answer anyway.
 		ctx.Send(ctx.Parent(), &actionResult{obs: eventbus.NewError(action.ID, "AGENT_ERROR$RUNTIME_NOT_READY",
@@ -402,13 +431,33 @@ func (r *runtimeActor) exec(ctx actor.Context, action *eventbus.Event) {
 		ectx, cancel := context.WithTimeout(rctx, time.Duration(limit*float64(time.Second))+time.Minute)
 		defer cancel()
 		id := action.ID
-		obs, err := conn.Execute(ectx, action, func(seq uint64, data []byte) {
+		obs, err := conn.Execute(ectx, req.reqID, action, func(seq uint64, data []byte) {
 			chunks.publish(Chunk{ActionID: id, Seq: seq, Data: data})
 		})
 		if err == nil && obs == nil {
 			err = errors.New("agent returned no observation")
 		}
 		sys.Root.Send(self, &execFinished{gen: gen, obs: obs, err: err})
+	}()
+}
+
+// files runs a file operation on the agent connection, off the actor
+// goroutine, and answers the original requester.
+func (r *runtimeActor) files(ctx actor.Context, m *fileReq) {
+	if !r.ready || r.conn == nil {
+		ctx.Respond(&fileReply{err: fromPB(&actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_NOT_RUNNING,
+			Message: "the session's sandbox is not ready; wait for STATUS$READY and retry"})})
+		return
+	}
+	sender, sys, conn, rctx := ctx.Sender(), ctx.ActorSystem(), r.conn, r.ctx
+	r.env.wg.Add(1)
+	go func() {
+		defer r.env.wg.Done()
+		fctx, cancel := context.WithCancel(m.ctx)
+		defer cancel()
+		stop := context.AfterFunc(rctx, cancel) // the runtime ended: so does the operation
+		defer stop()
+		sys.Root.Send(sender, &fileReply{err: m.op(fctx, conn)})
 	}()
 }
 
@@ -496,7 +545,7 @@ func (r *runtimeActor) cleanup(ctx actor.Context) {
 	r.ready, r.busy = false, false
 }
 
-func (r *runtimeActor) closeConn(c AgentConn) {
+func (r *runtimeActor) closeConn(c runtimes.AgentConn) {
 	r.env.wg.Add(1)
 	go func() {
 		defer r.env.wg.Done()

@@ -32,6 +32,9 @@ const (
 	ErrIDRuntimeRestarted = "AGENT_ERROR$RUNTIME_RESTARTED"
 	ErrIDRuntimeFailed    = "AGENT_ERROR$RUNTIME_FAILED"
 	ErrIDSessionStopped   = "AGENT_ERROR$SESSION_STOPPED"
+	// ErrIDSandboxLost answers the action that was running when Corral's
+	// process ended, when its sandbox did not survive either.
+	ErrIDSandboxLost = "AGENT_ERROR$SANDBOX_LOST"
 )
 
 // Texts OpenHands' run_action answers with (reference §1.5).
@@ -58,44 +61,58 @@ type (
 	}
 	teardownDone struct{ err error }
 	streamClosed struct{}
+	// handleChanged: the Runtime started or re-attached a sandbox.
+	handleChanged struct{ h *runtimes.Handle }
+	// scanned: the stored actions still unanswered when a recovered
+	// session starts, in id order.
+	scanned struct {
+		unanswered []*eventbus.Event
+		err        error
+	}
 )
 
-// sessionActor is the Session <id> actor, OpenHands' controller + runtime
-// dispatch: a FIFO of stored actions, one in flight, the confirmation gate,
-// and the supervisor of its Runtime.
+// sessionActor is the Session <id> actor and the only owner of a
+// session's state: OpenHands' controller + runtime dispatch (a FIFO of
+// stored actions, one in flight, the confirmation gate), the supervisor of
+// its Runtime, the owner of its stream writer, live output hub and record.
 type sessionActor struct {
 	sid     string
-	spec    SessionSpec
+	mode    startMode
+	rec     sessionRecord // what is persisted; changed only here
 	cfg     Config
 	env     *runtimeEnv
-	ref     *sessionRef
+	writer  *streamWriter
+	chunks  *chunkHub
 	store   *eventbus.Store
-	sys     *actor.ActorSystem
 	logger  *slog.Logger
 	manager *actor.PID
-	created time.Time
-	onEnd   func() // forgets the engine's sessionRef
 	metrics *metrics.Registry
 
 	streamPID, runtimePID *actor.PID
-	self                  *actor.PID
 
 	state         string
 	runtimeStatus string
-	errText       string
+	lastActivity  time.Time
 	ready         bool
+	attached      bool // the current runtime re-attached to a sandbox that survived
 	queue         []*eventbus.Event
 	inflight      *eventbus.Event
 	awaiting      map[int64]*eventbus.Event
 	failures      int
-	restarts      int
 	restartTimer  *time.Timer
 	stopping      bool
+	detaching     bool
 	finalStatus   string
 	stopWaiters   []*actor.PID
+	readyWaiters  []*actor.PID
 	ctlWaiters    map[actorpb.ControlOp][]*actor.PID
 	obsWaiters    map[int64]*actor.PID // action id -> Run caller
-	dir           string
+	// recovering holds dispatch until the stored actions left unanswered
+	// by the previous process are known (modeRecover only); unanswered
+	// are those actions, the first of which may still be running in a
+	// re-attached sandbox.
+	recovering bool
+	unanswered []*eventbus.Event
 	// pending times the stored actions that expect an observation, for
 	// ObserveAction (only while a metrics registry is set).
 	pending map[int64]actionMark
@@ -107,26 +124,39 @@ type actionMark struct {
 	stored time.Time
 }
 
+func newSessionActor(e *Engine, backend runtimes.Backend, rec *sessionRecord, mode startMode) *sessionActor {
+	s := &sessionActor{sid: rec.Spec.ID, mode: mode, rec: *rec, cfg: e.cfg, chunks: &chunkHub{}, store: e.store,
+		logger: e.logger, manager: e.manager, metrics: e.metrics}
+	s.writer = newStreamWriter(e.store, s.sid, e.sys, e.logger, &e.wg, e.metrics)
+	memo := &runtimeMemo{handle: rec.Handle, setupFor: rec.SetupFor}
+	// A recovered or restarted session was ready before: its runtime is
+	// restarted on failure like any other that was once ready.
+	memo.everReady = mode != modeNew && rec.SetupFor != ""
+	s.env = &runtimeEnv{sid: s.sid, backend: backend, spec: rec.Spec, cfg: e.cfg, manager: e.manager, owner: e.owner,
+		hostEnv: e.hostEnv, logger: e.logger, chunks: s.chunks, wg: &e.wg, memo: memo,
+		hostGit: backend.Capabilities().HostUser, permitOK: true, metrics: e.metrics}
+	return s
+}
+
 func (s *sessionActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
-		s.self = ctx.Self()
-		s.state = StateStarting
-		s.awaiting = map[int64]*eventbus.Event{}
-		s.ctlWaiters = map[actorpb.ControlOp][]*actor.PID{}
-		s.obsWaiters = map[int64]*actor.PID{}
-		s.pending = map[int64]actionMark{}
-		s.streamPID = ctx.Spawn(actor.PropsFromProducer(func() actor.Actor { return &eventStreamActor{w: s.ref.writer} }))
-		s.runtimePID = ctx.Spawn(actor.PropsFromProducer(func() actor.Actor { return newRuntimeActor(s.env) }))
-		s.publishInfo(ctx)
+		s.started(ctx)
 	case *actorpb.SubmitAction:
 		s.submit(ctx, m)
 	case *actorpb.DecideConfirmation:
 		s.decide(ctx, m)
+	case *subscribeReq, *historyReq, *chunksReq, *fileReq:
+		s.query(ctx, m)
 	case *appended:
 		s.onAppended(ctx, m)
 	case *runtimeStatus:
 		s.onRuntimeStatus(ctx, m)
+	case *handleChanged:
+		s.rec.Handle = m.h
+		s.saveRecord(ctx)
+	case *scanned:
+		s.onScanned(ctx, m)
 	case *actionResult:
 		if s.inflight != nil && !s.stopping {
 			s.failures = 0
@@ -142,23 +172,39 @@ func (s *sessionActor) Receive(ctx actor.Context) {
 		s.control(ctx, m)
 	case *controlResult:
 		s.onControlResult(ctx, m)
+	case *detachSession:
+		s.detach(ctx)
 	case *teardownDone:
-		if m.err != nil {
-			s.logger.Warn("releasing the sandbox", "session", s.sid, "err", m.err)
-		}
-		msg := ""
-		if s.finalStatus == eventbus.StatusError {
-			msg = s.errText
-		}
-		s.appendStatus(ctx, s.finalStatus, levelOf(s.finalStatus), msg, &tagFinal{})
+		s.onTeardown(ctx, m)
 	case *streamClosed:
 		s.finish(ctx)
 	case *actor.Stopped:
-		s.ref.chunks.closeAll()
+		s.chunks.closeAll()
 		if s.restartTimer != nil {
 			s.restartTimer.Stop()
 		}
 	}
+}
+
+func (s *sessionActor) started(ctx actor.Context) {
+	s.state = StateStarting
+	s.lastActivity = s.rec.Created
+	s.awaiting = map[int64]*eventbus.Event{}
+	s.ctlWaiters = map[actorpb.ControlOp][]*actor.PID{}
+	s.obsWaiters = map[int64]*actor.PID{}
+	s.pending = map[int64]actionMark{}
+	s.rec.State = StateStarting
+	s.saveRecord(ctx)
+	self, sys := ctx.Self(), ctx.ActorSystem()
+	s.env.onHandle = func(h *runtimes.Handle) { sys.Root.Send(self, &handleChanged{h: h}) }
+	s.streamPID = ctx.Spawn(actor.PropsFromProducer(func() actor.Actor { return &eventStreamActor{w: s.writer} }))
+	if s.mode == modeRecover {
+		s.recovering = true
+		s.scanUnanswered(ctx)
+	}
+	env := s.env
+	s.runtimePID = ctx.Spawn(actor.PropsFromProducer(func() actor.Actor { return newRuntimeActor(env) }))
+	s.publishInfo(ctx)
 }
 
 // HandleFailure supervises the Runtime (and, defensively, the
@@ -195,15 +241,15 @@ func (s *sessionActor) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor,
 		s.runtimePID = nil
 		if !s.stopping {
 			if everReady {
-				why = fmt.Sprintf("%s; gave up after %d restarts", why, s.restarts)
+				why = fmt.Sprintf("%s; gave up after %d restarts", why, s.rec.Restarts)
 			}
-			s.errText = why
+			s.rec.Error = why
 			s.beginStop(ctx, eventbus.StatusError)
 		}
 		return
 	}
 	s.failures++
-	s.restarts++
+	s.rec.Restarts++
 	s.metrics.RuntimeRestarted(s.env.backend.Name())
 	d := backoff(s.cfg.RestartInitialBackoff.D(), s.cfg.RestartMaxBackoff.D(), s.failures)
 	s.logger.Warn("runtime failed; restarting", "session", s.sid, "reason", why, "attempt", s.failures, "backoff", d)
@@ -259,62 +305,19 @@ func (s *sessionActor) decide(ctx actor.Context, m *actorpb.DecideConfirmation) 
 }
 
 func (s *sessionActor) onAppended(ctx actor.Context, m *appended) {
+	if m.err == nil {
+		s.lastActivity = time.Now()
+	}
 	switch t := m.tag.(type) {
 	case *tagSubmit:
-		if m.err != nil {
-			ctx.Send(t.reply, &actorpb.SubmitReply{Error: &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_INTERNAL, Message: m.err.Error()}})
-			return
-		}
-		expects := ExpectsObservation(m.ev)
-		if expects && s.metrics != nil {
-			s.pending[m.ev.ID] = actionMark{typ: m.ev.Type(), stored: time.Now()}
-		}
-		if t.wait && expects {
-			s.obsWaiters[m.ev.ID] = t.reply
-		} else {
-			ctx.Send(t.reply, &actorpb.SubmitReply{EventId: m.ev.ID})
-		}
-		if s.stopping {
-			s.answerUnrun(ctx, m.ev)
-			return
-		}
-		s.queue = append(s.queue, m.ev)
-		s.dispatch(ctx)
+		s.onSubmitted(ctx, m, t)
 	case *tagFinal:
 		if m.err != nil {
 			s.logger.Error("recording the final status", "session", s.sid, "err", m.err)
 		}
-		// Finish only once the stream is closed, so that the session's
-		// history can be reopened from the store as soon as Stop returns.
-		w, self, sys := s.ref.writer, ctx.Self(), ctx.ActorSystem()
-		w.close()
-		s.env.wg.Add(1)
-		go func() {
-			defer s.env.wg.Done()
-			<-w.closed
-			sys.Root.Send(self, &streamClosed{})
-		}()
+		s.closeStream(ctx)
 	case *tagObs:
-		if m.err != nil {
-			s.logger.Error("observation not stored", "session", s.sid, "err", m.err)
-			return
-		}
-		if m.ev.Cause == nil {
-			return
-		}
-		if mark, ok := s.pending[*m.ev.Cause]; ok {
-			delete(s.pending, *m.ev.Cause)
-			s.metrics.ObserveAction(mark.typ, s.env.backend.Name(), actionOutcome(m.ev), time.Since(mark.stored))
-		}
-		if w, ok := s.obsWaiters[*m.ev.Cause]; ok {
-			delete(s.obsWaiters, *m.ev.Cause)
-			js, err := eventbus.Marshal(m.ev)
-			if err != nil {
-				ctx.Send(w, &actorpb.SubmitReply{EventId: *m.ev.Cause, Error: &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_INTERNAL, Message: err.Error()}})
-				return
-			}
-			ctx.Send(w, &actorpb.SubmitReply{EventId: *m.ev.Cause, ObservationJson: js})
-		}
+		s.onObserved(ctx, m)
 	default:
 		if m.err != nil {
 			s.logger.Error("event not stored", "session", s.sid, "err", m.err)
@@ -322,10 +325,58 @@ func (s *sessionActor) onAppended(ctx actor.Context, m *appended) {
 	}
 }
 
+func (s *sessionActor) onSubmitted(ctx actor.Context, m *appended, t *tagSubmit) {
+	if m.err != nil {
+		ctx.Send(t.reply, &actorpb.SubmitReply{EventId: eventbus.InvalidID, Error: &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_INTERNAL, Message: m.err.Error()}})
+		return
+	}
+	expects := ExpectsObservation(m.ev)
+	if expects && s.metrics != nil {
+		s.pending[m.ev.ID] = actionMark{typ: m.ev.Type(), stored: time.Now()}
+	}
+	if t.wait && expects {
+		s.obsWaiters[m.ev.ID] = t.reply
+	} else {
+		ctx.Send(t.reply, &actorpb.SubmitReply{EventId: m.ev.ID})
+	}
+	if s.stopping {
+		s.answerUnrun(ctx, m.ev)
+		return
+	}
+	s.queue = append(s.queue, m.ev)
+	s.dispatch(ctx)
+}
+
+func (s *sessionActor) onObserved(ctx actor.Context, m *appended) {
+	if m.err != nil {
+		s.logger.Error("observation not stored", "session", s.sid, "err", m.err)
+		return
+	}
+	if m.ev.Cause == nil {
+		return
+	}
+	cause := *m.ev.Cause
+	if mark, ok := s.pending[cause]; ok {
+		delete(s.pending, cause)
+		s.metrics.ObserveAction(mark.typ, s.env.backend.Name(), actionOutcome(m.ev), time.Since(mark.stored))
+	}
+	w, ok := s.obsWaiters[cause]
+	if !ok {
+		return
+	}
+	delete(s.obsWaiters, cause)
+	js, err := eventbus.Marshal(m.ev)
+	if err != nil {
+		ctx.Send(w, &actorpb.SubmitReply{EventId: cause, Error: &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_INTERNAL, Message: err.Error()}})
+		return
+	}
+	ctx.Send(w, &actorpb.SubmitReply{EventId: cause, ObservationJson: js})
+}
+
 // dispatch runs queued actions in order, OpenHands' run_action order
 // (reference §1.5), while the session is idle.
 func (s *sessionActor) dispatch(ctx actor.Context) {
-	for s.inflight == nil && len(s.queue) > 0 && !s.stopping && s.state != StatePaused {
+	for s.inflight == nil && len(s.queue) > 0 && !s.stopping && !s.recovering && s.state != StatePaused {
 		ev := s.queue[0]
 		if ev.Action.Runnable() && !s.ready {
 			return // wait for STATUS$READY
@@ -361,7 +412,7 @@ func (s *sessionActor) dispatch(ctx actor.Context) {
 			// on the runtime's copy only (the stored action keeps its form).
 			run.SetHardTimeout(float64(s.cfg.Timeout), false)
 		}
-		ctx.Send(s.runtimePID, &execRequest{action: run})
+		ctx.Send(s.runtimePID, &execRequest{action: run, reqID: requestID(s.sid, ev.ID)})
 	}
 }
 
@@ -407,16 +458,23 @@ func (s *sessionActor) onRuntimeStatus(ctx actor.Context, m *runtimeStatus) {
 	}
 	s.runtimeStatus = m.status
 	s.appendStatus(ctx, m.status, m.level, m.msg, nil)
-	if m.status == eventbus.StatusReady {
-		s.ready = true
-		if s.state == StateStarting {
-			s.state = StateRunning
-		}
+	if m.status != eventbus.StatusReady {
 		s.publishInfo(ctx)
-		s.dispatch(ctx)
 		return
 	}
+	s.ready, s.attached = true, m.attached
+	if s.state == StateStarting {
+		s.state = StateRunning
+	}
+	s.rec.State, s.rec.SetupFor = StateRunning, m.setupFor
+	s.saveRecord(ctx)
+	for _, w := range s.readyWaiters {
+		ctx.Send(w, &actorpb.ControlReply{Info: s.info()})
+	}
+	s.readyWaiters = nil
 	s.publishInfo(ctx)
+	s.resumeUnanswered(ctx)
+	s.dispatch(ctx)
 }
 
 func (s *sessionActor) control(ctx actor.Context, m *actorpb.SessionControl) {
@@ -427,6 +485,17 @@ func (s *sessionActor) control(ctx actor.Context, m *actorpb.SessionControl) {
 		}
 		if !s.stopping {
 			s.beginStop(ctx, eventbus.StatusStopped)
+		}
+	case actorpb.ControlOp_CONTROL_OP_START:
+		ctx.Respond(&actorpb.ControlReply{Info: s.info()}) // running already
+	case actorpb.ControlOp_CONTROL_OP_WAIT_READY:
+		switch {
+		case s.stopping:
+			ctx.Respond(&actorpb.ControlReply{Info: s.info(), Error: s.startFailure()})
+		case s.ready:
+			ctx.Respond(&actorpb.ControlReply{Info: s.info()})
+		default:
+			s.readyWaiters = append(s.readyWaiters, ctx.Sender())
 		}
 	case actorpb.ControlOp_CONTROL_OP_PAUSE, actorpb.ControlOp_CONTROL_OP_RESUME:
 		if s.stopping || s.runtimePID == nil {
@@ -487,6 +556,10 @@ func (s *sessionActor) beginStop(ctx actor.Context, final string) {
 		s.answerUnrun(ctx, ev)
 	}
 	s.queue = nil
+	for _, w := range s.readyWaiters {
+		ctx.Send(w, &actorpb.ControlReply{Info: s.info(), Error: s.startFailure()})
+	}
+	s.readyWaiters = nil
 	for op, ws := range s.ctlWaiters {
 		for _, w := range ws {
 			ctx.Send(w, &actorpb.ControlReply{Error: s.notRunning()})
@@ -495,7 +568,7 @@ func (s *sessionActor) beginStop(ctx actor.Context, final string) {
 	}
 	s.publishInfo(ctx)
 	env, self, sys := s.env, ctx.Self(), ctx.ActorSystem()
-	keep := s.spec.KeepRuntimeAlive || s.cfg.KeepRuntimeAlive
+	keep := s.rec.Spec.KeepRuntimeAlive || s.cfg.KeepRuntimeAlive
 	env.wg.Add(1)
 	go func() {
 		defer env.wg.Done()
@@ -538,7 +611,7 @@ func (s *sessionActor) answerUnrun(ctx actor.Context, ev *eventbus.Event) {
 
 func (s *sessionActor) stopError(ev *eventbus.Event, running bool) *eventbus.Event {
 	if s.finalStatus == eventbus.StatusError {
-		return eventbus.NewError(ev.ID, ErrIDRuntimeFailed, "The runtime failed and could not be recovered ("+s.errText+"); this action was not run.")
+		return eventbus.NewError(ev.ID, ErrIDRuntimeFailed, "The runtime failed and could not be recovered ("+s.rec.Error+"); this action was not run.")
 	}
 	if running {
 		return eventbus.NewError(ev.ID, ErrIDSessionStopped, "The session was stopped while this action was running; it may or may not have taken effect.")
@@ -555,29 +628,6 @@ func (s *sessionActor) appendAnswer(ctx actor.Context, act, obs *eventbus.Event)
 		obs.Source = eventbus.SourceAgent
 	}
 	s.append(ctx, obs, &tagObs{}, nil)
-}
-
-func (s *sessionActor) finish(ctx actor.Context) {
-	if s.finalStatus == eventbus.StatusError {
-		s.state = StateError
-	} else {
-		s.state = StateStopped
-	}
-	s.runtimeStatus = s.finalStatus
-	info := s.info()
-	if s.onEnd != nil {
-		s.onEnd() // before any reply: a caller told "stopped" must not find the ref
-	}
-	ctx.Send(s.manager, &actorpb.SessionEnded{Info: info})
-	for _, w := range s.stopWaiters {
-		ctx.Send(w, &actorpb.ControlReply{Info: info})
-	}
-	s.stopWaiters = nil
-	for id, w := range s.obsWaiters {
-		ctx.Send(w, &actorpb.SubmitReply{EventId: id, Error: s.notRunning()})
-	}
-	s.obsWaiters = nil
-	ctx.Stop(ctx.Self())
 }
 
 func (s *sessionActor) append(ctx actor.Context, ev *eventbus.Event, tag any, pair *eventbus.Event) {
@@ -628,14 +678,16 @@ func (s *sessionActor) notRunning() *actorpb.Error {
 
 func (s *sessionActor) info() *actorpb.SessionInfo {
 	i := &actorpb.SessionInfo{
-		SessionId:     s.sid,
-		Runtime:       s.env.backend.Name(),
-		State:         s.state,
-		RuntimeStatus: s.runtimeStatus,
-		CreatedUnixMs: s.created.UnixMilli(),
-		Error:         s.errText,
-		Restarts:      int32(s.restarts),
-		Workspace:     s.spec.Workspace,
+		SessionId:          s.sid,
+		Runtime:            s.env.backend.Name(),
+		State:              s.state,
+		RuntimeStatus:      s.runtimeStatus,
+		CreatedUnixMs:      s.rec.Created.UnixMilli(),
+		LastActivityUnixMs: s.lastActivity.UnixMilli(),
+		Error:              s.rec.Error,
+		Restarts:           int32(s.rec.Restarts),
+		Workspace:          s.rec.Spec.Workspace,
+		Image:              s.rec.Spec.Image,
 	}
 	if h, _, _ := s.env.memo.get(); h != nil {
 		i.Workspace = h.Workspace
@@ -646,24 +698,3 @@ func (s *sessionActor) info() *actorpb.SessionInfo {
 
 func (s *sessionActor) publishInfo(ctx actor.Context) { ctx.Send(s.manager, s.info()) }
 
-// sessionRef is what the Engine keeps per running session to reach it
-// without a round trip through the Manager.
-type sessionRef struct {
-	pid    *actor.PID
-	writer *streamWriter
-	chunks *chunkHub
-}
-
-// handleFromJSON decodes SessionInfo.handle_json.
-func handleFromJSON(b []byte) *runtimes.Handle {
-	if len(b) == 0 {
-		return nil
-	}
-	var h runtimes.Handle
-	if json.Unmarshal(b, &h) != nil {
-		return nil
-	}
-	return &h
-}
-
-var _ actor.SupervisorStrategy = (*sessionActor)(nil)

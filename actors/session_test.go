@@ -64,7 +64,7 @@ func TestNonRunnableActionsFollowRunActionOrder(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			act := runAction(eventbus.SourceAgent, tt.action)
 			act.ToolCallMetadata = json.RawMessage(`{"function_name":"f","tool_call_id":"call_1","model_response":{},"total_calls_in_response":1}`)
-			obs, err := e.Run(ctx, sid, act)
+			_, obs, err := e.Run(ctx, sid, act)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -83,7 +83,7 @@ func TestNonRunnableActionsFollowRunActionOrder(t *testing.T) {
 		})
 	}
 	// A run after all of them still works and the rejected command never ran.
-	obs, err := e.Run(ctx, sid, cmd("ls should-not-exist 2>&1; echo done"))
+	_, obs, err := e.Run(ctx, sid, cmd("ls should-not-exist 2>&1; echo done"))
 	if err != nil || !strings.Contains(obs.Content, "No such file") {
 		t.Fatalf("rejected action ran? %v %q", err, obs.Content)
 	}
@@ -104,7 +104,7 @@ func TestConfirmationFlow(t *testing.T) {
 	a := pending("echo confirmed-ran > confirmed.txt; echo ok")
 	b := pending("echo rejected-ran > rejected.txt")
 	// A later runnable action runs even while a and b wait (they produce nothing).
-	if _, err := e.Run(ctx, sid, cmd("true")); err != nil {
+	if _, _, err := e.Run(ctx, sid, cmd("true")); err != nil {
 		t.Fatal(err)
 	}
 	if got := answers(history(t, e, sid)); len(got[a]) != 0 || len(got[b]) != 0 {
@@ -114,7 +114,7 @@ func TestConfirmationFlow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	obs, err := e.WaitObservation(ctx, sid, na)
+	obs, err := waitObservation(ctx, e, sid, na)
 	if err != nil || obs.Type() != "run" || strings.TrimSpace(obs.Content) != "ok" {
 		t.Fatalf("confirmed action: %v %v", obs, err)
 	}
@@ -122,7 +122,7 @@ func TestConfirmationFlow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	obs, err = e.WaitObservation(ctx, sid, nb)
+	obs, err = waitObservation(ctx, e, sid, nb)
 	if err != nil || obs.Type() != "user_rejected" || obs.Content != rejectedText {
 		t.Fatalf("rejected action: %v %v", obs, err)
 	}
@@ -154,7 +154,7 @@ func TestSetupScriptRunsOnceAndHooksInstall(t *testing.T) {
 	home := t.TempDir()
 	sid := startSession(t, e, SessionSpec{Workspace: ws, Env: map[string]string{"QUUX": `abc"def`, "HOME": home}})
 	ctx := ctxT(t)
-	obs, err := e.Run(ctx, sid, cmd(`echo "$FOOBAR $QUUX $ADDED_ENV_VAR $FROM_SETUP"; cat setup-count.txt`))
+	_, obs, err := e.Run(ctx, sid, cmd(`echo "$FOOBAR $QUUX $ADDED_ENV_VAR $FROM_SETUP"; cat setup-count.txt`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +221,7 @@ func TestIDsGapFreeUnderConcurrentSessions(t *testing.T) {
 				}
 				ids = append(ids, id)
 			}
-			obs, err := e.WaitObservation(ctx, sid, ids[len(ids)-1])
+			obs, err := waitObservation(ctx, e, sid, ids[len(ids)-1])
 			if err != nil || strings.TrimSpace(obs.Content) != fmt.Sprint(actions-1) {
 				t.Errorf("last observation %v %v", obs, err)
 			}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"corral/eventbus"
+	"corral/runtimes"
 	"corral/runtimes/sandbox"
 )
 
@@ -44,11 +45,11 @@ type setupRecord struct{ action, obs *eventbus.Event }
 // connection: env vars, git config, clone_or_init_repo, .openhands/setup.sh
 // and the pre-commit hook. status reports a status change.
 type workspaceSetup struct {
-	conn    AgentConn
+	conn    runtimes.AgentConn
 	cfg     Config
 	spec    SessionSpec
 	hostEnv []string
-	isCLI   bool
+	hostGit bool // the host user's git config: never `git config --global`
 	// fresh: the workspace is a new empty directory the backend created, so
 	// there is no .openhands/ to look for (unless a repository is cloned).
 	fresh  bool
@@ -73,7 +74,7 @@ func (w *workspaceSetup) run(ctx context.Context) (*setupRecord, error) {
 	if err := w.addEnvVars(ctx, w.cfg.RuntimeStartupEnvVars); err != nil {
 		return nil, err
 	}
-	if !w.cfg.SkipGitConfig && !w.spec.SkipGitConfig && !w.isCLI {
+	if !w.cfg.SkipGitConfig && !w.spec.SkipGitConfig && !w.hostGit {
 		cmd := fmt.Sprintf(`git config --global user.name "%s" && git config --global user.email "%s"`, w.cfg.GitUserName, w.cfg.GitUserEmail)
 		if _, err := w.runCmd(ctx, cmd, 60); err != nil {
 			return nil, err
@@ -156,7 +157,7 @@ func (w *workspaceSetup) cloneOrInit(ctx context.Context) error {
 
 // setupScript runs .openhands/setup.sh once (see setupScriptCommand).
 func (w *workspaceSetup) setupScript(ctx context.Context) (*setupRecord, error) {
-	read, err := w.conn.Execute(ctx, eventbus.NewAction(eventbus.SourceEnvironment, &eventbus.FileReadAction{Path: ".openhands/setup.sh", Start: 0, End: -1, SecurityRisk: eventbus.RiskUnknown, ImplSource: "default"}), nil)
+	read, err := w.conn.Execute(ctx, "", eventbus.NewAction(eventbus.SourceEnvironment, &eventbus.FileReadAction{Path: ".openhands/setup.sh", Start: 0, End: -1, SecurityRisk: eventbus.RiskUnknown, ImplSource: "default"}), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -166,7 +167,7 @@ func (w *workspaceSetup) setupScript(ctx context.Context) (*setupRecord, error) 
 	w.status(eventbus.StatusSettingUpWorkspace, "Setting up workspace...")
 	act := eventbus.NewAction(eventbus.SourceEnvironment, &eventbus.CmdRunAction{Command: setupScriptCommand, Hidden: true, SecurityRisk: eventbus.RiskUnknown})
 	act.SetHardTimeout(600, true)
-	obs, err := w.conn.Execute(ctx, act, nil)
+	obs, err := w.conn.Execute(ctx, "", act, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -176,7 +177,7 @@ func (w *workspaceSetup) setupScript(ctx context.Context) (*setupRecord, error) 
 // gitHooks installs the pre-commit hook of §1.7; a failing step aborts the
 // hook set-up silently, as in OpenHands.
 func (w *workspaceSetup) gitHooks(ctx context.Context) error {
-	read, err := w.conn.Execute(ctx, eventbus.NewAction(eventbus.SourceEnvironment, &eventbus.FileReadAction{Path: ".openhands/pre-commit.sh", Start: 0, End: -1, SecurityRisk: eventbus.RiskUnknown, ImplSource: "default"}), nil)
+	read, err := w.conn.Execute(ctx, "", eventbus.NewAction(eventbus.SourceEnvironment, &eventbus.FileReadAction{Path: ".openhands/pre-commit.sh", Start: 0, End: -1, SecurityRisk: eventbus.RiskUnknown, ImplSource: "default"}), nil)
 	if err != nil {
 		return err
 	}
@@ -190,7 +191,7 @@ func (w *workspaceSetup) gitHooks(ctx context.Context) error {
 		return err
 	}
 	write := eventbus.NewAction(eventbus.SourceEnvironment, &eventbus.FileWriteAction{Path: ".git/hooks/pre-commit", Content: preCommitHook, Start: 0, End: -1, SecurityRisk: eventbus.RiskUnknown})
-	wobs, err := w.conn.Execute(ctx, write, nil)
+	wobs, err := w.conn.Execute(ctx, "", write, nil)
 	if err != nil {
 		return err
 	}
@@ -208,7 +209,7 @@ func (w *workspaceSetup) runCmd(ctx context.Context, cmd string, timeout float64
 	act.SetHardTimeout(timeout, true)
 	cctx, cancel := context.WithTimeout(ctx, time.Duration(timeout+30)*time.Second)
 	defer cancel()
-	obs, err := w.conn.Execute(cctx, act, nil)
+	obs, err := w.conn.Execute(cctx, "", act, nil)
 	if err != nil {
 		return nil, fmt.Errorf("workspace set-up command %q: %w", firstLine(cmd), err)
 	}

@@ -41,7 +41,7 @@ func TestRuntimeRestartsAfterAgentKill9(t *testing.T) {
 	e, _ := newLocalEngine(t, testConfig())
 	sid := startSession(t, e, SessionSpec{})
 	ctx := ctxT(t)
-	if _, err := e.Run(ctx, sid, cmd("export BEFORE=1; echo started > marker.txt")); err != nil {
+	if _, _, err := e.Run(ctx, sid, cmd("export BEFORE=1; echo started > marker.txt")); err != nil {
 		t.Fatal(err)
 	}
 	pid := agentPID(t, e, sid)
@@ -52,7 +52,7 @@ func TestRuntimeRestartsAfterAgentKill9(t *testing.T) {
 	time.Sleep(300 * time.Millisecond) // let the command start
 	must(t, syscall.Kill(pid, syscall.SIGKILL))
 
-	obs, err := e.WaitObservation(ctx, sid, inflight)
+	obs, err := waitObservation(ctx, e, sid, inflight)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +61,7 @@ func TestRuntimeRestartsAfterAgentKill9(t *testing.T) {
 		t.Fatalf("in-flight action answered with %s %+v %q", obs.Type(), obs.Observation, obs.Content)
 	}
 	// The session works afterwards, in the same workspace, with a new agent.
-	after, err := e.Run(ctx, sid, cmd("cat marker.txt; echo BEFORE=$BEFORE"))
+	_, after, err := e.Run(ctx, sid, cmd("cat marker.txt; echo BEFORE=$BEFORE"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +133,7 @@ func TestPauseResumeLocal(t *testing.T) {
 	if info, err = e.Resume(ctx, sid); err != nil || info.State != StateRunning {
 		t.Fatalf("Resume: %+v %v", info, err)
 	}
-	obs, err := e.WaitObservation(ctx, sid, id)
+	obs, err := waitObservation(ctx, e, sid, id)
 	if err != nil || strings.TrimSpace(obs.Content) != "after-resume" {
 		t.Fatalf("after resume: %v %v", obs, err)
 	}

@@ -103,6 +103,8 @@ const (
 	ControlOp_CONTROL_OP_PAUSE       ControlOp = 1
 	ControlOp_CONTROL_OP_RESUME      ControlOp = 2
 	ControlOp_CONTROL_OP_STOP        ControlOp = 3
+	ControlOp_CONTROL_OP_START       ControlOp = 4 // start a stopped session again (same id, ids continue)
+	ControlOp_CONTROL_OP_WAIT_READY  ControlOp = 5 // reply once the runtime is READY (or failed)
 )
 
 // Enum value maps for ControlOp.
@@ -112,12 +114,16 @@ var (
 		1: "CONTROL_OP_PAUSE",
 		2: "CONTROL_OP_RESUME",
 		3: "CONTROL_OP_STOP",
+		4: "CONTROL_OP_START",
+		5: "CONTROL_OP_WAIT_READY",
 	}
 	ControlOp_value = map[string]int32{
 		"CONTROL_OP_UNSPECIFIED": 0,
 		"CONTROL_OP_PAUSE":       1,
 		"CONTROL_OP_RESUME":      2,
 		"CONTROL_OP_STOP":        3,
+		"CONTROL_OP_START":       4,
+		"CONTROL_OP_WAIT_READY":  5,
 	}
 )
 
@@ -213,6 +219,7 @@ type SessionSpec struct {
 	AttachHandleJson []byte                 `protobuf:"bytes,9,opt,name=attach_handle_json,json=attachHandleJson,proto3" json:"attach_handle_json,omitempty"` // runtimes.Handle to re-attach to
 	Labels           map[string]string      `protobuf:"bytes,10,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	SkipGitConfig    bool                   `protobuf:"varint,11,opt,name=skip_git_config,json=skipGitConfig,proto3" json:"skip_git_config,omitempty"`
+	Resources        *Resources             `protobuf:"bytes,12,opt,name=resources,proto3" json:"resources,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
@@ -324,25 +331,95 @@ func (x *SessionSpec) GetSkipGitConfig() bool {
 	return false
 }
 
-type SessionInfo struct {
+func (x *SessionSpec) GetResources() *Resources {
+	if x != nil {
+		return x.Resources
+	}
+	return nil
+}
+
+// Resources are per-session sandbox limits; zero means the backend's default.
+type Resources struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	SessionId     string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
-	Runtime       string                 `protobuf:"bytes,2,opt,name=runtime,proto3" json:"runtime,omitempty"`
-	State         string                 `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`                                       // QUEUED, STARTING, RUNNING, PAUSED, STOPPING, STOPPED, ERROR
-	RuntimeStatus string                 `protobuf:"bytes,4,opt,name=runtime_status,json=runtimeStatus,proto3" json:"runtime_status,omitempty"`  // last STATUS$... id
-	QueuePosition int32                  `protobuf:"varint,5,opt,name=queue_position,json=queuePosition,proto3" json:"queue_position,omitempty"` // 1-based while QUEUED
-	Workspace     string                 `protobuf:"bytes,6,opt,name=workspace,proto3" json:"workspace,omitempty"`
-	CreatedUnixMs int64                  `protobuf:"varint,7,opt,name=created_unix_ms,json=createdUnixMs,proto3" json:"created_unix_ms,omitempty"`
-	Error         string                 `protobuf:"bytes,8,opt,name=error,proto3" json:"error,omitempty"`
-	HandleJson    []byte                 `protobuf:"bytes,9,opt,name=handle_json,json=handleJson,proto3" json:"handle_json,omitempty"`
-	Restarts      int32                  `protobuf:"varint,10,opt,name=restarts,proto3" json:"restarts,omitempty"`
+	MemoryBytes   int64                  `protobuf:"varint,1,opt,name=memory_bytes,json=memoryBytes,proto3" json:"memory_bytes,omitempty"`
+	NanoCpus      int64                  `protobuf:"varint,2,opt,name=nano_cpus,json=nanoCpus,proto3" json:"nano_cpus,omitempty"`
+	PidsLimit     int64                  `protobuf:"varint,3,opt,name=pids_limit,json=pidsLimit,proto3" json:"pids_limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
+func (x *Resources) Reset() {
+	*x = Resources{}
+	mi := &file_corral_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Resources) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Resources) ProtoMessage() {}
+
+func (x *Resources) ProtoReflect() protoreflect.Message {
+	mi := &file_corral_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Resources.ProtoReflect.Descriptor instead.
+func (*Resources) Descriptor() ([]byte, []int) {
+	return file_corral_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Resources) GetMemoryBytes() int64 {
+	if x != nil {
+		return x.MemoryBytes
+	}
+	return 0
+}
+
+func (x *Resources) GetNanoCpus() int64 {
+	if x != nil {
+		return x.NanoCpus
+	}
+	return 0
+}
+
+func (x *Resources) GetPidsLimit() int64 {
+	if x != nil {
+		return x.PidsLimit
+	}
+	return 0
+}
+
+type SessionInfo struct {
+	state              protoimpl.MessageState `protogen:"open.v1"`
+	SessionId          string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	Runtime            string                 `protobuf:"bytes,2,opt,name=runtime,proto3" json:"runtime,omitempty"`
+	State              string                 `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`                                       // QUEUED, STARTING, RUNNING, PAUSED, STOPPING, STOPPED, ERROR
+	RuntimeStatus      string                 `protobuf:"bytes,4,opt,name=runtime_status,json=runtimeStatus,proto3" json:"runtime_status,omitempty"`  // last STATUS$... id
+	QueuePosition      int32                  `protobuf:"varint,5,opt,name=queue_position,json=queuePosition,proto3" json:"queue_position,omitempty"` // 1-based while QUEUED
+	Workspace          string                 `protobuf:"bytes,6,opt,name=workspace,proto3" json:"workspace,omitempty"`
+	CreatedUnixMs      int64                  `protobuf:"varint,7,opt,name=created_unix_ms,json=createdUnixMs,proto3" json:"created_unix_ms,omitempty"`
+	Error              string                 `protobuf:"bytes,8,opt,name=error,proto3" json:"error,omitempty"`
+	HandleJson         []byte                 `protobuf:"bytes,9,opt,name=handle_json,json=handleJson,proto3" json:"handle_json,omitempty"`
+	Restarts           int32                  `protobuf:"varint,10,opt,name=restarts,proto3" json:"restarts,omitempty"`
+	Image              string                 `protobuf:"bytes,11,opt,name=image,proto3" json:"image,omitempty"`
+	LastActivityUnixMs int64                  `protobuf:"varint,12,opt,name=last_activity_unix_ms,json=lastActivityUnixMs,proto3" json:"last_activity_unix_ms,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
 func (x *SessionInfo) Reset() {
 	*x = SessionInfo{}
-	mi := &file_corral_proto_msgTypes[2]
+	mi := &file_corral_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -354,7 +431,7 @@ func (x *SessionInfo) String() string {
 func (*SessionInfo) ProtoMessage() {}
 
 func (x *SessionInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_corral_proto_msgTypes[2]
+	mi := &file_corral_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -367,7 +444,7 @@ func (x *SessionInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionInfo.ProtoReflect.Descriptor instead.
 func (*SessionInfo) Descriptor() ([]byte, []int) {
-	return file_corral_proto_rawDescGZIP(), []int{2}
+	return file_corral_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *SessionInfo) GetSessionId() string {
@@ -440,6 +517,20 @@ func (x *SessionInfo) GetRestarts() int32 {
 	return 0
 }
 
+func (x *SessionInfo) GetImage() string {
+	if x != nil {
+		return x.Image
+	}
+	return ""
+}
+
+func (x *SessionInfo) GetLastActivityUnixMs() int64 {
+	if x != nil {
+		return x.LastActivityUnixMs
+	}
+	return 0
+}
+
 type CreateSession struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Spec          *SessionSpec           `protobuf:"bytes,1,opt,name=spec,proto3" json:"spec,omitempty"`
@@ -449,7 +540,7 @@ type CreateSession struct {
 
 func (x *CreateSession) Reset() {
 	*x = CreateSession{}
-	mi := &file_corral_proto_msgTypes[3]
+	mi := &file_corral_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -461,7 +552,7 @@ func (x *CreateSession) String() string {
 func (*CreateSession) ProtoMessage() {}
 
 func (x *CreateSession) ProtoReflect() protoreflect.Message {
-	mi := &file_corral_proto_msgTypes[3]
+	mi := &file_corral_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -474,7 +565,7 @@ func (x *CreateSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSession.ProtoReflect.Descriptor instead.
 func (*CreateSession) Descriptor() ([]byte, []int) {
-	return file_corral_proto_rawDescGZIP(), []int{3}
+	return file_corral_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *CreateSession) GetSpec() *SessionSpec {
@@ -494,7 +585,7 @@ type CreateSessionReply struct {
 
 func (x *CreateSessionReply) Reset() {
 	*x = CreateSessionReply{}
-	mi := &file_corral_proto_msgTypes[4]
+	mi := &file_corral_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -506,7 +597,7 @@ func (x *CreateSessionReply) String() string {
 func (*CreateSessionReply) ProtoMessage() {}
 
 func (x *CreateSessionReply) ProtoReflect() protoreflect.Message {
-	mi := &file_corral_proto_msgTypes[4]
+	mi := &file_corral_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -519,7 +610,7 @@ func (x *CreateSessionReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSessionReply.ProtoReflect.Descriptor instead.
 func (*CreateSessionReply) Descriptor() ([]byte, []int) {
-	return file_corral_proto_rawDescGZIP(), []int{4}
+	return file_corral_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *CreateSessionReply) GetInfo() *SessionInfo {
@@ -545,7 +636,7 @@ type CancelCreate struct {
 
 func (x *CancelCreate) Reset() {
 	*x = CancelCreate{}
-	mi := &file_corral_proto_msgTypes[5]
+	mi := &file_corral_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -557,7 +648,7 @@ func (x *CancelCreate) String() string {
 func (*CancelCreate) ProtoMessage() {}
 
 func (x *CancelCreate) ProtoReflect() protoreflect.Message {
-	mi := &file_corral_proto_msgTypes[5]
+	mi := &file_corral_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -570,7 +661,7 @@ func (x *CancelCreate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelCreate.ProtoReflect.Descriptor instead.
 func (*CancelCreate) Descriptor() ([]byte, []int) {
-	return file_corral_proto_rawDescGZIP(), []int{5}
+	return file_corral_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *CancelCreate) GetSessionId() string {
@@ -593,7 +684,7 @@ type SubmitAction struct {
 
 func (x *SubmitAction) Reset() {
 	*x = SubmitAction{}
-	mi := &file_corral_proto_msgTypes[6]
+	mi := &file_corral_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -605,7 +696,7 @@ func (x *SubmitAction) String() string {
 func (*SubmitAction) ProtoMessage() {}
 
 func (x *SubmitAction) ProtoReflect() protoreflect.Message {
-	mi := &file_corral_proto_msgTypes[6]
+	mi := &file_corral_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -618,7 +709,7 @@ func (x *SubmitAction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitAction.ProtoReflect.Descriptor instead.
 func (*SubmitAction) Descriptor() ([]byte, []int) {
-	return file_corral_proto_rawDescGZIP(), []int{6}
+	return file_corral_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SubmitAction) GetSessionId() string {
@@ -653,7 +744,7 @@ type SubmitReply struct {
 
 func (x *SubmitReply) Reset() {
 	*x = SubmitReply{}
-	mi := &file_corral_proto_msgTypes[7]
+	mi := &file_corral_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -665,7 +756,7 @@ func (x *SubmitReply) String() string {
 func (*SubmitReply) ProtoMessage() {}
 
 func (x *SubmitReply) ProtoReflect() protoreflect.Message {
-	mi := &file_corral_proto_msgTypes[7]
+	mi := &file_corral_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -678,7 +769,7 @@ func (x *SubmitReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitReply.ProtoReflect.Descriptor instead.
 func (*SubmitReply) Descriptor() ([]byte, []int) {
-	return file_corral_proto_rawDescGZIP(), []int{7}
+	return file_corral_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SubmitReply) GetEventId() int64 {
@@ -713,7 +804,7 @@ type DecideConfirmation struct {
 
 func (x *DecideConfirmation) Reset() {
 	*x = DecideConfirmation{}
-	mi := &file_corral_proto_msgTypes[8]
+	mi := &file_corral_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -725,7 +816,7 @@ func (x *DecideConfirmation) String() string {
 func (*DecideConfirmation) ProtoMessage() {}
 
 func (x *DecideConfirmation) ProtoReflect() protoreflect.Message {
-	mi := &file_corral_proto_msgTypes[8]
+	mi := &file_corral_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -738,7 +829,7 @@ func (x *DecideConfirmation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecideConfirmation.ProtoReflect.Descriptor instead.
 func (*DecideConfirmation) Descriptor() ([]byte, []int) {
-	return file_corral_proto_rawDescGZIP(), []int{8}
+	return file_corral_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *DecideConfirmation) GetSessionId() string {
@@ -772,7 +863,7 @@ type SessionControl struct {
 
 func (x *SessionControl) Reset() {
 	*x = SessionControl{}
-	mi := &file_corral_proto_msgTypes[9]
+	mi := &file_corral_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -784,7 +875,7 @@ func (x *SessionControl) String() string {
 func (*SessionControl) ProtoMessage() {}
 
 func (x *SessionControl) ProtoReflect() protoreflect.Message {
-	mi := &file_corral_proto_msgTypes[9]
+	mi := &file_corral_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -797,7 +888,7 @@ func (x *SessionControl) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionControl.ProtoReflect.Descriptor instead.
 func (*SessionControl) Descriptor() ([]byte, []int) {
-	return file_corral_proto_rawDescGZIP(), []int{9}
+	return file_corral_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SessionControl) GetSessionId() string {
@@ -824,7 +915,7 @@ type ControlReply struct {
 
 func (x *ControlReply) Reset() {
 	*x = ControlReply{}
-	mi := &file_corral_proto_msgTypes[10]
+	mi := &file_corral_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -836,7 +927,7 @@ func (x *ControlReply) String() string {
 func (*ControlReply) ProtoMessage() {}
 
 func (x *ControlReply) ProtoReflect() protoreflect.Message {
-	mi := &file_corral_proto_msgTypes[10]
+	mi := &file_corral_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -849,7 +940,7 @@ func (x *ControlReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ControlReply.ProtoReflect.Descriptor instead.
 func (*ControlReply) Descriptor() ([]byte, []int) {
-	return file_corral_proto_rawDescGZIP(), []int{10}
+	return file_corral_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ControlReply) GetInfo() *SessionInfo {
@@ -875,7 +966,7 @@ type GetSession struct {
 
 func (x *GetSession) Reset() {
 	*x = GetSession{}
-	mi := &file_corral_proto_msgTypes[11]
+	mi := &file_corral_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -887,7 +978,7 @@ func (x *GetSession) String() string {
 func (*GetSession) ProtoMessage() {}
 
 func (x *GetSession) ProtoReflect() protoreflect.Message {
-	mi := &file_corral_proto_msgTypes[11]
+	mi := &file_corral_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -900,7 +991,7 @@ func (x *GetSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSession.ProtoReflect.Descriptor instead.
 func (*GetSession) Descriptor() ([]byte, []int) {
-	return file_corral_proto_rawDescGZIP(), []int{11}
+	return file_corral_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetSession) GetSessionId() string {
@@ -918,7 +1009,7 @@ type ListSessions struct {
 
 func (x *ListSessions) Reset() {
 	*x = ListSessions{}
-	mi := &file_corral_proto_msgTypes[12]
+	mi := &file_corral_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -930,7 +1021,7 @@ func (x *ListSessions) String() string {
 func (*ListSessions) ProtoMessage() {}
 
 func (x *ListSessions) ProtoReflect() protoreflect.Message {
-	mi := &file_corral_proto_msgTypes[12]
+	mi := &file_corral_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -943,7 +1034,7 @@ func (x *ListSessions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSessions.ProtoReflect.Descriptor instead.
 func (*ListSessions) Descriptor() ([]byte, []int) {
-	return file_corral_proto_rawDescGZIP(), []int{12}
+	return file_corral_proto_rawDescGZIP(), []int{13}
 }
 
 type ListSessionsReply struct {
@@ -955,7 +1046,7 @@ type ListSessionsReply struct {
 
 func (x *ListSessionsReply) Reset() {
 	*x = ListSessionsReply{}
-	mi := &file_corral_proto_msgTypes[13]
+	mi := &file_corral_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -967,7 +1058,7 @@ func (x *ListSessionsReply) String() string {
 func (*ListSessionsReply) ProtoMessage() {}
 
 func (x *ListSessionsReply) ProtoReflect() protoreflect.Message {
-	mi := &file_corral_proto_msgTypes[13]
+	mi := &file_corral_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -980,7 +1071,7 @@ func (x *ListSessionsReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSessionsReply.ProtoReflect.Descriptor instead.
 func (*ListSessionsReply) Descriptor() ([]byte, []int) {
-	return file_corral_proto_rawDescGZIP(), []int{13}
+	return file_corral_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListSessionsReply) GetSessions() []*SessionInfo {
@@ -998,7 +1089,7 @@ type ShutdownEngine struct {
 
 func (x *ShutdownEngine) Reset() {
 	*x = ShutdownEngine{}
-	mi := &file_corral_proto_msgTypes[14]
+	mi := &file_corral_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1010,7 +1101,7 @@ func (x *ShutdownEngine) String() string {
 func (*ShutdownEngine) ProtoMessage() {}
 
 func (x *ShutdownEngine) ProtoReflect() protoreflect.Message {
-	mi := &file_corral_proto_msgTypes[14]
+	mi := &file_corral_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1023,7 +1114,7 @@ func (x *ShutdownEngine) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShutdownEngine.ProtoReflect.Descriptor instead.
 func (*ShutdownEngine) Descriptor() ([]byte, []int) {
-	return file_corral_proto_rawDescGZIP(), []int{14}
+	return file_corral_proto_rawDescGZIP(), []int{15}
 }
 
 type ShutdownReply struct {
@@ -1034,7 +1125,7 @@ type ShutdownReply struct {
 
 func (x *ShutdownReply) Reset() {
 	*x = ShutdownReply{}
-	mi := &file_corral_proto_msgTypes[15]
+	mi := &file_corral_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1046,7 +1137,7 @@ func (x *ShutdownReply) String() string {
 func (*ShutdownReply) ProtoMessage() {}
 
 func (x *ShutdownReply) ProtoReflect() protoreflect.Message {
-	mi := &file_corral_proto_msgTypes[15]
+	mi := &file_corral_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1059,7 +1150,7 @@ func (x *ShutdownReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShutdownReply.ProtoReflect.Descriptor instead.
 func (*ShutdownReply) Descriptor() ([]byte, []int) {
-	return file_corral_proto_rawDescGZIP(), []int{15}
+	return file_corral_proto_rawDescGZIP(), []int{16}
 }
 
 // Start permits bound concurrent sandbox starts per backend.
@@ -1073,7 +1164,7 @@ type AcquireStartPermit struct {
 
 func (x *AcquireStartPermit) Reset() {
 	*x = AcquireStartPermit{}
-	mi := &file_corral_proto_msgTypes[16]
+	mi := &file_corral_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1085,7 +1176,7 @@ func (x *AcquireStartPermit) String() string {
 func (*AcquireStartPermit) ProtoMessage() {}
 
 func (x *AcquireStartPermit) ProtoReflect() protoreflect.Message {
-	mi := &file_corral_proto_msgTypes[16]
+	mi := &file_corral_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1098,7 +1189,7 @@ func (x *AcquireStartPermit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcquireStartPermit.ProtoReflect.Descriptor instead.
 func (*AcquireStartPermit) Descriptor() ([]byte, []int) {
-	return file_corral_proto_rawDescGZIP(), []int{16}
+	return file_corral_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *AcquireStartPermit) GetBackend() string {
@@ -1124,7 +1215,7 @@ type StartPermitGranted struct {
 
 func (x *StartPermitGranted) Reset() {
 	*x = StartPermitGranted{}
-	mi := &file_corral_proto_msgTypes[17]
+	mi := &file_corral_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1136,7 +1227,7 @@ func (x *StartPermitGranted) String() string {
 func (*StartPermitGranted) ProtoMessage() {}
 
 func (x *StartPermitGranted) ProtoReflect() protoreflect.Message {
-	mi := &file_corral_proto_msgTypes[17]
+	mi := &file_corral_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1149,7 +1240,7 @@ func (x *StartPermitGranted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartPermitGranted.ProtoReflect.Descriptor instead.
 func (*StartPermitGranted) Descriptor() ([]byte, []int) {
-	return file_corral_proto_rawDescGZIP(), []int{17}
+	return file_corral_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *StartPermitGranted) GetBackend() string {
@@ -1169,7 +1260,7 @@ type ReleaseStartPermit struct {
 
 func (x *ReleaseStartPermit) Reset() {
 	*x = ReleaseStartPermit{}
-	mi := &file_corral_proto_msgTypes[18]
+	mi := &file_corral_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1181,7 +1272,7 @@ func (x *ReleaseStartPermit) String() string {
 func (*ReleaseStartPermit) ProtoMessage() {}
 
 func (x *ReleaseStartPermit) ProtoReflect() protoreflect.Message {
-	mi := &file_corral_proto_msgTypes[18]
+	mi := &file_corral_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1194,7 +1285,7 @@ func (x *ReleaseStartPermit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseStartPermit.ProtoReflect.Descriptor instead.
 func (*ReleaseStartPermit) Descriptor() ([]byte, []int) {
-	return file_corral_proto_rawDescGZIP(), []int{18}
+	return file_corral_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ReleaseStartPermit) GetBackend() string {
@@ -1221,7 +1312,7 @@ type SessionEnded struct {
 
 func (x *SessionEnded) Reset() {
 	*x = SessionEnded{}
-	mi := &file_corral_proto_msgTypes[19]
+	mi := &file_corral_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1233,7 +1324,7 @@ func (x *SessionEnded) String() string {
 func (*SessionEnded) ProtoMessage() {}
 
 func (x *SessionEnded) ProtoReflect() protoreflect.Message {
-	mi := &file_corral_proto_msgTypes[19]
+	mi := &file_corral_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1246,7 +1337,7 @@ func (x *SessionEnded) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionEnded.ProtoReflect.Descriptor instead.
 func (*SessionEnded) Descriptor() ([]byte, []int) {
-	return file_corral_proto_rawDescGZIP(), []int{19}
+	return file_corral_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *SessionEnded) GetInfo() *SessionInfo {
@@ -1263,7 +1354,7 @@ const file_corral_proto_rawDesc = "" +
 	"\fcorral.proto\x12\rcorral.actors\"O\n" +
 	"\x05Error\x12,\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x18.corral.actors.ErrorCodeR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\xa0\x04\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\xd8\x04\n" +
 	"\vSessionSpec\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x18\n" +
@@ -1279,13 +1370,19 @@ const file_corral_proto_rawDesc = "" +
 	"\x12attach_handle_json\x18\t \x01(\fR\x10attachHandleJson\x12>\n" +
 	"\x06labels\x18\n" +
 	" \x03(\v2&.corral.actors.SessionSpec.LabelsEntryR\x06labels\x12&\n" +
-	"\x0fskip_git_config\x18\v \x01(\bR\rskipGitConfig\x1a6\n" +
+	"\x0fskip_git_config\x18\v \x01(\bR\rskipGitConfig\x126\n" +
+	"\tresources\x18\f \x01(\v2\x18.corral.actors.ResourcesR\tresources\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc3\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"j\n" +
+	"\tResources\x12!\n" +
+	"\fmemory_bytes\x18\x01 \x01(\x03R\vmemoryBytes\x12\x1b\n" +
+	"\tnano_cpus\x18\x02 \x01(\x03R\bnanoCpus\x12\x1d\n" +
+	"\n" +
+	"pids_limit\x18\x03 \x01(\x03R\tpidsLimit\"\x8c\x03\n" +
 	"\vSessionInfo\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x18\n" +
@@ -1299,7 +1396,9 @@ const file_corral_proto_rawDesc = "" +
 	"\vhandle_json\x18\t \x01(\fR\n" +
 	"handleJson\x12\x1a\n" +
 	"\brestarts\x18\n" +
-	" \x01(\x05R\brestarts\"?\n" +
+	" \x01(\x05R\brestarts\x12\x14\n" +
+	"\x05image\x18\v \x01(\tR\x05image\x121\n" +
+	"\x15last_activity_unix_ms\x18\f \x01(\x03R\x12lastActivityUnixMs\"?\n" +
 	"\rCreateSession\x12.\n" +
 	"\x04spec\x18\x01 \x01(\v2\x1a.corral.actors.SessionSpecR\x04spec\"p\n" +
 	"\x12CreateSessionReply\x12.\n" +
@@ -1361,12 +1460,14 @@ const file_corral_proto_rawDesc = "" +
 	"\x1aERROR_CODE_UNKNOWN_RUNTIME\x10\x06\x12\x1c\n" +
 	"\x18ERROR_CODE_NOT_SUPPORTED\x10\a\x12\x17\n" +
 	"\x13ERROR_CODE_INTERNAL\x10\b\x12\x1c\n" +
-	"\x18ERROR_CODE_SHUTTING_DOWN\x10\t*i\n" +
+	"\x18ERROR_CODE_SHUTTING_DOWN\x10\t*\x9a\x01\n" +
 	"\tControlOp\x12\x1a\n" +
 	"\x16CONTROL_OP_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10CONTROL_OP_PAUSE\x10\x01\x12\x15\n" +
 	"\x11CONTROL_OP_RESUME\x10\x02\x12\x13\n" +
-	"\x0fCONTROL_OP_STOP\x10\x03B\x1dZ\x1bcorral/actors/proto;actorpbb\x06proto3"
+	"\x0fCONTROL_OP_STOP\x10\x03\x12\x14\n" +
+	"\x10CONTROL_OP_START\x10\x04\x12\x19\n" +
+	"\x15CONTROL_OP_WAIT_READY\x10\x05B\x1dZ\x1bcorral/actors/proto;actorpbb\x06proto3"
 
 var (
 	file_corral_proto_rawDescOnce sync.Once
@@ -1381,51 +1482,53 @@ func file_corral_proto_rawDescGZIP() []byte {
 }
 
 var file_corral_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_corral_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_corral_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_corral_proto_goTypes = []any{
 	(ErrorCode)(0),             // 0: corral.actors.ErrorCode
 	(ControlOp)(0),             // 1: corral.actors.ControlOp
 	(*Error)(nil),              // 2: corral.actors.Error
 	(*SessionSpec)(nil),        // 3: corral.actors.SessionSpec
-	(*SessionInfo)(nil),        // 4: corral.actors.SessionInfo
-	(*CreateSession)(nil),      // 5: corral.actors.CreateSession
-	(*CreateSessionReply)(nil), // 6: corral.actors.CreateSessionReply
-	(*CancelCreate)(nil),       // 7: corral.actors.CancelCreate
-	(*SubmitAction)(nil),       // 8: corral.actors.SubmitAction
-	(*SubmitReply)(nil),        // 9: corral.actors.SubmitReply
-	(*DecideConfirmation)(nil), // 10: corral.actors.DecideConfirmation
-	(*SessionControl)(nil),     // 11: corral.actors.SessionControl
-	(*ControlReply)(nil),       // 12: corral.actors.ControlReply
-	(*GetSession)(nil),         // 13: corral.actors.GetSession
-	(*ListSessions)(nil),       // 14: corral.actors.ListSessions
-	(*ListSessionsReply)(nil),  // 15: corral.actors.ListSessionsReply
-	(*ShutdownEngine)(nil),     // 16: corral.actors.ShutdownEngine
-	(*ShutdownReply)(nil),      // 17: corral.actors.ShutdownReply
-	(*AcquireStartPermit)(nil), // 18: corral.actors.AcquireStartPermit
-	(*StartPermitGranted)(nil), // 19: corral.actors.StartPermitGranted
-	(*ReleaseStartPermit)(nil), // 20: corral.actors.ReleaseStartPermit
-	(*SessionEnded)(nil),       // 21: corral.actors.SessionEnded
-	nil,                        // 22: corral.actors.SessionSpec.EnvEntry
-	nil,                        // 23: corral.actors.SessionSpec.LabelsEntry
+	(*Resources)(nil),          // 4: corral.actors.Resources
+	(*SessionInfo)(nil),        // 5: corral.actors.SessionInfo
+	(*CreateSession)(nil),      // 6: corral.actors.CreateSession
+	(*CreateSessionReply)(nil), // 7: corral.actors.CreateSessionReply
+	(*CancelCreate)(nil),       // 8: corral.actors.CancelCreate
+	(*SubmitAction)(nil),       // 9: corral.actors.SubmitAction
+	(*SubmitReply)(nil),        // 10: corral.actors.SubmitReply
+	(*DecideConfirmation)(nil), // 11: corral.actors.DecideConfirmation
+	(*SessionControl)(nil),     // 12: corral.actors.SessionControl
+	(*ControlReply)(nil),       // 13: corral.actors.ControlReply
+	(*GetSession)(nil),         // 14: corral.actors.GetSession
+	(*ListSessions)(nil),       // 15: corral.actors.ListSessions
+	(*ListSessionsReply)(nil),  // 16: corral.actors.ListSessionsReply
+	(*ShutdownEngine)(nil),     // 17: corral.actors.ShutdownEngine
+	(*ShutdownReply)(nil),      // 18: corral.actors.ShutdownReply
+	(*AcquireStartPermit)(nil), // 19: corral.actors.AcquireStartPermit
+	(*StartPermitGranted)(nil), // 20: corral.actors.StartPermitGranted
+	(*ReleaseStartPermit)(nil), // 21: corral.actors.ReleaseStartPermit
+	(*SessionEnded)(nil),       // 22: corral.actors.SessionEnded
+	nil,                        // 23: corral.actors.SessionSpec.EnvEntry
+	nil,                        // 24: corral.actors.SessionSpec.LabelsEntry
 }
 var file_corral_proto_depIdxs = []int32{
 	0,  // 0: corral.actors.Error.code:type_name -> corral.actors.ErrorCode
-	22, // 1: corral.actors.SessionSpec.env:type_name -> corral.actors.SessionSpec.EnvEntry
-	23, // 2: corral.actors.SessionSpec.labels:type_name -> corral.actors.SessionSpec.LabelsEntry
-	3,  // 3: corral.actors.CreateSession.spec:type_name -> corral.actors.SessionSpec
-	4,  // 4: corral.actors.CreateSessionReply.info:type_name -> corral.actors.SessionInfo
-	2,  // 5: corral.actors.CreateSessionReply.error:type_name -> corral.actors.Error
-	2,  // 6: corral.actors.SubmitReply.error:type_name -> corral.actors.Error
-	1,  // 7: corral.actors.SessionControl.op:type_name -> corral.actors.ControlOp
-	4,  // 8: corral.actors.ControlReply.info:type_name -> corral.actors.SessionInfo
-	2,  // 9: corral.actors.ControlReply.error:type_name -> corral.actors.Error
-	4,  // 10: corral.actors.ListSessionsReply.sessions:type_name -> corral.actors.SessionInfo
-	4,  // 11: corral.actors.SessionEnded.info:type_name -> corral.actors.SessionInfo
-	12, // [12:12] is the sub-list for method output_type
-	12, // [12:12] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	23, // 1: corral.actors.SessionSpec.env:type_name -> corral.actors.SessionSpec.EnvEntry
+	24, // 2: corral.actors.SessionSpec.labels:type_name -> corral.actors.SessionSpec.LabelsEntry
+	4,  // 3: corral.actors.SessionSpec.resources:type_name -> corral.actors.Resources
+	3,  // 4: corral.actors.CreateSession.spec:type_name -> corral.actors.SessionSpec
+	5,  // 5: corral.actors.CreateSessionReply.info:type_name -> corral.actors.SessionInfo
+	2,  // 6: corral.actors.CreateSessionReply.error:type_name -> corral.actors.Error
+	2,  // 7: corral.actors.SubmitReply.error:type_name -> corral.actors.Error
+	1,  // 8: corral.actors.SessionControl.op:type_name -> corral.actors.ControlOp
+	5,  // 9: corral.actors.ControlReply.info:type_name -> corral.actors.SessionInfo
+	2,  // 10: corral.actors.ControlReply.error:type_name -> corral.actors.Error
+	5,  // 11: corral.actors.ListSessionsReply.sessions:type_name -> corral.actors.SessionInfo
+	5,  // 12: corral.actors.SessionEnded.info:type_name -> corral.actors.SessionInfo
+	13, // [13:13] is the sub-list for method output_type
+	13, // [13:13] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_corral_proto_init() }
@@ -1439,7 +1542,7 @@ func file_corral_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_corral_proto_rawDesc), len(file_corral_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   22,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

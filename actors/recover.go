@@ -1,0 +1,91 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"corral/runtimes"
+)
+
+// RecoveryReport says what Recover brought back.
+type RecoveryReport struct {
+	// Sessions are the sessions that were running when the previous
+	// process on this store ended and are being started again (each
+	// re-attaches to its sandbox when it survived, else gets a new one).
+	Sessions []string
+	// Reaped are sandboxes that were destroyed: this store's sandboxes no
+	// session will use again, and those of owners that are gone.
+	Reaped []*runtimes.Handle
+}
+
+// Recover is OpenHands' attach_to_existing, done fully: it admits every
+// session of the store that had not stopped (statuses follow on their
+// streams; WaitReady waits for each), then reaps the sandboxes nobody will
+// use again. Call it once, right after NewEngine with a durable store.
+func (e *Engine) Recover(ctx context.Context) (RecoveryReport, error) {
+	res, err := e.ask(ctx, e.manager, &recoverAll{})
+	if err != nil {
+		return RecoveryReport{}, err
+	}
+	rep := RecoveryReport{Sessions: res.(*recoverReply).sessions}
+	wanted, err := e.wantedSandboxes(ctx)
+	if err != nil {
+		return rep, err
+	}
+	rep.Reaped, err = e.reap(ctx, wanted)
+	return rep, err
+}
+
+// Reap destroys the sandboxes of this engine's backends whose owner is gone
+// (never those of a live owner or of another host). An engine without a
+// durable store calls it at start to clean up after crashed `exec`, `farm`
+// and `shell` processes.
+func (e *Engine) Reap(ctx context.Context) ([]*runtimes.Handle, error) {
+	wanted, err := e.wantedSandboxes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return e.reap(ctx, wanted)
+}
+
+// wantedSandboxes are the sandbox ids this engine's sessions use or may use
+// again: the current sandbox of every session it runs, and those kept
+// alive by stopped sessions.
+func (e *Engine) wantedSandboxes(ctx context.Context) (map[string]bool, error) {
+	infos, err := e.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	wanted := map[string]bool{}
+	for _, in := range infos {
+		if in.Handle != nil {
+			wanted[in.Handle.ID] = true
+		}
+	}
+	res, err := e.ask(ctx, e.manager, &keptHandles{})
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range res.(*keptHandlesReply).ids {
+		wanted[id] = true
+	}
+	return wanted, nil
+}
+
+func (e *Engine) reap(ctx context.Context, wanted map[string]bool) ([]*runtimes.Handle, error) {
+	var reaped []*runtimes.Handle
+	var errs []error
+	for _, name := range e.registry.Names() {
+		b, err := e.registry.Get(name)
+		if err != nil {
+			continue
+		}
+		hs, err := runtimes.Reap(ctx, b, e.owner, func(h *runtimes.Handle) bool { return wanted[h.ID] }, e.logger)
+		reaped = append(reaped, hs...)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("reap %s sandboxes: %w", name, err))
+		}
+	}
+	return reaped, errors.Join(errs...)
+}

@@ -1,0 +1,116 @@
+package actors
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"corral/eventbus"
+)
+
+// requestID names an action's request on the agent. It is derived from the
+// session and the action's event id, both durable, so that a restarted
+// engine re-sending the in-flight action to a re-attached sandbox gets the
+// running or finished request back instead of running it twice.
+func requestID(sid string, eventID int64) string {
+	return sid + "-" + strconv.FormatInt(eventID, 10)
+}
+
+// saveRecord queues the session's record behind the events already queued
+// on its writer, so the record never describes a state whose events are not
+// stored yet.
+func (s *sessionActor) saveRecord(ctx actor.Context) {
+	data, err := json.Marshal(&s.rec)
+	if err != nil {
+		s.logger.Error("encoding the session record", "session", s.sid, "err", err)
+		return
+	}
+	s.writer.saveMeta(data)
+}
+
+// scanUnanswered reads the stored events (off the actor goroutine) and
+// reports the runnable actions that have no observation: the previous
+// process acknowledged them and must answer each exactly once.
+func (s *sessionActor) scanUnanswered(ctx actor.Context) {
+	self, sys, w := ctx.Self(), ctx.ActorSystem(), s.writer
+	s.env.wg.Add(1)
+	go func() {
+		defer s.env.wg.Done()
+		sys.Root.Send(self, scanStream(w))
+	}()
+}
+
+func scanStream(w *streamWriter) *scanned {
+	ctx := context.Background()
+	st, err := w.openStream(ctx)
+	if err != nil {
+		return &scanned{err: err}
+	}
+	items, err := st.Search(ctx, eventbus.Filter{})
+	if err != nil {
+		return &scanned{err: fmt.Errorf("read the stored events: %w", err)}
+	}
+	var actions []*eventbus.Event
+	answered := map[int64]bool{}
+	for _, it := range items {
+		ev, err := it.Event()
+		if err != nil {
+			return &scanned{err: fmt.Errorf("stored event %d: %w", it.ID, err)}
+		}
+		switch {
+		case ev.IsAction():
+			if ExpectsObservation(ev) {
+				actions = append(actions, ev)
+			}
+		case ev.Cause != nil:
+			answered[*ev.Cause] = true
+		}
+	}
+	var out []*eventbus.Event
+	for _, a := range actions {
+		if !answered[a.ID] {
+			out = append(out, a)
+		}
+	}
+	return &scanned{unanswered: out}
+}
+
+func (s *sessionActor) onScanned(ctx actor.Context, m *scanned) {
+	s.recovering = false
+	if m.err != nil {
+		s.logger.Error("recovering the session's unanswered actions", "session", s.sid, "err", m.err)
+	}
+	s.unanswered = m.unanswered
+	if len(s.unanswered) > 0 {
+		s.logger.Info("recovered session has unanswered actions", "session", s.sid, "count", len(s.unanswered))
+	}
+	if s.ready {
+		s.resumeUnanswered(ctx)
+		s.dispatch(ctx)
+	}
+}
+
+// resumeUnanswered puts the actions the previous process left unanswered
+// back in front of the queue once the runtime is ready. The first of them
+// may have been running: on a re-attached sandbox it is sent again under
+// its request id (the agent answers from the running or finished request,
+// with its real output); on a new sandbox it gets an error observation,
+// since whether it took effect is unknown. The others never ran and run
+// now, in order.
+func (s *sessionActor) resumeUnanswered(ctx actor.Context) {
+	if s.recovering || len(s.unanswered) == 0 || s.stopping {
+		return
+	}
+	acts := s.unanswered
+	s.unanswered = nil
+	first := acts[0]
+	if !s.attached && first.Action.Runnable() {
+		s.appendAnswer(ctx, first, eventbus.NewError(first.ID, ErrIDSandboxLost,
+			"Corral restarted while this action was in flight and its sandbox did not survive; the session goes on in a new sandbox. The action may or may not have taken effect; check before retrying."))
+		acts = acts[1:]
+	}
+	s.queue = append(acts, s.queue...)
+}
