@@ -3,7 +3,8 @@
 // goes through.
 //
 // A Store manages a directory of sessions (Config.StoreDir, one append-only
-// file "<session>.events" per session). Store.Open returns the session's
+// file "<session>.events" per session, plus optional "<session>.meta.json"
+// metadata records, and the store's LOCK and STORE_ID files). Store.Open returns the session's
 // Stream, which
 //   - assigns ids from 0 without gaps (Append), sets missing timestamps,
 //     masks secrets (SetSecrets/UpdateSecrets) before anything is persisted
@@ -20,6 +21,33 @@
 //
 // Items handed to subscribers carry the stored JSON bytes, so servers can
 // forward them without re-encoding.
+//
+// One owner per store directory: OpenStore takes an exclusive, non-blocking
+// flock(2) on <store_dir>/LOCK before touching anything else and holds it
+// until Store.Close; the kernel releases it when the process dies, however
+// it dies. The holder records itself in LOCK as JSON (LockHolder: pid,
+// host, command line, since, instance id). A second OpenStore of the
+// directory, from this process or another, fails at once with a
+// *StoreLockedError (errors.Is ErrStoreLocked) that names the holder and
+// touches no session file. <store_dir>/STORE_ID holds the store's random id
+// (Store.ID), created once and fsynced.
+//
+// Session metadata: Store.SaveMeta keeps a session's non-event state (one
+// JSON value: request, tokens, env, ...) in <store_dir>/<sid>.meta.json,
+// mode 0600, replaced atomically (temporary ".tmp-*" file, fsync, rename,
+// directory fsync), so after a crash LoadMeta returns the previous or the
+// new record whole; OpenStore removes temporary files a crash left.
+// Sessions lists every session with an event log or a metadata record;
+// Delete removes both.
+//
+// OpenHands JSON means OpenHands JSON: Corral's own event types
+// (Event.IsCorralExtension; today the runtime_status observation) are
+// stored and replayed like any event, but OpenHands' event_from_dict cannot
+// decode them, so everything Corral presents as OpenHands JSON leaves them
+// out unless asked: Export (ExportCorralExtensions), Search and listings
+// (Filter.ExcludeCorralExtensions), `corral exec` (--corral-events) and the
+// HTTP API (?corral_events=true). Ids are never renumbered: a listing or an
+// export may skip ids, which OpenHands' EventStore reads fine.
 //
 // On-disk format and crash safety: a 16-byte header (magic "CRLEVLOG",
 // version) then records of [length uint32][CRC32C uint32][id int64][JSON].
