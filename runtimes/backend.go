@@ -3,7 +3,10 @@ package runtimes
 import (
 	"context"
 	"errors"
+	"io"
 	"time"
+
+	"corral/eventbus"
 )
 
 // Backend provisions sandboxes: a place where a corral-agent runs and
@@ -41,6 +44,33 @@ type Backend interface {
 	// its own (crash, OOM kill, killed from outside), then is closed. It is
 	// closed without a value when ctx ends or the sandbox is destroyed.
 	Wait(ctx context.Context, h *Handle) (<-chan Exit, error)
+	// Connect opens a connection to the agent of a started (or recovered)
+	// sandbox. The backend alone knows how to reach its sandboxes (unix
+	// socket, TLS, SSH tunnel, in-process executor): nobody else dials an
+	// agent.
+	Connect(ctx context.Context, h *Handle) (AgentConn, error)
+}
+
+// AgentConn is a live connection to one sandbox's agent.
+type AgentConn interface {
+	// Execute runs one action and returns its observation; onChunk, when
+	// not nil, receives output as it is produced (in order, each seq once).
+	// reqID names the request on the agent: sending the same id again, also
+	// on a new connection after Corral restarted, is answered from the
+	// running or finished request and never runs the action twice (within
+	// the agent's retention). "" picks a fresh id.
+	Execute(ctx context.Context, reqID string, action *eventbus.Event, onChunk func(seq uint64, data []byte)) (*eventbus.Event, error)
+	// ListFiles lists a directory with OpenHands' list_files semantics.
+	ListFiles(ctx context.Context, path string) ([]string, error)
+	// Upload writes filename (a zip to unpack into dest when recursive)
+	// into directory dest of the sandbox.
+	Upload(ctx context.Context, dest string, r io.Reader, filename string, recursive bool) error
+	// Download writes a zip of path to w.
+	Download(ctx context.Context, path string, w io.Writer) error
+	Close() error
+	// Done is closed when the connection is lost for good; Err says why.
+	Done() <-chan struct{}
+	Err() error
 }
 
 // Capabilities lists a backend's optional features.
@@ -49,6 +79,10 @@ type Capabilities struct {
 	Recover  bool // Recover can re-attach after a restart of Corral
 	Images   bool // Spec.Image is meaningful
 	Limits   bool // Spec.Resources are enforced
+	// HostUser: commands run as the host user in the host's HOME
+	// (OpenHands' cli runtime), so the engine must not change global
+	// settings such as `git config --global`.
+	HostUser bool
 	Networks bool // Spec.Network is honoured
 }
 
@@ -64,6 +98,34 @@ type Spec struct {
 	Network   string            // network mode; empty = backend default
 	Volumes   []string          // OpenHands `volumes` entries host:container[:mode]
 	Labels    map[string]string // extra labels (docker) or metadata
+	Owner     Owner             // the engine that owns the sandbox (recorded on it)
+}
+
+// Owner identifies the engine that owns a sandbox. Backends record it on
+// the sandbox (container labels, the local state file, Handle.Meta) so that
+// reaping can tell a dead owner's sandboxes from a live one's.
+//
+// Liveness is an exclusive flock the owner holds on LockPath for its whole
+// life: the kernel drops it when the process dies, however it dies.
+type Owner struct {
+	// ID is the owner's stable id: the event store's id. A process that
+	// re-opens the same store after a crash is the same owner and
+	// re-adopts the sandboxes.
+	ID string
+	// Instance is unique per process run (diagnosis only).
+	Instance string
+	// Host is the hostname of the owner; liveness can only be checked on
+	// the same host, so sandboxes of owners on other hosts are never
+	// reaped.
+	Host string
+	// LockPath is the file the owner holds an exclusive flock on.
+	LockPath string
+	// Durable owners (`corral serve` on a persistent store) have their
+	// sessions recovered by the next process on the same store: their
+	// sandboxes are reaped only once LockPath no longer exists. Ephemeral
+	// owners (exec, farm, shell on a temporary store) are reaped as soon
+	// as the lock is free.
+	Durable bool
 }
 
 // Resources are limits; zero means unlimited.

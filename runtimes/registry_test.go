@@ -17,12 +17,13 @@ func (namedBackend) Start(context.Context, Spec) (*Handle, error) { return nil, 
 func (namedBackend) Recover(context.Context, *Handle) (*Handle, error) {
 	return nil, ErrNotSupported
 }
-func (namedBackend) Stop(context.Context, *Handle, time.Duration) error { return ErrNotSupported }
-func (namedBackend) Destroy(context.Context, *Handle) error             { return ErrNotSupported }
-func (namedBackend) Pause(context.Context, *Handle) error               { return ErrNotSupported }
-func (namedBackend) Resume(context.Context, *Handle) error              { return ErrNotSupported }
-func (namedBackend) Inspect(context.Context, *Handle) (State, error)    { return State{}, ErrNotSupported }
-func (namedBackend) Wait(context.Context, *Handle) (<-chan Exit, error) { return nil, ErrNotSupported }
+func (namedBackend) Stop(context.Context, *Handle, time.Duration) error  { return ErrNotSupported }
+func (namedBackend) Destroy(context.Context, *Handle) error              { return ErrNotSupported }
+func (namedBackend) Pause(context.Context, *Handle) error                { return ErrNotSupported }
+func (namedBackend) Resume(context.Context, *Handle) error               { return ErrNotSupported }
+func (namedBackend) Inspect(context.Context, *Handle) (State, error)     { return State{}, ErrNotSupported }
+func (namedBackend) Wait(context.Context, *Handle) (<-chan Exit, error)  { return nil, ErrNotSupported }
+func (namedBackend) Connect(context.Context, *Handle) (AgentConn, error) { return nil, ErrNotSupported }
 
 func TestRegistry(t *testing.T) {
 	r, err := NewRegistry(namedBackend{"local"}, namedBackend{"docker"})

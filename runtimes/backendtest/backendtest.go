@@ -17,35 +17,17 @@ import (
 	"corral/runtimes"
 )
 
-// Conn is what the suite needs of a connection to a sandbox's agent: the
-// method set shared by *agentwire.Client and *local.InProcessConn.
-type Conn interface {
-	Execute(ctx context.Context, action *eventbus.Event, onChunk func(seq uint64, data []byte)) (*eventbus.Event, error)
-	Close() error
-}
-
-// FileTransfer is the file API of an agentwire client (OpenHands'
-// list_files, upload_file and download_files).
-type FileTransfer interface {
-	ListFiles(ctx context.Context, path string) ([]string, error)
-	Upload(ctx context.Context, dest string, zip io.Reader, filename string, recursive bool) error
-	Download(ctx context.Context, path string, w io.Writer) error
-}
-
 // Harness says how to run the suite against one backend.
 type Harness struct {
-	// Start starts one sandbox for the suite and registers its teardown
-	// with t.Cleanup.
+	// Backend is the backend under test; the suite reaches its sandbox
+	// only through Backend.Connect (the one way to reach a sandbox).
+	Backend runtimes.Backend
+	// Start starts one sandbox for the suite on Backend and registers its
+	// teardown with t.Cleanup.
 	Start func(t *testing.T) *runtimes.Handle
-	// Dial connects to the agent of h; the suite closes the connection.
-	Dial func(ctx context.Context, h *runtimes.Handle) (Conn, error)
 	// HasPython: the sandbox has python3, so run_ipython runs cells;
 	// without it run_ipython must answer with an error observation.
 	HasPython bool
-	// FileTransfer: connections from Dial implement FileTransfer. When
-	// false the suite checks that they really do not, so a backend that
-	// gains the API must turn the round trip on.
-	FileTransfer bool
 }
 
 // maxCmdOutput is OpenHands' MAX_CMD_OUTPUT_SIZE; half of it is kept from
@@ -60,7 +42,7 @@ const (
 type suite struct {
 	h    Harness
 	hd   *runtimes.Handle
-	conn Conn
+	conn runtimes.AgentConn
 	ws   string // the sandbox's initial working directory
 	id   int64  // id of the last action sent
 
@@ -71,8 +53,8 @@ type suite struct {
 // it, each as a subtest named after the behaviour it checks.
 func Run(t *testing.T, h Harness) {
 	t.Helper()
-	if h.Start == nil || h.Dial == nil {
-		t.Fatal("backendtest.Harness needs Start and Dial")
+	if h.Start == nil || h.Backend == nil {
+		t.Fatal("backendtest.Harness needs Backend and Start")
 	}
 	s := &suite{h: h, hd: h.Start(t)}
 	s.conn = s.dial(t)
@@ -96,13 +78,13 @@ func Run(t *testing.T, h Harness) {
 	t.Run("LiveOutputChunksAreNumberedFromOneWithoutGaps", s.liveOutput)
 }
 
-func (s *suite) dial(t *testing.T) Conn {
+func (s *suite) dial(t *testing.T) runtimes.AgentConn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := s.h.Dial(ctx, s.hd)
+	c, err := s.h.Backend.Connect(ctx, s.hd)
 	if err != nil {
-		t.Fatalf("dial the agent of %s: %v", s.hd.ID, err)
+		t.Fatalf("%s backend: Connect to sandbox %s: %v", s.h.Backend.Name(), s.hd.ID, err)
 	}
 	return c
 }
@@ -114,7 +96,7 @@ func (s *suite) exec(t *testing.T, a eventbus.Action, timeout float64) *eventbus
 	return s.execOn(t, s.conn, a, timeout)
 }
 
-func (s *suite) execOn(t *testing.T, c Conn, a eventbus.Action, timeout float64) *eventbus.Event {
+func (s *suite) execOn(t *testing.T, c runtimes.AgentConn, a eventbus.Action, timeout float64) *eventbus.Event {
 	t.Helper()
 	ev := eventbus.NewAction(eventbus.SourceAgent, a)
 	s.id++
@@ -122,7 +104,7 @@ func (s *suite) execOn(t *testing.T, c Conn, a eventbus.Action, timeout float64)
 	ev.SetHardTimeout(timeout, false)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(timeout*float64(time.Second))+30*time.Second)
 	defer cancel()
-	obs, err := c.Execute(ctx, ev, nil)
+	obs, err := c.Execute(ctx, "", ev, nil)
 	if err != nil {
 		t.Fatalf("%s action %+v: %v", a.ActionType(), a, err)
 	}
@@ -146,7 +128,7 @@ func (s *suite) run(t *testing.T, c string, timeout float64) (*eventbus.Event, *
 	return s.runAction(t, s.conn, cmd(c), timeout)
 }
 
-func (s *suite) runAction(t *testing.T, c Conn, a *eventbus.CmdRunAction, timeout float64) (*eventbus.Event, *eventbus.CmdOutputObservation) {
+func (s *suite) runAction(t *testing.T, c runtimes.AgentConn, a *eventbus.CmdRunAction, timeout float64) (*eventbus.Event, *eventbus.CmdOutputObservation) {
 	t.Helper()
 	obs := s.execOn(t, c, a, timeout)
 	o, ok := obs.Observation.(*eventbus.CmdOutputObservation)
@@ -342,18 +324,7 @@ func (s *suite) editor(t *testing.T) {
 }
 
 func (s *suite) transfer(t *testing.T) {
-	ft, ok := s.conn.(FileTransfer)
-	if !s.h.FileTransfer {
-		t.Run("ConnectionHasNoFileTransferAsDeclared", func(t *testing.T) {
-			if ok {
-				t.Fatalf("%T implements ListFiles/Upload/Download but the harness says FileTransfer=false: turn the round trip on", s.conn)
-			}
-		})
-		return
-	}
-	if !ok {
-		t.Fatalf("harness says FileTransfer but %T lacks ListFiles/Upload/Download", s.conn)
-	}
+	ft := s.conn
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	files := map[string]string{"a.txt": "alpha\n", "sub/b.txt": "beta"}
@@ -502,7 +473,7 @@ func (s *suite) liveOutput(t *testing.T) {
 	)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	obs, err := s.conn.Execute(ctx, ev, func(seq uint64, b []byte) {
+	obs, err := s.conn.Execute(ctx, "", ev, func(seq uint64, b []byte) {
 		mu.Lock()
 		defer mu.Unlock()
 		seqs = append(seqs, seq)

@@ -1,10 +1,10 @@
 // Package backendtest is the conformance suite every sandbox backend runs:
 // one set of actions (bash, files, the str_replace editor, Python cells,
-// file transfer, long output) with the exact observations OpenHands gives,
-// driven through the same client a session uses (agentwire, or a backend's
-// own dialer). Each backend package calls Run from a _test.go file with a
-// Harness saying how to start a sandbox, how to connect to it, and which
-// optional capabilities it has.
+// file list/upload/download, long output) with the exact observations
+// OpenHands gives, driven through the connection a session uses:
+// Backend.Connect, the one way to reach a sandbox. Each backend package
+// calls Run from a _test.go file with a Harness naming the backend, how to
+// start a sandbox, and which optional capabilities it has.
 //
 // It must never be imported by non-test code, never depend on one
 // backend's internals (a difference between backends is a finding, not

@@ -27,7 +27,7 @@ func dial(t testing.TB, h *runtimes.Handle) *agentwire.Client {
 // observation's content and exit code.
 func run(t testing.TB, c *agentwire.Client, cmd string) (string, int) {
 	t.Helper()
-	obs, err := c.Execute(testCtx(t, time.Minute), eventbus.NewAction(eventbus.SourceAgent, &eventbus.CmdRunAction{Command: cmd}), nil)
+	obs, err := c.Execute(testCtx(t, time.Minute), "", eventbus.NewAction(eventbus.SourceAgent, &eventbus.CmdRunAction{Command: cmd}), nil)
 	if err != nil {
 		t.Fatalf("run %q: %v", cmd, err)
 	}
@@ -117,7 +117,7 @@ func TestDockerKillMidCommandFiresWait(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() {
-		_, err := c.Execute(ctx, eventbus.NewAction(eventbus.SourceAgent, &eventbus.CmdRunAction{Command: "sleep 30", Blocking: true}), nil)
+		_, err := c.Execute(ctx, "", eventbus.NewAction(eventbus.SourceAgent, &eventbus.CmdRunAction{Command: "sleep 30", Blocking: true}), nil)
 		done <- err
 	}()
 	time.Sleep(300 * time.Millisecond) // let the command start
@@ -154,7 +154,7 @@ func TestOOMKill(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		go c.Execute(ctx, eventbus.NewAction(eventbus.SourceAgent, &eventbus.CmdRunAction{Command: hog, Blocking: true}), nil)
+		go c.Execute(ctx, "", eventbus.NewAction(eventbus.SourceAgent, &eventbus.CmdRunAction{Command: hog, Blocking: true}), nil)
 		select {
 		case e, ok := <-ch:
 			if !ok || !e.OOMKilled || !strings.Contains(e.Reason, "out of memory") {

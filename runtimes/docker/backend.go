@@ -218,10 +218,8 @@ func (b *Backend) Start(ctx context.Context, spec runtimes.Spec) (*runtimes.Hand
 	if spec.SessionID == "" {
 		return nil, errors.New("docker backend: start: empty Spec.SessionID")
 	}
-	img := spec.Image
-	if img == "" {
-		img = b.cfg.image
-	}
+	spec = b.cfg.specDefaults(spec)
+	img, netMode, res := spec.Image, spec.Network, spec.Resources
 	mounts, ws, err := mountsFor(spec.Workspace, spec.Volumes)
 	if err != nil {
 		return nil, fmt.Errorf("docker backend: start session %s: %w", spec.SessionID, err)
@@ -229,20 +227,6 @@ func (b *Backend) Start(ctx context.Context, spec runtimes.Spec) (*runtimes.Hand
 	env, err := containerEnv(spec.Env)
 	if err != nil {
 		return nil, fmt.Errorf("docker backend: start session %s: %w", spec.SessionID, err)
-	}
-	netMode := spec.Network
-	if netMode == "" {
-		netMode = b.cfg.network
-	}
-	res := spec.Resources
-	if res.MemoryBytes == 0 {
-		res.MemoryBytes = b.cfg.resources.MemoryBytes
-	}
-	if res.NanoCPUs == 0 {
-		res.NanoCPUs = b.cfg.resources.NanoCPUs
-	}
-	if res.PidsLimit == 0 {
-		res.PidsLimit = b.cfg.resources.PidsLimit
 	}
 
 	select {

@@ -7,7 +7,6 @@ import (
 
 	"corral/runtimes"
 	"corral/runtimes/backendtest"
-	"corral/transport/agentwire"
 )
 
 // TestConformanceLocal runs the shared action suite against the local
@@ -15,6 +14,7 @@ import (
 func TestConformanceLocal(t *testing.T) {
 	b := newBackend(t)
 	backendtest.Run(t, backendtest.Harness{
+		Backend: b,
 		Start: func(t *testing.T) *runtimes.Handle {
 			h, err := b.Start(context.Background(), runtimes.Spec{SessionID: "conformance-local"})
 			if err != nil {
@@ -27,19 +27,16 @@ func TestConformanceLocal(t *testing.T) {
 			})
 			return h
 		},
-		Dial: func(ctx context.Context, h *runtimes.Handle) (backendtest.Conn, error) {
-			return agentwire.Dial(ctx, h.AgentAddr, h.Token)
-		},
-		HasPython:    hasPython3(),
-		FileTransfer: true,
+		HasPython: hasPython3(),
 	})
 }
 
 // TestConformanceCLI runs the shared action suite against the in-process
-// ("cli") backend through its own dialer.
+// ("cli") backend through its Connect (the executor in this process).
 func TestConformanceCLI(t *testing.T) {
 	b := NewInProcess(InProcessTempDir(t.TempDir()))
 	backendtest.Run(t, backendtest.Harness{
+		Backend: b,
 		Start: func(t *testing.T) *runtimes.Handle {
 			h, err := b.Start(context.Background(), runtimes.Spec{SessionID: "conformance-cli"})
 			if err != nil {
@@ -52,12 +49,7 @@ func TestConformanceCLI(t *testing.T) {
 			})
 			return h
 		},
-		Dial: func(ctx context.Context, h *runtimes.Handle) (backendtest.Conn, error) {
-			return b.Dial(ctx, h)
-		},
 		HasPython: hasPython3(),
-		// InProcessConn has only Execute/Close/Done/Err: no list/upload/download.
-		FileTransfer: true,
 	})
 }
 

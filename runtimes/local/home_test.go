@@ -22,7 +22,7 @@ func homeOf(t *testing.T, h *runtimes.Handle) string {
 	a := eventbus.NewAction(eventbus.SourceAgent, &eventbus.CmdRunAction{Command: "echo $HOME", ConfirmationState: eventbus.Confirmed, SecurityRisk: eventbus.RiskUnknown})
 	a.ID = 1
 	a.SetHardTimeout(30, false)
-	obs, err := c.Execute(ctx, a, nil)
+	obs, err := c.Execute(ctx, "", a, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

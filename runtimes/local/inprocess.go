@@ -21,7 +21,7 @@ import (
 
 // InProcess runs the sandbox executor inside this process: no agent, no
 // socket, no token. Handles are only meaningful to the InProcess value that
-// made them. Connect to a started sandbox with Dial.
+// made them. Connect to a started sandbox with Connect.
 type InProcess struct {
 	name     string
 	tempDir  string
@@ -72,7 +72,7 @@ func NewInProcess(opts ...InProcessOption) *InProcess {
 func (b *InProcess) Name() string { return b.name }
 
 // Capabilities: none of the optional ones.
-func (b *InProcess) Capabilities() runtimes.Capabilities { return runtimes.Capabilities{} }
+func (b *InProcess) Capabilities() runtimes.Capabilities { return runtimes.Capabilities{HostUser: true} }
 
 // Start creates an executor in the workspace (a temporary one when spec
 // has none).
@@ -215,8 +215,8 @@ func (b *InProcess) Wait(ctx context.Context, h *runtimes.Handle) (<-chan runtim
 	return out, nil
 }
 
-// Dial returns a connection to the executor of h.
-func (b *InProcess) Dial(_ context.Context, h *runtimes.Handle) (*InProcessConn, error) {
+// Connect returns a connection to the executor of h.
+func (b *InProcess) Connect(_ context.Context, h *runtimes.Handle) (runtimes.AgentConn, error) {
 	bx, err := b.box(h)
 	if err != nil {
 		return nil, err
@@ -224,15 +224,18 @@ func (b *InProcess) Dial(_ context.Context, h *runtimes.Handle) (*InProcessConn,
 	return &InProcessConn{x: bx.x, done: bx.done}, nil
 }
 
-// InProcessConn runs actions on an in-process executor; it has the method
-// set of an agentwire client (Execute, Close, Done, Err).
+// InProcessConn runs actions on an in-process executor: the
+// runtimes.AgentConn of the "cli" backend.
 type InProcessConn struct {
 	x    *sandbox.Executor
 	done chan struct{}
 }
 
-// Execute runs the action; output chunks are numbered from 1.
-func (c *InProcessConn) Execute(ctx context.Context, action *eventbus.Event, onChunk func(seq uint64, data []byte)) (*eventbus.Event, error) {
+// Execute runs the action; output chunks are numbered from 1. reqID is
+// ignored: the executor lives and dies with this process, so no request can
+// outlive the Corral that sent it and nothing is ever re-sent under the same
+// id from a new process.
+func (c *InProcessConn) Execute(ctx context.Context, _ string, action *eventbus.Event, onChunk func(seq uint64, data []byte)) (*eventbus.Event, error) {
 	var seq uint64
 	var out func([]byte)
 	if onChunk != nil {
@@ -275,4 +278,7 @@ func (c *InProcessConn) Err() error {
 	}
 }
 
-var _ runtimes.Backend = (*InProcess)(nil)
+var (
+	_ runtimes.Backend   = (*InProcess)(nil)
+	_ runtimes.AgentConn = (*InProcessConn)(nil)
+)

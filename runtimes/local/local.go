@@ -84,6 +84,7 @@ type Backend struct {
 	user     string
 	tempDir  string
 	env      []string
+	grace    time.Duration // agent connection grace period (WithAgentGracePeriod)
 
 	mu      sync.Mutex
 	procs   map[string]*proc // by handle id: agents this process started

@@ -75,7 +75,7 @@ func runOn(t testing.TB, ctx context.Context, c *agentwire.Client, cmd string, o
 	a := eventbus.NewAction(eventbus.SourceAgent, &eventbus.CmdRunAction{Command: cmd, ConfirmationState: eventbus.Confirmed, SecurityRisk: eventbus.RiskUnknown})
 	a.ID = 1
 	a.SetHardTimeout(30, false)
-	obs, err := c.Execute(ctx, a, onChunk)
+	obs, err := c.Execute(ctx, "", a, onChunk)
 	if err != nil {
 		t.Fatalf("execute %q: %v", cmd, err)
 	}
@@ -95,7 +95,7 @@ func TestAgentModeOverTLSVerifiesTheServerAndTheToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := b.Dial(ctx, hd)
+	c, err := b.dial(ctx, hd)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,7 +242,7 @@ func TestCuttingTheConnectionMidCommandLosesNoOutput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := b.Dial(ctx, hd, agentwire.WithBackoff(10*time.Millisecond, 100*time.Millisecond))
+	c, err := b.dial(ctx, hd, agentwire.WithBackoff(10*time.Millisecond, 100*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}

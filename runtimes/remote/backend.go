@@ -62,6 +62,7 @@ type Backend struct {
 	logger *slog.Logger
 	hosts  []*host
 	agent  string // local agent binary for ssh hosts
+	grace  time.Duration
 
 	mu     sync.Mutex
 	active map[string]int // host name -> sandboxes placed
@@ -80,6 +81,29 @@ type Option func(*Backend)
 
 // WithLogger sets the logger (default slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(b *Backend) { b.logger = l } }
+
+// WithAgentGracePeriod sets how long a dropped agent connection keeps
+// reconnecting (resuming output) before it is lost for good (0:
+// agentwire's default). A remote host can be cut off by the network, so
+// unlike local agents no minimum is imposed.
+func WithAgentGracePeriod(d time.Duration) Option { return func(b *Backend) { b.grace = d } }
+
+// Connect opens an agentwire connection to hd's agent: TLS for agent-mode
+// hosts, the SSH tunnel for ssh hosts.
+func (b *Backend) Connect(ctx context.Context, hd *runtimes.Handle) (runtimes.AgentConn, error) {
+	if hd == nil {
+		return nil, errors.New("remote runtime: connect: nil handle")
+	}
+	opts := []agentwire.DialOption{agentwire.WithClientLogger(b.logger)}
+	if b.grace > 0 {
+		opts = append(opts, agentwire.WithGracePeriod(b.grace))
+	}
+	c, err := b.dial(ctx, hd, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("remote runtime: connect to sandbox %s on %s: %w", hd.ID, hd.Meta["host"], err)
+	}
+	return c, nil
+}
 
 // New checks the configuration and returns the backend. It does not
 // connect to any host yet.
@@ -320,10 +344,9 @@ func safeID(s string) string {
 	return b.String()
 }
 
-// DialOptions returns the agentwire options that reach the agent of h (TLS
-// for agent-mode hosts, the SSH tunnel for ssh hosts). The engine's dialer
-// for the "remote" runtime passes them to agentwire.Dial.
-func (b *Backend) DialOptions(hd *runtimes.Handle) ([]agentwire.DialOption, error) {
+// dialOptions returns the agentwire options that reach the agent of h (TLS
+// for agent-mode hosts, the SSH tunnel for ssh hosts).
+func (b *Backend) dialOptions(hd *runtimes.Handle) ([]agentwire.DialOption, error) {
 	h, err := b.host(hd.Meta["host"])
 	if err != nil {
 		return nil, err
@@ -340,9 +363,9 @@ func (b *Backend) DialOptions(hd *runtimes.Handle) ([]agentwire.DialOption, erro
 	return nil, nil
 }
 
-// Dial connects an agentwire client to the agent of hd.
-func (b *Backend) Dial(ctx context.Context, hd *runtimes.Handle, extra ...agentwire.DialOption) (*agentwire.Client, error) {
-	opts, err := b.DialOptions(hd)
+// dial connects an agentwire client to the agent of hd.
+func (b *Backend) dial(ctx context.Context, hd *runtimes.Handle, extra ...agentwire.DialOption) (*agentwire.Client, error) {
+	opts, err := b.dialOptions(hd)
 	if err != nil {
 		return nil, err
 	}
@@ -350,7 +373,7 @@ func (b *Backend) Dial(ctx context.Context, hd *runtimes.Handle, extra ...agentw
 }
 
 func (b *Backend) ping(ctx context.Context, hd *runtimes.Handle) error {
-	c, err := b.Dial(ctx, hd, agentwire.WithGracePeriod(0))
+	c, err := b.dial(ctx, hd, agentwire.WithGracePeriod(0))
 	if err != nil {
 		return err
 	}

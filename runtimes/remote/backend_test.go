@@ -40,7 +40,7 @@ func buildAgent(t testing.TB) string {
 
 func runAction(t *testing.T, ctx context.Context, b *Backend, hd *runtimes.Handle, cmd string) *eventbus.Event {
 	t.Helper()
-	c, err := b.Dial(ctx, hd)
+	c, err := b.dial(ctx, hd)
 	if err != nil {
 		t.Fatalf("dial agent: %v", err)
 	}
@@ -48,7 +48,7 @@ func runAction(t *testing.T, ctx context.Context, b *Backend, hd *runtimes.Handl
 	a := eventbus.NewAction(eventbus.SourceAgent, &eventbus.CmdRunAction{Command: cmd, ConfirmationState: eventbus.Confirmed, SecurityRisk: eventbus.RiskUnknown})
 	a.ID = 1
 	a.SetHardTimeout(20, false)
-	obs, err := c.Execute(ctx, a, nil)
+	obs, err := c.Execute(ctx, "", a, nil)
 	if err != nil {
 		t.Fatalf("execute %q: %v", cmd, err)
 	}

@@ -65,7 +65,7 @@ func BenchmarkRemoteTLSRoundTrip(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	c, err := be.Dial(ctx, hd)
+	c, err := be.dial(ctx, hd)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func BenchmarkRemoteSSH(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	c, err := be.Dial(ctx, hd)
+	c, err := be.dial(ctx, hd)
 	if err != nil {
 		b.Fatal(err)
 	}

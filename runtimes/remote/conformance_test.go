@@ -19,6 +19,7 @@ func TestConformanceRemote(t *testing.T) {
 	hasPython := err == nil
 	harness := func(b *Backend) backendtest.Harness {
 		return backendtest.Harness{
+			Backend: b,
 			Start: func(t *testing.T) *runtimes.Handle {
 				hd, err := b.Start(context.Background(), runtimes.Spec{SessionID: "conformance"})
 				if err != nil {
@@ -31,11 +32,7 @@ func TestConformanceRemote(t *testing.T) {
 				})
 				return hd
 			},
-			Dial: func(ctx context.Context, hd *runtimes.Handle) (backendtest.Conn, error) {
-				return b.Dial(ctx, hd)
-			},
-			HasPython:    hasPython,
-			FileTransfer: true,
+			HasPython: hasPython,
 		}
 	}
 	t.Run("ssh", func(t *testing.T) {
