@@ -35,8 +35,17 @@ const (
 	LabelManaged = "corral.managed" // always "true"
 	LabelSession = "corral.session" // Spec.SessionID
 	LabelNode    = "corral.node"    // WithNodeID
-	LabelOwner   = "corral.owner"   // Spec.Labels["corral.owner"], else the OS user running Corral
+	LabelUser    = "corral.user"    // Spec.Labels["corral.user"], else the OS user running Corral
 	LabelRunDir  = "corral.rundir"  // host directory holding the agent socket
+
+	// The owning engine (Spec.Owner), read by runtimes.Reap; the keys are
+	// runtimes' Meta* keys. Containers made by older Corral versions have
+	// none and are never reaped.
+	LabelOwner        = runtimes.MetaOwnerID      // Owner.ID
+	LabelOwnerInst    = runtimes.MetaOwnerInst    // Owner.Instance
+	LabelOwnerHost    = runtimes.MetaOwnerHost    // Owner.Host
+	LabelOwnerLock    = runtimes.MetaOwnerLock    // Owner.LockPath
+	LabelOwnerDurable = runtimes.MetaOwnerDurable // "true" or "false"
 )
 
 // Paths inside the container.
@@ -55,7 +64,7 @@ type Backend struct {
 	cfg      config
 	cli      client.APIClient
 	ownCli   bool
-	owner    string
+	user     string // OS user running Corral (LabelUser default)
 	sem      chan struct{}
 	watch    *watcher
 	stateDir string
@@ -65,8 +74,8 @@ var _ runtimes.Backend = (*Backend)(nil)
 
 // New connects to the Docker Engine (DOCKER_HOST or the default socket,
 // API version negotiated), checks the agent binary and starts the event
-// watcher. With WithReapOrphans(true) it then removes this node's orphaned
-// containers.
+// watcher. It never removes containers by itself: leftovers are the
+// engine's to reap (runtimes.Reap with List).
 func New(ctx context.Context, opts ...Option) (*Backend, error) {
 	cfg := defaultConfig()
 	for _, o := range opts {
@@ -108,9 +117,9 @@ func New(ctx context.Context, opts ...Option) (*Backend, error) {
 	}
 
 	b := &Backend{cfg: cfg, sem: make(chan struct{}, cfg.concurrency), stateDir: stateDir}
-	b.owner = "corral"
+	b.user = "corral"
 	if u, err := user.Current(); err == nil {
-		b.owner = u.Username
+		b.user = u.Username
 	}
 	if cfg.cli != nil {
 		b.cli = cfg.cli
@@ -131,12 +140,6 @@ func New(ctx context.Context, opts ...Option) (*Backend, error) {
 	// already in flight (the event stream).
 	b.cli.NegotiateAPIVersionPing(ping)
 	b.watch = newWatcher(b)
-	if cfg.reap {
-		if _, err := b.ReapOrphans(ctx); err != nil {
-			b.Close()
-			return nil, err
-		}
-	}
 	return b, nil
 }
 
@@ -253,19 +256,7 @@ func (b *Backend) Start(ctx context.Context, spec runtimes.Spec) (*runtimes.Hand
 		args = append(args, "--user", spec.User)
 	}
 
-	labels := map[string]string{}
-	for k, v := range spec.Labels {
-		labels[k] = v
-	}
-	owner := labels[LabelOwner]
-	if owner == "" {
-		owner = b.owner
-	}
-	labels[LabelManaged] = "true"
-	labels[LabelSession] = spec.SessionID
-	labels[LabelNode] = b.cfg.nodeID
-	labels[LabelOwner] = owner
-	labels[LabelRunDir] = runDir
+	labels := b.labelsFor(spec, runDir)
 
 	cc := &container.Config{
 		Image:      img,
@@ -358,7 +349,10 @@ func (b *Backend) Start(ctx context.Context, spec runtimes.Spec) (*runtimes.Hand
 		SessionID: spec.SessionID,
 		AgentAddr: "unix://" + sock,
 		Token:     token,
-		Meta:      map[string]string{"container_name": name, "run_dir": runDir, "image": img, "node": b.cfg.nodeID},
+		Meta:      spec.Owner.Meta(),
+	}
+	for k, v := range map[string]string{"container_name": name, "run_dir": runDir, "image": img, "node": b.cfg.nodeID} {
+		h.Meta[k] = v
 	}
 	if ws != nil && !ws.Named {
 		h.Workspace = ws.Source
@@ -649,12 +643,7 @@ func (b *Backend) Recover(ctx context.Context, h *runtimes.Handle) (*runtimes.Ha
 		SessionID: labels[LabelSession],
 		AgentAddr: "unix://" + sock,
 		Token:     token,
-		Meta: map[string]string{
-			"container_name": strings.TrimPrefix(insp.Name, "/"),
-			"run_dir":        runDir,
-			"image":          insp.Config.Image,
-			"node":           labels[LabelNode],
-		},
+		Meta:      handleMeta(strings.TrimPrefix(insp.Name, "/"), insp.Config.Image, labels),
 	}
 	for _, m := range insp.Mounts {
 		if m.Destination == WorkspaceDir && m.Type == mount.TypeBind {
@@ -834,39 +823,6 @@ func (b *Backend) Wait(ctx context.Context, h *runtimes.Handle) (<-chan runtimes
 		return nil, errors.New("docker backend: wait: handle without container id")
 	}
 	return b.watch.wait(ctx, h.ID)
-}
-
-// ReapOrphans removes every container labelled with this node's id whose
-// session is not live (WithLiveSessions; all are orphans without it),
-// together with its anonymous volumes and socket directory. It returns the
-// ids removed.
-func (b *Backend) ReapOrphans(ctx context.Context) ([]string, error) {
-	list, err := b.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(
-		filters.Arg("label", LabelManaged+"=true"),
-		filters.Arg("label", LabelNode+"="+b.cfg.nodeID),
-	)})
-	if err != nil {
-		return nil, fmt.Errorf("docker backend: reap orphans: list containers of node %s: %w", b.cfg.nodeID, mapDaemonErr(b.cli, err))
-	}
-	var removed []string
-	var errs []error
-	for _, c := range list {
-		if b.cfg.live != nil && b.cfg.live(c.Labels[LabelSession]) {
-			continue
-		}
-		b.watch.forget(c.ID)
-		if err := b.cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !cerrdefs.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("remove %s: %w", c.ID, err))
-			continue
-		}
-		b.removeRunDir(c.Labels[LabelRunDir])
-		removed = append(removed, c.ID)
-		b.cfg.logger.Info("reaped orphaned sandbox", "container", c.ID, "session", c.Labels[LabelSession])
-	}
-	if len(errs) > 0 {
-		return removed, fmt.Errorf("docker backend: reap orphans: %w", errors.Join(errs...))
-	}
-	return removed, nil
 }
 
 // watchListening reads the agent's attached output until its "listening

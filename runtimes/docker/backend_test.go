@@ -73,7 +73,7 @@ func TestStartConfiguresContainer(t *testing.T) {
 		Workspace: ws,
 		WorkDir:   "/workspace",
 		Resources: runtimes.Resources{MemoryBytes: 256 << 20, NanoCPUs: 500_000_000, PidsLimit: 200},
-		Labels:    map[string]string{"corral.owner": "alice", "extra": "x"},
+		Labels:    map[string]string{LabelUser: "alice", "extra": "x"},
 	})
 	if h.Backend != "docker" || h.ID == "" || h.Token == "" || h.Workspace != ws {
 		t.Fatalf("handle = %+v", h)
@@ -87,7 +87,7 @@ func TestStartConfiguresContainer(t *testing.T) {
 	}
 	insp := inspect(t, b, h.ID)
 	for k, want := range map[string]string{
-		LabelManaged: "true", LabelSession: h.SessionID, LabelNode: env.node, LabelOwner: "alice", "extra": "x",
+		LabelManaged: "true", LabelSession: h.SessionID, LabelNode: env.node, LabelUser: "alice", "extra": "x",
 	} {
 		if got := insp.Config.Labels[k]; got != want {
 			t.Errorf("label %s = %q, want %q", k, got, want)
@@ -427,40 +427,6 @@ func TestRecoverThawsPausedSandbox(t *testing.T) {
 	}
 	if st, _ := b2.Inspect(ctx, h); !st.Running || st.Paused {
 		t.Errorf("state after Recover = %+v", st)
-	}
-}
-
-func TestReapOrphans(t *testing.T) {
-	needDocker(t)
-	node := env.node + "-reap"
-	ctx := testCtx(t, 2*time.Minute)
-	b1 := newBackend(t, WithNodeID(node))
-	live, err := b1.Start(ctx, runtimes.Spec{SessionID: "live-session"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b1.Destroy(context.Background(), live) })
-	orphan, err := b1.Start(ctx, runtimes.Spec{SessionID: "dead-session"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b1.Destroy(context.Background(), orphan) })
-	other := newBackend(t, WithNodeID(node+"-other"))
-	foreign := start(t, other, runtimes.Spec{SessionID: "dead-session"})
-	b1.Close()
-
-	b2 := newBackend(t, WithNodeID(node), WithReapOrphans(true), WithLiveSessions(func(s string) bool { return s == "live-session" }))
-	if st, err := b2.Inspect(ctx, live); err != nil || !st.Running {
-		t.Errorf("live session's sandbox: %+v %v, want running", st, err)
-	}
-	if _, err := b2.Inspect(ctx, orphan); !errors.Is(err, runtimes.ErrNotFound) {
-		t.Errorf("orphan: %v, want ErrNotFound (reaped)", err)
-	}
-	if _, err := os.Stat(orphan.Meta["run_dir"]); !os.IsNotExist(err) {
-		t.Errorf("orphan's socket dir survived: %v", err)
-	}
-	if st, err := other.Inspect(ctx, foreign); err != nil || !st.Running {
-		t.Errorf("another node's sandbox was touched: %+v %v", st, err)
 	}
 }
 

@@ -15,12 +15,15 @@
 // One goroutine per Backend follows the Engine's event stream so a
 // container that dies or is OOM-killed fires its Wait channel at once.
 // Containers carry the labels corral.managed, corral.session, corral.node,
-// corral.owner and corral.rundir: Recover finds a sandbox again after a
-// restart of Corral, and orphan reaping removes this node's containers whose
-// session is gone.
+// corral.user (the OS user), corral.rundir and their owning engine's
+// corral.owner, corral.instance, corral.host, corral.owner_lock and
+// corral.owner_durable (runtimes.Owner): Recover finds a sandbox again after
+// a restart of Corral, Connect reaches its agent over the bind-mounted
+// socket, and List lets the engine's runtimes.Reap remove the containers of
+// dead owners.
 //
-// This package must never: publish host ports, pull images, touch
-// containers without corral.managed=true (or, when reaping, of another node),
-// shell out to the docker CLI, or import packages above runtimes (actors,
-// transport/api, cmd).
+// This package must never: reap on its own (the engine calls
+// runtimes.Reap), publish host ports, pull images, touch containers without
+// corral.managed=true, shell out to the docker CLI, or import packages above
+// runtimes (actors, transport/api, cmd).
 package docker
