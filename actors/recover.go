@@ -14,33 +14,26 @@ type RecoveryReport struct {
 	// process on this store ended and are being started again (each
 	// re-attaches to its sandbox when it survived, else gets a new one).
 	Sessions []string
-	// Reaped are sandboxes that were destroyed: this store's sandboxes no
-	// session will use again, and those of owners that are gone.
-	Reaped []*runtimes.Handle
 }
 
 // Recover is OpenHands' attach_to_existing, done fully: it admits every
 // session of the store that had not stopped (statuses follow on their
-// streams; WaitReady waits for each), then reaps the sandboxes nobody will
-// use again. Call it once, right after NewEngine with a durable store.
+// streams; WaitReady waits for each). Call it once, right after NewEngine
+// with a durable store, then Reap.
 func (e *Engine) Recover(ctx context.Context) (RecoveryReport, error) {
 	res, err := e.ask(ctx, e.manager, &recoverAll{})
 	if err != nil {
 		return RecoveryReport{}, err
 	}
-	rep := RecoveryReport{Sessions: res.(*recoverReply).sessions}
-	wanted, err := e.wantedSandboxes(ctx)
-	if err != nil {
-		return rep, err
-	}
-	rep.Reaped, err = e.reap(ctx, wanted)
-	return rep, err
+	return RecoveryReport{Sessions: res.(*recoverReply).sessions}, nil
 }
 
-// Reap destroys the sandboxes of this engine's backends whose owner is gone
-// (never those of a live owner or of another host). An engine without a
-// durable store calls it at start to clean up after crashed `exec`, `farm`
-// and `shell` processes.
+// Reap destroys the sandboxes nobody will use again: this engine's own
+// that no session of its store names (left by a crash during a start or a
+// stop), and those of other owners that are gone (never those of a live
+// owner or of another host; see runtimes.Reap). Any engine may call it at
+// start; it then also cleans up after crashed `exec`, `farm` and `shell`
+// processes.
 func (e *Engine) Reap(ctx context.Context) ([]*runtimes.Handle, error) {
 	wanted, err := e.wantedSandboxes(ctx)
 	if err != nil {

@@ -58,7 +58,8 @@ func benchRoundtripUpper(ctx context.Context, o *benchOpts, n int, report func(s
 		return fmt.Errorf("engine layer: %w", err)
 	}
 	lat, err := measure(ctx, n, func(ctx context.Context, a *eventbus.Event) (*eventbus.Event, error) {
-		return be.Run(ctx, sid, a)
+		_, obs, err := be.Run(ctx, sid, a)
+		return obs, err
 	})
 	if err != nil {
 		return fmt.Errorf("engine layer: %w", err)
@@ -67,7 +68,7 @@ func benchRoundtripUpper(ctx context.Context, o *benchOpts, n int, report func(s
 
 	// API: the same session through the HTTP API (POST .../actions?wait=true)
 	// on a loopback listener.
-	srv, err := api.New(api.NewEngineAdapter(be.Engine, nil), api.DefaultConfig(), api.WithLogger(slog.New(slog.DiscardHandler)))
+	srv, err := api.New(api.NewEngineAdapter(be.Engine), api.DefaultConfig(), api.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		return fmt.Errorf("api layer: %w", err)
 	}
@@ -291,7 +292,8 @@ func runSessions(ctx context.Context, be *benchEngine, backend string, n, m int)
 			}()
 			<-startAt
 			lat, err := measure(ctx, m, func(ctx context.Context, a *eventbus.Event) (*eventbus.Event, error) {
-				return be.Run(ctx, sid, a)
+				_, obs, err := be.Run(ctx, sid, a)
+				return obs, err
 			})
 			mu.Lock()
 			res.start = append(res.start, d)

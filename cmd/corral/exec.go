@@ -166,8 +166,9 @@ loop:
 			}
 			act := in.ev.Clone()
 			act.ID, act.Cause = eventbus.InvalidID, nil
-			id, err := cs.eng.Submit(ctx, cs.sid, act)
-			if err != nil {
+			// The session runs one action at a time anyway: running each
+			// to its observation (on the engine's reply) loses nothing.
+			if _, _, err := cs.eng.Run(ctx, cs.sid, act); err != nil {
 				if ctx.Err() != nil {
 					interrupted = true
 					break loop
@@ -175,22 +176,6 @@ loop:
 				fmt.Fprintf(stderr, "corral exec: line %d: %v\n", in.line, err)
 				failed = true
 				break loop
-			}
-			if actors.ExpectsObservation(act) {
-				waits = append(waits, id)
-			}
-		}
-	}
-	if !interrupted && !failed {
-		for _, id := range waits {
-			if _, err := cs.eng.WaitObservation(ctx, cs.sid, id); err != nil {
-				if ctx.Err() != nil {
-					interrupted = true
-				} else {
-					fmt.Fprintf(stderr, "corral exec: action %d: %v\n", id, err)
-					failed = true
-				}
-				break
 			}
 		}
 	}

@@ -53,8 +53,8 @@ func openCLISession(ctx context.Context, o cliOpts, stderr io.Writer) (*cliSessi
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	cs := &cliSession{}
-	// bs.reapOrphans is ignored: only `corral serve` reaps this node's
-	// leftover sandboxes.
+	// Sandboxes are reaped below only when their owner is gone (a crashed
+	// exec, farm or shell): a live process's are never touched.
 	bs, err := buildBackends(ctx, cfg.Runtime, []string{o.runtime}, cfg.Engine.AgentGracePeriod.D(), logger)
 	if err != nil {
 		code := exitNoSandbox
@@ -71,6 +71,7 @@ func openCLISession(ctx context.Context, o cliOpts, stderr io.Writer) (*cliSessi
 		cs.closeBackends()
 		return nil, exitNoSandbox, err
 	}
+	reapLeftovers(ctx, eng, logger)
 	cs.eng = eng
 	info, err := eng.CreateSession(ctx, actors.SessionSpec{Runtime: o.runtime, Workspace: o.workspace, Image: o.image})
 	if err != nil {
@@ -105,4 +106,18 @@ func (cs *cliSession) close() error {
 		cs.eng = nil
 	}
 	return errors.Join(err, cs.closeBackends())
+}
+
+// reapLeftovers removes sandboxes left by crashed Corral processes whose
+// owner is gone; a failure is only logged (it concerns nobody alive).
+func reapLeftovers(ctx context.Context, eng *actors.Engine, logger *slog.Logger) {
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	reaped, err := eng.Reap(rctx)
+	for _, h := range reaped {
+		logger.Info("reaped a sandbox left by a Corral process that is gone", "backend", h.Backend, "id", h.ID)
+	}
+	if err != nil {
+		logger.Warn("reaping leftover sandboxes", "err", err)
+	}
 }

@@ -60,8 +60,8 @@ func newBenchEngine(ctx context.Context, s engineSettings) (*benchEngine, error)
 			dc.StartConcurrency = 16 // farms start many sandboxes at once
 		}
 	}
-	// bs.reapOrphans is ignored: only `corral serve` reaps this node's
-	// leftover sandboxes.
+	// Leftover sandboxes are reaped once the engine runs, only those whose
+	// owner is gone.
 	bs, err := buildBackends(ctx, rc, names, cfg.Engine.AgentGracePeriod.D(), s.logger)
 	if err != nil {
 		return nil, err
@@ -90,6 +90,7 @@ func newBenchEngine(ctx context.Context, s engineSettings) (*benchEngine, error)
 		return nil, fmt.Errorf("start engine: %w", err)
 	}
 	be.Engine = eng
+	reapLeftovers(ctx, eng, s.logger)
 	return be, nil
 }
 

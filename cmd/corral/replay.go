@@ -105,7 +105,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		act := ev.Clone()
 		act.ID, act.Cause = eventbus.InvalidID, nil
 		mapAction(act, mapPath)
-		obs, err := cs.eng.Run(ctx, cs.sid, act)
+		_, obs, err := cs.eng.Run(ctx, cs.sid, act)
 		if err != nil {
 			if ctx.Err() != nil {
 				return exitInterrupt

@@ -162,7 +162,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) (exi
 		}
 	}()
 
-	srv, err := api.New(api.NewEngineAdapter(st.eng, st.store), cfg.Server, api.WithMetrics(reg), api.WithLogger(logger))
+	srv, err := api.New(api.NewEngineAdapter(st.eng), cfg.Server, api.WithMetrics(reg), api.WithLogger(logger))
 	if err != nil {
 		fmt.Fprintf(stderr, "corral serve: %v\n", err)
 		return 2
@@ -286,6 +286,25 @@ func openServeStack(ctx context.Context, cfg serveConfig, logger *slog.Logger, m
 		return fail(fmt.Errorf("start the engine: %w", err))
 	}
 	st.eng = eng
+	rep, err := eng.Recover(ctx)
+	if err != nil {
+		return fail(fmt.Errorf("recover the sessions of %s: %w", store.Dir(), err))
+	}
+	if len(rep.Sessions) > 0 {
+		logger.Warn("recovering sessions that were running when the previous server ended", "count", len(rep.Sessions))
+	}
+	// Reaping only removes sandboxes nobody will use again (runtimes.Reap);
+	// [runtime.docker] reap_orphans = false or keep_runtime_alive turn it off.
+	reapOff := cfg.Engine.KeepRuntimeAlive || (slices.Contains(cfg.Runtime.Enabled, "docker") && !bs.reapOrphans)
+	if !reapOff {
+		reaped, err := eng.Reap(ctx)
+		for _, h := range reaped {
+			logger.Info("reaped a sandbox nobody will use again", "backend", h.Backend, "id", h.ID, "session", h.SessionID)
+		}
+		if err != nil {
+			logger.Warn("reaping leftover sandboxes", "err", err)
+		}
+	}
 	return st, nil
 }
 

@@ -5,48 +5,22 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"sync"
 	"time"
 
 	"corral/actors"
 	"corral/eventbus"
-	"corral/transport/agentwire"
 )
 
-// EngineAdapter binds the server to the real engine (corral/actors).
+// EngineAdapter binds the server to the real engine (corral/actors). It
+// keeps nothing of its own: every session's state is the engine's.
 type EngineAdapter struct {
-	eng   *actors.Engine
-	store *eventbus.Store // the engine's store, to find sessions of earlier runs; may be nil
-	dial  func(ctx context.Context, addr, token string) (fileClient, error)
-
-	mu    sync.Mutex
-	known map[string]*knownSession // sessions created through this adapter
+	eng *actors.Engine
 }
 
-// knownSession is what the API reports that the engine does not keep.
-type knownSession struct {
-	image        string
-	lastActivity time.Time
-	last         Session // the last state seen, reported once the engine forgets it
-}
-
-// fileClient is the part of an agentwire client the file endpoints use.
-type fileClient interface {
-	ListFiles(ctx context.Context, path string) ([]string, error)
-	Upload(ctx context.Context, dest string, r io.Reader, filename string, recursive bool) error
-	Download(ctx context.Context, path string, w io.Writer) error
-	Close() error
-}
-
-// NewEngineAdapter returns an Engine over eng. store is the event store the
-// engine was built with (actors.WithStore); with it, sessions of earlier
-// runs stay readable (events, WebSocket replay).
-func NewEngineAdapter(eng *actors.Engine, store *eventbus.Store) *EngineAdapter {
-	return &EngineAdapter{eng: eng, store: store, known: map[string]*knownSession{},
-		dial: func(ctx context.Context, addr, token string) (fileClient, error) {
-			return agentwire.Dial(ctx, addr, token)
-		}}
+// NewEngineAdapter returns an Engine over eng.
+func NewEngineAdapter(eng *actors.Engine) *EngineAdapter {
+	return &EngineAdapter{eng: eng}
 }
 
 // engineErr maps the engine's errors onto the API's sentinels; the result
@@ -80,193 +54,94 @@ func mapErr(err error) error {
 	return err
 }
 
-func (a *EngineAdapter) toSession(info actors.SessionInfo) Session {
-	s := Session{ID: info.ID, Status: info.State, Backend: info.Runtime, RuntimeStatus: info.RuntimeStatus,
-		Workspace: info.Workspace, Created: info.Created.UTC(), LastActivity: info.Created.UTC(),
+func toSession(info actors.SessionInfo) Session {
+	return Session{ID: info.ID, Status: info.State, Backend: info.Runtime, RuntimeStatus: info.RuntimeStatus,
+		Image: info.Image, Workspace: info.Workspace, Created: info.Created.UTC(), LastActivity: info.LastActivity.UTC(),
 		QueuePosition: info.QueuePosition, Restarts: info.Restarts, Error: info.Error}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if k := a.known[info.ID]; k != nil {
-		s.Image = k.image
-		if k.lastActivity.After(s.LastActivity) {
-			s.LastActivity = k.lastActivity
-		}
-		k.last = s
-	}
-	return s
 }
 
-func (a *EngineAdapter) touch(id string) {
-	a.mu.Lock()
-	if k := a.known[id]; k != nil {
-		k.lastActivity = time.Now().UTC()
+func sessionResult(info actors.SessionInfo, err error) (Session, error) {
+	if err != nil {
+		return Session{}, mapErr(err)
 	}
-	a.mu.Unlock()
+	return toSession(info), nil
 }
 
 // CreateSession implements Engine.
 func (a *EngineAdapter) CreateSession(ctx context.Context, req SessionRequest) (Session, error) {
-	if req.Resources != (Resources{}) {
-		return Session{}, fmt.Errorf("%w: the engine does not take per-session resource limits yet; leave \"resources\" out (limits come from the runtime's configuration)", ErrNotSupported)
-	}
-	info, err := a.eng.CreateSession(ctx, actors.SessionSpec{ID: req.ID, Runtime: req.Runtime, Image: req.Image,
-		Workspace: req.Workspace, Env: req.Env})
-	if err != nil {
-		return Session{}, mapErr(err)
-	}
-	a.mu.Lock()
-	a.known[info.ID] = &knownSession{image: req.Image, lastActivity: time.Now().UTC()}
-	a.mu.Unlock()
-	return a.toSession(info), nil
+	return sessionResult(a.eng.CreateSession(ctx, actors.SessionSpec{ID: req.ID, Runtime: req.Runtime, Image: req.Image,
+		Workspace: req.Workspace, Env: req.Env, Resources: req.Resources.toRuntimes()}))
 }
 
-// ListSessions implements Engine: the engine's queued and running sessions,
-// and those created here that have ended since.
+// ListSessions implements Engine: every session the engine knows, running
+// or not.
 func (a *EngineAdapter) ListSessions(ctx context.Context) ([]Session, error) {
 	infos, err := a.eng.List(ctx)
 	if err != nil {
 		return nil, mapErr(err)
 	}
 	out := make([]Session, 0, len(infos))
-	seen := map[string]bool{}
 	for _, info := range infos {
-		out = append(out, a.toSession(info))
-		seen[info.ID] = true
-	}
-	a.mu.Lock()
-	var gone []string
-	for id := range a.known {
-		if !seen[id] {
-			gone = append(gone, id)
-		}
-	}
-	a.mu.Unlock()
-	slices.Sort(gone)
-	for _, id := range gone {
-		s, err := a.GetSession(ctx, id)
-		if err == nil {
-			out = append(out, s)
-		}
+		out = append(out, toSession(info))
 	}
 	return out, nil
 }
 
-// GetSession implements Engine. A session the engine no longer knows is
-// reported from what was last seen, or as STOPPED when only its events
-// remain in the store.
+// GetSession implements Engine.
 func (a *EngineAdapter) GetSession(ctx context.Context, id string) (Session, error) {
-	info, err := a.eng.Get(ctx, id)
-	if err == nil {
-		return a.toSession(info), nil
-	}
-	if !errors.Is(err, actors.ErrNotFound) {
-		return Session{}, mapErr(err)
-	}
-	a.mu.Lock()
-	k := a.known[id]
-	a.mu.Unlock()
-	if k != nil && k.last.ID != "" {
-		s := k.last
-		if s.Status != actors.StateError {
-			s.Status = actors.StateStopped
-		}
-		return s, nil
-	}
-	if a.stored(id) {
-		return Session{ID: id, Status: actors.StateStopped}, nil
-	}
-	return Session{}, mapErr(err)
+	return sessionResult(a.eng.Get(ctx, id))
 }
 
-// stored reports whether the store holds events of session id.
-func (a *EngineAdapter) stored(id string) bool {
-	if a.store == nil {
-		return false
-	}
-	ids, err := a.store.Sessions()
-	return err == nil && slices.Contains(ids, id)
-}
-
-// DeleteSession implements Engine (actors' Stop).
+// DeleteSession implements Engine (actors' Stop; stopping a stopped
+// session again is not an error).
 func (a *EngineAdapter) DeleteSession(ctx context.Context, id string) (Session, error) {
-	info, err := a.eng.Stop(ctx, id)
-	if err != nil {
-		if errors.Is(err, actors.ErrNotFound) || errors.Is(err, actors.ErrNotRunning) {
-			if s, gerr := a.GetSession(ctx, id); gerr == nil && s.Status == actors.StateStopped {
-				return s, nil // already stopped: deleting again is not an error
-			}
-		}
-		return Session{}, mapErr(err)
-	}
-	return a.toSession(info), nil
+	return sessionResult(a.eng.Stop(ctx, id))
+}
+
+// StartSession implements Engine.
+func (a *EngineAdapter) StartSession(ctx context.Context, id string) (Session, error) {
+	return sessionResult(a.eng.Start(ctx, id))
 }
 
 // PauseSession implements Engine.
 func (a *EngineAdapter) PauseSession(ctx context.Context, id string) (Session, error) {
-	info, err := a.eng.Pause(ctx, id)
-	if err != nil {
-		return Session{}, mapErr(err)
-	}
-	a.touch(id)
-	return a.toSession(info), nil
+	return sessionResult(a.eng.Pause(ctx, id))
 }
 
 // ResumeSession implements Engine.
 func (a *EngineAdapter) ResumeSession(ctx context.Context, id string) (Session, error) {
-	info, err := a.eng.Resume(ctx, id)
-	if err != nil {
-		return Session{}, mapErr(err)
-	}
-	a.touch(id)
-	return a.toSession(info), nil
+	return sessionResult(a.eng.Resume(ctx, id))
 }
 
 // Submit implements Engine.
 func (a *EngineAdapter) Submit(ctx context.Context, id string, action *eventbus.Event) (int64, error) {
 	eid, err := a.eng.Submit(ctx, id, action)
-	if err != nil {
-		return eventbus.InvalidID, mapErr(err)
-	}
-	a.touch(id)
-	return eid, nil
+	return eid, mapErr(err)
 }
 
-// Run implements Engine.
+// Run implements Engine: the observation comes back on the engine's reply.
 func (a *EngineAdapter) Run(ctx context.Context, id string, action *eventbus.Event) (int64, *eventbus.Event, error) {
-	eid, err := a.Submit(ctx, id, action)
-	if err != nil {
-		return eventbus.InvalidID, nil, err
-	}
-	if !actors.ExpectsObservation(action) {
-		return eid, nil, nil
-	}
-	obs, err := a.eng.WaitObservation(ctx, id, eid)
-	if err != nil {
-		return eid, nil, mapErr(err)
-	}
-	a.touch(id)
-	return eid, obs, nil
+	eid, obs, err := a.eng.Run(ctx, id, action)
+	return eid, obs, mapErr(err)
 }
 
 // Confirm implements Engine.
 func (a *EngineAdapter) Confirm(ctx context.Context, id string, eid int64) (int64, error) {
 	n, err := a.eng.Confirm(ctx, id, eid)
-	a.touch(id)
 	return n, mapErr(err)
 }
 
 // Reject implements Engine.
 func (a *EngineAdapter) Reject(ctx context.Context, id string, eid int64) (int64, error) {
 	n, err := a.eng.Reject(ctx, id, eid)
-	a.touch(id)
 	return n, mapErr(err)
 }
 
-// exists fails with ErrNotFound for a session neither the engine nor the
-// store knows (History would otherwise create an empty log for it).
+// exists fails with ErrNotFound for a session the engine does not know
+// (History would otherwise create an empty log for it).
 func (a *EngineAdapter) exists(ctx context.Context, id string) error {
-	_, err := a.GetSession(ctx, id)
-	return err
+	_, err := a.eng.Get(ctx, id)
+	return mapErr(err)
 }
 
 // Events implements Engine by filtering the session's history.
@@ -388,56 +263,21 @@ func (a *EngineAdapter) SubscribeOutput(ctx context.Context, id string) (<-chan 
 	return out, func() { cancel(); <-done }, nil
 }
 
-// sandbox connects to the session's agent for a file operation.
-func (a *EngineAdapter) sandbox(ctx context.Context, id string) (fileClient, error) {
-	info, err := a.eng.Get(ctx, id)
-	if err != nil {
-		return nil, mapErr(err)
-	}
-	if info.State != actors.StateRunning || info.Handle == nil || info.Handle.AgentAddr == "" {
-		return nil, fmt.Errorf("session %s is %s and has no running sandbox to reach: %w", id, info.State, ErrNotRunning)
-	}
-	c, err := a.dial(ctx, info.Handle.AgentAddr, info.Handle.Token)
-	if err != nil {
-		return nil, fmt.Errorf("connect to the sandbox of session %s: %w", id, err)
-	}
-	return c, nil
-}
-
 // ListFiles implements Engine.
 func (a *EngineAdapter) ListFiles(ctx context.Context, id, path string) ([]string, error) {
-	c, err := a.sandbox(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	return c.ListFiles(ctx, path)
+	out, err := a.eng.ListFiles(ctx, id, path)
+	return out, mapErr(err)
 }
 
-// Upload implements Engine.
+// Upload implements Engine. As in OpenHands, the agent unpacks a file whose
+// name ends in .zip into dest; any other file is saved as dest/name.
 func (a *EngineAdapter) Upload(ctx context.Context, id, dest, name string, r io.Reader) error {
-	c, err := a.sandbox(ctx, id)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	// As in OpenHands, the agent unpacks a file whose name ends in .zip
-	// into dest; any other file is saved as dest/name.
-	if err := c.Upload(ctx, dest, r, name, false); err != nil {
-		return err
-	}
-	a.touch(id)
-	return nil
+	return mapErr(a.eng.Upload(ctx, id, dest, name, r, false))
 }
 
 // Download implements Engine.
 func (a *EngineAdapter) Download(ctx context.Context, id, path string, w io.Writer) error {
-	c, err := a.sandbox(ctx, id)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	return c.Download(ctx, path, w)
+	return mapErr(a.eng.Download(ctx, id, path, w))
 }
 
 // Ready implements Engine: the engine answers.

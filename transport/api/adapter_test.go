@@ -102,7 +102,7 @@ func newRealFixture(t testing.TB, mutate func(*Config)) *realFixture {
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	srv, err := New(NewEngineAdapter(eng, store), cfg, WithLogger(quiet))
+	srv, err := New(NewEngineAdapter(eng), cfg, WithLogger(quiet))
 	if err != nil {
 		t.Fatal(err)
 	}

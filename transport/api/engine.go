@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"corral/eventbus"
+	"corral/runtimes"
 )
 
 // Engine is what the server needs from the session engine. Errors should
@@ -19,6 +20,9 @@ type Engine interface {
 	// DeleteSession stops the session and releases its sandbox; its events
 	// stay readable.
 	DeleteSession(ctx context.Context, id string) (Session, error)
+	// StartSession runs a stopped session again under the same id (its
+	// events are kept and new ones continue their ids).
+	StartSession(ctx context.Context, id string) (Session, error)
 	PauseSession(ctx context.Context, id string) (Session, error)
 	ResumeSession(ctx context.Context, id string) (Session, error)
 
@@ -82,11 +86,16 @@ type SessionRequest struct {
 	Resources Resources         `json:"resources,omitzero"`
 }
 
-// Resources are sandbox limits; zero means the backend's default.
+// Resources are sandbox limits; zero means the backend's default. A
+// runtime that cannot enforce them refuses the session (501).
 type Resources struct {
 	MemoryBytes int64 `json:"memory_bytes,omitempty"`
 	NanoCPUs    int64 `json:"nano_cpus,omitempty"`
 	PidsLimit   int64 `json:"pids_limit,omitempty"`
+}
+
+func (r Resources) toRuntimes() runtimes.Resources {
+	return runtimes.Resources{MemoryBytes: r.MemoryBytes, NanoCPUs: r.NanoCPUs, PidsLimit: r.PidsLimit}
 }
 
 // Session is a session as the API reports it.

@@ -181,6 +181,17 @@ func (e *testEngine) DeleteSession(ctx context.Context, id string) (Session, err
 	return x, nil
 }
 
+func (e *testEngine) StartSession(ctx context.Context, id string) (Session, error) {
+	s, err := e.session(id)
+	if err != nil {
+		return Session{}, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s.info.Status = "RUNNING"
+	return s.info, nil
+}
+
 func (e *testEngine) PauseSession(ctx context.Context, id string) (Session, error) {
 	s, err := e.session(id)
 	if err != nil {

@@ -125,6 +125,10 @@ func (s *Server) deleteSession(w http.ResponseWriter, r *http.Request) {
 	s.sessionCall(w, r, "delete session", s.eng.DeleteSession)
 }
 
+func (s *Server) startSession(w http.ResponseWriter, r *http.Request) {
+	s.sessionCall(w, r, "start session", s.eng.StartSession)
+}
+
 func (s *Server) pauseSession(w http.ResponseWriter, r *http.Request) {
 	s.sessionCall(w, r, "pause session", s.eng.PauseSession)
 }

@@ -141,6 +141,7 @@ func (s *Server) register() {
 	s.handle("GET /api/sessions", api, s.listSessions)
 	s.handle("GET /api/sessions/{id}", api, s.getSession)
 	s.handle("DELETE /api/sessions/{id}", api, s.deleteSession)
+	s.handle("POST /api/sessions/{id}/start", api, s.startSession)
 	s.handle("POST /api/sessions/{id}/pause", api, s.pauseSession)
 	s.handle("POST /api/sessions/{id}/resume", api, s.resumeSession)
 

@@ -82,6 +82,10 @@ func (p *EngineProvisioner) StartSandbox(ctx context.Context, req StartRequest) 
 		case actors.StatePaused:
 			info, err := p.Engine.Resume(ctx, req.SessionID)
 			return sandboxOf(info), err
+		case actors.StateStopped, actors.StateError:
+			// OpenHands' connect() after /stop: the same session id gets a
+			// new sandbox (and so a new session_api_key); its events go on.
+			return p.restart(ctx, req.SessionID)
 		}
 	}
 	_, err := p.Engine.CreateSession(ctx, actors.SessionSpec{
@@ -101,6 +105,17 @@ func (p *EngineProvisioner) StartSandbox(ctx context.Context, req StartRequest) 
 		return Sandbox{}, err
 	}
 	return sandboxOf(info), nil
+}
+
+func (p *EngineProvisioner) restart(ctx context.Context, sid string) (Sandbox, error) {
+	if _, err := p.Engine.Start(ctx, sid); err != nil {
+		return Sandbox{}, err
+	}
+	if err := p.Engine.WaitReady(ctx, sid); err != nil {
+		return Sandbox{}, err
+	}
+	info, err := p.Engine.Get(ctx, sid)
+	return sandboxOf(info), err
 }
 
 // SandboxBySession implements Provisioner.

@@ -62,7 +62,7 @@ type actorsSession struct {
 }
 
 func (s *actorsSession) Run(ctx context.Context, action *eventbus.Event) (*eventbus.Event, error) {
-	obs, err := s.eng.Run(ctx, s.sid, action)
+	_, obs, err := s.eng.Run(ctx, s.sid, action)
 	if err != nil {
 		return nil, err
 	}
