@@ -75,10 +75,10 @@ type AgentConn interface {
 
 // Capabilities lists a backend's optional features.
 type Capabilities struct {
-	Pause    bool // Pause/Resume work
-	Recover  bool // Recover can re-attach after a restart of Corral
-	Images   bool // Spec.Image is meaningful
-	Limits   bool // Spec.Resources are enforced
+	Pause   bool // Pause/Resume work
+	Recover bool // Recover can re-attach after a restart of Corral
+	Images  bool // Spec.Image is meaningful
+	Limits  bool // Spec.Resources are enforced
 	// HostUser: commands run as the host user in the host's HOME
 	// (OpenHands' cli runtime), so the engine must not change global
 	// settings such as `git config --global`.

@@ -72,7 +72,9 @@ func NewInProcess(opts ...InProcessOption) *InProcess {
 func (b *InProcess) Name() string { return b.name }
 
 // Capabilities: none of the optional ones.
-func (b *InProcess) Capabilities() runtimes.Capabilities { return runtimes.Capabilities{HostUser: true} }
+func (b *InProcess) Capabilities() runtimes.Capabilities {
+	return runtimes.Capabilities{HostUser: true}
+}
 
 // Start creates an executor in the workspace (a temporary one when spec
 // has none).

@@ -1,7 +1,6 @@
 package local
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -73,6 +72,17 @@ func WithHostHome() Option { return func(b *Backend) { b.hostHome = true } }
 // created (default os.TempDir()).
 func WithTempDir(dir string) Option { return func(b *Backend) { b.tempDir = dir } }
 
+// WithStateDir sets the directory holding one state file per sandbox
+// (<dir>/<sandbox id>.json), read by List and so by runtimes.Reap after a
+// crash of Corral. Default: $XDG_RUNTIME_DIR/corral-local, else
+// <os.TempDir()>/corral-local-<uid>.
+func WithStateDir(dir string) Option { return func(b *Backend) { b.stateDir = dir } }
+
+// WithOwner sets the owner recorded on warm-pool agents until a Start
+// claims one (and records the Spec's owner instead); without it a warm
+// agent left by a crash has no owner and is never reaped.
+func WithOwner(o runtimes.Owner) Option { return func(b *Backend) { b.owner = o } }
+
 // Backend runs corral-agent as a host subprocess. Create it with New and
 // Close it to stop warm agents.
 type Backend struct {
@@ -85,6 +95,8 @@ type Backend struct {
 	tempDir  string
 	env      []string
 	grace    time.Duration // agent connection grace period (WithAgentGracePeriod)
+	stateDir string
+	owner    runtimes.Owner // of warm agents
 
 	mu      sync.Mutex
 	procs   map[string]*proc // by handle id: agents this process started
@@ -104,7 +116,6 @@ type proc struct {
 	exit      runtimes.Exit
 	stopping  bool // Stop/Destroy asked it to end: not a death "on its own"
 	destroyed chan struct{}
-	stderr    *tailBuffer
 }
 
 // New returns a local backend. It fails when the agent binary cannot be
@@ -123,6 +134,12 @@ func New(opts ...Option) (*Backend, error) {
 	bin, err := findAgent(b.binary)
 	if err != nil {
 		return nil, err
+	}
+	if b.stateDir == "" {
+		b.stateDir = defaultStateDir()
+	}
+	if err := os.MkdirAll(b.stateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("local backend: state directory %s: %w; choose another with [runtime.local] state_dir", b.stateDir, err)
 	}
 	b.binary = bin
 	b.ctx, b.cancel = context.WithCancel(context.Background())
@@ -166,8 +183,16 @@ func (b *Backend) Capabilities() runtimes.Capabilities {
 func (b *Backend) Start(ctx context.Context, spec runtimes.Spec) (*runtimes.Handle, error) {
 	if spec.Workspace == "" {
 		if p := b.claimWarm(ctx); p != nil {
+			b.mu.Lock()
 			p.h.SessionID = spec.SessionID
-			return cloneHandle(p.h), nil
+			setOwner(p.h.Meta, spec.Owner)
+			h := cloneHandle(p.h)
+			b.mu.Unlock()
+			if err := b.saveState(h); err != nil {
+				_ = b.Destroy(context.Background(), h)
+				return nil, err
+			}
+			return h, nil
 		}
 	}
 	ws, owns := spec.Workspace, spec.Labels[runtimes.MetaOwnsWorkspace] == "true"
@@ -180,7 +205,7 @@ func (b *Backend) Start(ctx context.Context, spec runtimes.Spec) (*runtimes.Hand
 	} else if err := checkWorkspace(ws); err != nil {
 		return nil, err
 	}
-	p, err := b.launch(ctx, spec.SessionID, ws, owns, spec.Env)
+	p, err := b.launch(ctx, spec.SessionID, ws, owns, spec.Env, spec.Owner)
 	if err != nil {
 		if owns && spec.Workspace == "" {
 			_ = os.RemoveAll(ws)
@@ -213,14 +238,12 @@ func checkWorkspace(ws string) error {
 	return nil
 }
 
-func (b *Backend) launch(ctx context.Context, sid, ws string, owns bool, env map[string]string) (*proc, error) {
-	sockDir, err := os.MkdirTemp(b.tempDir, "corral-agent-")
-	if err != nil {
-		return nil, fmt.Errorf("create a socket directory in %s: %w", b.tempDir, err)
-	}
-	sock := filepath.Join(sockDir, "agent.sock")
-	token := randomToken()
-	args := []string{"--listen", "unix://" + sock, "--workdir", ws}
+// agentCmd builds the agent's command line and environment. Its output
+// goes to a log file in sockDir, never to a pipe to this process: an agent
+// must outlive a kill -9 of Corral, and a write to a pipe whose reader died
+// would kill it with SIGPIPE.
+func (b *Backend) agentCmd(sockDir, ws, token string, env map[string]string, log *os.File) (*exec.Cmd, error) {
+	args := []string{"--listen", "unix://" + filepath.Join(sockDir, "agent.sock"), "--workdir", ws}
 	if b.noChange > 0 {
 		args = append(args, "--no-change-timeout", b.noChange.String())
 	}
@@ -233,7 +256,6 @@ func (b *Backend) launch(ctx context.Context, sid, ws string, owns bool, env map
 	if !b.hostHome && !hasKey(b.env, "HOME") && env["HOME"] == "" {
 		home := filepath.Join(sockDir, "home")
 		if err := os.Mkdir(home, 0o700); err != nil {
-			_ = os.RemoveAll(sockDir)
 			return nil, fmt.Errorf("create the sandbox's home in %s: %w", sockDir, err)
 		}
 		cmd.Env = append(cmd.Env, "HOME="+home)
@@ -242,39 +264,47 @@ func (b *Backend) launch(ctx context.Context, sid, ws string, owns bool, env map
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
+	cmd.Stdout, cmd.Stderr = log, log
+	// Its own process group (signals to the group reach its shells), and
+	// no Pdeathsig: the agent survives the death of Corral so that a
+	// restarted Corral can Recover it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	stdout, err := cmd.StdoutPipe()
+	return cmd, nil
+}
+
+func (b *Backend) launch(ctx context.Context, sid, ws string, owns bool, env map[string]string, owner runtimes.Owner) (*proc, error) {
+	sockDir, err := os.MkdirTemp(b.tempDir, "corral-agent-")
+	if err != nil {
+		return nil, fmt.Errorf("create a socket directory in %s: %w", b.tempDir, err)
+	}
+	if sock := filepath.Join(sockDir, "agent.sock"); len(sock) > maxSockPath {
+		_ = os.RemoveAll(sockDir)
+		return nil, fmt.Errorf("agent socket path %s is %d bytes, over the %d-byte unix socket limit; choose a shorter temporary directory ([runtime.local] temp_dir)", sock, len(sock), maxSockPath)
+	}
+	logPath := filepath.Join(sockDir, agentLog)
+	log, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		_ = os.RemoveAll(sockDir)
-		return nil, err
+		return nil, fmt.Errorf("create the agent's log in %s: %w", sockDir, err)
 	}
-	tail := &tailBuffer{max: 8 << 10}
-	cmd.Stderr = tail
-	if err := cmd.Start(); err != nil {
+	defer log.Close() // the agent has its own copy
+	token := randomToken()
+	cmd, err := b.agentCmd(sockDir, ws, token, env, log)
+	if err == nil {
+		err = cmd.Start()
+	}
+	if err != nil {
 		_ = os.RemoveAll(sockDir)
 		return nil, fmt.Errorf("start %s: %w", b.binary, err)
 	}
 	pid := cmd.Process.Pid
-	h := &runtimes.Handle{Backend: "local", ID: strconv.Itoa(pid), SessionID: sid, AgentAddr: "unix://" + sock, Token: token,
-		Workspace: ws, Meta: map[string]string{metaPID: strconv.Itoa(pid), metaSockDir: sockDir, metaStart: procStart(pid)}}
+	h := &runtimes.Handle{Backend: "local", ID: strconv.Itoa(pid), SessionID: sid, AgentAddr: "unix://" + filepath.Join(sockDir, "agent.sock"),
+		Token: token, Workspace: ws, Meta: owner.Meta()}
+	h.Meta[metaPID], h.Meta[metaSockDir], h.Meta[metaStart] = strconv.Itoa(pid), sockDir, procStart(pid)
 	if owns {
 		h.Meta[runtimes.MetaOwnsWorkspace] = "true"
 	}
-	p := &proc{h: h, cmd: cmd, exited: make(chan struct{}), destroyed: make(chan struct{}), stderr: tail}
-	ready := make(chan error, 1)
-	go func() { // reads the ready line, then drains stdout until the agent exits
-		sc := bufio.NewScanner(stdout)
-		sent := false
-		for sc.Scan() {
-			if !sent && strings.HasPrefix(sc.Text(), "listening on ") {
-				ready <- nil
-				sent = true
-			}
-		}
-		if !sent {
-			ready <- errors.New("agent exited before it was ready")
-		}
-	}()
+	p := &proc{h: h, cmd: cmd, exited: make(chan struct{}), destroyed: make(chan struct{})}
 	go func() {
 		err := cmd.Wait()
 		p.exit = exitOf(cmd.ProcessState, err)
@@ -283,19 +313,55 @@ func (b *Backend) launch(ctx context.Context, sid, ws string, owns bool, env map
 	b.mu.Lock()
 	b.procs[h.ID] = p
 	b.mu.Unlock()
-	select {
-	case err = <-ready:
-	case <-ctx.Done():
-		err = fmt.Errorf("agent did not become ready: %w", ctx.Err())
+	err = waitListening(ctx, h, p.exited)
+	if err == nil {
+		err = b.saveState(h)
 	}
 	if err != nil {
 		b.kill(p)
 		<-p.exited
 		b.forget(p)
 		_ = os.RemoveAll(sockDir)
-		return nil, fmt.Errorf("start corral-agent (%s): %v; agent stderr: %s", b.binary, err, strings.TrimSpace(tail.String()))
+		return nil, fmt.Errorf("start corral-agent (%s): %w; agent output: %s", b.binary, err, tailFile(logPath, 8<<10))
 	}
 	return p, nil
+}
+
+const (
+	agentLog    = "agent.log" // the agent's stdout and stderr, in its socket directory
+	maxSockPath = 107         // sun_path is 108 bytes including the NUL
+)
+
+// waitListening returns once h's agent accepts connections on its socket.
+func waitListening(ctx context.Context, h *runtimes.Handle, exited <-chan struct{}) error {
+	sock := strings.TrimPrefix(h.AgentAddr, "unix://")
+	for delay := time.Millisecond; ; delay = min(2*delay, 50*time.Millisecond) {
+		if c, err := net.Dial("unix", sock); err == nil {
+			c.Close()
+			return nil
+		}
+		select {
+		case <-exited:
+			return errors.New("agent exited before it was ready")
+		case <-ctx.Done():
+			return fmt.Errorf("agent did not become ready: %w", ctx.Err())
+		case <-time.After(delay):
+		}
+	}
+}
+
+// tailFile returns the last max bytes of path, trimmed ("" when unreadable).
+func tailFile(path string, max int64) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.Size() > max {
+		_, _ = f.Seek(st.Size()-max, io.SeekStart)
+	}
+	b, _ := io.ReadAll(io.LimitReader(f, max))
+	return strings.TrimSpace(string(b))
 }
 
 // Recover re-attaches to an agent by pid and socket: one this process
@@ -316,26 +382,50 @@ func (b *Backend) Recover(ctx context.Context, h *runtimes.Handle) (*runtimes.Ha
 		}
 	}
 	if !b.alien(h) {
-		return nil, fmt.Errorf("agent %s is not running: %w", h.ID, runtimes.ErrNotFound)
+		return nil, fmt.Errorf("local backend: recover sandbox %s (session %s): no corral-agent runs as pid %s on %s: %w",
+			h.ID, h.SessionID, h.Meta[metaPID], h.AgentAddr, runtimes.ErrNotFound)
 	}
-	if _, err := os.Stat(strings.TrimPrefix(h.AgentAddr, "unix://")); err != nil {
-		return nil, fmt.Errorf("agent %s socket gone: %w", h.ID, runtimes.ErrNotFound)
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", strings.TrimPrefix(h.AgentAddr, "unix://"))
+	if err != nil {
+		return nil, fmt.Errorf("local backend: recover sandbox %s: its agent runs but its socket does not answer (%v): %w", h.ID, err, runtimes.ErrNotFound)
 	}
+	c.Close()
 	return cloneHandle(h), nil
 }
 
 // alien reports whether h's agent, not started by this process, still runs:
-// the pid exists and its start time is the recorded one (no pid reuse).
+// the pid exists, its start time is the recorded one when one is recorded,
+// and it really is a corral-agent listening on h's socket (its command
+// line says so), so a recycled pid is never signalled.
 func (b *Backend) alien(h *runtimes.Handle) bool {
 	pid, err := strconv.Atoi(h.Meta[metaPID])
-	if err != nil || pid <= 0 {
+	if err != nil || pid <= 1 {
 		return false
 	}
 	if syscall.Kill(pid, 0) != nil {
 		return false
 	}
-	st := procStart(pid)
-	return st != "" && st == h.Meta[metaStart]
+	if want := h.Meta[metaStart]; want != "" && procStart(pid) != want {
+		return false
+	}
+	return isAgentOn(pid, h.AgentAddr)
+}
+
+// isAgentOn reports whether process pid's command line has "--listen addr"
+// (a zombie has an empty command line: not an agent).
+func isAgentOn(pid int, addr string) bool {
+	raw, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err != nil || addr == "" {
+		return false
+	}
+	args := strings.Split(strings.TrimSuffix(string(raw), "\x00"), "\x00")
+	for i := 1; i+1 < len(args); i++ {
+		if args[i] == "--listen" && args[i+1] == addr {
+			return true
+		}
+	}
+	return false
 }
 
 // Stop sends SIGTERM to the agent's process group, then SIGKILL after
@@ -398,7 +488,7 @@ func (b *Backend) Destroy(ctx context.Context, h *runtimes.Handle) error {
 	if p != nil {
 		b.forget(p)
 	}
-	var errs []error
+	errs := []error{b.removeState(h)}
 	if d := h.Meta[metaSockDir]; d != "" && strings.HasPrefix(filepath.Base(d), "corral-agent-") {
 		errs = append(errs, os.RemoveAll(d))
 	}
@@ -590,7 +680,7 @@ func (b *Backend) startWarm() (*proc, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := b.launch(ctx, "", ws, true, nil)
+	p, err := b.launch(ctx, "", ws, true, nil, b.owner)
 	if err != nil {
 		_ = os.RemoveAll(ws)
 		return nil, err
@@ -706,30 +796,6 @@ func cloneHandle(h *runtimes.Handle) *runtimes.Handle {
 		c.Meta[k] = v
 	}
 	return &c
-}
-
-// tailBuffer keeps the last max bytes written (the agent's stderr, for
-// error messages).
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	buf []byte
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf = append(t.buf, p...)
-	if len(t.buf) > t.max {
-		t.buf = append(t.buf[:0], t.buf[len(t.buf)-t.max:]...)
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return string(t.buf)
 }
 
 var _ runtimes.Backend = (*Backend)(nil)

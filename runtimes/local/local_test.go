@@ -16,6 +16,10 @@ import (
 var agentBin string
 
 func TestMain(m *testing.M) {
+	if bin := os.Getenv(helperAgentEnv); bin != "" { // a helper process: the parent built the agent
+		agentBin = bin
+		os.Exit(m.Run())
+	}
 	dir, err := os.MkdirTemp("", "corral-local-test-")
 	if err != nil {
 		panic(err)
@@ -32,7 +36,7 @@ func TestMain(m *testing.M) {
 
 func newBackend(t *testing.T, opts ...Option) *Backend {
 	t.Helper()
-	b, err := New(append([]Option{WithAgentBinary(agentBin), WithTempDir(t.TempDir()), WithEnv("HOME=" + t.TempDir())}, opts...)...)
+	b, err := New(append([]Option{WithAgentBinary(agentBin), WithTempDir(t.TempDir()), WithStateDir(t.TempDir()), WithEnv("HOME=" + t.TempDir())}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
