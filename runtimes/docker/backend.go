@@ -222,7 +222,7 @@ func (b *Backend) Start(ctx context.Context, spec runtimes.Spec) (*runtimes.Hand
 		return nil, errors.New("docker backend: start: empty Spec.SessionID")
 	}
 	spec = b.cfg.specDefaults(spec)
-	img, netMode, res := spec.Image, spec.Network, spec.Resources
+	img := spec.Image
 	mounts, ws, err := mountsFor(spec.Workspace, spec.Volumes)
 	if err != nil {
 		return nil, fmt.Errorf("docker backend: start session %s: %w", spec.SessionID, err)
@@ -247,50 +247,7 @@ func (b *Backend) Start(ctx context.Context, spec runtimes.Spec) (*runtimes.Hand
 	}
 	token := randHex(32)
 	env = append(env, tokenEnv+"="+token)
-	workDir := spec.WorkDir
-	if workDir == "" {
-		workDir = WorkspaceDir
-	}
-	args := []string{"--listen", "unix://" + RunDirInside + "/" + socketName, "--workdir", workDir}
-	if spec.User != "" {
-		args = append(args, "--user", spec.User)
-	}
-
-	labels := b.labelsFor(spec, runDir)
-
-	cc := &container.Config{
-		Image:      img,
-		Entrypoint: []string{AgentPath},
-		Cmd:        args,
-		Env:        env,
-		WorkingDir: workDir,
-		Labels:     labels,
-		User:       b.cfg.agentUser,
-	}
-	if ws == nil {
-		cc.Volumes = map[string]struct{}{WorkspaceDir: {}}
-	}
-	hc := &container.HostConfig{
-		Init:        ptr(true),
-		NetworkMode: container.NetworkMode(netMode),
-		Mounts: []mount.Mount{
-			{Type: mount.TypeBind, Source: b.cfg.agentBinary, Target: AgentPath, ReadOnly: true},
-			{Type: mount.TypeBind, Source: runDir, Target: RunDirInside},
-		},
-		Resources: container.Resources{
-			Memory:   res.MemoryBytes,
-			NanoCPUs: res.NanoCPUs,
-		},
-	}
-	if res.MemoryBytes > 0 {
-		hc.Resources.MemorySwap = res.MemoryBytes // no swap: hitting the limit means an OOM kill, not thrashing
-	}
-	if res.PidsLimit > 0 {
-		hc.Resources.PidsLimit = ptr(res.PidsLimit)
-	}
-	for _, m := range mounts {
-		hc.Binds = append(hc.Binds, m.bind())
-	}
+	cc, hc := b.containerConfig(spec, env, runDir, mounts, ws == nil)
 	name := "corral-" + truncate(nameUnsafe.ReplaceAllString(spec.SessionID, "_"), 40) + "-" + short
 
 	// Create is not cancelled with ctx: a daemon finishes a create whose
@@ -359,6 +316,56 @@ func (b *Backend) Start(ctx context.Context, spec runtimes.Spec) (*runtimes.Hand
 	}
 	b.cfg.logger.Debug("sandbox started", "session", spec.SessionID, "container", name, "image", img)
 	return h, nil
+}
+
+// containerConfig is the container and host configuration of a sandbox
+// (spec already has the backend's defaults applied); env includes the
+// agent token. anonWorkspace: /workspace is an anonymous volume.
+func (b *Backend) containerConfig(spec runtimes.Spec, env []string, runDir string, mounts []volumeMount, anonWorkspace bool) (*container.Config, *container.HostConfig) {
+	workDir := spec.WorkDir
+	if workDir == "" {
+		workDir = WorkspaceDir
+	}
+	args := []string{"--listen", "unix://" + RunDirInside + "/" + socketName, "--workdir", workDir}
+	if spec.User != "" {
+		args = append(args, "--user", spec.User)
+	}
+
+	cc := &container.Config{
+		Image:      spec.Image,
+		Entrypoint: []string{AgentPath},
+		Cmd:        args,
+		Env:        env,
+		WorkingDir: workDir,
+		Labels:     b.labelsFor(spec, runDir),
+		User:       b.cfg.agentUser,
+	}
+	if anonWorkspace {
+		cc.Volumes = map[string]struct{}{WorkspaceDir: {}}
+	}
+	hc := &container.HostConfig{
+		Init:        ptr(true),
+		NetworkMode: container.NetworkMode(spec.Network),
+		Mounts: []mount.Mount{
+			{Type: mount.TypeBind, Source: b.cfg.agentBinary, Target: AgentPath, ReadOnly: true},
+			{Type: mount.TypeBind, Source: runDir, Target: RunDirInside},
+		},
+		Resources: container.Resources{
+			Memory:   spec.Resources.MemoryBytes,
+			NanoCPUs: spec.Resources.NanoCPUs,
+		},
+	}
+	res := spec.Resources
+	if res.MemoryBytes > 0 {
+		hc.Resources.MemorySwap = res.MemoryBytes // no swap: hitting the limit means an OOM kill, not thrashing
+	}
+	if res.PidsLimit > 0 {
+		hc.Resources.PidsLimit = ptr(res.PidsLimit)
+	}
+	for _, m := range mounts {
+		hc.Binds = append(hc.Binds, m.bind())
+	}
+	return cc, hc
 }
 
 func ptr[T any](v T) *T { return &v }
