@@ -12,7 +12,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -164,12 +163,12 @@ func runFarm(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	}()
 	eng := farm.NewActorsEngine(be.Engine)
 
-	// First SIGINT/SIGTERM: stop starting jobs (grace); second: stop now.
+	// First SIGINT/SIGTERM/SIGHUP: stop starting jobs (grace); second: stop now.
 	runCtx, stopStarting := context.WithCancel(ctx)
 	defer stopStarting()
 	force := make(chan struct{})
 	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	signal.Notify(sigs, endSignals...)
 	defer signal.Stop(sigs)
 	sigDone := make(chan struct{})
 	defer close(sigDone)

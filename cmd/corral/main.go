@@ -30,8 +30,25 @@ commands:
 Run "corral <command> --help" for a command's flags.
 `
 
+// endSignals end a command the way Ctrl-C does: it stops what it runs and
+// releases its sandboxes before exiting. SIGHUP is what a command gets when
+// its terminal is closed (the window, the SSH connection), SIGTERM what a
+// service manager or kill sends.
+var endSignals = []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP}
+
+// signalContext is the context commands run under: it ends on the first of
+// endSignals. `corral shell` leaves Ctrl-C (SIGINT) out: it handles Ctrl-C
+// itself (interrupting the running command) and ends on SIGTERM/SIGHUP.
+func signalContext(args []string) (context.Context, context.CancelFunc) {
+	sigs := endSignals
+	if len(args) > 0 && args[0] == "shell" {
+		sigs = []os.Signal{syscall.SIGTERM, syscall.SIGHUP}
+	}
+	return signal.NotifyContext(context.Background(), sigs...)
+}
+
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signalContext(os.Args[1:])
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)

@@ -7,6 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
 	"strings"
 
 	"corral/eventbus"
@@ -16,7 +18,11 @@ const shellUsage = `usage: corral shell [--runtime local|cli|docker] [--workspac
 
 Starts one session and runs each line you type as a command in its bash,
 printing its output. Empty line: send nothing; "exit" or EOF
-(Ctrl-D) ends the session.
+(Ctrl-D) ends the session. Ctrl-C does not end it: while a command runs
+(or after it returned control still running) Ctrl-C sends it C-c, as an
+OpenHands agent would; at an idle prompt it gives a new prompt. SIGTERM
+and SIGHUP (the terminal was closed) end the session and release its
+sandbox.
 
 flags:
 `
@@ -30,14 +36,49 @@ func runShell(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		}
 		return exitUsage
 	}
-	cs, code, err := openCLISession(ctx, o, stderr)
+	// main leaves SIGINT out of ctx for the shell: Ctrl-C arrives here.
+	intr := make(chan os.Signal, 1)
+	signal.Notify(intr, os.Interrupt)
+	defer signal.Stop(intr)
+
+	// Ctrl-C while the sandbox starts gives up on it.
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	started, watched := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(watched)
+		select {
+		case <-intr:
+			cancel()
+		case <-started:
+		}
+	}()
+	cs, code, err := openCLISession(sctx, o, stderr)
+	close(started)
+	<-watched
 	if err != nil {
 		fmt.Fprintf(stderr, "corral shell: %v\n", err)
 		return code
 	}
 	defer cs.close()
-	info, _ := cs.eng.Get(ctx, cs.sid)
-	fmt.Fprintf(stdout, "corral shell: session %s, %s runtime, workspace %s\n", cs.sid, o.runtime, info.Workspace)
+	sh := &shell{cs: cs, ctx: sctx, intr: intr, stdout: stdout, stderr: stderr}
+	return sh.loop(stdin, o.runtime)
+}
+
+type shell struct {
+	cs             *cliSession
+	ctx            context.Context // ends on SIGTERM/SIGHUP
+	intr           <-chan os.Signal
+	stdout, stderr io.Writer
+	// running: the last command returned control while still running
+	// (OpenHands exit code -1); Ctrl-C at the prompt sends it C-c.
+	running bool
+}
+
+func (sh *shell) loop(stdin io.Reader, runtime string) int {
+	ctx := sh.ctx
+	info, _ := sh.cs.eng.Get(ctx, sh.cs.sid)
+	fmt.Fprintf(sh.stdout, "corral shell: session %s, %s runtime, workspace %s\n", sh.cs.sid, runtime, info.Workspace)
 	lines := make(chan string)
 	go func() {
 		defer close(lines)
@@ -51,35 +92,120 @@ func runShell(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		}
 	}()
 	for {
-		fmt.Fprint(stdout, "$ ")
+		fmt.Fprint(sh.stdout, "$ ")
 		var line string
 		var ok bool
 		select {
 		case <-ctx.Done():
-			fmt.Fprintln(stdout)
+			fmt.Fprintln(sh.stdout)
 			return exitInterrupt
+		case <-sh.intr:
+			fmt.Fprintln(sh.stdout, "^C")
+			if !sh.running {
+				continue
+			}
+			if code, done := sh.run(interruptAction()); done {
+				return code
+			}
+			continue
 		case line, ok = <-lines:
 		}
 		if !ok || strings.TrimSpace(line) == "exit" {
-			fmt.Fprintln(stdout)
+			fmt.Fprintln(sh.stdout)
 			return exitOK
 		}
 		if strings.TrimSpace(line) == "" {
 			continue
 		}
-		id, err := cs.eng.Submit(ctx, cs.sid, eventbus.NewAction(eventbus.SourceUser, &eventbus.CmdRunAction{Command: line, SecurityRisk: eventbus.RiskUnknown}))
-		if err != nil {
-			fmt.Fprintf(stderr, "corral shell: %v\n", err)
-			return exitFailed
+		if code, done := sh.run(eventbus.NewAction(eventbus.SourceUser, &eventbus.CmdRunAction{Command: line, SecurityRisk: eventbus.RiskUnknown})); done {
+			return code
 		}
-		obs, err := cs.eng.WaitObservation(ctx, cs.sid, id)
-		if err != nil {
-			if ctx.Err() != nil {
-				return exitInterrupt
+	}
+}
+
+// interruptAction is OpenHands' way to interrupt a running command.
+func interruptAction() *eventbus.Event {
+	return eventbus.NewAction(eventbus.SourceUser, &eventbus.CmdRunAction{Command: "C-c", IsInput: true, SecurityRisk: eventbus.RiskUnknown})
+}
+
+// run submits act, prints its observation and returns done = true with an
+// exit code when the shell must end. The session runs actions in order, so
+// a Ctrl-C while it waits takes effect when the command returns control: if
+// it is still running then (no new output for the no-change timeout), run
+// sends it C-c and prints that observation too.
+func (sh *shell) run(act *eventbus.Event) (code int, done bool) {
+	ctx := sh.ctx
+	id, err := sh.cs.eng.Submit(ctx, sh.cs.sid, act)
+	if err != nil {
+		return sh.failed(err)
+	}
+	obs, interrupted, err := sh.wait(id, true)
+	if err != nil {
+		return sh.failed(err)
+	}
+	sh.print(obs)
+	if !interrupted || !sh.running {
+		return 0, false // the command had ended anyway
+	}
+	cid, err := sh.cs.eng.Submit(ctx, sh.cs.sid, interruptAction())
+	if err != nil {
+		return sh.failed(err)
+	}
+	cobs, _, err := sh.wait(cid, false)
+	if err != nil {
+		return sh.failed(err)
+	}
+	sh.print(cobs)
+	return 0, false
+}
+
+func (sh *shell) print(obs *eventbus.Event) {
+	sh.running = false
+	if run, ok := obs.Observation.(*eventbus.CmdOutputObservation); ok {
+		sh.running = run.Metadata.ExitCode == -1
+	}
+	fmt.Fprintln(sh.stdout, obs.Content)
+}
+
+func (sh *shell) failed(err error) (int, bool) {
+	if sh.ctx.Err() != nil {
+		return exitInterrupt, true
+	}
+	fmt.Fprintf(sh.stderr, "corral shell: %v\n", err)
+	return exitFailed, true
+}
+
+// wait returns the observation answering action id. With watchIntr, a
+// Ctrl-C meanwhile is reported (interrupted) once, and waiting goes on.
+func (sh *shell) wait(id int64, watchIntr bool) (obs *eventbus.Event, interrupted bool, err error) {
+	sub, err := sh.cs.eng.Subscribe(sh.ctx, sh.cs.sid, id+1)
+	if err != nil {
+		return nil, false, err
+	}
+	defer sub.Close()
+	intr := sh.intr
+	if !watchIntr {
+		intr = nil
+	}
+	for {
+		select {
+		case <-sh.ctx.Done():
+			return nil, interrupted, sh.ctx.Err()
+		case <-intr:
+			fmt.Fprintln(sh.stdout, "^C")
+			interrupted, intr = true, nil
+		case it, ok := <-sub.C():
+			if !ok {
+				if err := sub.Err(); err != nil {
+					return nil, interrupted, err
+				}
+				return nil, interrupted, fmt.Errorf("session %s ended before command %d was answered", sh.cs.sid, id)
 			}
-			fmt.Fprintf(stderr, "corral shell: %v\n", err)
-			return exitFailed
+			ev, err := it.Event()
+			if err != nil || ev.IsAction() || ev.Cause == nil || *ev.Cause != id {
+				continue
+			}
+			return ev, interrupted, nil
 		}
-		fmt.Fprintln(stdout, obs.Content)
 	}
 }
