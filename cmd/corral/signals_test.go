@@ -36,7 +36,7 @@ func startShellUnderPTY(t *testing.T) *shellUnderPTY {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build corral: %v\n%s", err, out)
 	}
-	agent := buildAgent(t) // on PATH, and a HOME for the sandboxes
+	agent := buildAgent(t)             // on PATH, and a HOME for the sandboxes
 	tmp, err := os.MkdirTemp("", "cs") // short: socket paths live here
 	if err != nil {
 		t.Fatal(err)
