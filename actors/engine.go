@@ -441,6 +441,9 @@ func (e *Engine) SubscribeChunks(ctx context.Context, sid string) (<-chan Chunk,
 		return nil, err
 	}
 	r := res.(*chunksReply)
+	if r.err != nil {
+		return nil, r.err
+	}
 	ch := r.hub.subscribe(256)
 	context.AfterFunc(ctx, func() { r.hub.unsubscribe(ch) })
 	return ch, nil
