@@ -169,8 +169,11 @@ func (p *serveProc) waitRunning(sid string) {
 	p.t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
-		if s := p.session(sid); s["status"] == "RUNNING" {
+		switch s := p.session(sid); s["status"] {
+		case "RUNNING":
 			return
+		case "ERROR", "STOPPED":
+			p.t.Fatalf("session %s is %v: %v", sid, s["status"], s["error"])
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -192,7 +195,6 @@ skip_git_config = true
 store_dir = "`+filepath.Join(dir, "events")+`"
 [runtime.local]
 agent_binary = "`+agent+`"
-temp_dir = "`+filepath.Join(dir, "sandboxes")+`"
 `)
 	first := startServe(t, corral, cfg)
 	code, b := first.do("POST", "api/sessions", `{"runtime":"local"}`)
