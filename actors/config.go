@@ -54,6 +54,12 @@ type Config struct {
 	// sandbox is declared lost: STATUS$ERROR_RUNTIME_DISCONNECTED, an error
 	// observation, then supervision.
 	AgentGracePeriod Duration `toml:"agent_grace_period"`
+	// OnLostSandbox says what a session recovered after a crash of Corral
+	// does when its sandbox did not survive: "restart" goes on in a new
+	// sandbox, "stop" leaves the session stopped (it can be started again).
+	// Either way the action that was in flight gets an error observation
+	// (AGENT_ERROR$SANDBOX_LOST).
+	OnLostSandbox string `toml:"on_lost_sandbox"`
 
 	// DataDir holds per-session files the engine writes itself
 	// (task_tracking's TASKS.md) when the log store has no directory.
@@ -96,7 +102,23 @@ func DefaultConfig() Config {
 		RestartInitialBackoff: Duration(100 * time.Millisecond),
 		RestartMaxBackoff:     Duration(10 * time.Second),
 		AgentGracePeriod:      Duration(30 * time.Second),
+		OnLostSandbox:         LostSandboxRestart,
 	}
+}
+
+// Values of Config.OnLostSandbox.
+const (
+	LostSandboxRestart = "restart"
+	LostSandboxStop    = "stop"
+)
+
+// Validate reports settings that cannot work, naming the key.
+func (c Config) Validate() error {
+	switch c.OnLostSandbox {
+	case "", LostSandboxRestart, LostSandboxStop:
+		return nil
+	}
+	return fmt.Errorf("[engine] on_lost_sandbox = %q: use %q or %q", c.OnLostSandbox, LostSandboxRestart, LostSandboxStop)
 }
 
 // withDefaults fills zero fields from DefaultConfig.
@@ -113,6 +135,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.DefaultRuntime == "" {
 		c.DefaultRuntime = d.DefaultRuntime
+	}
+	if c.OnLostSandbox == "" {
+		c.OnLostSandbox = d.OnLostSandbox
 	}
 	if c.Timeout <= 0 {
 		c.Timeout = d.Timeout

@@ -112,6 +112,7 @@ type sessionActor struct {
 	// are those actions, the first of which may still be running in a
 	// re-attached sandbox.
 	recovering bool
+	resumed    bool // resumeUnanswered ran (once per recovered session)
 	unanswered []*eventbus.Event
 	// pending times the stored actions that expect an observation, for
 	// ObserveAction (only while a metrics registry is set).

@@ -101,16 +101,25 @@ func (s *sessionActor) onScanned(ctx actor.Context, m *scanned) {
 // since whether it took effect is unknown. The others never ran and run
 // now, in order.
 func (s *sessionActor) resumeUnanswered(ctx actor.Context) {
-	if s.recovering || len(s.unanswered) == 0 || s.stopping {
+	if s.recovering || s.resumed || s.stopping || s.mode != modeRecover {
 		return
 	}
+	s.resumed = true
 	acts := s.unanswered
 	s.unanswered = nil
-	first := acts[0]
-	if !s.attached && first.Action.Runnable() {
-		s.appendAnswer(ctx, first, eventbus.NewError(first.ID, ErrIDSandboxLost,
-			"Corral restarted while this action was in flight and its sandbox did not survive; the session goes on in a new sandbox. The action may or may not have taken effect; check before retrying."))
+	stop := !s.attached && s.cfg.OnLostSandbox == LostSandboxStop
+	if len(acts) > 0 && !s.attached && acts[0].Action.Runnable() {
+		goOn := "the session goes on in a new sandbox"
+		if stop {
+			goOn = "the session is stopped ([engine] on_lost_sandbox = \"stop\"); start it again to go on"
+		}
+		s.appendAnswer(ctx, acts[0], eventbus.NewError(acts[0].ID, ErrIDSandboxLost,
+			"Corral restarted while this action was in flight and its sandbox did not survive; "+goOn+". The action may or may not have taken effect; check before retrying."))
 		acts = acts[1:]
 	}
 	s.queue = append(acts, s.queue...)
+	if stop {
+		s.logger.Warn("the recovered session's sandbox did not survive; stopping it (on_lost_sandbox = stop)", "session", s.sid)
+		s.beginStop(ctx, eventbus.StatusStopped)
+	}
 }

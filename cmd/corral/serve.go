@@ -121,7 +121,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) (exi
 	if *runtimesFlag != "" {
 		cfg.Runtime.Enabled = splitList(*runtimesFlag)
 	}
-	if err := errors.Join(cfg.Server.Validate(), cfg.Events.Validate()); err != nil {
+	if err := errors.Join(cfg.Server.Validate(), cfg.Events.Validate(), cfg.Engine.Validate()); err != nil {
 		fmt.Fprintf(stderr, "corral serve: invalid configuration:\n%v\n", err)
 		return 2
 	}
