@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/http"
 	"time"
 
 	"corral/eventbus"
@@ -71,6 +72,18 @@ type AgentConn interface {
 	// Done is closed when the connection is lost for good; Err says why.
 	Done() <-chan struct{}
 	Err() error
+}
+
+// HTTPAgent is implemented by agent connections that speak HTTP to their
+// agent (agentwire.Client): RoundTrip sends a request to the agent's HTTP
+// API (OpenHands' action-execution endpoints: /alive, /execute_action,
+// /list_files, ...) over the connection's own transport, the same dialer,
+// TLS or SSH tunnel as the connection. The request URL's scheme and host
+// are replaced by the agent's; no credentials are added (OpenHands'
+// endpoints check the X-Session-API-Key the caller sends). Connections
+// without it (the in-process cli runtime) have no HTTP API.
+type HTTPAgent interface {
+	RoundTrip(req *http.Request) (*http.Response, error)
 }
 
 // Capabilities lists a backend's optional features.

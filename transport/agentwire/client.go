@@ -760,6 +760,28 @@ func (c *Client) Download(ctx context.Context, path string, w io.Writer) error {
 	return nil
 }
 
+// RoundTrip makes the client an http.RoundTripper to its agent's HTTP API
+// (runtimes.HTTPAgent): req goes over the client's own transport (its
+// dialer, TLS or tunnel) with the URL's scheme and host replaced by the
+// agent's. No credentials are added: OpenHands' endpoints check the
+// X-Session-API-Key the caller sends. It fails once the client is closed
+// or the agent lost.
+func (c *Client) RoundTrip(req *http.Request) (*http.Response, error) {
+	if err := c.ctx.Err(); err != nil {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		if err := c.Err(); err != nil {
+			return nil, err
+		}
+		return nil, ErrClosed
+	}
+	scheme, host, _ := strings.Cut(c.baseURL, "://")
+	out := req.Clone(req.Context())
+	out.URL.Scheme, out.URL.Host, out.Host = scheme, host, ""
+	return c.httpc.Transport.RoundTrip(out)
+}
+
 func (c *Client) httpDo(req *http.Request) (*http.Response, error) {
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	resp, err := c.httpc.Do(req)
