@@ -134,12 +134,7 @@ func interruptAction() *eventbus.Event {
 // it is still running then (no new output for the no-change timeout), run
 // sends it C-c and prints that observation too.
 func (sh *shell) run(act *eventbus.Event) (code int, done bool) {
-	ctx := sh.ctx
-	id, err := sh.cs.eng.Submit(ctx, sh.cs.sid, act)
-	if err != nil {
-		return sh.failed(err)
-	}
-	obs, interrupted, err := sh.wait(id, true)
+	obs, interrupted, err := sh.wait(act, true)
 	if err != nil {
 		return sh.failed(err)
 	}
@@ -147,11 +142,7 @@ func (sh *shell) run(act *eventbus.Event) (code int, done bool) {
 	if !interrupted || !sh.running {
 		return 0, false // the command had ended anyway
 	}
-	cid, err := sh.cs.eng.Submit(ctx, sh.cs.sid, interruptAction())
-	if err != nil {
-		return sh.failed(err)
-	}
-	cobs, _, err := sh.wait(cid, false)
+	cobs, _, err := sh.wait(interruptAction(), false)
 	if err != nil {
 		return sh.failed(err)
 	}
@@ -177,35 +168,32 @@ func (sh *shell) failed(err error) (int, bool) {
 
 // wait returns the observation answering action id. With watchIntr, a
 // Ctrl-C meanwhile is reported (interrupted) once, and waiting goes on.
-func (sh *shell) wait(id int64, watchIntr bool) (obs *eventbus.Event, interrupted bool, err error) {
-	sub, err := sh.cs.eng.Subscribe(sh.ctx, sh.cs.sid, id+1)
-	if err != nil {
-		return nil, false, err
+func (sh *shell) wait(act *eventbus.Event, watchIntr bool) (obs *eventbus.Event, interrupted bool, err error) {
+	type result struct {
+		obs *eventbus.Event
+		err error
 	}
-	defer sub.Close()
+	// The observation comes back on the engine's reply (Engine.Run); the
+	// goroutine ends with the run, which ends with sh.ctx at the latest.
+	done := make(chan result, 1)
+	go func() {
+		_, obs, err := sh.cs.eng.Run(sh.ctx, sh.cs.sid, act)
+		if err == nil && obs == nil {
+			err = fmt.Errorf("session %s: the %s action got no observation", sh.cs.sid, act.Type())
+		}
+		done <- result{obs, err}
+	}()
 	intr := sh.intr
 	if !watchIntr {
 		intr = nil
 	}
 	for {
 		select {
-		case <-sh.ctx.Done():
-			return nil, interrupted, sh.ctx.Err()
 		case <-intr:
 			fmt.Fprintln(sh.stdout, "^C")
 			interrupted, intr = true, nil
-		case it, ok := <-sub.C():
-			if !ok {
-				if err := sub.Err(); err != nil {
-					return nil, interrupted, err
-				}
-				return nil, interrupted, fmt.Errorf("session %s ended before command %d was answered", sh.cs.sid, id)
-			}
-			ev, err := it.Event()
-			if err != nil || ev.IsAction() || ev.Cause == nil || *ev.Cause != id {
-				continue
-			}
-			return ev, interrupted, nil
+		case r := <-done:
+			return r.obs, interrupted, r.err
 		}
 	}
 }
