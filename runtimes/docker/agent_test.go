@@ -25,7 +25,7 @@ func dial(t testing.TB, h *runtimes.Handle) *agentwire.Client {
 
 // run executes a bash command through the agent and returns the
 // observation's content and exit code.
-func run(t testing.TB, c *agentwire.Client, cmd string) (string, int) {
+func run(t testing.TB, c runtimes.AgentConn, cmd string) (string, int) {
 	t.Helper()
 	obs, err := c.Execute(testCtx(t, time.Minute), "", eventbus.NewAction(eventbus.SourceAgent, &eventbus.CmdRunAction{Command: cmd}), nil)
 	if err != nil {
@@ -171,7 +171,15 @@ func TestOOMKill(t *testing.T) {
 	t.Run("policy ignore: only the process dies", func(t *testing.T) {
 		b := newBackend(t, WithOOMPolicy(OOMIgnore))
 		h := start(t, b, runtimes.Spec{Resources: runtimes.Resources{MemoryBytes: 16 << 20}})
-		c := dial(t, h)
+		// The backend's own connection: a cgroup at its memory limit stalls
+		// the agent too, and a busy machine makes it slow to answer; the
+		// short grace of dial (made for sandboxes that die) would call
+		// that a lost agent.
+		c, err := b.Connect(testCtx(t, 30*time.Second), h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
 		if _, code := run(t, c, hog); code != 137 {
 			t.Errorf("exit code of the OOM-killed pipeline = %d, want 137", code)
 		}
