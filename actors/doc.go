@@ -2,21 +2,38 @@
 // OpenHands actions into observations on a durable per-session stream.
 //
 //	root guardian (never escalates)
-//	└── Manager                    sessions, admission control, start permits
-//	    └── Session <id>           FIFO of actions, confirmation gate, status
-//	        ├── EventStream <id>   ordered appends to the session's eventbus.Stream, off the actor goroutine
-//	        └── Runtime <id>       one sandbox + agent connection; restarted by
-//	                               Session with exponential backoff, bounded retries
+//	└── Manager                    directory of sessions, admission control, start permits
+//	    └── Session <id>           the one owner of a session: FIFO of actions, confirmation
+//	        │                      gate, status, its record, stream writer, live output
+//	        ├── EventStream <id>   ordered appends (and record saves) off the actor goroutine
+//	        └── Runtime <id>       one sandbox + the agent connection from Backend.Connect;
+//	                               restarted by Session with exponential backoff, bounded retries
 //
-// Callers never see actors: they use Engine (NewEngine, CreateSession,
-// Submit, Run, Subscribe, ...). Messages that may cross nodes are the
-// protobuf types of package actorpb; messages that carry Go values
-// (connections, handles being provisioned) stay local structs.
+// Callers never see actors: they use Engine (NewEngine, Recover, Reap,
+// CreateSession, Run, Submit, Subscribe, History, files, Start, Stop, ...).
+// Engine keeps no session state: every call is a message through the
+// Manager to the session's owner, and the answer (an observation, a
+// subscription, a file listing) comes back on the reply. Sessions are built
+// from their record by one Props producer keyed by session id (new,
+// recovered after a crash, started again after a stop), so that producer
+// can become a cluster Kind.
+//
+// A session's record (<store>/<sid>.meta.json) and events are everything
+// needed to rebuild it: Recover re-admits the sessions that were running
+// when the previous process on the store ended, re-attaches their sandboxes
+// and re-sends the in-flight action under its request id (sid-eventID) so
+// the agent answers from the running or finished request instead of
+// running it twice.
+//
+// Messages that may cross nodes are the protobuf types of package actorpb;
+// messages that carry Go values (contexts, subscriptions, connections)
+// stay local structs (messages.go).
 //
 // This package must never block inside an actor's Receive (backend calls,
-// agent calls and log appends run in goroutines whose results come back as
-// messages), never let a supervisor escalate to the root guardian, never
-// install global OpenTelemetry state, and never drop an observation: every
-// runnable action gets exactly one, an `error` observation when the runtime
-// failed under it.
+// agent calls, log appends and record saves run in goroutines whose results
+// come back as messages), never keep session state outside the Session
+// actor, never dial an agent itself (Backend.Connect does), never let a
+// supervisor escalate to the root guardian, never install global
+// OpenTelemetry state, and never drop an observation: every runnable action
+// gets exactly one, an `error` observation when the runtime failed under it.
 package actors
