@@ -10,6 +10,7 @@ import (
 
 	"corral/actors"
 	"corral/eventbus"
+	"corral/runtimes"
 )
 
 // ActorsEngine adapts the actors engine to Engine: a job's sandbox is one
@@ -23,12 +24,9 @@ type ActorsEngine struct {
 func NewActorsEngine(eng *actors.Engine) *ActorsEngine { return &ActorsEngine{eng: eng} }
 
 // StartSession creates a session for the job and waits until it is ready.
-// Resource limits are refused (ErrPermanent): the engine's SessionSpec has
-// no field for them yet, and silently running without them would be wrong.
+// The job's resource limits reach the sandbox; a runtime that cannot
+// enforce them refuses the job (ErrPermanent: retrying cannot help).
 func (a *ActorsEngine) StartSession(ctx context.Context, spec SessionSpec) (Session, error) {
-	if r := spec.Runtime; r.MemoryMB != 0 || r.CPUs != 0 || r.PidsLimit != 0 {
-		return nil, fmt.Errorf("job %s asks for resource limits (memory_mb, cpus, pids_limit), which the engine cannot apply per session yet: remove them from the job's runtime (docker limits can be set for all sandboxes in the configuration): %w", spec.JobID, ErrPermanent)
-	}
 	var rnd [4]byte
 	_, _ = rand.Read(rnd[:])
 	sid := fmt.Sprintf("farm-%s-%d-%s", spec.JobID, spec.Attempt, hex.EncodeToString(rnd[:]))
@@ -41,10 +39,15 @@ func (a *ActorsEngine) StartSession(ctx context.Context, spec SessionSpec) (Sess
 		Runtime: spec.Runtime.Backend,
 		Image:   spec.Runtime.Image,
 		Env:     maps.Clone(spec.Runtime.Env),
-		Labels:  map[string]string{"corral.farm.job": spec.JobID},
+		Resources: runtimes.Resources{MemoryBytes: spec.Runtime.MemoryMB << 20,
+			NanoCPUs: int64(spec.Runtime.CPUs * 1e9), PidsLimit: spec.Runtime.PidsLimit},
+		Labels: map[string]string{"corral.farm.job": spec.JobID},
 		// A farm never wants the host's ~/.gitconfig rewritten.
 		SkipGitConfig: true,
 	})
+	if errors.Is(err, actors.ErrNotSupported) {
+		return nil, fmt.Errorf("job %s: %w: %w", spec.JobID, err, ErrPermanent)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"corral/actors"
+	"corral/runtimes"
+	"corral/runtimes/local"
 )
 
 // quickJobs are n passing jobs that each record their run in countDir.
@@ -281,10 +285,21 @@ func TestFarmDoesNotRetryPermanentStartErrors(t *testing.T) {
 	}
 }
 
-func TestActorsEngineRefusesResourceLimitsItCannotApply(t *testing.T) {
-	_, err := NewActorsEngine(nil).StartSession(context.Background(), SessionSpec{JobID: "j", Runtime: Runtime{MemoryMB: 512}})
-	if !errors.Is(err, ErrPermanent) || !strings.Contains(err.Error(), "memory_mb") {
-		t.Errorf("err = %v; want a permanent error naming the limit", err)
+func TestActorsEngineRefusesResourceLimitsTheRuntimeCannotEnforce(t *testing.T) {
+	reg, err := runtimes.NewRegistry(local.NewInProcess(local.InProcessTempDir(t.TempDir())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := actors.DefaultConfig()
+	cfg.DefaultRuntime = "cli"
+	eng, err := actors.NewEngine(cfg, reg, actors.WithHostEnv([]string{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Shutdown(context.Background())
+	_, err = NewActorsEngine(eng).StartSession(context.Background(), SessionSpec{JobID: "j", Runtime: Runtime{Backend: "cli", MemoryMB: 512}})
+	if !errors.Is(err, ErrPermanent) || !strings.Contains(err.Error(), "resource limits") {
+		t.Errorf("err = %v; want a permanent error saying the runtime cannot enforce the limits", err)
 	}
 }
 

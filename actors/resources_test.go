@@ -1,0 +1,56 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+
+	"corral/runtimes"
+)
+
+// limitsBackend claims to enforce limits and records the specs it starts.
+type limitsBackend struct {
+	runtimes.Backend
+	mu    sync.Mutex
+	specs []runtimes.Spec
+}
+
+func (b *limitsBackend) Capabilities() runtimes.Capabilities {
+	c := b.Backend.Capabilities()
+	c.Limits = true
+	return c
+}
+
+func (b *limitsBackend) Start(ctx context.Context, spec runtimes.Spec) (*runtimes.Handle, error) {
+	b.mu.Lock()
+	b.specs = append(b.specs, spec)
+	b.mu.Unlock()
+	return b.Backend.Start(ctx, spec)
+}
+
+func TestPerSessionResourcesReachTheBackendWithTheOwner(t *testing.T) {
+	var lb *limitsBackend
+	e := newWrappedCLIEngine(t, testConfig(), func(b runtimes.Backend) runtimes.Backend {
+		lb = &limitsBackend{Backend: b}
+		return lb
+	})
+	want := runtimes.Resources{MemoryBytes: 256 << 20, NanoCPUs: 1.5e9, PidsLimit: 64}
+	startSession(t, e, SessionSpec{Resources: want})
+	lb.mu.Lock()
+	defer lb.mu.Unlock()
+	if len(lb.specs) != 1 || lb.specs[0].Resources != want {
+		t.Fatalf("started specs %+v, want one with resources %+v", lb.specs, want)
+	}
+	if o := lb.specs[0].Owner; o.ID == "" || o.LockPath == "" || o.Durable {
+		t.Fatalf("owner %+v: want the temporary store's id and lock, not durable", o)
+	}
+}
+
+func TestResourcesAreRefusedWhereTheRuntimeCannotEnforceThem(t *testing.T) {
+	e := newCLIEngine(t, testConfig())
+	_, err := e.CreateSession(ctxT(t), SessionSpec{Resources: runtimes.Resources{MemoryBytes: 1 << 30}})
+	if !errors.Is(err, ErrNotSupported) {
+		t.Fatalf("CreateSession with limits on cli = %v, want ErrNotSupported", err)
+	}
+}
