@@ -5,6 +5,15 @@
 // /sandbox/{runtime_id}/ so OpenHands' client reaches the agent through the
 // returned url with its X-Session-API-Key.
 //
+// The proxy dials nothing: each request runs on the connection the
+// session's backend opened to its agent (Engine.AgentHTTP over a
+// runtimes.HTTPAgent: unix socket, TLS or SSH tunnel alike); a runtime
+// without an HTTP agent (cli) answers 501. /start with the session_id of a
+// stopped session starts it again (Engine.Start): a new sandbox and
+// session_api_key, the same events. resource_factor scales the runtime's
+// default limits (EngineProvisioner.DefaultResources) where the backend
+// enforces limits; elsewhere only 1 is accepted (400 otherwise).
+//
 // It must never serve a control-plane call without a valid X-API-Key, and
 // never build images: /build answers "not supported".
 package runtimeapi

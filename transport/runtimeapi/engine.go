@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
+	"math"
 	"net/http"
 	"strings"
-	"time"
+	"sync"
 
 	"corral/actors"
 	"corral/runtimes"
@@ -24,9 +24,16 @@ type EngineProvisioner struct {
 	// ImageExists answers /image_exists for Docker images; nil means only
 	// "local" exists.
 	ImageExistsFunc func(ctx context.Context, image string) (bool, error)
-	// Dial reaches an agent whose address is not a plain unix socket or
-	// TCP port (TLS, SSH tunnels); nil dials AgentAddr directly.
-	Dial func(ctx context.Context, h *runtimes.Handle) (net.Conn, error)
+	// Runtimes is the engine's registry of backends: a /start
+	// resource_factor other than 1 needs to know whether the session's
+	// runtime enforces limits (Capabilities.Limits). nil: such a factor is
+	// refused.
+	Runtimes *runtimes.Registry
+	// DefaultResources are, per runtime name, the limits its sessions get
+	// when they set none (docker: [runtime.docker] memory_bytes, cpus);
+	// resource_factor scales their memory and CPUs. A runtime with limits
+	// but without defaults here stays unlimited whatever the factor.
+	DefaultResources map[string]runtimes.Resources
 }
 
 var _ Provisioner = (*EngineProvisioner)(nil)
@@ -71,14 +78,14 @@ func sandboxOf(info actors.SessionInfo) Sandbox {
 // reused (OpenHands attaches to it), a paused one resumed, otherwise a new
 // session is created and waited for until READY.
 func (p *EngineProvisioner) StartSandbox(ctx context.Context, req StartRequest) (Sandbox, error) {
+	res, err := p.resources(p.runtimeFor(req.Image), req.ResourceFactor)
+	if err != nil {
+		return Sandbox{}, err
+	}
 	if info, err := p.Engine.Get(ctx, req.SessionID); err == nil {
 		switch info.State {
 		case actors.StateRunning, actors.StateStarting, actors.StateQueued:
-			if err := p.Engine.WaitReady(ctx, req.SessionID); err != nil {
-				return Sandbox{}, err
-			}
-			info, err = p.Engine.Get(ctx, req.SessionID)
-			return sandboxOf(info), err
+			return p.waitReady(ctx, req.SessionID)
 		case actors.StatePaused:
 			info, err := p.Engine.Resume(ctx, req.SessionID)
 			return sandboxOf(info), err
@@ -88,34 +95,77 @@ func (p *EngineProvisioner) StartSandbox(ctx context.Context, req StartRequest) 
 			return p.restart(ctx, req.SessionID)
 		}
 	}
-	_, err := p.Engine.CreateSession(ctx, actors.SessionSpec{
-		ID:      req.SessionID,
-		Runtime: p.runtimeFor(req.Image),
-		Image:   req.Image,
-		Env:     req.Environment,
+	_, err = p.Engine.CreateSession(ctx, actors.SessionSpec{
+		ID:        req.SessionID,
+		Runtime:   p.runtimeFor(req.Image),
+		Image:     req.Image,
+		Env:       req.Environment,
+		Resources: res,
 	})
 	if err != nil {
 		return Sandbox{}, err
 	}
-	if err := p.Engine.WaitReady(ctx, req.SessionID); err != nil {
+	return p.waitReady(ctx, req.SessionID)
+}
+
+// waitReady waits for the session's current runtime to be READY and
+// returns its sandbox. WaitReady is answered by the session itself and the
+// state Get reads may lag one message behind it: a session still starting
+// there is ready (its handle, published before READY, is current).
+func (p *EngineProvisioner) waitReady(ctx context.Context, sid string) (Sandbox, error) {
+	if err := p.Engine.WaitReady(ctx, sid); err != nil {
 		return Sandbox{}, err
 	}
-	info, err := p.Engine.Get(ctx, req.SessionID)
+	info, err := p.Engine.Get(ctx, sid)
 	if err != nil {
 		return Sandbox{}, err
 	}
+	if info.State == actors.StateStarting || info.State == actors.StateQueued {
+		info.State = actors.StateRunning
+	}
 	return sandboxOf(info), nil
+}
+
+// resources maps OpenHands' resource_factor (0 when absent, which OpenHands
+// never sends; its default is 1) onto the limits of a new session of rt: 1
+// means the runtime's defaults (no per-session limits), any other factor
+// scales them and needs a runtime that enforces limits. The factor counts
+// when the session is created; a restarted session keeps its limits.
+func (p *EngineProvisioner) resources(rt string, factor float64) (runtimes.Resources, error) {
+	if factor == 0 || factor == 1 {
+		return runtimes.Resources{}, nil
+	}
+	if math.IsNaN(factor) || math.IsInf(factor, 0) || factor < 0 {
+		return runtimes.Resources{}, &StatusError{Status: http.StatusBadRequest,
+			Message: fmt.Sprintf("resource_factor = %g: want a positive number (1: the runtime's default resources)", factor)}
+	}
+	var caps runtimes.Capabilities
+	if p.Runtimes != nil {
+		b, err := p.Runtimes.Get(rt)
+		if err != nil {
+			return runtimes.Resources{}, err
+		}
+		caps = b.Capabilities()
+	}
+	if !caps.Limits {
+		return runtimes.Resources{}, &StatusError{Status: http.StatusBadRequest,
+			Message: fmt.Sprintf("resource_factor = %g: runtime %q cannot enforce resource limits; send resource_factor 1 (OpenHands' default) or use an image on a runtime that can (docker)", factor, rt)}
+	}
+	base := p.DefaultResources[rt]
+	scale := func(v int64) int64 {
+		if v == 0 {
+			return 0 // unlimited stays unlimited
+		}
+		return max(1, int64(float64(v)*factor)) // never 0, which would mean unlimited
+	}
+	return runtimes.Resources{MemoryBytes: scale(base.MemoryBytes), NanoCPUs: scale(base.NanoCPUs)}, nil
 }
 
 func (p *EngineProvisioner) restart(ctx context.Context, sid string) (Sandbox, error) {
 	if _, err := p.Engine.Start(ctx, sid); err != nil {
 		return Sandbox{}, err
 	}
-	if err := p.Engine.WaitReady(ctx, sid); err != nil {
-		return Sandbox{}, err
-	}
-	info, err := p.Engine.Get(ctx, sid)
-	return sandboxOf(info), err
+	return p.waitReady(ctx, sid)
 }
 
 // SandboxBySession implements Provisioner.
@@ -161,35 +211,53 @@ func (p *EngineProvisioner) ImageExists(ctx context.Context, image string) (bool
 	return p.ImageExistsFunc(ctx, image)
 }
 
-// AgentTransport implements Provisioner: requests go to the agent of the
-// session's current sandbox (after a runtime restart, the new one).
-func (p *EngineProvisioner) AgentTransport(ctx context.Context, rid string) (http.RoundTripper, error) {
+// AgentHTTP implements Provisioner: do runs on the connection the engine
+// holds to the session's current sandbox (after a runtime restart, the new
+// one), through Engine.AgentHTTP; Corral dials no agent here. It returns
+// only once do has returned, and do never starts after it returned (the
+// caller's ResponseWriter is safe to use in do).
+func (p *EngineProvisioner) AgentHTTP(ctx context.Context, rid string, do func(ctx context.Context, rt http.RoundTripper) error) error {
 	info, err := p.Engine.Get(ctx, rid)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if info.State != actors.StateRunning || info.Handle == nil {
-		return nil, fmt.Errorf("session %s is %s", rid, strings.ToLower(info.State))
+	if info.State != actors.StateRunning {
+		// A paused sandbox's agent is frozen: never send it a request.
+		return fmt.Errorf("session %s is %s", rid, strings.ToLower(info.State))
 	}
-	h := *info.Handle
-	dial := p.Dial
-	if dial == nil {
-		dial = func(ctx context.Context, h *runtimes.Handle) (net.Conn, error) {
-			var d net.Dialer
-			if path, ok := strings.CutPrefix(h.AgentAddr, "unix://"); ok {
-				return d.DialContext(ctx, "unix", path)
-			}
-			if h.AgentAddr == "" {
-				return nil, errors.New("the sandbox has no agent address")
-			}
-			return d.DialContext(ctx, "tcp", h.AgentAddr)
+	var (
+		mu                 sync.Mutex
+		started, abandoned bool
+		finished           = make(chan struct{})
+	)
+	// The engine is asked without the caller's cancellation (a client that
+	// goes away as its response completes must not race the engine's
+	// reply); do's requests end with the caller or with the runtime.
+	err = p.Engine.AgentHTTP(context.WithoutCancel(ctx), rid, func(rctx context.Context, rt http.RoundTripper) error {
+		mu.Lock()
+		if abandoned {
+			mu.Unlock()
+			return context.Canceled
 		}
+		started = true
+		mu.Unlock()
+		defer close(finished)
+		dctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		defer context.AfterFunc(rctx, cancel)()
+		return do(dctx, rt)
+	})
+	// The engine answers early when ctx ends: wait for a do under way, and
+	// make sure one not started yet never does.
+	mu.Lock()
+	abandoned = !started
+	wait := started
+	mu.Unlock()
+	if wait {
+		<-finished
 	}
-	return &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return dial(ctx, &h) },
-		// A transport per request: no idle connections to leak, and the
-		// next request reaches whatever sandbox the session has by then.
-		DisableKeepAlives: true,
-		IdleConnTimeout:   10 * time.Second,
-	}, nil
+	if errors.Is(err, actors.ErrNotSupported) {
+		return &StatusError{Status: http.StatusNotImplemented, Message: err.Error()}
+	}
+	return err
 }

@@ -49,10 +49,29 @@ type Provisioner interface {
 	PauseSandbox(ctx context.Context, runtimeID string) error
 	ResumeSandbox(ctx context.Context, runtimeID string) error
 	ImageExists(ctx context.Context, image string) (bool, error)
-	// AgentTransport returns a RoundTripper that reaches the sandbox's
-	// agent HTTP API (OpenHands' action-execution endpoints); the request
-	// URL's host is ignored.
-	AgentTransport(ctx context.Context, runtimeID string) (http.RoundTripper, error)
+	// AgentHTTP runs do with a RoundTripper that reaches the sandbox's
+	// agent HTTP API (OpenHands' action-execution endpoints; the request
+	// URL's host is ignored) over the engine's own connection to it. do
+	// must be done with the response before returning. AgentHTTP returns
+	// only after do returned, and do never starts after AgentHTTP returned.
+	AgentHTTP(ctx context.Context, runtimeID string, do func(ctx context.Context, rt http.RoundTripper) error) error
+}
+
+// StatusError is a refusal answered with Status and Message (as
+// {"detail": Message}) instead of a 500.
+type StatusError struct {
+	Status  int
+	Message string
+}
+
+func (e *StatusError) Error() string { return e.Message }
+
+// statusOf returns the status of a StatusError in err's chain, or def.
+func statusOf(err error, def int) int {
+	if se, ok := errors.AsType[*StatusError](err); ok {
+		return se.Status
+	}
+	return def
 }
 
 // Handler serves OpenHands' Runtime API (reference §4.4) so an unmodified
@@ -172,7 +191,7 @@ func (h *Handler) start(w http.ResponseWriter, r *http.Request) {
 	sb, err := h.prov.StartSandbox(ctx, req)
 	if err != nil {
 		h.logger.Warn("runtime api: start failed", "session", req.SessionID, "image", req.Image, "err", err)
-		writeDetail(w, http.StatusInternalServerError, "start sandbox: "+err.Error())
+		writeDetail(w, statusOf(err, http.StatusInternalServerError), "start sandbox: "+err.Error())
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
@@ -272,34 +291,40 @@ func (h *Handler) build(w http.ResponseWriter, r *http.Request) {
 		"not supported: Corral builds no runtime images; give an existing image (sandbox.runtime_container_image) — any local image works, the agent is injected")
 }
 
-// proxy forwards /sandbox/{rid}/... to the sandbox agent's HTTP API.
+// proxy forwards /sandbox/{rid}/... to the sandbox agent's HTTP API, on
+// the connection the engine holds to it (the backend's: unix socket, TLS,
+// SSH tunnel); the response is streamed back before AgentHTTP returns.
 func (h *Handler) proxy(w http.ResponseWriter, r *http.Request) {
 	rid := r.PathValue("rid")
-	rt, err := h.prov.AgentTransport(r.Context(), rid)
-	if err != nil {
-		// OpenHands maps 404 to "runtime is not responding" and 503 to a
-		// paused runtime it may resume.
-		status := http.StatusNotFound
-		if sb, ok := h.prov.SandboxByRuntime(r.Context(), rid); ok && sb.Status == "paused" {
-			status = http.StatusServiceUnavailable
+	rest := "/" + r.PathValue("rest")
+	proxied := false
+	err := h.prov.AgentHTTP(r.Context(), rid, func(ctx context.Context, rt http.RoundTripper) error {
+		proxied = true
+		rp := &httputil.ReverseProxy{
+			Rewrite: func(pr *httputil.ProxyRequest) {
+				pr.Out.URL.Scheme = "http"
+				pr.Out.URL.Host = "sandbox"
+				pr.Out.URL.Path = rest
+				pr.Out.URL.RawPath = ""
+				pr.Out.Host = "sandbox"
+			},
+			Transport:     rt,
+			FlushInterval: -1,
+			ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+				writeDetail(w, http.StatusBadGateway, fmt.Sprintf("sandbox %s: %v", rid, err))
+			},
 		}
-		writeDetail(w, status, fmt.Sprintf("sandbox %s unavailable: %v", rid, err))
+		rp.ServeHTTP(w, r.WithContext(ctx))
+		return nil
+	})
+	if err == nil || proxied {
 		return
 	}
-	rest := "/" + r.PathValue("rest")
-	rp := &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.Out.URL.Scheme = "http"
-			pr.Out.URL.Host = "sandbox"
-			pr.Out.URL.Path = rest
-			pr.Out.URL.RawPath = ""
-			pr.Out.Host = "sandbox"
-		},
-		Transport:     rt,
-		FlushInterval: -1,
-		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			writeDetail(w, http.StatusBadGateway, fmt.Sprintf("sandbox %s: %v", rid, err))
-		},
+	// OpenHands maps 404 to "runtime is not responding" and 503 to a
+	// paused runtime it may resume.
+	status := statusOf(err, http.StatusNotFound)
+	if sb, ok := h.prov.SandboxByRuntime(r.Context(), rid); ok && sb.Status == "paused" {
+		status = http.StatusServiceUnavailable
 	}
-	rp.ServeHTTP(w, r)
+	writeDetail(w, status, fmt.Sprintf("sandbox %s unavailable: %v", rid, err))
 }

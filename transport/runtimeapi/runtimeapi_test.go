@@ -44,11 +44,20 @@ const apiKey = "control-plane-key"
 
 func newServer(t *testing.T) *httptest.Server {
 	t.Helper()
+	srv, _ := newEnv(t, nil)
+	return srv
+}
+
+// newEnv serves the Runtime API of a real engine over the local backend
+// (as "local") plus the backends extra returns, with prov's settings
+// (nil: the defaults); prov.Engine and prov.Runtimes are filled in.
+func newEnv(t *testing.T, prov *EngineProvisioner, extra ...runtimes.Backend) (*httptest.Server, *actors.Engine) {
+	t.Helper()
 	b, err := local.New(local.WithAgentBinary(agentBin), local.WithTempDir(t.TempDir()), local.WithEnv("HOME="+t.TempDir()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg, err := runtimes.NewRegistry(b)
+	reg, err := runtimes.NewRegistry(append([]runtimes.Backend{b}, extra...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +69,11 @@ func newServer(t *testing.T) *httptest.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := New(&EngineProvisioner{Engine: e}, apiKey, WithLogger(logger))
+	if prov == nil {
+		prov = &EngineProvisioner{}
+	}
+	prov.Engine, prov.Runtimes = e, reg
+	h, err := New(prov, apiKey, WithLogger(logger))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +89,7 @@ func newServer(t *testing.T) *httptest.Server {
 		}
 		_ = b.Close()
 	})
-	return srv
+	return srv, e
 }
 
 type call struct {
