@@ -180,7 +180,7 @@ func (m *managerActor) route(ctx actor.Context, msg *toSession) {
 func refusal(msg any, perr *actorpb.Error) any {
 	err := fromPB(perr)
 	switch msg.(type) {
-	case *actorpb.SubmitAction, *actorpb.DecideConfirmation:
+	case *actorpb.SubmitAction, *submitLocal, *actorpb.DecideConfirmation:
 		return &actorpb.SubmitReply{EventId: eventbus.InvalidID, Error: perr}
 	case *subscribeReq:
 		return &subscribeReply{err: err}
@@ -207,7 +207,7 @@ func (m *managerActor) create(ctx actor.Context, msg *actorpb.CreateSession) {
 	if spec.Attach != nil {
 		rec.Handle, rec.SetupFor = spec.Attach, spec.Attach.ID // attaching: the sandbox is set up already
 	}
-	m.enqueue(ctx, rec, modeNew, false)
+	m.enqueue(ctx, rec, modeNew, false, ctx.Sender())
 }
 
 func (m *managerActor) refuseCreate(spec SessionSpec) *actorpb.Error {
@@ -234,7 +234,9 @@ func (m *managerActor) refuseCreate(spec SessionSpec) *actorpb.Error {
 
 // enqueue admits rec at once when there is room, else queues it. The
 // caller (ctx.Sender) is answered on admission.
-func (m *managerActor) enqueue(ctx actor.Context, rec *sessionRecord, mode startMode, start bool) {
+// enqueue admits rec or queues it; reply (nil: nobody) is answered once
+// the session is admitted or refused.
+func (m *managerActor) enqueue(ctx actor.Context, rec *sessionRecord, mode startMode, start bool, reply *actor.PID) {
 	sid := rec.Spec.ID
 	en := &managerEntry{rec: rec, mode: mode, replyStart: start, info: &actorpb.SessionInfo{SessionId: sid, Runtime: rec.Spec.Runtime,
 		State: StateQueued, CreatedUnixMs: rec.Created.UnixMilli(), Workspace: rec.Spec.Workspace, Image: rec.Spec.Image}}
@@ -242,19 +244,19 @@ func (m *managerActor) enqueue(ctx actor.Context, rec *sessionRecord, mode start
 		m.sessions[sid] = en
 		if err := m.admit(ctx, en); err != nil {
 			delete(m.sessions, sid)
-			m.answerAdmission(ctx, ctx.Sender(), start, nil, &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_INTERNAL, Message: err.Error()})
+			m.answerAdmission(ctx, reply, start, nil, &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_INTERNAL, Message: err.Error()})
 			return
 		}
-		m.answerAdmission(ctx, ctx.Sender(), start, clonePB(en.info), nil)
+		m.answerAdmission(ctx, reply, start, clonePB(en.info), nil)
 		return
 	}
 	if len(m.queue) >= m.e.cfg.MaxQueued {
-		m.answerAdmission(ctx, ctx.Sender(), start, nil, &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_QUEUE_FULL,
+		m.answerAdmission(ctx, reply, start, nil, &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_QUEUE_FULL,
 			Message: fmt.Sprintf("admission queue full: %d sessions running (max_sessions %d) and %d waiting (max_queued %d); retry later or raise [engine] max_sessions / max_queued",
 				m.running, m.e.cfg.MaxSessions, len(m.queue), m.e.cfg.MaxQueued)})
 		return
 	}
-	en.reply = ctx.Sender()
+	en.reply = reply
 	m.sessions[sid] = en
 	m.queue = append(m.queue, sid)
 	m.count(en, StateQueued)
@@ -432,7 +434,7 @@ func (m *managerActor) restart(ctx actor.Context, sid string) {
 	if !rec.Spec.KeepRuntimeAlive && !m.e.cfg.KeepRuntimeAlive {
 		again.Handle, again.SetupFor = nil, "" // released at stop: a new sandbox
 	}
-	m.enqueue(ctx, &again, modeRestart, true)
+	m.enqueue(ctx, &again, modeRestart, true, ctx.Sender())
 }
 
 // recoverAll admits every stored session that was running when the
@@ -451,7 +453,10 @@ func (m *managerActor) recoverAll(ctx actor.Context) []string {
 	}
 	sort.Strings(ids)
 	for _, sid := range ids {
-		m.enqueue(ctx, m.records[sid], modeRecover, false)
+		// Nobody waits on a recovered session's admission: the Recover
+		// caller is answered with the list below (an admission answer
+		// sent to it would be taken for that list).
+		m.enqueue(ctx, m.records[sid], modeRecover, false, nil)
 	}
 	return ids
 }

@@ -56,6 +56,19 @@ type (
 	// are not running still name (kept alive, or not recovered yet).
 	keptHandles      struct{}
 	keptHandlesReply struct{ ids []string }
+	// submitLocal is actorpb.SubmitAction from this process's Engine: the
+	// action travels as an event the Session may keep (the Engine's copy),
+	// and a waiting caller gets the stored observation as a localObsReply,
+	// so no JSON is encoded or decoded between Engine and Session.
+	// Refusals and errors are actorpb.SubmitReply, as for SubmitAction.
+	submitLocal struct {
+		ev   *eventbus.Event
+		wait bool
+	}
+	localObsReply struct {
+		id  int64
+		obs *eventbus.Event // the caller's copy
+	}
 	// detachAll ends every session without stopping its sandbox or
 	// recording an end (Engine.Detach); the reply is ShutdownReply.
 	detachAll struct{}

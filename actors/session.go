@@ -48,6 +48,7 @@ type (
 	tagSubmit struct {
 		reply *actor.PID
 		wait  bool // reply with the observation (SubmitAction.wait_observation)
+		local bool // submitLocal: reply with a localObsReply
 	}
 	tagObs   struct{}
 	tagFinal struct{}
@@ -106,7 +107,7 @@ type sessionActor struct {
 	stopWaiters   []*actor.PID
 	readyWaiters  []*actor.PID
 	ctlWaiters    map[actorpb.ControlOp][]*actor.PID
-	obsWaiters    map[int64]*actor.PID // action id -> Run caller
+	obsWaiters    map[int64]obsWaiter // action id -> Run caller
 	// recovering holds dispatch until the stored actions left unanswered
 	// by the previous process are known (modeRecover only); unanswered
 	// are those actions, the first of which may still be running in a
@@ -117,6 +118,13 @@ type sessionActor struct {
 	// pending times the stored actions that expect an observation, for
 	// ObserveAction (only while a metrics registry is set).
 	pending map[int64]actionMark
+}
+
+// obsWaiter is a Run caller waiting for an action's observation; local
+// callers (submitLocal) get it as an event, others as JSON.
+type obsWaiter struct {
+	pid   *actor.PID
+	local bool
 }
 
 // actionMark is a stored action awaiting its observation.
@@ -145,6 +153,8 @@ func (s *sessionActor) Receive(ctx actor.Context) {
 		s.started(ctx)
 	case *actorpb.SubmitAction:
 		s.submit(ctx, m)
+	case *submitLocal:
+		s.submitEvent(ctx, m.ev, m.wait, true)
 	case *actorpb.DecideConfirmation:
 		s.decide(ctx, m)
 	case *subscribeReq, *historyReq, *chunksReq, *fileReq:
@@ -192,7 +202,7 @@ func (s *sessionActor) started(ctx actor.Context) {
 	s.lastActivity = s.rec.Created
 	s.awaiting = map[int64]*eventbus.Event{}
 	s.ctlWaiters = map[actorpb.ControlOp][]*actor.PID{}
-	s.obsWaiters = map[int64]*actor.PID{}
+	s.obsWaiters = map[int64]obsWaiter{}
 	s.pending = map[int64]actionMark{}
 	s.rec.State = StateStarting
 	s.saveRecord(ctx)
@@ -259,7 +269,6 @@ func (s *sessionActor) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor,
 }
 
 func (s *sessionActor) submit(ctx actor.Context, m *actorpb.SubmitAction) {
-	reply := ctx.Sender()
 	if s.stopping {
 		ctx.Respond(&actorpb.SubmitReply{Error: s.notRunning()})
 		return
@@ -267,6 +276,17 @@ func (s *sessionActor) submit(ctx actor.Context, m *actorpb.SubmitAction) {
 	ev, err := eventbus.Unmarshal(m.EventJson)
 	if err != nil {
 		ctx.Respond(&actorpb.SubmitReply{Error: &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_INVALID, Message: "submitted event is not valid OpenHands JSON: " + err.Error()}})
+		return
+	}
+	s.submitEvent(ctx, ev, m.WaitObservation, false)
+}
+
+// submitEvent stores a submitted action (ev is the Session's own) and
+// queues it.
+func (s *sessionActor) submitEvent(ctx actor.Context, ev *eventbus.Event, wait, local bool) {
+	reply := ctx.Sender()
+	if s.stopping {
+		ctx.Respond(&actorpb.SubmitReply{Error: s.notRunning()})
 		return
 	}
 	if !ev.IsAction() {
@@ -278,7 +298,7 @@ func (s *sessionActor) submit(ctx actor.Context, m *actorpb.SubmitAction) {
 	if ev.Source == "" {
 		ev.Source = eventbus.SourceAgent
 	}
-	s.append(ctx, ev, &tagSubmit{reply: reply, wait: m.WaitObservation}, nil)
+	s.append(ctx, ev, &tagSubmit{reply: reply, wait: wait, local: local}, nil)
 }
 
 func (s *sessionActor) decide(ctx actor.Context, m *actorpb.DecideConfirmation) {
@@ -336,7 +356,7 @@ func (s *sessionActor) onSubmitted(ctx actor.Context, m *appended, t *tagSubmit)
 		s.pending[m.ev.ID] = actionMark{typ: m.ev.Type(), stored: time.Now()}
 	}
 	if t.wait && expects {
-		s.obsWaiters[m.ev.ID] = t.reply
+		s.obsWaiters[m.ev.ID] = obsWaiter{pid: t.reply, local: t.local}
 	} else {
 		ctx.Send(t.reply, &actorpb.SubmitReply{EventId: m.ev.ID})
 	}
@@ -366,12 +386,18 @@ func (s *sessionActor) onObserved(ctx actor.Context, m *appended) {
 		return
 	}
 	delete(s.obsWaiters, cause)
-	js, err := eventbus.Marshal(m.ev)
-	if err != nil {
-		ctx.Send(w, &actorpb.SubmitReply{EventId: cause, Error: &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_INTERNAL, Message: err.Error()}})
+	if w.local {
+		// m.ev is the stored copy Stream.Append returned to this Session
+		// alone (subscribers share another), and nothing here keeps it.
+		ctx.Send(w.pid, &localObsReply{id: cause, obs: m.ev})
 		return
 	}
-	ctx.Send(w, &actorpb.SubmitReply{EventId: cause, ObservationJson: js})
+	js, err := eventbus.Marshal(m.ev)
+	if err != nil {
+		ctx.Send(w.pid, &actorpb.SubmitReply{EventId: cause, Error: &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_INTERNAL, Message: err.Error()}})
+		return
+	}
+	ctx.Send(w.pid, &actorpb.SubmitReply{EventId: cause, ObservationJson: js})
 }
 
 // dispatch runs queued actions in order, OpenHands' run_action order

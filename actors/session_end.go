@@ -91,7 +91,7 @@ func (s *sessionActor) finish(ctx actor.Context) {
 	}
 	s.stopWaiters = nil
 	for id, w := range s.obsWaiters {
-		ctx.Send(w, &actorpb.SubmitReply{EventId: id, Error: s.notRunning()})
+		ctx.Send(w.pid, &actorpb.SubmitReply{EventId: id, Error: s.notRunning()})
 	}
 	s.obsWaiters = nil
 	for _, w := range s.readyWaiters {

@@ -62,6 +62,7 @@ func ownedKey(k string, isAction bool) bool {
 // (reference §7.4) and, like any key this package does not know, written back
 // unchanged by Marshal.
 func Unmarshal(data []byte) (*Event, error) {
+	countDecode()
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(data, &top); err != nil {
 		return nil, &DecodeError{Err: fmt.Errorf("not a JSON object: %w", err)}
@@ -373,6 +374,7 @@ func fieldsOf(v any) (map[string]json.RawMessage, error) {
 // "success". An event that came from Unmarshal is written back with every key
 // it had, changed only where the program changed the typed value.
 func Marshal(e *Event) ([]byte, error) {
+	countEncode()
 	if (e.Action == nil) == (e.Observation == nil) {
 		return nil, errors.New("encode event: exactly one of Action and Observation must be set")
 	}
