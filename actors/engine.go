@@ -331,23 +331,31 @@ func (e *Engine) submit(ctx context.Context, sid string, action *eventbus.Event,
 	if action == nil || !action.IsAction() {
 		return eventbus.InvalidID, nil, &Error{Code: actorpb.ErrorCode_ERROR_CODE_INVALID, Message: "only an action event can be run"}
 	}
-	data, err := eventbus.Marshal(action)
-	if err != nil {
-		return eventbus.InvalidID, nil, &Error{Code: actorpb.ErrorCode_ERROR_CODE_INVALID, Message: "encode action: " + err.Error()}
+	if (action.Action == nil) == (action.Observation == nil) {
+		return eventbus.InvalidID, nil, &Error{Code: actorpb.ErrorCode_ERROR_CODE_INVALID, Message: "encode action: exactly one of Action and Observation must be set"}
 	}
-	res, err := e.toSession(ctx, sid, &actorpb.SubmitAction{SessionId: sid, EventJson: data, WaitObservation: wait})
+	// Node-local: the Session gets its own copy of the event and answers
+	// with the stored observation as an event (no JSON between the two;
+	// the store encodes each event once). SubmitAction with JSON stays the
+	// message for callers beyond this process.
+	res, err := e.toSession(ctx, sid, &submitLocal{ev: action.Clone(), wait: wait})
 	if err != nil {
 		return eventbus.InvalidID, nil, err
 	}
-	rep := res.(*actorpb.SubmitReply)
-	if rep.Error != nil {
-		return rep.EventId, nil, fromPB(rep.Error)
+	switch rep := res.(type) {
+	case *localObsReply:
+		return rep.id, rep.obs, nil
+	case *actorpb.SubmitReply:
+		if rep.Error != nil {
+			return rep.EventId, nil, fromPB(rep.Error)
+		}
+		if len(rep.ObservationJson) == 0 {
+			return rep.EventId, nil, nil
+		}
+		obs, err := eventbus.Unmarshal(rep.ObservationJson)
+		return rep.EventId, obs, err
 	}
-	if len(rep.ObservationJson) == 0 {
-		return rep.EventId, nil, nil
-	}
-	obs, err := eventbus.Unmarshal(rep.ObservationJson)
-	return rep.EventId, obs, err
+	return eventbus.InvalidID, nil, fmt.Errorf("actors: unexpected reply %T to an action", res)
 }
 
 // ExpectsObservation reports whether the session will answer the action
@@ -589,7 +597,11 @@ func (e *Engine) shutdown(ctx context.Context, detach bool) error {
 	if e.closed.Swap(true) {
 		return nil
 	}
-	if _, err := e.ask(ctx, e.manager, &actorpb.ShutdownEngine{}); err != nil && !detach {
+	var end any = &actorpb.ShutdownEngine{}
+	if detach {
+		end = &detachAll{} // sandboxes keep running, records stay RUNNING
+	}
+	if _, err := e.ask(ctx, e.manager, end); err != nil && !detach {
 		return fmt.Errorf("stop sessions: %w", err)
 	}
 	if err := e.sys.Root.StopFuture(e.manager).Wait(); err != nil {
