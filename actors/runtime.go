@@ -160,6 +160,7 @@ type runtimeActor struct {
 	ready                        bool
 	busy                         bool
 	cleaned                      bool
+	detached                     bool // ending without touching the sandbox or its running action
 
 	// startedAt is when this incarnation began provisioning (after its
 	// start permit); attached says it re-attached rather than started a
@@ -203,6 +204,9 @@ func (r *runtimeActor) Receive(ctx actor.Context) {
 		ctx.Send(ctx.Parent(), &actionResult{obs: m.obs})
 	case *controlRequest:
 		r.control(ctx, m.op)
+	case *detachSession:
+		r.detached = true
+		ctx.Stop(ctx.Self())
 	case *connLost:
 		if m.gen == r.gen {
 			r.fail(m.reason)
@@ -293,6 +297,14 @@ func provisionSandbox(ctx context.Context, env *runtimeEnv, old *runtimes.Handle
 		}
 	}
 	h, err := b.Start(ctx, spec)
+	if err != nil && old != nil && env.spec.Workspace == "" && spec.Workspace != "" && ctx.Err() == nil {
+		// The lost sandbox's own workspace may have gone with it: the
+		// session goes on in a fresh one rather than not at all.
+		env.logger.Warn("the lost sandbox's workspace cannot be reused; starting with a new one", "session", env.sid, "err", err)
+		spec.Workspace = ""
+		delete(spec.Labels, runtimes.MetaOwnsWorkspace)
+		h, err = b.Start(ctx, spec)
+	}
 	if err != nil {
 		return &provisioned{gen: gen, err: fmt.Errorf("start a %s sandbox: %w", b.Name(), err)}
 	}
@@ -530,6 +542,13 @@ func (r *runtimeActor) cleanup(ctx actor.Context) {
 		return
 	}
 	r.cleaned = true
+	if r.detached && r.conn != nil {
+		// Detaching leaves the in-flight action running in the sandbox for
+		// the next engine to collect: the connection goes away first, so
+		// cancelling the exec below cannot send the agent a cancel.
+		_ = r.conn.Close()
+		r.conn = nil
+	}
 	if r.cancel != nil {
 		r.cancel()
 	}

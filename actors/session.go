@@ -579,6 +579,16 @@ func (s *sessionActor) beginStop(ctx actor.Context, final string) {
 		s.inflight = nil
 		s.appendAnswer(ctx, act, s.stopError(act, true))
 	}
+	// Actions a previous process left unanswered: the first may have been
+	// running in the sandbox.
+	for i, ev := range s.unanswered {
+		if i == 0 && ev.Action.Runnable() {
+			s.appendAnswer(ctx, ev, s.stopError(ev, true))
+			continue
+		}
+		s.answerUnrun(ctx, ev)
+	}
+	s.unanswered = nil
 	for _, ev := range s.queue {
 		s.answerUnrun(ctx, ev)
 	}

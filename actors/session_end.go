@@ -63,7 +63,7 @@ func (s *sessionActor) detach(ctx actor.Context) {
 		s.restartTimer.Stop()
 	}
 	if s.runtimePID != nil {
-		ctx.Stop(s.runtimePID)
+		ctx.Send(s.runtimePID, &detachSession{}) // it stops itself, leaving the sandbox
 		s.runtimePID = nil
 	}
 	s.closeStream(ctx)
