@@ -236,32 +236,42 @@ func (e *Engine) sessionProps(rec *sessionRecord, mode startMode) (*actor.Props,
 	return actor.PropsFromProducer(func() actor.Actor { return s }), nil
 }
 
-// futureCanceled completes a future whose caller's ctx ended.
-type futureCanceled struct{}
+// replyProcess receives the one reply of an ask. It is a plain process,
+// not a protoactor Future: a Future's result is written without a lock, so
+// completing it from the caller's cancellation while the reply arrives is a
+// data race; here the reply goes into a channel and cancellation only stops
+// the wait.
+type replyProcess struct{ ch chan any }
+
+func (p *replyProcess) SendUserMessage(_ *actor.PID, message any) {
+	_, msg, _ := actor.UnwrapEnvelope(message)
+	select {
+	case p.ch <- msg:
+	default: // a second reply: only the first counts
+	}
+}
+
+func (p *replyProcess) SendSystemMessage(*actor.PID, any) {}
+func (p *replyProcess) Stop(*actor.PID)                   {}
 
 // ask sends msg to pid and waits for the reply or ctx.
 func (e *Engine) ask(ctx context.Context, pid *actor.PID, msg any) (any, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	// The future's own timeout is a backstop only: ctx ends the wait first
-	// (AfterFunc below), so the caller sees ctx's error.
-	timeout := 24 * time.Hour
-	if dl, ok := ctx.Deadline(); ok {
-		timeout = time.Until(dl) + 5*time.Second
-	}
-	f := actor.NewFuture(e.sys, timeout)
-	stop := context.AfterFunc(ctx, func() { e.sys.Root.Send(f.PID(), &futureCanceled{}) })
-	defer stop()
-	e.sys.Root.RequestWithCustomSender(pid, msg, f.PID())
-	res, err := f.Result()
-	if _, ok := res.(*futureCanceled); ok || ctx.Err() != nil {
+	p := &replyProcess{ch: make(chan any, 1)}
+	self, _ := e.sys.ProcessRegistry.Add(p, "ask$"+e.sys.ProcessRegistry.NextId())
+	defer e.sys.ProcessRegistry.Remove(self)
+	e.sys.Root.RequestWithCustomSender(pid, msg, self)
+	select {
+	case res := <-p.ch:
+		if _, dead := res.(*actor.DeadLetterResponse); dead {
+			return nil, errors.New("engine did not answer: the actor is gone (the engine is shutting down)")
+		}
+		return res, nil
+	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	if err != nil {
-		return nil, fmt.Errorf("engine did not answer: %w", err)
-	}
-	return res, nil
 }
 
 // toSession sends msg to the session sid through the Manager (which

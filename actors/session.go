@@ -495,11 +495,13 @@ func (s *sessionActor) onRuntimeStatus(ctx actor.Context, m *runtimeStatus) {
 	}
 	s.rec.State, s.rec.SetupFor = StateRunning, m.setupFor
 	s.saveRecord(ctx)
+	// The Manager hears of RUNNING before any waiter does, so a Get right
+	// after WaitReady never sees STARTING.
+	s.publishInfo(ctx)
 	for _, w := range s.readyWaiters {
 		ctx.Send(w, &actorpb.ControlReply{Info: s.info()})
 	}
 	s.readyWaiters = nil
-	s.publishInfo(ctx)
 	s.resumeUnanswered(ctx)
 	s.dispatch(ctx)
 }

@@ -11,17 +11,6 @@ import (
 	"corral/transport/agentwire"
 )
 
-// Connection policy of local agents. A local agent's death is seen at once
-// by the backend (process exit, Wait); a silent unix socket only means a
-// starved machine. So its connection tolerates long silences instead of
-// declaring a slow agent lost (seen with 1,000 sessions on 2 cores under
-// agentwire's 3 s / 30 s defaults).
-const (
-	heartbeatInterval = 2 * time.Second
-	heartbeatTimeout  = 20 * time.Second
-	minGracePeriod    = 2 * time.Minute
-)
-
 var _ runtimes.AgentConn = (*agentwire.Client)(nil)
 
 // WithAgentGracePeriod sets how long a dropped agent connection keeps
@@ -35,10 +24,7 @@ func (b *Backend) Connect(ctx context.Context, h *runtimes.Handle) (runtimes.Age
 	if h == nil || !strings.HasPrefix(h.AgentAddr, "unix://") {
 		return nil, errors.New("local backend: connect: the handle has no unix:// agent address; pass a handle from Start or Recover")
 	}
-	c, err := agentwire.Dial(ctx, h.AgentAddr, h.Token,
-		agentwire.WithClientLogger(b.logger),
-		agentwire.WithClientHeartbeat(heartbeatInterval, heartbeatTimeout),
-		agentwire.WithGracePeriod(max(b.grace, minGracePeriod)))
+	c, err := agentwire.DialWatched(ctx, h.AgentAddr, h.Token, b.logger, b.grace)
 	if err != nil {
 		return nil, fmt.Errorf("local backend: sandbox %s (session %s): %w", h.ID, h.SessionID, err)
 	}
