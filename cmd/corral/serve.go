@@ -22,6 +22,7 @@ import (
 	"corral/eventbus"
 	"corral/metrics"
 	"corral/runtimes"
+	"corral/runtimes/docker"
 	"corral/transport/api"
 	"corral/transport/runtimeapi"
 )
@@ -169,7 +170,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) (exi
 	}
 	var handler http.Handler = srv
 	if cfg.RuntimeAPI.APIKey != "" {
-		prov := &runtimeapi.EngineProvisioner{Engine: st.eng}
+		prov := &runtimeapi.EngineProvisioner{Engine: st.eng, Runtimes: st.backends.reg, DefaultResources: map[string]runtimes.Resources{}}
+		if dc, ok := cfg.Runtime.Backends["docker"].(*docker.Config); ok {
+			// resource_factor scales the configured default limits.
+			prov.DefaultResources["docker"] = runtimes.Resources{MemoryBytes: dc.MemoryBytes, NanoCPUs: int64(dc.CPUs * 1e9), PidsLimit: dc.PidsLimit}
+		}
 		if st.backends.docker != nil {
 			prov.ImageExistsFunc = st.backends.docker.ImageExists
 		}
