@@ -211,12 +211,24 @@ func TestBrowserCreatesASessionAndRunsACommand(t *testing.T) {
 	firefox := func(t *testing.T, ctx context.Context) browser { return startFirefox(t, ctx) }
 	t.Run("chromium, test engine", func(t *testing.T) { driveUI(t, chromium, newFixture(t, nil).ts.URL, "ui.png") })
 	t.Run("chromium, real engine with the local runtime", func(t *testing.T) {
-		driveUI(t, chromium, newRealFixture(t, nil).ts.URL, "ui-real.png")
+		driveUI(t, chromium, newRealFixture(t, nil).ts.URL, "ui-real.png", stopAndStartAgain)
 	})
 	t.Run("firefox, test engine", func(t *testing.T) { driveUI(t, firefox, newFixture(t, nil).ts.URL, "ui-firefox.png") })
 }
 
-func driveUI(t *testing.T, start func(*testing.T, context.Context) browser, base, shotName string) {
+// stopAndStartAgain deletes (stops) the open session in the UI, starts it
+// again with the Start button and runs a command in it.
+func stopAndStartAgain(ctx context.Context, t *testing.T, c browser) {
+	c.eval(ctx, `document.getElementById("sv-delete").click(); true`)
+	waitTrue(ctx, t, c, "the session stopped", `document.getElementById("sv-status").textContent.startsWith("STOPPED") && !document.getElementById("sv-start").disabled`)
+	c.eval(ctx, `document.getElementById("sv-start").click(); true`)
+	waitTrue(ctx, t, c, "the session running again and live", `document.getElementById("sv-status").textContent.startsWith("RUNNING") && document.getElementById("sv-conn").textContent === "live"`)
+	c.eval(ctx, `document.getElementById("cmd").value = "echo hello again"; document.getElementById("run-btn").click(); true`)
+	waitTrue(ctx, t, c, "the second command's output",
+		`[...document.querySelectorAll("#log .ev.obs pre")].some(p => p.textContent === "hello again")`)
+}
+
+func driveUI(t *testing.T, start func(*testing.T, context.Context) browser, base, shotName string, more ...func(context.Context, *testing.T, browser)) {
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	c := start(t, ctx)
@@ -235,6 +247,9 @@ func driveUI(t *testing.T, start func(*testing.T, context.Context) browser, base
 	waitTrue(ctx, t, c, "the command in the event log",
 		`[...document.querySelectorAll("#log .ev.action .cmdline")].some(d => d.textContent === "$ echo hello")`)
 	waitTrue(ctx, t, c, "the metrics panel", `document.getElementById("m-sessions").textContent === "1"`)
+	for _, step := range more {
+		step(ctx, t, c)
+	}
 	if errText := string(c.eval(ctx, `document.getElementById("cmd-error").textContent + document.getElementById("new-error").textContent`)); errText != `""` {
 		t.Fatalf("the UI shows an error: %s", errText)
 	}

@@ -76,6 +76,7 @@ function showStatus(s) {
   $("sv-resume").disabled = s.status !== "PAUSED";
   $("sv-delete").disabled = s.status === "STOPPED";
   const stopped = s.status === "STOPPED" || s.status === "ERROR";
+  $("sv-start").disabled = !stopped;
   $("cmd").disabled = $("run-btn").disabled = $("ctrlc-btn").disabled = stopped;
 }
 
@@ -294,11 +295,15 @@ async function control(verb) {
   try {
     if (verb === "delete") await api("DELETE", "/api/sessions/" + encodeURIComponent(state.current));
     else await api("POST", "/api/sessions/" + encodeURIComponent(state.current) + "/" + verb);
+    // A started session has a live stream again: follow it from the last
+    // event shown.
+    if (verb === "start" && !state.ws) connect();
   } catch (e) {
     $("cmd-error").textContent = e.message;
   }
   refreshSessions();
 }
+$("sv-start").addEventListener("click", () => control("start"));
 $("sv-pause").addEventListener("click", () => control("pause"));
 $("sv-resume").addEventListener("click", () => control("resume"));
 $("sv-delete").addEventListener("click", () => control("delete"));
