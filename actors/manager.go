@@ -52,6 +52,10 @@ type managerActor struct {
 	// (with a durable store, every stopped session of the store).
 	ended   map[string]*actorpb.SessionInfo
 	records map[string]*sessionRecord
+	// endedOrder bounds what an engine on a temporary store remembers of
+	// ended sessions (a farm runs many thousands); a durable store's are
+	// all kept, as they can be started again.
+	endedOrder []string
 	permits map[string]*permitPool
 
 	shuttingDown    bool
@@ -109,6 +113,13 @@ func (m *managerActor) Receive(ctx actor.Context) {
 		for _, rec := range m.records {
 			if rec.Handle != nil {
 				ids = append(ids, rec.Handle.ID)
+			}
+		}
+		// A session just admitted (recovered, or started again) re-attaches
+		// to the sandbox its record names before it reports it: keep it.
+		for _, en := range m.sessions {
+			if en.rec != nil && en.rec.Handle != nil {
+				ids = append(ids, en.rec.Handle.ID)
 			}
 		}
 		ctx.Respond(&keptHandlesReply{ids: ids})
@@ -402,7 +413,7 @@ func (m *managerActor) controlQueued(ctx actor.Context, en *managerEntry, msg *a
 	delete(m.sessions, sid)
 	en.info.State = StateStopped
 	en.rec.State = StateStopped
-	m.ended[sid], m.records[sid] = en.info, en.rec
+	m.remember(sid, en.info, en.rec)
 	m.answerAdmission(ctx, en.reply, en.replyStart, nil, &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_NOT_RUNNING,
 		Message: fmt.Sprintf("session %s was stopped while queued", sid)})
 	ctx.Respond(&actorpb.ControlReply{Info: clonePB(en.info)})
@@ -485,7 +496,7 @@ func (m *managerActor) sessionEnded(ctx actor.Context, info *actorpb.SessionInfo
 		rec = en.rec
 		rec.State = info.State
 	}
-	m.ended[sid], m.records[sid] = info, rec
+	m.remember(sid, info, rec)
 	m.count(en, "")
 	delete(m.sessions, sid)
 	m.running--
@@ -500,6 +511,26 @@ func (m *managerActor) sessionEnded(ctx actor.Context, info *actorpb.SessionInfo
 			ctx.Send(w, &actorpb.ShutdownReply{})
 		}
 		m.shutdownWaiters = nil
+	}
+}
+
+// maxEnded bounds the ended sessions an engine on a temporary store
+// remembers for Get, List and Start.
+const maxEnded = 4096
+
+func (m *managerActor) remember(sid string, info *actorpb.SessionInfo, rec *sessionRecord) {
+	m.ended[sid], m.records[sid] = info, rec
+	if m.e.owner.Durable {
+		return
+	}
+	m.endedOrder = append(m.endedOrder, sid)
+	for len(m.endedOrder) > maxEnded {
+		old := m.endedOrder[0]
+		m.endedOrder = m.endedOrder[1:]
+		if _, live := m.sessions[old]; !live {
+			delete(m.ended, old)
+			delete(m.records, old)
+		}
 	}
 }
 
