@@ -163,7 +163,7 @@ func NewEngine(cfg Config, registry *runtimes.Registry, opts ...Option) (*Engine
 			return nil, err
 		}
 	}
-	e.owner = newOwner(e.store, durable)
+	e.owner = StoreOwner(e.store, durable)
 	records := map[string]*sessionRecord{}
 	if durable {
 		var errs []error
@@ -209,12 +209,12 @@ func (e *Engine) openTempStore() error {
 	return nil
 }
 
-// newOwner is the identity this engine records on its sandboxes: the
+// StoreOwner is the identity an engine on st records on its sandboxes: the
 // store's, so that the next process on the same store is the same owner.
-func newOwner(st *eventbus.Store, durable bool) runtimes.Owner {
-	host, _ := os.Hostname()
-	return runtimes.Owner{ID: st.ID(), Instance: fmt.Sprintf("%s-%d-%s", host, os.Getpid(), newSessionID()[:8]),
-		Host: host, LockPath: st.LockPath(), Durable: durable}
+// durable: the store outlives the process (`corral serve`). Backends built
+// before the engine (a warm pool) record the same owner.
+func StoreOwner(st *eventbus.Store, durable bool) runtimes.Owner {
+	return runtimes.Owner{ID: st.ID(), Instance: st.InstanceID(), Host: runtimes.Hostname(), LockPath: st.LockPath(), Durable: durable}
 }
 
 // Owner is the identity recorded on this engine's sandboxes.

@@ -39,6 +39,10 @@ type Env struct {
 	// (resuming output) before the sandbox is declared lost; 0: the
 	// transport's default. For backends whose Connect dials agentwire.
 	AgentGracePeriod time.Duration
+	// Owner is recorded on sandboxes a backend starts before any session
+	// asks (a warm pool), so that they too are reaped once their owner is
+	// gone; zero: none known yet.
+	Owner Owner
 }
 
 // Validator is implemented by configurations that can check themselves;

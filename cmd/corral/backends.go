@@ -36,10 +36,11 @@ type backendSet struct {
 // buildBackends starts the named backends, each from its section of rc.
 // On error nothing is left running; an unknown name is a
 // *runtimes.UnknownRuntimeError listing the known ones. grace is the
-// agent reconnect grace period (0: the transport's default).
-func buildBackends(ctx context.Context, rc runtimes.Config, names []string, grace time.Duration, logger *slog.Logger) (*backendSet, error) {
+// agent reconnect grace period (0: the transport's default); owner, when
+// known, is recorded on sandboxes started before any session (warm pools).
+func buildBackends(ctx context.Context, rc runtimes.Config, names []string, grace time.Duration, owner runtimes.Owner, logger *slog.Logger) (*backendSet, error) {
 	fs := runtimeFactories()
-	env := runtimes.Env{Logger: logger, AgentGracePeriod: grace}
+	env := runtimes.Env{Logger: logger, AgentGracePeriod: grace, Owner: owner}
 	bs := &backendSet{reg: &runtimes.Registry{}, reapOrphans: len(rc.ReapOrphans(names)) > 0}
 	for _, name := range names {
 		b, err := fs.New(ctx, name, rc, env)

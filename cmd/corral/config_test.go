@@ -187,11 +187,11 @@ func TestExampleDocumentsEveryRuntimeKey(t *testing.T) {
 }
 
 func TestBuildBackendsUnknownRuntime(t *testing.T) {
-	_, err := buildBackends(context.Background(), defaultServeConfig().Runtime, []string{"cli", "podman"}, 0, nil)
+	_, err := buildBackends(context.Background(), defaultServeConfig().Runtime, []string{"cli", "podman"}, 0, runtimes.Owner{}, nil)
 	if _, ok := errors.AsType[*runtimes.UnknownRuntimeError](err); !ok || !strings.Contains(err.Error(), `unknown runtime "podman"; known: cli, docker, local, remote`) {
 		t.Fatalf("err = %v", err)
 	}
-	bs, err := buildBackends(context.Background(), defaultServeConfig().Runtime, []string{"cli"}, 0, nil)
+	bs, err := buildBackends(context.Background(), defaultServeConfig().Runtime, []string{"cli"}, 0, runtimes.Owner{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

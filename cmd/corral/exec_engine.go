@@ -55,7 +55,7 @@ func openCLISession(ctx context.Context, o cliOpts, stderr io.Writer) (*cliSessi
 	cs := &cliSession{}
 	// Sandboxes are reaped below only when their owner is gone (a crashed
 	// exec, farm or shell): a live process's are never touched.
-	bs, err := buildBackends(ctx, cfg.Runtime, []string{o.runtime}, cfg.Engine.AgentGracePeriod.D(), logger)
+	bs, err := buildBackends(ctx, cfg.Runtime, []string{o.runtime}, cfg.Engine.AgentGracePeriod.D(), runtimes.Owner{}, logger)
 	if err != nil {
 		code := exitNoSandbox
 		if _, ok := errors.AsType[*runtimes.UnknownRuntimeError](err); ok {

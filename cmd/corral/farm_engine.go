@@ -62,7 +62,7 @@ func newBenchEngine(ctx context.Context, s engineSettings) (*benchEngine, error)
 	}
 	// Leftover sandboxes are reaped once the engine runs, only those whose
 	// owner is gone.
-	bs, err := buildBackends(ctx, rc, names, cfg.Engine.AgentGracePeriod.D(), s.logger)
+	bs, err := buildBackends(ctx, rc, names, cfg.Engine.AgentGracePeriod.D(), runtimes.Owner{}, s.logger)
 	if err != nil {
 		return nil, err
 	}

@@ -272,7 +272,7 @@ func openServeStack(ctx context.Context, cfg serveConfig, logger *slog.Logger, m
 	// server should reap this node's leftover sandboxes at start; it must
 	// not with [engine] keep_runtime_alive (those are meant to be kept).
 	// Building the backends never reaps.
-	bs, err := buildBackends(ctx, cfg.Runtime, cfg.Runtime.Enabled, cfg.Engine.AgentGracePeriod.D(), logger)
+	bs, err := buildBackends(ctx, cfg.Runtime, cfg.Runtime.Enabled, cfg.Engine.AgentGracePeriod.D(), actors.StoreOwner(store, true), logger)
 	if err != nil {
 		return fail(err)
 	}

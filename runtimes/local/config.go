@@ -74,6 +74,9 @@ func (c Config) Options() []Option {
 func Factory() runtimes.Factory {
 	return runtimes.NewFactory("local", DefaultConfig, func(_ context.Context, c Config, env runtimes.Env) (runtimes.Backend, error) {
 		opts := append(c.Options(), WithLogger(env.Logger), WithAgentGracePeriod(env.AgentGracePeriod))
+		if env.Owner.ID != "" {
+			opts = append(opts, WithOwner(env.Owner))
+		}
 		b, err := New(opts...)
 		if err != nil {
 			return nil, fmt.Errorf("local runtime: %w", err)
