@@ -65,7 +65,8 @@ type writeJob struct {
 func newStreamWriter(store *eventbus.Store, sid string, sys *actor.ActorSystem, logger *slog.Logger, wg *sync.WaitGroup, met *metrics.Registry) *streamWriter {
 	w := &streamWriter{store: store, sid: sid, sys: sys, logger: logger, wg: wg, met: met,
 		opened: make(chan struct{}), closed: make(chan struct{})}
-	w.kick() // open the stream right away, off the caller's goroutine
+	// The stream is opened by the first drain, after the session's first
+	// record is saved (see drain).
 	return w
 }
 
@@ -143,6 +144,22 @@ func (w *streamWriter) drain() {
 	select {
 	case <-w.opened:
 	default:
+		// Records queued before the first event are saved before the log
+		// is created: a crash in between must not leave a log without a
+		// record (read back as a stopped session that cannot start).
+		for {
+			w.mu.Lock()
+			if len(w.queue) == 0 || w.queue[0].meta == nil {
+				w.mu.Unlock()
+				break
+			}
+			j := w.queue[0]
+			w.queue = w.queue[1:]
+			w.mu.Unlock()
+			if err := w.store.SaveMeta(w.sid, j.meta); err != nil {
+				w.logger.Error("saving the session record", "session", w.sid, "err", err)
+			}
+		}
 		s, err := w.store.Open(w.sid)
 		if err != nil {
 			err = fmt.Errorf("open the event stream of session %s: %w", w.sid, err)

@@ -127,6 +127,9 @@ func reapVerdict(h *Handle, self Owner, wanted func(*Handle) bool) string {
 		if wanted != nil && wanted(h) {
 			return ""
 		}
+		if self.Instance != "" && o.Instance == self.Instance {
+			return "" // this process's own start in flight, not a leftover
+		}
 		return "left over by this owner and not recovered"
 	case o.Durable:
 		if o.LockPath == "" {

@@ -126,7 +126,17 @@ enabled = [%q]
 }
 
 // serve starts `corral serve` on the rig's store.
-func (r *rig) serve() *serveProc { return startServe(r.t, r.corral, r.cfg) }
+// -v: its log says what it recovered and reaped.
+// A failed test shows the log of every serve it ran.
+func (r *rig) serve() *serveProc {
+	p := startServe(r.t, r.corral, r.cfg, "-v")
+	r.t.Cleanup(func() {
+		if r.t.Failed() {
+			r.t.Logf("serve pid %d log:\n%s", p.cmd.Process.Pid, p.stderr.String())
+		}
+	})
+	return p
+}
 
 // create creates a session on the rig's runtime and returns its id.
 func (r *rig) create(p *serveProc) string {

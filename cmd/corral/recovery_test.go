@@ -38,10 +38,11 @@ func buildCorral(t *testing.T, dir string) (corral, agent string) {
 	return corral, agent
 }
 
-// startServe starts `corral serve --config cfg` and waits for its URL.
-func startServe(t *testing.T, corral, cfg string) *serveProc {
+// startServe starts `corral serve --config cfg [extra...]` and waits for
+// its URL.
+func startServe(t *testing.T, corral, cfg string, extra ...string) *serveProc {
 	t.Helper()
-	cmd := exec.Command(corral, "serve", "--config", cfg)
+	cmd := exec.Command(corral, append([]string{"serve", "--config", cfg}, extra...)...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -173,7 +174,7 @@ func (p *serveProc) waitRunning(sid string) {
 		case "RUNNING":
 			return
 		case "ERROR", "STOPPED":
-			p.t.Fatalf("session %s is %v: %v", sid, s["status"], s["error"])
+			p.t.Fatalf("session %s is %v: %v; stderr:\n%s", sid, s["status"], s["error"], p.stderr.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

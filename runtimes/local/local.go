@@ -313,14 +313,17 @@ func (b *Backend) launch(ctx context.Context, sid, ws string, owns bool, env map
 	b.mu.Lock()
 	b.procs[h.ID] = p
 	b.mu.Unlock()
-	err = waitListening(ctx, h, p.exited)
+	// The state file is written as soon as the process exists: if Corral
+	// dies before the agent listens, List still finds it and Reap removes it.
+	err = b.saveState(h)
 	if err == nil {
-		err = b.saveState(h)
+		err = waitListening(ctx, h, p.exited)
 	}
 	if err != nil {
 		b.kill(p)
 		<-p.exited
 		b.forget(p)
+		_ = b.removeState(h)
 		_ = os.RemoveAll(sockDir)
 		return nil, fmt.Errorf("start corral-agent (%s): %w; agent output: %s", b.binary, err, tailFile(logPath, 8<<10))
 	}
