@@ -56,7 +56,7 @@ func TestServeRefusesBadSettings(t *testing.T) {
 		{"unknown config key is named", nil, "[server]\nlisen = \"127.0.0.1:0\"\n", 2, "server.lisen"},
 		{"short token in the file", []string{"--listen", "127.0.0.1:0"}, "[server]\nauth_tokens = [\"abc\"]\n", 2, "at least 16"},
 		{"stray argument", []string{"now"}, "", 2, `unexpected argument "now"`},
-		{"unknown runtime", []string{"--listen", "127.0.0.1:0", "--runtimes", "vm"}, "[events]\nstore_dir = \"" + store + "\"\n", 1, `unknown runtime "vm"; known: local, cli, docker, remote`},
+		{"unknown runtime", []string{"--listen", "127.0.0.1:0", "--runtimes", "vm"}, "[events]\nstore_dir = \"" + store + "\"\n", 1, `unknown runtime "vm"; known: cli, docker, local, remote`},
 		{"missing config file", []string{"--config", "/nonexistent/corral.toml"}, "", 2, "no such file"},
 	}
 	for _, tt := range tests {
