@@ -56,7 +56,7 @@ type managerActor struct {
 	// ended sessions (a farm runs many thousands); a durable store's are
 	// all kept, as they can be started again.
 	endedOrder []string
-	permits map[string]*permitPool
+	permits    map[string]*permitPool
 
 	shuttingDown    bool
 	shutdownWaiters []*actor.PID

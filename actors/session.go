@@ -736,4 +736,3 @@ func (s *sessionActor) info() *actorpb.SessionInfo {
 }
 
 func (s *sessionActor) publishInfo(ctx actor.Context) { ctx.Send(s.manager, s.info()) }
-

@@ -48,7 +48,9 @@ func (s *sessionActor) closeStream(ctx actor.Context) {
 	}()
 }
 
-func (s *sessionActor) keepSandbox() bool { return s.rec.Spec.KeepRuntimeAlive || s.cfg.KeepRuntimeAlive }
+func (s *sessionActor) keepSandbox() bool {
+	return s.rec.Spec.KeepRuntimeAlive || s.cfg.KeepRuntimeAlive
+}
 
 // detach ends the actor without ending the session: the Runtime closes its
 // connection but leaves the sandbox, no final status is stored and the
