@@ -98,7 +98,20 @@ func TestServeKilledDuringSandboxStartRecoversTheSessionAndReapsTheHalfStartedSa
 			sid := r.create(first)
 			c.killWhen(t, r, first, sid)
 			first.kill()
+			// The Docker daemon may still finish a create the dead serve
+			// asked for; a container that appears after the restarted
+			// serve's one reap at start is not reaped until the next
+			// serve or exec starts (a known gap). Let it settle first.
 			before := r.sandboxes()
+			for settled := 0; settled < 2; {
+				time.Sleep(time.Second)
+				now := r.sandboxes()
+				if strings.Join(now, ",") == strings.Join(before, ",") {
+					settled++
+				} else {
+					settled, before = 0, now
+				}
+			}
 
 			second := r.serve()
 			// The 201 of the create may come before the session's first
