@@ -75,6 +75,19 @@ func BenchmarkEchoDurable(b *testing.B) {
 	}
 }
 
+// BenchmarkCodecCallsPerAction is BenchmarkEchoDurable/sync=batch built
+// with -tags corralcount (skipped without): eventbus.Marshal and Unmarshal
+// calls per `echo` action on the full engine path and on the bare
+// agentwire path, and the engine's share (the difference). The counters
+// are atomic adds compiled in only with the tag (eventbus/codeccount.go),
+// so latencies are taken from the untagged run.
+func BenchmarkCodecCallsPerAction(b *testing.B) {
+	if !eventbus.CodecCountEnabled {
+		b.Skip("build with -tags corralcount to count codec calls")
+	}
+	benchEchoDurable(b, eventbus.SyncBatch)
+}
+
 func benchEchoDurable(b *testing.B, sync eventbus.SyncPolicy) {
 	ctx := context.Background()
 	lb := benchBackend(b, local.WithStateDir(b.TempDir()))

@@ -53,6 +53,8 @@ fi
 
 # 1. Go benchmarks: the runs the notes name (<!-- bench: DIR FLAGS -->),
 #    then every other package with Benchmark functions at -benchtime $BENCHTIME.
+#    FLAGS go to go test as written, build flags included (the engine's
+#    codec-call count runs with -tags corralcount, see bench/notes/30-engine.md).
 gobench() { # output-file dir flags...
 	local out=$1 dir=$2
 	shift 2
