@@ -227,12 +227,12 @@ func (e *Engine) GracePeriod() time.Duration { return e.cfg.AgentGracePeriod.D()
 // id: everything a Session is made of comes from its record, so the same
 // producer serves a new session, a recovered one and a restarted one (and
 // can become a cluster Kind).
-func (e *Engine) sessionProps(rec *sessionRecord, mode startMode) (*actor.Props, error) {
+func (e *Engine) sessionProps(rec *sessionRecord, mode startMode, admit admitWaiter) (*actor.Props, error) {
 	backend, err := e.registry.Get(rec.Spec.Runtime)
 	if err != nil {
 		return nil, err
 	}
-	s := newSessionActor(e, backend, rec, mode)
+	s := newSessionActor(e, backend, rec, mode, admit)
 	return actor.PropsFromProducer(func() actor.Actor { return s }), nil
 }
 

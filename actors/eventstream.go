@@ -58,9 +58,12 @@ type streamWriter struct {
 // record; both run in queue order.
 type writeJob struct {
 	req   appendReq
-	reply *actor.PID
+	reply *actor.PID // the appended result; with meta: a recordSaved (nil: nobody)
 	meta  []byte
 }
+
+// recordSaved tells a session its record is durable.
+type recordSaved struct{ err error }
 
 func newStreamWriter(store *eventbus.Store, sid string, sys *actor.ActorSystem, logger *slog.Logger, wg *sync.WaitGroup, met *metrics.Registry) *streamWriter {
 	w := &streamWriter{store: store, sid: sid, sys: sys, logger: logger, wg: wg, met: met,
@@ -85,13 +88,13 @@ func (w *streamWriter) enqueue(j writeJob) {
 
 // saveMeta queues a save of the session's record behind the queued
 // appends. A record saved after close is dropped (the session ended).
-func (w *streamWriter) saveMeta(data []byte) {
+func (w *streamWriter) saveMeta(data []byte, notify *actor.PID) {
 	w.mu.Lock()
 	if w.closing {
 		w.mu.Unlock()
 		return
 	}
-	w.queue = append(w.queue, writeJob{meta: data})
+	w.queue = append(w.queue, writeJob{meta: data, reply: notify})
 	w.mu.Unlock()
 	w.kick()
 }
@@ -156,9 +159,7 @@ func (w *streamWriter) drain() {
 			j := w.queue[0]
 			w.queue = w.queue[1:]
 			w.mu.Unlock()
-			if err := w.store.SaveMeta(w.sid, j.meta); err != nil {
-				w.logger.Error("saving the session record", "session", w.sid, "err", err)
-			}
+			w.save(j)
 		}
 		s, err := w.store.Open(w.sid)
 		if err != nil {
@@ -193,12 +194,21 @@ func (w *streamWriter) drain() {
 		w.queue = w.queue[1:]
 		w.mu.Unlock()
 		if j.meta != nil {
-			if err := w.store.SaveMeta(w.sid, j.meta); err != nil {
-				w.logger.Error("saving the session record", "session", w.sid, "err", err)
-			}
+			w.save(j)
 			continue
 		}
 		w.sys.Root.Send(j.reply, w.write(j.req))
+	}
+}
+
+// save writes a record job and tells its requester, if any.
+func (w *streamWriter) save(j writeJob) {
+	err := w.store.SaveMeta(w.sid, j.meta)
+	if err != nil {
+		w.logger.Error("saving the session record", "session", w.sid, "err", err)
+	}
+	if j.reply != nil {
+		w.sys.Root.Send(j.reply, &recordSaved{err: err})
 	}
 }
 

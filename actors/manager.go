@@ -253,12 +253,10 @@ func (m *managerActor) enqueue(ctx actor.Context, rec *sessionRecord, mode start
 		State: StateQueued, CreatedUnixMs: rec.Created.UnixMilli(), Workspace: rec.Spec.Workspace, Image: rec.Spec.Image}}
 	if m.running < m.e.cfg.MaxSessions && len(m.queue) == 0 {
 		m.sessions[sid] = en
-		if err := m.admit(ctx, en); err != nil {
+		if err := m.admit(ctx, en, reply); err != nil {
 			delete(m.sessions, sid)
 			m.answerAdmission(ctx, reply, start, nil, &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_INTERNAL, Message: err.Error()})
-			return
 		}
-		m.answerAdmission(ctx, reply, start, clonePB(en.info), nil)
 		return
 	}
 	if len(m.queue) >= m.e.cfg.MaxQueued {
@@ -298,9 +296,11 @@ func (m *managerActor) withPosition(en *managerEntry) *actorpb.SessionInfo {
 	return info
 }
 
-func (m *managerActor) admit(ctx actor.Context, en *managerEntry) error {
+// admit spawns the session; on success the session itself answers reply
+// once its record is durable.
+func (m *managerActor) admit(ctx actor.Context, en *managerEntry, reply *actor.PID) error {
 	sid := en.rec.Spec.ID
-	props, err := m.e.sessionProps(en.rec, en.mode)
+	props, err := m.e.sessionProps(en.rec, en.mode, admitWaiter{to: reply, start: en.replyStart})
 	if err != nil {
 		return err
 	}
@@ -331,14 +331,13 @@ func (m *managerActor) admitNext(ctx actor.Context) {
 		m.queue = m.queue[1:]
 		m.e.metrics.SetAdmissionQueueLength(len(m.queue))
 		en := m.sessions[sid]
-		if err := m.admit(ctx, en); err != nil {
+		reply := en.reply
+		en.reply = nil
+		if err := m.admit(ctx, en, reply); err != nil {
 			m.count(en, "")
 			delete(m.sessions, sid)
-			m.answerAdmission(ctx, en.reply, en.replyStart, nil, &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_INTERNAL, Message: err.Error()})
-			continue
+			m.answerAdmission(ctx, reply, en.replyStart, nil, &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_INTERNAL, Message: err.Error()})
 		}
-		m.answerAdmission(ctx, en.reply, en.replyStart, clonePB(en.info), nil)
-		en.reply = nil
 	}
 }
 
@@ -490,7 +489,13 @@ func (m *managerActor) sessionEnded(ctx actor.Context, info *actorpb.SessionInfo
 	sid := info.SessionId
 	en, ok := m.sessions[sid]
 	if !ok || en.pid == nil {
-		return // Terminated after the session's own last word
+		// Terminated (a system message, delivered first) overtook the
+		// session's last word: the final state and record replace what
+		// Terminated guessed.
+		if _, ended := m.ended[sid]; ended && !ok && rec != nil {
+			m.ended[sid], m.records[sid] = info, rec
+		}
+		return
 	}
 	if rec == nil {
 		rec = en.rec

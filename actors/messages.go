@@ -3,6 +3,8 @@ package actors
 import (
 	"context"
 
+	"github.com/asynkron/protoactor-go/actor"
+
 	actorpb "corral/actors/proto"
 	"corral/eventbus"
 	"corral/runtimes"
@@ -81,6 +83,15 @@ type (
 		rec  *sessionRecord
 	}
 )
+
+// admitWaiter is who waits for a session's admission: a CreateSession
+// caller (CreateSessionReply) or a Start caller (ControlReply, start). The
+// Session answers once its first record is durable, so an acknowledged
+// session survives a crash right after.
+type admitWaiter struct {
+	to    *actor.PID
+	start bool
+}
 
 // startMode says why a Session actor is started.
 type startMode int

@@ -79,6 +79,7 @@ type (
 type sessionActor struct {
 	sid     string
 	mode    startMode
+	admit   admitWaiter // answered once the first record is durable
 	rec     sessionRecord // what is persisted; changed only here
 	cfg     Config
 	env     *runtimeEnv
@@ -133,8 +134,8 @@ type actionMark struct {
 	stored time.Time
 }
 
-func newSessionActor(e *Engine, backend runtimes.Backend, rec *sessionRecord, mode startMode) *sessionActor {
-	s := &sessionActor{sid: rec.Spec.ID, mode: mode, rec: *rec, cfg: e.cfg, chunks: &chunkHub{}, store: e.store,
+func newSessionActor(e *Engine, backend runtimes.Backend, rec *sessionRecord, mode startMode, admit admitWaiter) *sessionActor {
+	s := &sessionActor{sid: rec.Spec.ID, mode: mode, admit: admit, rec: *rec, cfg: e.cfg, chunks: &chunkHub{}, store: e.store,
 		logger: e.logger, manager: e.manager, metrics: e.metrics}
 	s.writer = newStreamWriter(e.store, s.sid, e.sys, e.logger, &e.wg, e.metrics)
 	memo := &runtimeMemo{handle: rec.Handle, setupFor: rec.SetupFor}
@@ -163,6 +164,8 @@ func (s *sessionActor) Receive(ctx actor.Context) {
 		s.onAppended(ctx, m)
 	case *runtimeStatus:
 		s.onRuntimeStatus(ctx, m)
+	case *recordSaved:
+		s.answerAdmission(ctx, m.err)
 	case *handleChanged:
 		s.rec.Handle = m.h
 		s.saveRecord(ctx)
@@ -205,7 +208,7 @@ func (s *sessionActor) started(ctx actor.Context) {
 	s.obsWaiters = map[int64]obsWaiter{}
 	s.pending = map[int64]actionMark{}
 	s.rec.State = StateStarting
-	s.saveRecord(ctx)
+	s.saveRecordNotify(ctx.Self())
 	self, sys := ctx.Self(), ctx.ActorSystem()
 	s.env.onHandle = func(h *runtimes.Handle) { sys.Root.Send(self, &handleChanged{h: h}) }
 	s.streamPID = ctx.Spawn(actor.PropsFromProducer(func() actor.Actor { return &eventStreamActor{w: s.writer} }))
@@ -216,6 +219,26 @@ func (s *sessionActor) started(ctx actor.Context) {
 	env := s.env
 	s.runtimePID = ctx.Spawn(actor.PropsFromProducer(func() actor.Actor { return newRuntimeActor(env) }))
 	s.publishInfo(ctx)
+}
+
+// answerAdmission tells the CreateSession or Start caller that the session
+// is admitted, once its record is durable.
+func (s *sessionActor) answerAdmission(ctx actor.Context, err error) {
+	w := s.admit
+	if w.to == nil {
+		return
+	}
+	s.admit = admitWaiter{}
+	var perr *actorpb.Error
+	if err != nil {
+		perr = &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_INTERNAL,
+			Message: fmt.Sprintf("session %s started but its record could not be stored (it would not survive a restart): %v", s.sid, err)}
+	}
+	if w.start {
+		ctx.Send(w.to, &actorpb.ControlReply{Info: s.info(), Error: perr})
+		return
+	}
+	ctx.Send(w.to, &actorpb.CreateSessionReply{Info: s.info(), Error: perr})
 }
 
 // HandleFailure supervises the Runtime (and, defensively, the

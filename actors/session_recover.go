@@ -22,13 +22,17 @@ func requestID(sid string, eventID int64) string {
 // saveRecord queues the session's record behind the events already queued
 // on its writer, so the record never describes a state whose events are not
 // stored yet.
-func (s *sessionActor) saveRecord(ctx actor.Context) {
+func (s *sessionActor) saveRecord(ctx actor.Context) { s.saveRecordNotify(nil) }
+
+// saveRecordNotify is saveRecord; notify (when not nil) gets a
+// recordSaved once the record is durable.
+func (s *sessionActor) saveRecordNotify(notify *actor.PID) {
 	data, err := json.Marshal(&s.rec)
 	if err != nil {
 		s.logger.Error("encoding the session record", "session", s.sid, "err", err)
 		return
 	}
-	s.writer.saveMeta(data)
+	s.writer.saveMeta(data, notify)
 }
 
 // scanUnanswered reads the stored events (off the actor goroutine) and

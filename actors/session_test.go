@@ -326,6 +326,7 @@ func TestCreateSessionRefusals(t *testing.T) {
 	})
 }
 
+
 func TestStopAnswersQueuedActions(t *testing.T) {
 	e := newCLIEngine(t, testConfig())
 	sid := startSession(t, e, SessionSpec{})
