@@ -79,7 +79,7 @@ type (
 type sessionActor struct {
 	sid     string
 	mode    startMode
-	admit   admitWaiter // answered once the first record is durable
+	admit   admitWaiter   // answered once the first record is durable
 	rec     sessionRecord // what is persisted; changed only here
 	cfg     Config
 	env     *runtimeEnv

@@ -326,7 +326,6 @@ func TestCreateSessionRefusals(t *testing.T) {
 	})
 }
 
-
 func TestStopAnswersQueuedActions(t *testing.T) {
 	e := newCLIEngine(t, testConfig())
 	sid := startSession(t, e, SessionSpec{})
