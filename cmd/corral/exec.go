@@ -43,7 +43,7 @@ func cliFlags(name, text string, stderr io.Writer, o *cliOpts) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.runtime, "runtime", "local", "sandbox backend: local (agent subprocess), cli (in-process), docker or remote ([runtime.remote] hosts in --config)")
-	fs.StringVar(&o.image, "image", "", "docker image of the sandbox (default [runtime.docker] image, corral-sandbox:latest; build one with `corral image build`)")
+	fs.StringVar(&o.image, "image", "", "docker image of the sandbox (default [runtime.docker] runtime_container_image, corral-sandbox:latest; build one with: corral image build)")
 	fs.StringVar(&o.workspace, "workspace", "", "workspace directory (default: a temporary one, removed afterwards)")
 	fs.StringVar(&o.config, "config", "", "TOML configuration file ([engine], [runtime] sections as for serve)")
 	fs.BoolVar(&o.verbose, "v", false, "log engine details to stderr")
