@@ -207,7 +207,7 @@ func loadStoreID(dir string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := writeFileAtomic(dir, storeIDFile, []byte(id+"\n"), 0o644); err != nil {
+	if err := writeFileAtomic(dir, storeIDFile, []byte(id+"\n"), 0o644, true); err != nil {
 		return "", fmt.Errorf("eventbus: create the store id %s: %w", path, err)
 	}
 	return id, nil
@@ -241,7 +241,7 @@ const tmpPrefix = ".tmp-"
 // writeFileAtomic replaces dir/name with data: it writes a temporary file
 // in dir, fsyncs it, renames it over name and fsyncs dir. After a crash
 // name holds either the old or the new content, never a mix.
-func writeFileAtomic(dir, name string, data []byte, perm os.FileMode) (err error) {
+func writeFileAtomic(dir, name string, data []byte, perm os.FileMode, durable bool) (err error) {
 	f, err := os.CreateTemp(dir, tmpPrefix+name+".*")
 	if err != nil {
 		return err
@@ -259,14 +259,19 @@ func writeFileAtomic(dir, name string, data []byte, perm os.FileMode) (err error
 	if _, err := f.Write(data); err != nil {
 		return fmt.Errorf("write %s: %w", tmp, err)
 	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", tmp, err)
+	if durable {
+		if err := f.Sync(); err != nil {
+			return fmt.Errorf("fsync %s: %w", tmp, err)
+		}
 	}
 	if err := f.Close(); err != nil {
 		return err
 	}
 	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
 		return err
+	}
+	if !durable {
+		return nil // atomic against a crash of the process, not of the machine
 	}
 	return syncDir(dir)
 }

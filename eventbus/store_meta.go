@@ -18,7 +18,8 @@ func (st *Store) metaPath(sid string) string { return filepath.Join(st.dir, sid+
 // tokens, environment, ...), so that it survives a crash of the process.
 // The record is written to <store_dir>/<sid>.meta.json atomically (a
 // temporary file, fsynced, renamed over the record, then the directory
-// fsynced) with mode 0600, as it may hold secrets: after a crash LoadMeta
+// fsynced; without the fsyncs under sync = "never") with mode 0600, as it
+// may hold secrets: after a crash LoadMeta
 // returns either the previous record or this one, never a mix. The session
 // need not be open nor have events. Concurrent SaveMeta calls of one session
 // leave one of the records whole.
@@ -34,7 +35,9 @@ func (st *Store) SaveMeta(sid string, data []byte) error {
 	if st.closed {
 		return errStoreClosed
 	}
-	if err := writeFileAtomic(st.dir, sid+metaExt, data, 0o600); err != nil {
+	// With sync = "never" the record, like the events, survives a crash of
+	// the process (the rename is atomic) but not of the machine.
+	if err := writeFileAtomic(st.dir, sid+metaExt, data, 0o600, st.cfg.Sync != SyncNever); err != nil {
 		return fmt.Errorf("eventbus: save metadata of session %q in %s: %w", sid, st.dir, err)
 	}
 	return nil
