@@ -79,9 +79,15 @@ func (sh *shell) loop(stdin io.Reader, runtime string) int {
 	ctx := sh.ctx
 	info, _ := sh.cs.eng.Get(ctx, sh.cs.sid)
 	fmt.Fprintf(sh.stdout, "corral shell: session %s, %s runtime, workspace %s\n", sh.cs.sid, runtime, info.Workspace)
+	// lines is closed only when stdin ends (never because ctx ended: a
+	// closed lines means EOF). hungUp tells, once lines is closed, whether
+	// stdin ended because its terminal went away: the kernel hangs the
+	// terminal up before it sends SIGHUP, and the signal reaches ctx
+	// asynchronously, so the EOF can come first; that is a hangup, not
+	// Ctrl-D.
 	lines := make(chan string)
+	var hungUp bool
 	go func() {
-		defer close(lines)
 		sc := bufio.NewScanner(stdin)
 		for sc.Scan() {
 			select {
@@ -90,8 +96,14 @@ func (sh *shell) loop(stdin io.Reader, runtime string) int {
 				return
 			}
 		}
+		hungUp = terminalHungUp(stdin)
+		close(lines)
 	}()
 	for {
+		if ctx.Err() != nil { // SIGTERM/SIGHUP while a command ran
+			fmt.Fprintln(sh.stdout)
+			return exitInterrupt
+		}
 		fmt.Fprint(sh.stdout, "$ ")
 		var line string
 		var ok bool
@@ -109,6 +121,9 @@ func (sh *shell) loop(stdin io.Reader, runtime string) int {
 			}
 			continue
 		case line, ok = <-lines:
+		}
+		if !ok && (hungUp || ctx.Err() != nil) {
+			return exitInterrupt // the terminal was closed: SIGHUP
 		}
 		if !ok || strings.TrimSpace(line) == "exit" {
 			fmt.Fprintln(sh.stdout)
