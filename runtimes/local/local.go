@@ -289,21 +289,32 @@ func (b *Backend) launch(ctx context.Context, sid, ws string, owns bool, env map
 	}
 	defer log.Close() // the agent has its own copy
 	token := randomToken()
-	cmd, err := b.agentCmd(sockDir, ws, token, env, log)
+	h := &runtimes.Handle{Backend: "local", ID: pendingID(sockDir), SessionID: sid, AgentAddr: "unix://" + filepath.Join(sockDir, "agent.sock"),
+		Token: token, Workspace: ws, Meta: owner.Meta()}
+	h.Meta[metaSockDir] = sockDir
+	if owns {
+		h.Meta[runtimes.MetaOwnsWorkspace] = "true"
+	}
+	// A pending state file (no pid yet) is written before the process is
+	// started: if Corral dies between the start and the state file naming
+	// the pid, List still finds the agent (by its socket on its command
+	// line) and Reap removes it.
+	err = b.saveState(h)
+	var cmd *exec.Cmd
+	if err == nil {
+		cmd, err = b.agentCmd(sockDir, ws, token, env, log)
+	}
 	if err == nil {
 		err = cmd.Start()
 	}
 	if err != nil {
+		_ = b.removeState(h)
 		_ = os.RemoveAll(sockDir)
 		return nil, fmt.Errorf("start %s: %w", b.binary, err)
 	}
 	pid := cmd.Process.Pid
-	h := &runtimes.Handle{Backend: "local", ID: strconv.Itoa(pid), SessionID: sid, AgentAddr: "unix://" + filepath.Join(sockDir, "agent.sock"),
-		Token: token, Workspace: ws, Meta: owner.Meta()}
-	h.Meta[metaPID], h.Meta[metaSockDir], h.Meta[metaStart] = strconv.Itoa(pid), sockDir, procStart(pid)
-	if owns {
-		h.Meta[runtimes.MetaOwnsWorkspace] = "true"
-	}
+	h.ID = strconv.Itoa(pid)
+	h.Meta[metaPID], h.Meta[metaStart] = strconv.Itoa(pid), procStart(pid)
 	p := &proc{h: h, cmd: cmd, exited: make(chan struct{}), destroyed: make(chan struct{})}
 	go func() {
 		err := cmd.Wait()
@@ -313,9 +324,13 @@ func (b *Backend) launch(ctx context.Context, sid, ws string, owns bool, env map
 	b.mu.Lock()
 	b.procs[h.ID] = p
 	b.mu.Unlock()
-	// The state file is written as soon as the process exists: if Corral
-	// dies before the agent listens, List still finds it and Reap removes it.
+	// The state file naming the pid replaces the pending one as soon as the
+	// process exists: if Corral dies before the agent listens, List still
+	// finds it and Reap removes it.
 	err = b.saveState(h)
+	if err == nil {
+		err = b.removePending(h)
+	}
 	if err == nil {
 		err = waitListening(ctx, h, p.exited)
 	}

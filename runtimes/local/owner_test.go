@@ -295,3 +295,73 @@ func TestStateFileHoldsTheHandleUntilDestroy(t *testing.T) {
 		t.Errorf("state file survived Destroy: %v", err)
 	}
 }
+
+// TestReapFindsASandboxWhoseStartWasCutShortBeforeItsPidWasRecorded plays a
+// Corral killed between starting its agent and writing the state file that
+// names the agent's pid: only the pending state file written before the
+// start is left. The next backend lists the agent (found by its socket)
+// and Reap removes it; a pending start whose agent never ran is cleaned up
+// too.
+func TestReapFindsASandboxWhoseStartWasCutShortBeforeItsPidWasRecorded(t *testing.T) {
+	stateDir, dir := t.TempDir(), t.TempDir()
+	dead := runtimes.Owner{ID: "cut-short", Instance: "gone", Host: runtimes.Hostname(), LockPath: filepath.Join(dir, "dead")}
+	if err := os.WriteFile(dead.LockPath, nil, 0o600); err != nil { // nobody holds it
+		t.Fatal(err)
+	}
+	crashed := newBackend(t, WithStateDir(stateDir), WithTempDir(shortDir(t)))
+	ctx := context.Background()
+	pending := func(h *runtimes.Handle) *runtimes.Handle {
+		p := cloneHandle(h)
+		p.ID = pendingID(h.Meta[metaSockDir])
+		delete(p.Meta, metaPID)
+		delete(p.Meta, metaStart)
+		if err := crashed.saveState(p); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Remove(crashed.statePath(h.ID)); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	running, err := crashed.Start(ctx, runtimes.Spec{SessionID: "agent-ran", Owner: dead})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pending(running)
+	never, err := crashed.Start(ctx, runtimes.Spec{SessionID: "agent-never-ran", Owner: dead})
+	if err != nil {
+		t.Fatal(err)
+	}
+	neverPending := pending(never)
+	pid, _ := strconv.Atoi(never.ID)
+	_ = syscall.Kill(-pid, syscall.SIGKILL)
+	waitUntil(t, func() bool { return !isAgentOn(pid, never.AgentAddr) })
+
+	next := newBackend(t, WithStateDir(stateDir))
+	listed, err := next.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := handleIDs(listed), []string{neverPending.ID, running.ID}; !slices.Equal(sortedCopy(got), sortedCopy(want)) {
+		t.Fatalf("List after the cut-short starts = %v, want %v (the running agent by its pid)", got, want)
+	}
+	self := runtimes.Owner{ID: "next-corral", Host: runtimes.Hostname(), LockPath: filepath.Join(dir, "self")}
+	reaped, err := runtimes.Reap(ctx, next, self, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(reaped) != 2 {
+		t.Fatalf("reaped %v, want both cut-short starts", handleIDs(reaped))
+	}
+	assertGone(t, next, running)
+	for _, p := range []string{never.Meta[metaSockDir], next.statePath(neverPending.ID), never.Workspace} {
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s survived the reap of a start whose agent never ran: %v", p, err)
+		}
+	}
+	if left, _ := os.ReadDir(stateDir); len(left) != 0 {
+		t.Errorf("state files left: %v", left)
+	}
+}
+
+func sortedCopy(s []string) []string { s = slices.Clone(s); slices.Sort(s); return s }

@@ -87,10 +87,36 @@ func loadState(path string) (*runtimes.Handle, error) {
 	return st.Handle, nil
 }
 
-// removeState deletes h's state file, unless it now describes another
-// sandbox (a new agent that got the same pid).
+// pendingPrefix starts the id of a sandbox whose agent is being started
+// and has no pid yet; its state file is statePath(pendingID(sockDir)).
+const pendingPrefix = "pending-"
+
+// pendingID is the id in the pending state file of the sandbox whose
+// socket directory is sockDir (unique: made by os.MkdirTemp).
+func pendingID(sockDir string) string { return pendingPrefix + filepath.Base(sockDir) }
+
+// removePending deletes the pending state file of h, written before its
+// agent was started.
+func (b *Backend) removePending(h *runtimes.Handle) error {
+	d := h.Meta[metaSockDir]
+	if d == "" {
+		return nil
+	}
+	return b.removeStateFile(b.statePath(pendingID(d)), h)
+}
+
+// removeState deletes h's state files (the one naming its pid and the
+// pending one written before its agent started), unless one now describes
+// another sandbox (a new agent that got the same pid).
 func (b *Backend) removeState(h *runtimes.Handle) error {
-	path := b.statePath(h.ID)
+	errs := []error{b.removeStateFile(b.statePath(h.ID), h)}
+	if !strings.HasPrefix(h.ID, pendingPrefix) {
+		errs = append(errs, b.removePending(h))
+	}
+	return errors.Join(errs...)
+}
+
+func (b *Backend) removeStateFile(path string, h *runtimes.Handle) error {
 	cur, err := loadState(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -130,7 +156,50 @@ func (b *Backend) List(ctx context.Context) ([]*runtimes.Handle, error) {
 		}
 		out = append(out, h)
 	}
-	return out, nil
+	// A pending state file whose start got as far as the state file naming
+	// the pid is the same sandbox: skip it. Else, when its agent runs, name
+	// its pid (found by the socket on its command line) so that Destroy
+	// can kill it; when none runs, the handle keeps its pending id and
+	// Destroy removes what the start left (state file, socket directory,
+	// workspace).
+	known := map[string]bool{}
+	for _, h := range out {
+		if !strings.HasPrefix(h.ID, pendingPrefix) {
+			known[h.AgentAddr] = true
+		}
+	}
+	list := out[:0]
+	for _, h := range out {
+		if strings.HasPrefix(h.ID, pendingPrefix) {
+			if known[h.AgentAddr] {
+				continue
+			}
+			if pid := agentListeningOn(h.AgentAddr); pid > 0 {
+				h.ID, h.Meta[metaPID], h.Meta[metaStart] = strconv.Itoa(pid), strconv.Itoa(pid), procStart(pid)
+			}
+		}
+		list = append(list, h)
+	}
+	return list, nil
+}
+
+// agentListeningOn is the pid of the process whose command line has
+// "--listen addr", or 0.
+func agentListeningOn(addr string) int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid <= 1 {
+			continue
+		}
+		if isAgentOn(pid, addr) {
+			return pid
+		}
+	}
+	return 0
 }
 
 // setOwner replaces the owner entries of meta with o's.
