@@ -144,7 +144,7 @@ func New(opts ...Option) (*Backend, error) {
 	b.binary = bin
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	b.mu.Lock()
-	b.refillLocked()
+	b.refillLocked(0)
 	b.mu.Unlock()
 	return b, nil
 }
@@ -648,13 +648,13 @@ func (b *Backend) claimWarm(ctx context.Context) *proc {
 	for {
 		b.mu.Lock()
 		if len(b.warm) == 0 {
-			b.refillLocked()
+			b.refillLocked(0)
 			b.mu.Unlock()
 			return nil
 		}
 		p := b.warm[0]
 		b.warm = b.warm[1:]
-		b.refillLocked()
+		b.refillLocked(refillDelay)
 		b.mu.Unlock()
 		if err := alive(ctx, p.h); err != nil {
 			b.logger.Warn("warm agent failed its health check; discarding it", "pid", p.h.ID, "err", err)
@@ -665,14 +665,30 @@ func (b *Backend) claimWarm(ctx context.Context) *proc {
 	}
 }
 
-// refillLocked starts agents until the pool (with starts in flight) is
-// full. b.mu must be held.
-func (b *Backend) refillLocked() {
+// refillDelay holds back the refill a claim triggers: starting an agent
+// (fork, exec, a Go runtime starting) competes for the same cores as the
+// session being set up on the claimed one, and on 2 cores that doubled
+// the claimed session's start. The pool refills right after.
+const refillDelay = 30 * time.Millisecond
+
+// refillLocked starts agents, after delay, until the pool (with starts in
+// flight) is full. b.mu must be held.
+func (b *Backend) refillLocked(delay time.Duration) {
 	for !b.closed && len(b.warm)+b.filling < b.warmSize {
 		b.filling++
 		b.wg.Add(1)
 		go func() {
 			defer b.wg.Done()
+			if delay > 0 {
+				select {
+				case <-time.After(delay):
+				case <-b.ctx.Done():
+					b.mu.Lock()
+					b.filling--
+					b.mu.Unlock()
+					return
+				}
+			}
 			p, err := b.startWarm()
 			b.mu.Lock()
 			b.filling--
