@@ -147,6 +147,9 @@ func NewEngine(cfg Config, registry *runtimes.Registry, opts ...Option) (*Engine
 	if registry == nil {
 		return nil, errors.New("actors: NewEngine needs a runtimes.Registry with at least one backend")
 	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("actors: %w", err)
+	}
 	e := &Engine{cfg: cfg.withDefaults(), registry: registry}
 	for _, o := range opts {
 		o(e)

@@ -236,6 +236,10 @@ func (m *managerActor) refuseCreate(spec SessionSpec) *actorpb.Error {
 	if err != nil {
 		return &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_UNKNOWN_RUNTIME, Message: err.Error()}
 	}
+	if r := spec.Resources; r.MemoryBytes < 0 || r.NanoCPUs < 0 || r.PidsLimit < 0 {
+		return &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_INVALID,
+			Message: fmt.Sprintf("resources must not be negative (memory_bytes %d, nano_cpus %d, pids_limit %d); 0 means the runtime's default", r.MemoryBytes, r.NanoCPUs, r.PidsLimit)}
+	}
 	if spec.Resources != (runtimes.Resources{}) && !b.Capabilities().Limits {
 		return &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_NOT_SUPPORTED,
 			Message: fmt.Sprintf("runtime %q cannot enforce per-session resource limits; leave \"resources\" out or use a runtime that can (docker)", spec.Runtime)}

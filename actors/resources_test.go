@@ -3,10 +3,12 @@ package actors
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 
 	"corral/runtimes"
+	"corral/runtimes/local"
 )
 
 // limitsBackend claims to enforce limits and records the specs it starts.
@@ -52,5 +54,25 @@ func TestResourcesAreRefusedWhereTheRuntimeCannotEnforceThem(t *testing.T) {
 	_, err := e.CreateSession(ctxT(t), SessionSpec{Resources: runtimes.Resources{MemoryBytes: 1 << 30}})
 	if !errors.Is(err, ErrNotSupported) {
 		t.Fatalf("CreateSession with limits on cli = %v, want ErrNotSupported", err)
+	}
+}
+
+func TestNegativeResourcesAreRefusedNamingThem(t *testing.T) {
+	e := newWrappedCLIEngine(t, testConfig(), func(b runtimes.Backend) runtimes.Backend { return &limitsBackend{Backend: b} })
+	_, err := e.CreateSession(ctxT(t), SessionSpec{Resources: runtimes.Resources{MemoryBytes: -1}})
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "memory_bytes -1") {
+		t.Fatalf("CreateSession with negative memory = %v, want ErrInvalid naming it", err)
+	}
+}
+
+func TestNewEngineRefusesAnUnknownOnLostSandbox(t *testing.T) {
+	cfg := testConfig()
+	cfg.OnLostSandbox = "retry"
+	reg, err := runtimes.NewRegistry(local.NewInProcess(local.InProcessTempDir(t.TempDir())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewEngine(cfg, reg); err == nil || !strings.Contains(err.Error(), "on_lost_sandbox") {
+		t.Fatalf("NewEngine = %v, want an error naming on_lost_sandbox", err)
 	}
 }

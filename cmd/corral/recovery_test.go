@@ -182,22 +182,8 @@ func (p *serveProc) waitRunning(sid string) {
 }
 
 func TestServeKilledMidCommandRecoversTheSessionAndTheCommandsOutput(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts real serve processes and sandboxes; skipped in -short mode")
-	}
-	dir := t.TempDir()
-	corral, agent := buildCorral(t, dir)
-	cfg := writeServeConfig(t, `
-[server]
-listen = "127.0.0.1:0"
-[engine]
-skip_git_config = true
-[events]
-store_dir = "`+filepath.Join(dir, "events")+`"
-[runtime.local]
-agent_binary = "`+agent+`"
-`)
-	first := startServe(t, corral, cfg)
+	r := newRig(t, "local", rigOpts{})
+	first := r.serve()
 	code, b := first.do("POST", "api/sessions", `{"runtime":"local"}`)
 	if code != 201 {
 		t.Fatalf("create = %d %s", code, b)
@@ -218,7 +204,7 @@ agent_binary = "`+agent+`"
 
 	// A second server on the same store while the first holds it is
 	// refused; here the first is gone, so the restart takes the store.
-	second := startServe(t, corral, cfg)
+	second := r.serve()
 	obs := second.observationOf(sid, inflight)
 	if obs.Observation != "run" || !strings.Contains(obs.Content, "finished-while-down") {
 		t.Fatalf("in-flight action answered with %+v, want its real output", obs)
@@ -245,21 +231,9 @@ agent_binary = "`+agent+`"
 }
 
 func TestSecondServeOnTheSameStoreIsRefusedNamingTheHolder(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts real serve processes; skipped in -short mode")
-	}
-	dir := t.TempDir()
-	corral, agent := buildCorral(t, dir)
-	cfg := writeServeConfig(t, `
-[server]
-listen = "127.0.0.1:0"
-[events]
-store_dir = "`+filepath.Join(dir, "events")+`"
-[runtime.local]
-agent_binary = "`+agent+`"
-`)
-	first := startServe(t, corral, cfg)
-	out, err := exec.Command(corral, "serve", "--config", cfg).CombinedOutput()
+	r := newRig(t, "local", rigOpts{})
+	first := r.serve()
+	out, err := exec.Command(r.corral, "serve", "--config", r.cfg).CombinedOutput()
 	if err == nil {
 		t.Fatalf("second serve on the same store started: %s", out)
 	}
@@ -270,28 +244,9 @@ agent_binary = "`+agent+`"
 }
 
 func TestStoppedSessionStartsAgainKeepingItsEventIDs(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a real serve process; skipped in -short mode")
-	}
-	dir := t.TempDir()
-	corral, agent := buildCorral(t, dir)
-	cfg := writeServeConfig(t, `
-[server]
-listen = "127.0.0.1:0"
-[engine]
-skip_git_config = true
-[events]
-store_dir = "`+filepath.Join(dir, "events")+`"
-[runtime.local]
-agent_binary = "`+agent+`"
-`)
-	p := startServe(t, corral, cfg)
-	code, b := p.do("POST", "api/sessions", `{"runtime":"local"}`)
-	if code != 201 {
-		t.Fatalf("create = %d %s", code, b)
-	}
-	var s struct{ ID string }
-	_ = json.Unmarshal(b, &s)
+	r := newRig(t, "local", rigOpts{})
+	p := r.serve()
+	s := struct{ ID string }{r.create(p)}
 	p.waitRunning(s.ID)
 	firstID := p.submit(s.ID, "echo one")
 	p.observationOf(s.ID, firstID)
