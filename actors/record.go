@@ -30,6 +30,10 @@ type sessionRecord struct {
 	Handle   *runtimes.Handle `json:"handle,omitempty"`
 	SetupFor string           `json:"setup_for,omitempty"`
 	Restarts int              `json:"restarts,omitempty"`
+
+	// lastActivity is when its events were last written (not stored in
+	// the record: the event log's own time says it).
+	lastActivity time.Time
 }
 
 const recordVersion = 1
@@ -40,7 +44,14 @@ func (r *sessionRecord) ended() bool { return r.State == StateStopped || r.State
 
 func (r *sessionRecord) info() SessionInfo {
 	return SessionInfo{ID: r.Spec.ID, Runtime: r.Spec.Runtime, State: r.State, Workspace: r.Spec.Workspace,
-		Image: r.Spec.Image, Created: r.Created, Error: r.Error, Handle: r.Handle, Restarts: r.Restarts}
+		Image: r.Spec.Image, Created: r.Created, LastActivity: r.lastActivityOrCreated(), Error: r.Error, Handle: r.Handle, Restarts: r.Restarts}
+}
+
+func (r *sessionRecord) lastActivityOrCreated() time.Time {
+	if r.lastActivity.After(r.Created) {
+		return r.lastActivity
+	}
+	return r.Created
 }
 
 // loadRecords reads the record of every session in the store. Sessions with
@@ -57,7 +68,7 @@ func loadRecords(store *eventbus.Store) (map[string]*sessionRecord, []error) {
 	for _, sid := range ids {
 		data, err := store.LoadMeta(sid)
 		if errors.Is(err, fs.ErrNotExist) {
-			out[sid] = &sessionRecord{Version: recordVersion, Spec: SessionSpec{ID: sid}, State: StateStopped}
+			out[sid] = &sessionRecord{Version: recordVersion, Spec: SessionSpec{ID: sid}, State: StateStopped, lastActivity: store.LastWrite(sid)}
 			continue
 		}
 		if err != nil {
@@ -74,6 +85,7 @@ func loadRecords(store *eventbus.Store) (map[string]*sessionRecord, []error) {
 			continue
 		}
 		rec.Spec.ID = sid
+		rec.lastActivity = store.LastWrite(sid)
 		out[sid] = &rec
 	}
 	return out, errs

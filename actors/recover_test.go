@@ -197,3 +197,31 @@ func describeAll(evs []*eventbus.Event) string {
 	}
 	return b.String()
 }
+
+func TestAStoppedSessionKeepsItsTimesAcrossARestart(t *testing.T) {
+	dir := t.TempDir()
+	first := durableEngine(t, dir, local.NewInProcess(local.InProcessTempDir(t.TempDir())), testConfig())
+	sid := startSession(t, first, SessionSpec{Image: "img:1"})
+	ctx := ctxT(t)
+	time.Sleep(20 * time.Millisecond) // activity later than creation, at ms resolution
+	if _, _, err := first.Run(ctx, sid, cmd("true")); err != nil {
+		t.Fatal(err)
+	}
+	before, err := first.Stop(ctx, sid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	detachAndReopen(t, first)
+
+	second := durableEngine(t, dir, local.NewInProcess(local.InProcessTempDir(t.TempDir())), testConfig())
+	got, err := second.Get(ctx, sid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State != StateStopped || got.Runtime != "cli" || got.Image != "img:1" || !got.Created.Equal(before.Created) {
+		t.Fatalf("after a restart: %+v, want STOPPED cli img:1 created %v", got, before.Created)
+	}
+	if !got.LastActivity.After(got.Created) {
+		t.Fatalf("last activity %v is not after creation %v", got.LastActivity, got.Created)
+	}
+}

@@ -202,7 +202,7 @@ func (s *sessionActor) Receive(ctx actor.Context) {
 
 func (s *sessionActor) started(ctx actor.Context) {
 	s.state = StateStarting
-	s.lastActivity = s.rec.Created
+	s.lastActivity = s.rec.lastActivityOrCreated()
 	s.awaiting = map[int64]*eventbus.Event{}
 	s.ctlWaiters = map[actorpb.ControlOp][]*actor.PID{}
 	s.obsWaiters = map[int64]obsWaiter{}

@@ -149,6 +149,20 @@ func ValidateSessionID(id string) error {
 
 func (st *Store) path(sid string) string { return filepath.Join(st.dir, sid+logExt) }
 
+// LastWrite is when session sid's events were last written (the log
+// file's modification time): the session's last activity, without reading
+// its events. Zero when it has none.
+func (st *Store) LastWrite(sid string) time.Time {
+	if ValidateSessionID(sid) != nil {
+		return time.Time{}
+	}
+	fi, err := os.Stat(st.path(sid))
+	if err != nil {
+		return time.Time{}
+	}
+	return fi.ModTime().UTC()
+}
+
 // Open opens (creating if needed) the stream of session sid. A torn or
 // corrupt tail left by a crash is truncated and reported by
 // Stream.Recovered. A session can be open once at a time; Close the stream
