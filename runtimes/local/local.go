@@ -683,6 +683,10 @@ func (b *Backend) refillLocked(delay time.Duration) {
 				select {
 				case <-time.After(delay):
 				case <-b.ctx.Done():
+				}
+				// Close may have begun while this waited (select picks
+				// either case when both are ready): then start nothing.
+				if b.ctx.Err() != nil {
 					b.mu.Lock()
 					b.filling--
 					b.mu.Unlock()
