@@ -502,14 +502,30 @@ func TestClientReportsOutputLostWhileDisconnected(t *testing.T) {
 	p := startProxy(t, a.addr)
 	var lost uint64
 	gaps := 0
-	c := dial(t, p.addr(), WithBackoff(800*time.Millisecond, 800*time.Millisecond),
+	c := dial(t, p.addr(), WithBackoff(100*time.Millisecond, 100*time.Millisecond),
 		WithGapHandler(func(id string, n uint64) { gaps++; lost += n }))
-	cmd := `echo first; sleep 0.3; head -c 300000 /dev/zero | tr '\0' x`
+	// The big output starts only once the client is cut off, and the client
+	// can come back only once it has ended, so far more than the agent's
+	// 64 KiB chunk buffer is produced while nobody listens, however slow the
+	// machine.
+	dir := t.TempDir()
+	away, written := filepath.Join(dir, "away"), filepath.Join(dir, "written")
+	cmd := fmt.Sprintf(`echo first; while [ ! -e %s ]; do sleep 0.01; done; head -c 300000 /dev/zero | tr '\0' x; touch %s`, away, written)
 	var streamed int
 	var once sync.Once
 	obs, err := c.Execute(context.Background(), "", runAction(cmd), func(seq uint64, d []byte) {
 		streamed += len(d)
-		once.Do(func() { go p.cut() }) // the big output happens while the client is away
+		once.Do(func() {
+			p.refuse(true)
+			p.cut()
+			if err := os.WriteFile(away, nil, 0o600); err != nil {
+				t.Error(err)
+			}
+			go func() {
+				_ = waitFor(time.Minute, func() bool { _, err := os.Stat(written); return err == nil })
+				p.refuse(false)
+			}()
+		})
 	})
 	if err != nil {
 		t.Fatal(err)

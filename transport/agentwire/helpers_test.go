@@ -346,14 +346,16 @@ func marshalAction(t testing.TB, cmd string) json.RawMessage {
 }
 
 // proxy is a TCP forwarder the test controls: it can cut every connection
-// (the client sees a reset) or stall (forward nothing, answer nothing).
+// (the client sees a reset), stall (forward nothing, answer nothing) or
+// refuse (close every new connection at once, as a host that is unreachable).
 type proxy struct {
-	ln      net.Listener
-	target  string
-	mu      sync.Mutex
-	conns   []net.Conn
-	stalled bool
-	wg      sync.WaitGroup
+	ln       net.Listener
+	target   string
+	mu       sync.Mutex
+	conns    []net.Conn
+	stalled  bool
+	refusing bool
+	wg       sync.WaitGroup
 }
 
 func startProxy(t testing.TB, target string) *proxy {
@@ -378,6 +380,11 @@ func (p *proxy) accept() {
 			return
 		}
 		p.mu.Lock()
+		if p.refusing {
+			p.mu.Unlock()
+			c.Close()
+			continue
+		}
 		p.conns = append(p.conns, c)
 		stalled := p.stalled
 		p.mu.Unlock()
@@ -432,6 +439,13 @@ func (p *proxy) cut() {
 		c.Close()
 	}
 	p.conns = nil
+}
+
+// refuse makes new connections fail (on) or pass again (off).
+func (p *proxy) refuse(on bool) {
+	p.mu.Lock()
+	p.refusing = on
+	p.mu.Unlock()
 }
 
 func (p *proxy) stall() {
