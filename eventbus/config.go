@@ -15,10 +15,14 @@ type SyncPolicy string
 
 // Sync policies.
 const (
-	// SyncAlways fsyncs every commit group before acknowledging it.
+	// SyncAlways syncs every commit group before acknowledging it.
 	SyncAlways SyncPolicy = "always"
-	// SyncBatch fsyncs at most once per Config.SyncMaxDelay; acknowledgements
-	// wait for the fsync that covers them.
+	// SyncBatch is leader/follower group commit: the committer syncs at once
+	// when no sync is in flight, and the appends that arrive while one is
+	// share the next sync; acknowledgements wait for the sync that covers
+	// them. A lone writer never waits for a timer (one fdatasync per
+	// append), so "batch" is never slower than "always"; today the two run
+	// the same protocol, and "batch" names the intent.
 	SyncBatch SyncPolicy = "batch"
 	// SyncNever never fsyncs; an append is acknowledged once written to the
 	// OS (it survives a process crash, not a machine crash).
@@ -60,8 +64,10 @@ type Config struct {
 	// covers every session written since the last one; default on Linux)
 	// or "fsync" (each session file fsynced on its own).
 	SyncMethod SyncMethod `toml:"sync_method"`
-	// SyncMaxDelay bounds how long a "batch" append waits for its fsync, and
-	// so how often fsync runs (a duration string such as "2ms"; default 2ms).
+	// SyncMaxDelay is accepted (a duration string such as "2ms", > 0 and
+	// <= 1s) so existing configurations load, but no longer delays anything:
+	// group commit batches what arrives during a sync instead of waiting a
+	// timer, which made a lone writer wait sync_max_delay on every append.
 	SyncMaxDelay time.Duration `toml:"sync_max_delay"`
 	// SubscriberBuffer is how many events a live subscriber may fall behind
 	// before its subscription ends with an overflow error (default 1024).

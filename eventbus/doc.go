@@ -9,8 +9,10 @@
 //   - assigns ids from 0 without gaps (Append), sets missing timestamps,
 //     masks secrets (SetSecrets/UpdateSecrets) before anything is persisted
 //     or delivered, and acknowledges an event only once it is durable per
-//     Config.Sync ("always", "batch", "never"), using group commit: one
-//     write and at most one fsync for all appends that arrive together;
+//     Config.Sync ("always", "batch", "never"), using leader/follower
+//     group commit: the committer writes and syncs at once when no sync is
+//     in flight, and everything that arrives while one is shares the next
+//     write(2) and sync, so a lone writer never waits for a timer;
 //   - delivers events to subscribers from any id (Subscribe): stored events
 //     first, then live ones, with no gap and no duplicate at the seam. Each
 //     subscriber has a bounded buffer; one that falls behind is dropped with

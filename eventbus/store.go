@@ -92,7 +92,7 @@ func OpenStore(cfg Config, opts ...StoreOption) (st *Store, err error) {
 		return nil, err
 	}
 	if cfg.SyncMethod == SyncMethodSyncfs && cfg.Sync != SyncNever {
-		if s.syncer, err = newStoreSyncer(dir, cfg.Sync, cfg.SyncMaxDelay); err != nil {
+		if s.syncer, err = newStoreSyncer(dir); err != nil {
 			return nil, err
 		}
 	}
@@ -180,7 +180,7 @@ func (st *Store) Open(sid string) (*Stream, error) {
 		return nil, fmt.Errorf("eventbus: session %q is already open in this store; share its *Stream or Close it first", sid)
 	}
 	s := &Stream{sid: sid, cfg: st.cfg, logger: st.logger, all: map[*Subscription]struct{}{}}
-	l, err := openLog(st.path(sid), st.cfg.Sync, st.cfg.SyncMaxDelay, st.syncer, st.logger.With("session", sid), s.deliver)
+	l, err := openLog(st.path(sid), st.cfg.Sync, st.syncer, st.logger.With("session", sid), s.deliver)
 	if err != nil {
 		return nil, err
 	}

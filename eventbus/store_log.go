@@ -14,7 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
-	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // On-disk format of one session's log (one file per session):
@@ -79,16 +80,19 @@ type commitGroup struct {
 // nothing is pending; the others just wait for their group. No goroutine of
 // its own, and no hand-off on the single-writer path.
 type eventLog struct {
-	path     string
-	policy   SyncPolicy
-	maxDelay time.Duration
-	logger   *slog.Logger
+	path   string
+	policy SyncPolicy
+	logger *slog.Logger
 	// onDurable is called by the writer, in id order, after a group is
 	// durable per the policy. It must not block.
 	onDurable func([]record)
 	// syncer, if set, makes written groups durable store-wide (syncfs)
 	// instead of an fsync of this file (sync_method).
 	syncer *storeSyncer
+
+	// syncFile makes this file's writes durable: fdatasync unless a test
+	// replaced it.
+	syncFile func() error
 
 	wf *os.File // append handle (also holds the flock)
 	rf *os.File // read handle for ReadAt; safe for concurrent use
@@ -98,7 +102,6 @@ type eventLog struct {
 	pending   *commitGroup // group being filled
 	writing   bool         // an appender is acting as the writer (leader)
 	idle      *sync.Cond   // signalled when writing becomes false
-	lastSync  time.Time    // when the writer last fsynced (batch policy)
 	syncs     atomic.Int64 // fsyncs done by writers (benchmarks)
 	closing   bool
 	broken    error   // set when the file can no longer be trusted for writes
@@ -113,7 +116,7 @@ type eventLog struct {
 var errLogClosed = errors.New("eventbus: stream is closed")
 
 // openLog opens or creates the log at path, recovering a torn tail.
-func openLog(path string, policy SyncPolicy, maxDelay time.Duration, syncer *storeSyncer, logger *slog.Logger, onDurable func([]record)) (*eventLog, error) {
+func openLog(path string, policy SyncPolicy, syncer *storeSyncer, logger *slog.Logger, onDurable func([]record)) (*eventLog, error) {
 	wf, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("eventbus: open event log %s: %w", path, err)
@@ -123,7 +126,7 @@ func openLog(path string, policy SyncPolicy, maxDelay time.Duration, syncer *sto
 		return nil, fmt.Errorf("eventbus: event log %s is in use by another process or stream (flock: %w); close the other user first", path, err)
 	}
 	l := &eventLog{
-		path: path, policy: policy, maxDelay: maxDelay, logger: logger, onDurable: onDurable,
+		path: path, policy: policy, logger: logger, onDurable: onDurable,
 		wf: wf, syncer: syncer,
 		nextID: 0,
 	}
@@ -138,6 +141,7 @@ func openLog(path string, policy SyncPolicy, maxDelay time.Duration, syncer *sto
 	}
 	l.rf = rf
 	l.idle = sync.NewCond(&l.mu)
+	l.syncFile = l.fdatasync
 	if _, err := wf.Seek(l.size, io.SeekStart); err != nil {
 		wf.Close()
 		rf.Close()
@@ -362,7 +366,6 @@ func (l *eventLog) leadLocked() bool {
 func (l *eventLog) drive() {
 	var unsynced []*commitGroup
 	var end int64 // file size including written but unpublished groups
-	var firstWrite time.Time
 	// writePending writes the group being filled, if any; false on failure.
 	writePending := func() bool {
 		l.mu.Lock()
@@ -381,9 +384,6 @@ func (l *eventLog) drive() {
 			return false
 		}
 		end += int64(len(g.buf))
-		if len(unsynced) == 0 {
-			firstWrite = time.Now()
-		}
 		unsynced = append(unsynced, g)
 		return true
 	}
@@ -402,19 +402,12 @@ func (l *eventLog) drive() {
 			l.mu.Unlock()
 			continue
 		}
-		if l.policy == SyncBatch && l.syncer == nil {
-			// At most one fsync per maxDelay, and each fsync covers what
-			// arrived during a window of up to maxDelay after the group's
-			// first write: waiting lets concurrent appends share the fsync,
-			// which is what bounds throughput when many sessions sync at
-			// once (acks wait too, so nothing is acknowledged early).
-			if wait := max(l.maxDelay-time.Since(l.lastSync), l.maxDelay-time.Since(firstWrite)); wait > 0 {
-				time.Sleep(wait)
-				if !writePending() {
-					continue
-				}
-			}
-		}
+		// Leader/follower group commit, for "always" and "batch" alike: the
+		// leader syncs at once what it has written; appends that arrive
+		// while it syncs are framed into the next group and share the next
+		// sync. A lone sequential writer therefore never waits for a timer
+		// (one write and one fdatasync per append, like a raw log), and
+		// concurrent writers batch exactly what piles up during one sync.
 		if l.policy != SyncNever {
 			if err := l.sync(); err != nil {
 				l.fail(unsynced, err)
@@ -427,20 +420,26 @@ func (l *eventLog) drive() {
 	}
 }
 
-// sync makes everything written so far durable: by waiting for the
-// store-wide syncfs that covers it (the syncer batches across sessions and,
-// for "batch", does the waiting for more writers), or by fsyncing the file.
+// sync makes everything written so far durable: through the store-wide
+// syncer (one syncfs for every session that wrote during the previous sync,
+// or this file's fdatasync when it wrote alone), or by fdatasyncing the
+// file.
 func (l *eventLog) sync() error {
 	if l.syncer != nil {
-		if err := l.syncer.wait(); err != nil {
+		if err := l.syncer.wait(l.syncFile); err != nil {
 			return fmt.Errorf("eventbus: make writes to %s durable: %w", l.path, err)
 		}
 		return nil
 	}
-	if err := l.wf.Sync(); err != nil {
-		return fmt.Errorf("eventbus: fsync %s: %w", l.path, err)
+	return l.syncFile()
+}
+
+// fdatasync syncs the file's data and size (which an append changes), not
+// the timestamps fsync would also write back.
+func (l *eventLog) fdatasync() error {
+	if err := unix.Fdatasync(int(l.wf.Fd())); err != nil {
+		return fmt.Errorf("eventbus: fdatasync %s: %w", l.path, err)
 	}
-	l.lastSync = time.Now()
 	l.syncs.Add(1)
 	return nil
 }

@@ -5,7 +5,6 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -33,19 +32,20 @@ import (
 // that finds no sync running becomes the leader, and when its round is done
 // it promotes one waiter of the next round, if any, to lead that one.
 type storeSyncer struct {
-	dir      *os.File // the store directory; syncfs target
-	policy   SyncPolicy
-	maxDelay time.Duration
+	dir *os.File // the store directory; syncfs target
 
 	// syncFn performs one sync; the real syncfs unless a test replaced it.
 	syncFn func() error
-	// syncs counts completed sync calls (tests, benchmarks).
+	// syncs counts completed syncfs calls (tests, benchmarks); a round's
+	// own fdatasync is counted by its log.
 	syncs atomic.Int64
+	// onRound, if set (tests), is called by each round's leader with the
+	// number of writers the round covers, before it syncs.
+	onRound func(waiters int)
 
-	mu       sync.Mutex
-	cur      *syncRound // round collecting waiters, nil if none
-	leading  bool       // a waiter is acting as leader
-	lastSync time.Time
+	mu      sync.Mutex
+	cur     *syncRound // round collecting waiters, nil if none
+	leading bool       // a waiter is acting as leader
 }
 
 // syncRound is the set of waiters covered by one sync call.
@@ -53,13 +53,16 @@ type syncRound struct {
 	done    chan struct{} // closed when the sync returned; err is then set
 	promote chan struct{} // one receive hands this round's leadership over
 	err     error
+	waiters int // writers covered by this round
+	// own is the last joining writer's own sync; used when waiters == 1.
+	own func() error
 }
 
 // minSyncfsKernel is the first Linux release whose syncfs reports writeback
 // errors.
 const minSyncfsKernel = "5.8"
 
-func newStoreSyncer(dir string, policy SyncPolicy, maxDelay time.Duration) (*storeSyncer, error) {
+func newStoreSyncer(dir string) (*storeSyncer, error) {
 	if err := checkSyncfsKernel(); err != nil {
 		return nil, err
 	}
@@ -67,7 +70,7 @@ func newStoreSyncer(dir string, policy SyncPolicy, maxDelay time.Duration) (*sto
 	if err != nil {
 		return nil, fmt.Errorf("eventbus: open store_dir %s for syncfs: %w", dir, err)
 	}
-	s := &storeSyncer{dir: f, policy: policy, maxDelay: maxDelay}
+	s := &storeSyncer{dir: f}
 	s.syncFn = func() error {
 		if err := unix.Syncfs(int(f.Fd())); err != nil {
 			return fmt.Errorf("eventbus: syncfs on the filesystem of %s: %w", dir, err)
@@ -96,13 +99,18 @@ func checkSyncfsKernel() error {
 
 // wait returns once a sync that started after the call has completed, with
 // that sync's error. The caller must have finished its write(2) first.
-func (s *storeSyncer) wait() error {
+// own syncs just the caller's file (fdatasync): a round with a single
+// writer uses it instead of syncfs, which costs more because it covers the
+// whole filesystem; syncfs pays off only when it replaces several syncs.
+func (s *storeSyncer) wait(own func() error) error {
 	s.mu.Lock()
 	r := s.cur
 	if r == nil {
 		r = &syncRound{done: make(chan struct{}), promote: make(chan struct{}, 1)}
 		s.cur = r
 	}
+	r.waiters++
+	r.own = own
 	lead := !s.leading
 	if lead {
 		s.leading = true
@@ -120,29 +128,30 @@ func (s *storeSyncer) wait() error {
 	return r.err
 }
 
-// lead runs one round: for "batch" it first waits until sync_max_delay has
-// passed since the previous sync started (so more writers join the round), then
-// closes the round to newcomers, syncs and releases its waiters. It hands
+// lead runs one round at once: it closes the round to newcomers, syncs and
+// releases its waiters. Writers that arrive during the sync form the next
+// round, whose leader is promoted as soon as this sync returns, so a lone
+// writer never waits for a timer and concurrent writers share exactly what
+// piles up during one sync ("always" and "batch" alike). It hands
 // leadership to a waiter of the next round, or gives it up.
 func (s *storeSyncer) lead() {
-	if s.policy == SyncBatch {
-		s.mu.Lock()
-		wait := s.maxDelay - time.Since(s.lastSync)
-		s.mu.Unlock()
-		if wait > 0 {
-			time.Sleep(wait)
-		}
-	}
 	s.mu.Lock()
 	r := s.cur
 	s.cur = nil
-	// Measured from the start of a sync: when a sync takes longer than
-	// sync_max_delay (syncfs under load often does), the next round starts
-	// right away, with whatever was written meanwhile.
-	s.lastSync = time.Now()
+	// Closed to newcomers now, so waiters and own are final.
+	sync, shared := s.syncFn, true
+	if r.waiters == 1 && r.own != nil {
+		sync, shared = r.own, false
+	}
+	hook := s.onRound
 	s.mu.Unlock()
-	err := s.syncFn()
-	s.syncs.Add(1)
+	if hook != nil {
+		hook(r.waiters)
+	}
+	err := sync()
+	if shared {
+		s.syncs.Add(1)
+	}
 	s.mu.Lock()
 	r.err = err
 	close(r.done)
@@ -152,6 +161,16 @@ func (s *storeSyncer) lead() {
 		s.leading = false
 	}
 	s.mu.Unlock()
+}
+
+// queued returns how many writers wait for the next round (tests).
+func (s *storeSyncer) queued() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cur == nil {
+		return 0
+	}
+	return s.cur.waiters
 }
 
 func (s *storeSyncer) close() error {

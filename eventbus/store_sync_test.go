@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -120,41 +121,72 @@ func TestConcurrentBatchAppendsOver20SessionsAreReadableAfterReopen(t *testing.T
 	}
 }
 
-func TestSyncfsSharesSyncsAcrossSessions(t *testing.T) {
+// TestSyncfsSyncsAtOnceAndBatchesWhatArrivesDuringASync pins the
+// leader/follower protocol without relying on timing: the first round is
+// held until every other session has written and queued for the next one,
+// so exactly two rounds cover all 20 sessions (the first, alone, with its
+// file's fdatasync; the second with one syncfs); and a lone writer gets one
+// fdatasync of its own file per append (it never waits for company).
+func TestSyncfsSyncsAtOnceAndBatchesWhatArrivesDuringASync(t *testing.T) {
 	checkLeaks(t)
-	cases := []struct {
-		policy SyncPolicy
-		// maxSyncsPerEvent bounds syncs/events. "batch" waits up to
-		// sync_max_delay (set to 20ms here) for all 20 sessions to join a
-		// round; "always" adds no delay, so it shares only what happens to
-		// be in flight and the bound is looser.
-		maxSyncsPerEvent float64
-	}{
-		{SyncBatch, 0.2},
-		{SyncAlways, 0.5},
-	}
-	for _, tc := range cases {
-		t.Run(string(tc.policy), func(t *testing.T) {
+	for _, policy := range []SyncPolicy{SyncBatch, SyncAlways} {
+		t.Run(string(policy), func(t *testing.T) {
 			st, _ := newTestStore(t, func(c *Config) {
-				c.Sync = tc.policy
+				c.Sync = policy
 				c.SyncMethod = SyncMethodSyncfs
-				c.SyncMaxDelay = 20 * time.Millisecond
+				c.SyncMaxDelay = time.Second // must not matter: no timer
 			})
 			streams := openSessions(t, st, 20)
-			before := st.syncCount(streams...)
-			if _, err := appendConcurrently(streams, 2, 10); err != nil {
-				t.Fatal(err)
-			}
-			const events = 20 * 2 * 10
-			syncs := st.syncCount(streams...) - before
-			t.Logf("%d sync calls for %d events", syncs, events)
-			if syncs == 0 || float64(syncs) > tc.maxSyncsPerEvent*events {
-				t.Fatalf("%d sync calls for %d events across 20 sessions, want 1 to %.0f (one syncfs covers every session)", syncs, events, tc.maxSyncsPerEvent*events)
-			}
-			for _, s := range streams {
-				if n := s.log.syncs.Load(); n != 0 {
-					t.Fatalf("session %s fsynced its own file %d times under sync_method syncfs", s.SessionID(), n)
+			var mu sync.Mutex
+			var rounds []int
+			first := make(chan struct{})
+			st.syncer.mu.Lock()
+			st.syncer.onRound = func(waiters int) {
+				mu.Lock()
+				rounds = append(rounds, waiters)
+				n := len(rounds)
+				mu.Unlock()
+				if n == 1 {
+					close(first)
+					// Hold the first sync until the 19 other sessions wait
+					// for the next round (a state, not a duration).
+					for st.syncer.queued() < len(streams)-1 {
+						runtime.Gosched()
+					}
 				}
+			}
+			st.syncer.mu.Unlock()
+			before := st.syncCount(streams...)
+			errs := make(chan error, len(streams))
+			go func() { _, err := streams[0].Append(context.Background(), runObs(0, 0)); errs <- err }()
+			<-first
+			for _, s := range streams[1:] {
+				go func() { _, err := s.Append(context.Background(), runObs(0, 0)); errs <- err }()
+			}
+			for range streams {
+				if err := <-errs; err != nil {
+					t.Fatal(err)
+				}
+			}
+			mu.Lock()
+			got := fmt.Sprint(rounds)
+			mu.Unlock()
+			if got != "[1 19]" {
+				t.Fatalf("sync rounds covered %s writers, want [1 19]", got)
+			}
+			if n := st.syncCount(streams...) - before; n != 2 {
+				t.Fatalf("%d sync calls, want 2 (an fdatasync, then one syncfs for 19 sessions)", n)
+			}
+			if n := streams[0].log.syncs.Load(); n != 1 {
+				t.Fatalf("the first session fdatasynced %d times, want 1 (it synced alone)", n)
+			}
+			before = st.syncCount(streams...)
+			for i := 0; i < 5; i++ {
+				mustAppend(t, streams[1], runObs(0, i))
+			}
+			if n := streams[1].log.syncs.Load(); n != 5 || st.syncCount(streams...)-before != 5 {
+				t.Fatalf("a lone writer's 5 sequential appends took %d fdatasyncs of its file (%d syncs in all), want 5 and 5",
+					n, st.syncCount(streams...)-before)
 			}
 		})
 	}
@@ -181,6 +213,10 @@ func TestSyncfsFailureFailsEveryWaiterAndKeepsEarlierEvents(t *testing.T) {
 		sizes = append(sizes, s.log.size)
 	}
 	real := setSyncFn(st, func() error { return fmt.Errorf("eventbus: syncfs (injected): %w", syscall.EIO) })
+	// A round with one writer fdatasyncs that writer's file instead.
+	for _, s := range streams {
+		s.log.syncFile = func() error { return fmt.Errorf("eventbus: fdatasync (injected): %w", syscall.EIO) }
+	}
 	_, err := appendConcurrently(streams, 2, 3)
 	if err == nil {
 		t.Fatal("appends were acknowledged although every sync failed")
@@ -207,6 +243,7 @@ func TestSyncfsFailureFailsEveryWaiterAndKeepsEarlierEvents(t *testing.T) {
 	}
 	setSyncFn(st, real)
 	for _, s := range streams {
+		s.log.syncFile = s.log.fdatasync
 		if got := mustAppend(t, s, runObs(0, 5)); got.ID != 5 {
 			t.Fatalf("append after the failure got id %d, want 5 (ids stay gap-free)", got.ID)
 		}
