@@ -443,6 +443,9 @@ func (e *Engine) History(ctx context.Context, sid string, fromID int64) ([]*even
 	if err = r.err; !errors.Is(err, ErrNotRunning) && !errors.Is(err, ErrNotFound) {
 		return r.items, err
 	}
+	if errors.Is(err, ErrNotFound) && e.store.LastWrite(sid).IsZero() {
+		return nil, err // no log: opening one would create it (a deleted session would reappear)
+	}
 	st, oerr := e.store.Open(sid)
 	if oerr != nil {
 		if errors.Is(err, ErrNotFound) {

@@ -104,6 +104,8 @@ func (m *managerActor) Receive(ctx actor.Context) {
 		}
 	case *actorpb.ListSessions:
 		ctx.Respond(&actorpb.ListSessionsReply{Sessions: m.list()})
+	case *forgetSession:
+		m.forget(ctx, msg) // Engine.Delete
 	case *actorpb.AcquireStartPermit:
 		m.acquire(ctx, msg)
 	case *actorpb.ReleaseStartPermit:
