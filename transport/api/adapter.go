@@ -57,7 +57,7 @@ func mapErr(err error) error {
 func toSession(info actors.SessionInfo) Session {
 	return Session{ID: info.ID, Status: info.State, Backend: info.Runtime, RuntimeStatus: info.RuntimeStatus,
 		Image: info.Image, Workspace: info.Workspace, Created: info.Created.UTC(), LastActivity: info.LastActivity.UTC(),
-		QueuePosition: info.QueuePosition, Restarts: info.Restarts, Error: info.Error}
+		QueuePosition: info.QueuePosition, Restarts: info.Restarts, Error: info.Error, Node: nodeOf(info)}
 }
 
 func sessionResult(info actors.SessionInfo, err error) (Session, error) {

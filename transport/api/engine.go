@@ -103,6 +103,7 @@ type Session struct {
 	ID            string    `json:"id"`
 	Status        string    `json:"status"` // QUEUED, STARTING, RUNNING, PAUSED, STOPPING, STOPPED, ERROR
 	Backend       string    `json:"backend"`
+	Node          string    `json:"node,omitempty"`           // host the sandbox runs on (remote host name, else this server's)
 	RuntimeStatus string    `json:"runtime_status,omitempty"` // last STATUS$... id
 	Image         string    `json:"image,omitempty"`
 	Workspace     string    `json:"workspace,omitempty"`

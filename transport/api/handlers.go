@@ -121,10 +121,6 @@ func (s *Server) getSession(w http.ResponseWriter, r *http.Request) {
 	s.sessionCall(w, r, "get session", s.eng.GetSession)
 }
 
-func (s *Server) deleteSession(w http.ResponseWriter, r *http.Request) {
-	s.sessionCall(w, r, "delete session", s.eng.DeleteSession)
-}
-
 func (s *Server) startSession(w http.ResponseWriter, r *http.Request) {
 	s.sessionCall(w, r, "start session", s.eng.StartSession)
 }
