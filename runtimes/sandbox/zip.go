@@ -197,12 +197,30 @@ func (x *Executor) extractOne(f *zip.File, target string, budget int64) (int64, 
 	return n, nil
 }
 
+// SingleFileComment is the comment of an archive DownloadZip made of a
+// single file (not a directory). It lets a reader of the archive (the public
+// API) serve that file as itself, which the entry alone cannot say: a
+// directory holding one file of its own name gives the same entry.
+const SingleFileComment = "corral: the download path is this one file"
+
+// SingleFile returns the file of an archive DownloadZip made of a single
+// file, and false for a directory's archive (or any other zip).
+func SingleFile(zr *zip.Reader) (*zip.File, bool) {
+	if zr.Comment != SingleFileComment || len(zr.File) != 1 {
+		return nil, false
+	}
+	return zr.File[0], true
+}
+
 // DownloadZip writes a zip of the files under path to w, as OpenHands'
-// /download_files does: path must be absolute and exist; entries are
-// relative to path; only directories are walked, so a single file yields an
-// empty archive; symlinked directories are not followed, dangling symlinks
-// are skipped. The packed bytes are limited by WithMaxTransferBytes. On an
-// error part of the archive may already have been written.
+// /download_files does: path must be absolute and exist (a missing path is
+// an error that wraps fs.ErrNotExist); entries are relative to path;
+// symlinked directories are not followed, dangling symlinks are skipped.
+// A single file yields an archive holding it under its base name, marked
+// with SingleFileComment (OpenHands walks directories only and sends an
+// empty archive, losing the file). The packed bytes are limited by
+// WithMaxTransferBytes. On an error part of the archive may already have
+// been written.
 func (x *Executor) DownloadZip(w io.Writer, root string) error {
 	if !filepath.IsAbs(root) {
 		return fmt.Errorf("download path must be an absolute path, got %q", root)
@@ -210,7 +228,7 @@ func (x *Executor) DownloadZip(w io.Writer, root string) error {
 	st, err := os.Stat(root)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("download path %s does not exist", root)
+			return fmt.Errorf("download path %s: %w", root, fs.ErrNotExist)
 		}
 		return fmt.Errorf("download %s: %w", root, err)
 	}
@@ -219,40 +237,59 @@ func (x *Executor) DownloadZip(w io.Writer, root string) error {
 	}
 	zw := zip.NewWriter(w)
 	if st.IsDir() {
-		var total int64
-		err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if d.IsDir() {
-				return nil
-			}
-			fst, err := os.Stat(p) // follows file symlinks like zipfile.write
-			if err != nil {
-				return nil
-			}
-			if fst.IsDir() {
-				return nil // symlink to a directory: os.walk does not descend
-			}
-			if err := x.access.check(p, accessRead); err != nil {
-				return err
-			}
-			total += fst.Size()
-			if total > x.cfg.maxTransfer {
-				return fmt.Errorf("download of %s exceeds the limit of %d bytes", root, x.cfg.maxTransfer)
-			}
-			rel, _ := filepath.Rel(root, p)
-			return addZipFile(zw, p, filepath.ToSlash(rel), fst)
-		})
-		if err != nil {
-			zw.Close()
-			return fmt.Errorf("download %s: %w", root, err)
-		}
+		err = x.zipDir(zw, root)
+	} else {
+		err = x.zipOneFile(zw, root, st)
+	}
+	if err != nil {
+		zw.Close()
+		return fmt.Errorf("download %s: %w", root, err)
 	}
 	if err := zw.Close(); err != nil {
 		return fmt.Errorf("download %s: finish zip: %w", root, err)
 	}
 	return nil
+}
+
+func (x *Executor) zipDir(zw *zip.Writer, root string) error {
+	var total int64
+	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		fst, err := os.Stat(p) // follows file symlinks like zipfile.write
+		if err != nil {
+			return nil
+		}
+		if fst.IsDir() {
+			return nil // symlink to a directory: os.walk does not descend
+		}
+		if err := x.access.check(p, accessRead); err != nil {
+			return err
+		}
+		total += fst.Size()
+		if total > x.cfg.maxTransfer {
+			return fmt.Errorf("download of %s exceeds the limit of %d bytes", root, x.cfg.maxTransfer)
+		}
+		rel, _ := filepath.Rel(root, p)
+		return addZipFile(zw, p, filepath.ToSlash(rel), fst)
+	})
+}
+
+func (x *Executor) zipOneFile(zw *zip.Writer, p string, st fs.FileInfo) error {
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("%s is neither a regular file nor a directory (%s); only those can be downloaded", p, st.Mode().Type())
+	}
+	if st.Size() > x.cfg.maxTransfer {
+		return fmt.Errorf("download of %s (%d bytes) exceeds the limit of %d bytes", p, st.Size(), x.cfg.maxTransfer)
+	}
+	if err := zw.SetComment(SingleFileComment); err != nil {
+		return err
+	}
+	return addZipFile(zw, p, filepath.Base(p), st)
 }
 
 func addZipFile(zw *zip.Writer, p, name string, st fs.FileInfo) error {

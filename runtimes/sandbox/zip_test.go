@@ -3,6 +3,8 @@ package sandbox
 import (
 	"archive/zip"
 	"bytes"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -75,13 +77,29 @@ func TestUploadZipThenDownloadZipRoundTrips(t *testing.T) {
 			t.Fatalf("entry %s = %q, want %q", n, got[n], c)
 		}
 	}
-	// A single file downloads as an empty archive, as in OpenHands.
-	out.Reset()
-	if err := x.DownloadZip(&out, filepath.Join(dest, "a.txt")); err != nil {
+	// A directory's archive is not taken for a single file's.
+	zr, err := zip.NewReader(bytes.NewReader(out.Bytes()), int64(out.Len()))
+	if err != nil {
 		t.Fatal(err)
 	}
-	if got := zipEntries(t, out.Bytes()); len(got) != 0 {
-		t.Fatalf("single file zip has entries %v", got)
+	if f, ok := SingleFile(zr); ok {
+		t.Fatalf("SingleFile of a directory's archive = %s, true", f.Name)
+	}
+	// A single file downloads as an archive holding it (OpenHands sends an
+	// empty one), marked so that SingleFile finds it.
+	out.Reset()
+	if err := x.DownloadZip(&out, filepath.Join(dest, "sub", "b.txt")); err != nil {
+		t.Fatal(err)
+	}
+	if got := zipEntries(t, out.Bytes()); len(got) != 1 || got["b.txt"] != "B" {
+		t.Fatalf("single file zip has entries %v, want b.txt = B", got)
+	}
+	zr, err = zip.NewReader(bytes.NewReader(out.Bytes()), int64(out.Len()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f, ok := SingleFile(zr); !ok || f.Name != "b.txt" {
+		t.Fatalf("SingleFile of a single file's archive = %v, %v", f, ok)
 	}
 	// A plain upload is stored under its name.
 	if err := x.UploadZip(dest, strings.NewReader("plain"), "note.md", false); err != nil {
@@ -142,11 +160,17 @@ func TestDownloadZipErrors(t *testing.T) {
 	var out bytes.Buffer
 	for _, tc := range []struct{ path, want string }{
 		{"rel", `download path must be an absolute path, got "rel"`},
-		{filepath.Join(dir, "missing"), "download path " + filepath.Join(dir, "missing") + " does not exist"},
+		{filepath.Join(dir, "missing"), "download path " + filepath.Join(dir, "missing") + ": file does not exist"},
 		{filepath.Join(dir, "d"), "exceeds the limit of 10 bytes"},
+		{filepath.Join(dir, "d", "big.txt"), "(50 bytes) exceeds the limit of 10 bytes"},
+		{"/dev/null", "/dev/null is neither a regular file nor a directory"},
 	} {
 		if err := x.DownloadZip(&out, tc.path); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("DownloadZip(%q) = %v, want %q", tc.path, err, tc.want)
 		}
+	}
+	// A missing path is fs.ErrNotExist, so every transport can answer 404.
+	if err := x.DownloadZip(&out, filepath.Join(dir, "missing")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("DownloadZip of a missing path = %v, want it to wrap fs.ErrNotExist", err)
 	}
 }

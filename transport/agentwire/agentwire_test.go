@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -432,8 +433,13 @@ func TestListFilesUploadAndDownloadThroughTheClient(t *testing.T) {
 	if string(got) != "payload" {
 		t.Fatalf("round trip gave %q", got)
 	}
-	if err := c.Download(ctx, "relative", io.Discard); err == nil || !strings.Contains(err.Error(), "absolute") {
+	if err := c.Download(ctx, "relative", io.Discard); err == nil || !strings.Contains(err.Error(), "absolute") || errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("download of a relative path: %v", err)
+	}
+	// A missing path is a 404 on the wire and fs.ErrNotExist to the caller
+	// (the public API answers 404 with it, not 500).
+	if err := c.Download(ctx, filepath.Join(a.exec.dir, "missing"), io.Discard); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("download of a missing path = %v, want fs.ErrNotExist", err)
 	}
 	if err := c.Upload(ctx, "rel", strings.NewReader("x"), "f", false); err == nil {
 		t.Fatal("upload to a relative path succeeded")

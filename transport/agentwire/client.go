@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -740,7 +741,8 @@ func (c *Client) Upload(ctx context.Context, dest string, zip io.Reader, filenam
 	return nil
 }
 
-// Download writes a zip of path on the agent to w.
+// Download writes a zip of path on the agent to w. A missing path is an
+// error that wraps fs.ErrNotExist.
 func (c *Client) Download(ctx context.Context, path string, w io.Writer) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.baseURL+PathDownload+"?"+url.Values{"path": {path}}.Encode(), nil)
 	if err != nil {
@@ -751,6 +753,10 @@ func (c *Client) Download(ctx context.Context, path string, w io.Writer) error {
 		return fmt.Errorf("agentwire: download of %s: %w", path, err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		return fmt.Errorf("agentwire: download of %s: %w in the sandbox (agent answered HTTP 404)", path, fs.ErrNotExist)
+	}
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("agentwire: download of %s: %w", path, httpError(resp))
 	}

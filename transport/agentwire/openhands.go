@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"mime"
 	"net/http"
 	"os"
@@ -164,25 +165,28 @@ func (s *Server) serveUploadFile(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) serveDownloadFiles(w http.ResponseWriter, r *http.Request) {
-	s.downloadZip(w, r.URL.Query().Get("path"), func(status int, msg string) { detail(w, status, msg) })
+	// OpenHands answers every failure, a missing path included, with 500.
+	s.downloadZip(w, r.URL.Query().Get("path"), func(_ bool, msg string) { detail(w, http.StatusInternalServerError, msg) })
 }
 
 // downloadZip spools the zip to a temporary file first, so that an error
-// found halfway becomes a clean error response instead of a torn zip.
-func (s *Server) downloadZip(w http.ResponseWriter, path string, fail func(int, string)) {
+// found halfway becomes a clean error response instead of a torn zip. fail
+// is told whether the path is missing (the two endpoints answer that
+// differently).
+func (s *Server) downloadZip(w http.ResponseWriter, path string, fail func(missing bool, msg string)) {
 	tmp, err := os.CreateTemp("", "corral-download-*.zip")
 	if err != nil {
-		fail(http.StatusInternalServerError, "creating a temporary file for the zip: "+err.Error())
+		fail(false, "creating a temporary file for the zip: "+err.Error())
 		return
 	}
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
 	if err := s.exec.DownloadZip(tmp, path); err != nil {
-		fail(http.StatusInternalServerError, err.Error())
+		fail(errors.Is(err, fs.ErrNotExist), err.Error())
 		return
 	}
 	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
-		fail(http.StatusInternalServerError, err.Error())
+		fail(false, err.Error())
 		return
 	}
 	name := filepath.Base(filepath.Clean(path)) + ".zip"
@@ -218,7 +222,11 @@ func (s *Server) serveDownload(w http.ResponseWriter, r *http.Request) {
 		unauthorized(w)
 		return
 	}
-	s.downloadZip(w, r.URL.Query().Get("path"), func(status int, msg string) {
+	s.downloadZip(w, r.URL.Query().Get("path"), func(missing bool, msg string) {
+		if missing {
+			writeJSON(w, http.StatusNotFound, map[string]string{"code": "not_found", "error": msg})
+			return
+		}
 		writeJSON(w, http.StatusBadRequest, map[string]string{"code": "download_failed", "error": msg})
 	})
 }

@@ -1,11 +1,13 @@
 package api
 
 import (
+	"archive/zip"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"mime"
 	"net/http"
 	"net/url"
@@ -17,6 +19,7 @@ import (
 
 	"corral/eventbus"
 	"corral/metrics"
+	"corral/runtimes/sandbox"
 )
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
@@ -354,7 +357,7 @@ func (s *Server) uploadFiles(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	dest := r.URL.Query().Get("destination")
 	if !path.IsAbs(dest) {
-		writeError(w, http.StatusBadRequest, "invalid_request", fmt.Sprintf("destination=%q must be an absolute directory in the sandbox, e.g. destination=/workspace", dest))
+		writeError(w, http.StatusBadRequest, "invalid_request", fmt.Sprintf("destination=%q is not an absolute path; give the absolute path of a directory in the sandbox (it is created if missing; see GET /api/sessions/%s/files for the working directory's contents)", dest, id))
 		return
 	}
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
@@ -414,15 +417,18 @@ func (s *Server) uploadError(w http.ResponseWriter, r *http.Request, err error) 
 	writeError(w, http.StatusBadRequest, "bad_multipart", fmt.Sprintf("reading the multipart body failed: %v", err))
 }
 
+// downloadFiles answers GET .../files/download: a directory as a zip of
+// its files, a single file as itself. The agent always packs a zip (a
+// single file's marked by sandbox.SingleFileComment); it is spooled to a
+// temporary file first so that a failure half-way still gets a JSON error
+// rather than a truncated 200.
 func (s *Server) downloadFiles(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	p := r.URL.Query().Get("path")
 	if !path.IsAbs(p) {
-		writeError(w, http.StatusBadRequest, "invalid_request", fmt.Sprintf("path=%q must be an absolute directory in the sandbox, e.g. path=/workspace", p))
+		writeError(w, http.StatusBadRequest, "invalid_request", fmt.Sprintf("path=%q is not an absolute path; give the absolute path of a file or directory in the sandbox (see GET /api/sessions/%s/files)", p, id))
 		return
 	}
-	// Build the zip aside so a failure half-way still gets a JSON error
-	// rather than a truncated 200.
 	tmp, err := os.CreateTemp("", "corral-download-*.zip")
 	if err != nil {
 		s.engineError(w, r, "create a temporary file for the zip", err)
@@ -431,15 +437,25 @@ func (s *Server) downloadFiles(w http.ResponseWriter, r *http.Request) {
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
 	if err := s.eng.Download(r.Context(), id, p, tmp); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("path %s does not exist in the sandbox of session %q; list its parent with GET /api/sessions/%s/files?path=%s", p, id, id, url.QueryEscape(path.Dir(p))))
+			return
+		}
 		s.engineError(w, r, fmt.Sprintf("download %s from session %q", p, id), err)
 		return
 	}
 	size, err := tmp.Seek(0, io.SeekCurrent)
-	if err == nil {
-		_, err = tmp.Seek(0, io.SeekStart)
-	}
 	if err != nil {
 		s.engineError(w, r, "read back the zip", err)
+		return
+	}
+	zr, err := zip.NewReader(tmp, size)
+	if err != nil {
+		s.engineError(w, r, fmt.Sprintf("download %s from session %q: the sandbox sent a malformed zip", p, id), err)
+		return
+	}
+	if f, ok := sandbox.SingleFile(zr); ok {
+		s.sendZipEntry(w, r, f)
 		return
 	}
 	base := path.Base(p)
@@ -449,6 +465,30 @@ func (s *Server) downloadFiles(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/zip")
 	w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
 	w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": base + ".zip"}))
+	w.Header().Set(downloadKindHeader, "directory")
 	w.WriteHeader(http.StatusOK)
-	_, _ = io.Copy(w, tmp)
+	_, _ = io.Copy(w, io.NewSectionReader(tmp, 0, size))
+}
+
+// downloadKindHeader tells a client whether a download is a directory's
+// zip or a file itself (a file may be named *.zip).
+const downloadKindHeader = "X-Corral-Download"
+
+// sendZipEntry answers with one file of the spooled archive, as itself.
+// It is always an attachment of type application/octet-stream, so the
+// browser never renders sandbox content in the API's origin.
+func (s *Server) sendZipEntry(w http.ResponseWriter, r *http.Request, f *zip.File) {
+	rc, err := f.Open()
+	if err != nil {
+		s.engineError(w, r, fmt.Sprintf("unpack %s from the sandbox's zip", f.Name), err)
+		return
+	}
+	defer rc.Close()
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Content-Length", strconv.FormatUint(f.UncompressedSize64, 10))
+	w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": f.Name}))
+	w.Header().Set(downloadKindHeader, "file")
+	w.WriteHeader(http.StatusOK)
+	_, _ = io.Copy(w, rc)
 }
