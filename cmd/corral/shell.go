@@ -1,7 +1,7 @@
 package main
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -11,18 +11,23 @@ import (
 	"os/signal"
 	"strings"
 
+	"corral/actors"
 	"corral/eventbus"
 )
 
 const shellUsage = `usage: corral shell [--runtime local|cli|docker] [--workspace DIR] [--config FILE] [-v]
 
 Starts one session and runs each line you type as a command in its bash,
-printing its output. Empty line: send nothing; "exit" or EOF
-(Ctrl-D) ends the session. Ctrl-C does not end it: while a command runs
-(or after it returned control still running) Ctrl-C sends it C-c, as an
-OpenHands agent would; at an idle prompt it gives a new prompt. SIGTERM
-and SIGHUP (the terminal was closed) end the session and release its
-sandbox.
+streaming its output as it comes. Each command ends with a dimmed line:
+OpenHands' note to the agent ("[The command completed with exit code N.]",
+"[The command has no new output after 10 seconds. ...]", "... is NOT
+executed ..."). A command still running when it returns control (it waits
+for input, or is quiet) gets the next line you type as input (prompt
+"input> "; an empty line waits for more output). Ctrl-C interrupts the
+running command, or clears the line at an idle prompt; Ctrl-D at an empty
+prompt, or "exit", ends the session (Ctrl-D while a command runs sends it
+C-d). SIGTERM and SIGHUP (the terminal was closed) end the session and
+release its sandbox.
 
 flags:
 `
@@ -61,119 +66,225 @@ func runShell(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return code
 	}
 	defer cs.close()
-	sh := &shell{cs: cs, ctx: sctx, intr: intr, stdout: stdout, stderr: stderr}
-	return sh.loop(stdin, o.runtime)
+	// One subscription for the shell's life: chunks name their action, and
+	// subscribing before the first command means none of its output is
+	// missed.
+	chunks, err := cs.eng.SubscribeChunks(sctx, cs.sid)
+	if err != nil {
+		fmt.Fprintf(stderr, "corral shell: live output of session %s: %v\n", cs.sid, err)
+		return exitFailed
+	}
+	done := make(chan struct{})
+	defer close(done)
+	sh := &shell{
+		cs: cs, ctx: sctx, cancel: cancel, intr: intr, chunks: chunks,
+		out:      &termWriter{w: stdout, dim: isTerminal(stdout) && os.Getenv("NO_COLOR") == "" && os.Getenv("TERM") != "dumb", bol: true},
+		stderr:   stderr,
+		stdinTTY: stdinIsTerminal(stdin),
+	}
+	sh.in = readInput(stdin, sh.stdinTTY, done)
+	return sh.loop(o.runtime)
+}
+
+// typed is what the person at the shell typed: a line, or an EOF
+// (Ctrl-D on a terminal). final: nothing more will come (stdin ended or
+// its terminal hung up).
+type typed struct {
+	line   string
+	eof    bool
+	hangup bool
+	final  bool
+}
+
+// readInput reads stdin line by line until it ends. A terminal's EOF
+// (Ctrl-D) is an event and reading goes on (what ends the session is the
+// shell's call); a hung-up terminal or any other reader's EOF is final.
+// The goroutine ends with stdin, or once done is closed and it has
+// something to deliver; a read that never returns ends with the process.
+func readInput(stdin io.Reader, tty bool, done <-chan struct{}) <-chan typed {
+	ch := make(chan typed)
+	send := func(ev typed) bool {
+		select {
+		case ch <- ev:
+			return true
+		case <-done:
+			return false
+		}
+	}
+	go func() {
+		var partial []byte
+		buf := make([]byte, 4096)
+		for {
+			n, err := stdin.Read(buf)
+			partial = append(partial, buf[:n]...)
+			for {
+				i := bytes.IndexByte(partial, '\n')
+				if i < 0 {
+					break
+				}
+				line := strings.TrimSuffix(string(partial[:i]), "\r")
+				partial = partial[i+1:]
+				if !send(typed{line: line}) {
+					return
+				}
+			}
+			if n > 0 || err == nil {
+				continue
+			}
+			// The kernel hangs a terminal up before it sends SIGHUP, and
+			// the signal reaches ctx asynchronously: tell a hangup from
+			// Ctrl-D here, so that a closed window is never taken for it.
+			hungUp := terminalHungUp(stdin)
+			final := !tty || hungUp || !errors.Is(err, io.EOF)
+			if !send(typed{eof: true, hangup: hungUp, final: final}) || final {
+				return
+			}
+			partial = partial[:0] // a terminal's Ctrl-D mid-line gave that text; bash drops it too
+		}
+	}()
+	return ch
 }
 
 type shell struct {
-	cs             *cliSession
-	ctx            context.Context // ends on SIGTERM/SIGHUP
-	intr           <-chan os.Signal
-	stdout, stderr io.Writer
+	cs       *cliSession
+	ctx      context.Context // ends on SIGTERM/SIGHUP
+	cancel   context.CancelFunc
+	intr     <-chan os.Signal
+	chunks   <-chan actors.Chunk // nil once the session stopped
+	in       <-chan typed        // nil after a final event
+	out      *termWriter
+	stderr   io.Writer
+	stdinTTY bool
 	// running: the last command returned control while still running
-	// (OpenHands exit code -1); Ctrl-C at the prompt sends it C-c.
+	// (OpenHands' no-change or hard timeout); the next line is its input.
 	running bool
+	// lastAction: the id of the last action answered; chunks of it and of
+	// earlier ones were all shown before its observation.
+	lastAction int64
+	// typeahead: what was typed while a command ran, in order; it goes to
+	// that command if it still runs, else it is the next command line.
+	typeahead []typed
 }
 
-func (sh *shell) loop(stdin io.Reader, runtime string) int {
-	ctx := sh.ctx
-	info, _ := sh.cs.eng.Get(ctx, sh.cs.sid)
-	fmt.Fprintf(sh.stdout, "corral shell: session %s, %s runtime, workspace %s\n", sh.cs.sid, runtime, info.Workspace)
-	// lines is closed only when stdin ends (never because ctx ended: a
-	// closed lines means EOF). hungUp tells, once lines is closed, whether
-	// stdin ended because its terminal went away: the kernel hangs the
-	// terminal up before it sends SIGHUP, and the signal reaches ctx
-	// asynchronously, so the EOF can come first; that is a hangup, not
-	// Ctrl-D.
-	lines := make(chan string)
-	var hungUp bool
-	go func() {
-		sc := bufio.NewScanner(stdin)
-		for sc.Scan() {
-			select {
-			case lines <- sc.Text():
-			case <-ctx.Done():
-				return
-			}
-		}
-		hungUp = terminalHungUp(stdin)
-		close(lines)
-	}()
+func (sh *shell) loop(runtime string) int {
+	info, _ := sh.cs.eng.Get(sh.ctx, sh.cs.sid)
+	sh.out.note(fmt.Sprintf("corral shell: session %s, %s runtime, workspace %s\n"+
+		"Ctrl-C interrupts the running command; Ctrl-D at an empty prompt or \"exit\" ends the session.",
+		sh.cs.sid, runtime, info.Workspace))
 	for {
-		if ctx.Err() != nil { // SIGTERM/SIGHUP while a command ran
-			fmt.Fprintln(sh.stdout)
+		if sh.ctx.Err() != nil { // SIGTERM/SIGHUP while a command ran
+			sh.out.newline()
 			return exitInterrupt
 		}
-		fmt.Fprint(sh.stdout, "$ ")
-		var line string
-		var ok bool
-		select {
-		case <-ctx.Done():
-			fmt.Fprintln(sh.stdout)
+		ev, ok := sh.next()
+		if !ok {
 			return exitInterrupt
-		case <-sh.intr:
-			fmt.Fprintln(sh.stdout, "^C")
-			if !sh.running {
-				continue
-			}
-			if code, done := sh.run(interruptAction()); done {
-				return code
-			}
-			continue
-		case line, ok = <-lines:
 		}
-		if !ok && (hungUp || ctx.Err() != nil) {
+		var act *eventbus.Event
+		switch {
+		case ev.hangup:
 			return exitInterrupt // the terminal was closed: SIGHUP
-		}
-		if !ok || strings.TrimSpace(line) == "exit" {
-			fmt.Fprintln(sh.stdout)
+		case ev.eof && (!sh.running || !sh.stdinTTY):
+			sh.out.newline()
 			return exitOK
-		}
-		if strings.TrimSpace(line) == "" {
+		case ev.eof:
+			act = shellAction("C-d", true) // Ctrl-D goes to the command, as in a terminal
+		case !sh.running && strings.TrimSpace(ev.line) == "exit":
+			sh.out.newline()
+			return exitOK
+		case !sh.running && strings.TrimSpace(ev.line) == "":
 			continue
+		default:
+			// A running command gets the line as input (an empty one: wait
+			// for more output, as OpenHands' empty command does).
+			act = shellAction(ev.line, sh.running)
 		}
-		if code, done := sh.run(eventbus.NewAction(eventbus.SourceUser, &eventbus.CmdRunAction{Command: line, SecurityRisk: eventbus.RiskUnknown})); done {
+		if code, done := sh.run(act); done {
 			return code
 		}
 	}
 }
 
-// interruptAction is OpenHands' way to interrupt a running command.
-func interruptAction() *eventbus.Event {
-	return eventbus.NewAction(eventbus.SourceUser, &eventbus.CmdRunAction{Command: "C-c", IsInput: true, SecurityRisk: eventbus.RiskUnknown})
+// next returns what to do next: the first typed-ahead event, or, after a
+// prompt, a line, an EOF or a Ctrl-C. ok is false when ctx ended.
+func (sh *shell) next() (typed, bool) {
+	prompt := "$ "
+	if sh.running {
+		prompt = "input> "
+	}
+	if len(sh.typeahead) > 0 {
+		ev := sh.typeahead[0]
+		sh.typeahead = sh.typeahead[1:]
+		sh.out.prompt(prompt)
+		if !ev.eof {
+			sh.out.output([]byte(ev.line + "\n")) // the transcript shows what ran
+		}
+		return ev, true
+	}
+	for {
+		sh.out.prompt(prompt)
+		select {
+		case <-sh.ctx.Done():
+			sh.out.newline()
+			return typed{}, false
+		case <-sh.intr:
+			if sh.running {
+				// The command returned control but runs on: C-c is
+				// OpenHands' way to interrupt it.
+				sh.out.newline()
+				return typed{line: "C-c"}, true
+			}
+			// At an idle prompt the terminal already dropped the line
+			// typed so far (and echoed ^C): start a new one.
+			if !sh.stdinTTY {
+				sh.out.output([]byte("^C"))
+			}
+			sh.out.newline()
+			continue
+		case ev := <-sh.in:
+			if ev.final {
+				sh.in = nil
+			}
+			switch {
+			case ev.eof:
+			case sh.stdinTTY:
+				sh.out.bol = true // the terminal echoed the line and its newline
+			default:
+				sh.out.output([]byte(ev.line + "\n")) // the transcript shows what ran
+			}
+			return ev, true
+		}
+	}
 }
 
-// run submits act, prints its observation and returns done = true with an
-// exit code when the shell must end. The session runs actions in order, so
-// a Ctrl-C while it waits takes effect when the command returns control: if
-// it is still running then (no new output for the no-change timeout), run
-// sends it C-c and prints that observation too.
+// runAction is a run action typed at the shell.
+func shellAction(command string, isInput bool) *eventbus.Event {
+	return eventbus.NewAction(eventbus.SourceUser, &eventbus.CmdRunAction{Command: command, IsInput: isInput, SecurityRisk: eventbus.RiskUnknown})
+}
+
+// run submits act, streams its output and prints how it ended; done = true
+// with an exit code when the shell must end.
 func (sh *shell) run(act *eventbus.Event) (code int, done bool) {
-	obs, interrupted, err := sh.wait(act, true)
+	obs, live, ctrlC, err := sh.await(act)
 	if err != nil {
 		return sh.failed(err)
 	}
-	sh.print(obs)
-	if !interrupted || !sh.running {
-		return 0, false // the command had ended anyway
+	sh.finish(obs, live)
+	if ctrlC && sh.running {
+		// The session runs actions in order: a C-c sent while the command
+		// ran would wait behind it. It returned control still running:
+		// interrupt it now.
+		obs, live, _, err = sh.await(shellAction("C-c", true))
+		if err != nil {
+			return sh.failed(err)
+		}
+		sh.finish(obs, live)
 	}
-	cobs, _, err := sh.wait(interruptAction(), false)
-	if err != nil {
-		return sh.failed(err)
-	}
-	sh.print(cobs)
 	return 0, false
 }
 
-func (sh *shell) print(obs *eventbus.Event) {
-	sh.running = false
-	if run, ok := obs.Observation.(*eventbus.CmdOutputObservation); ok {
-		sh.running = run.Metadata.ExitCode == -1
-	}
-	fmt.Fprintln(sh.stdout, obs.Content)
-}
-
 func (sh *shell) failed(err error) (int, bool) {
+	sh.out.newline()
 	if sh.ctx.Err() != nil {
 		return exitInterrupt, true
 	}
@@ -181,10 +292,12 @@ func (sh *shell) failed(err error) (int, bool) {
 	return exitFailed, true
 }
 
-// wait returns the observation answering action id. With watchIntr, a
-// Ctrl-C meanwhile is reported (interrupted) once, and waiting goes on.
-func (sh *shell) wait(act *eventbus.Event, watchIntr bool) (obs *eventbus.Event, interrupted bool, err error) {
+// await runs act, showing its output as it comes, until its observation
+// arrives. Meanwhile typed lines are kept (typeahead) and a Ctrl-C is
+// reported (ctrlC).
+func (sh *shell) await(act *eventbus.Event) (obs *eventbus.Event, live *liveOutput, ctrlC bool, err error) {
 	type result struct {
+		id  int64
 		obs *eventbus.Event
 		err error
 	}
@@ -192,23 +305,219 @@ func (sh *shell) wait(act *eventbus.Event, watchIntr bool) (obs *eventbus.Event,
 	// goroutine ends with the run, which ends with sh.ctx at the latest.
 	done := make(chan result, 1)
 	go func() {
-		_, obs, err := sh.cs.eng.Run(sh.ctx, sh.cs.sid, act)
+		id, obs, err := sh.cs.eng.Run(sh.ctx, sh.cs.sid, act)
 		if err == nil && obs == nil {
 			err = fmt.Errorf("session %s: the %s action got no observation", sh.cs.sid, act.Type())
 		}
-		done <- result{obs, err}
+		done <- result{id, obs, err}
 	}()
-	intr := sh.intr
-	if !watchIntr {
-		intr = nil
-	}
+	live = &liveOutput{}
 	for {
 		select {
-		case <-intr:
-			fmt.Fprintln(sh.stdout, "^C")
-			interrupted, intr = true, nil
+		case c, ok := <-sh.chunks:
+			if !ok {
+				sh.chunks = nil // the session stopped: Run fails too
+				continue
+			}
+			sh.show(live, c)
+		case <-sh.intr:
+			sh.typeahead = nil // the terminal dropped its typed-ahead input too
+			ctrlC = true
+			if sh.stdinTTY {
+				sh.out.bol = false // it echoed ^C
+			}
+		case ev := <-sh.in:
+			if ev.final {
+				sh.in = nil
+			}
+			if ev.hangup {
+				sh.cancel() // the run ends with ctx; so does the shell
+			}
+			sh.typeahead = append(sh.typeahead, ev)
 		case r := <-done:
-			return r.obs, interrupted, r.err
+			if r.err != nil {
+				return nil, nil, ctrlC, r.err
+			}
+			sh.drain(live)
+			sh.lastAction = r.id
+			return r.obs, live, ctrlC, nil
 		}
 	}
+}
+
+// drain shows the chunks already delivered. The session publishes every
+// chunk of an action before it answers with the observation, so once Run
+// returned they are all in the channel (or were dropped for a slow reader,
+// which the sequence numbers tell).
+func (sh *shell) drain(live *liveOutput) {
+	for sh.chunks != nil {
+		select {
+		case c, ok := <-sh.chunks:
+			if !ok {
+				sh.chunks = nil
+				return
+			}
+			sh.show(live, c)
+		default:
+			return
+		}
+	}
+}
+
+// show prints a chunk of the running action's output. Chunks of actions
+// already answered are late copies of output shown before; a gap in the
+// sequence numbers is output the engine dropped because this reader fell
+// behind (the terminal is slower than the command): it is marked where it
+// happened.
+func (sh *shell) show(live *liveOutput, c actors.Chunk) {
+	if c.ActionID <= sh.lastAction {
+		return
+	}
+	if c.ActionID != live.action {
+		live.action, live.seq = c.ActionID, 0
+	}
+	if c.Seq <= live.seq {
+		return
+	}
+	if lost := c.Seq - live.seq - 1; lost > 0 {
+		live.lost += lost
+		sh.out.note(fmt.Sprintf("[... %d piece(s) of live output not shown: the terminal fell behind ...]", lost))
+	}
+	live.seq = c.Seq
+	live.keep(c.Data)
+	sh.out.output(c.Data)
+}
+
+// finish prints what the observation adds to the output already shown
+// (normally nothing), then OpenHands' note to the agent: the suffix with
+// the exit code, or the error.
+func (sh *shell) finish(obs *eventbus.Event, live *liveOutput) {
+	run, ok := obs.Observation.(*eventbus.CmdOutputObservation)
+	if !ok {
+		sh.out.note(strings.TrimSpace(obs.Content))
+		return
+	}
+	if rest, why := live.unshown(obs.Content); rest != "" {
+		if why != "" {
+			sh.out.note(why)
+		}
+		sh.out.output([]byte(rest + "\n"))
+	}
+	md := run.Metadata
+	// Still running: it returned control at a timeout, or refused a new
+	// command. OpenHands' "no previous command" notices carry exit code
+	// -1 too, but no suffix.
+	sh.running = md.ExitCode == -1 && md.Suffix != ""
+	note := strings.TrimSpace(md.Suffix)
+	if note == "" {
+		note = fmt.Sprintf("[exit code %d]", md.ExitCode)
+	}
+	sh.out.note(note)
+}
+
+// liveOutput is what was shown of one action's output.
+type liveOutput struct {
+	action int64
+	seq    uint64 // last sequence number shown
+	lost   uint64 // chunks never received
+	text   []byte // the output shown, up to maxLiveKept bytes
+	over   bool   // more than maxLiveKept bytes were shown
+}
+
+// maxLiveKept bounds the output kept to compare with the observation:
+// beyond it the observation is truncated anyway (OpenHands keeps 30000
+// characters), and all of the output was shown.
+const maxLiveKept = 1 << 20
+
+func (l *liveOutput) keep(p []byte) {
+	if l.over || len(l.text)+len(p) > maxLiveKept {
+		l.over, l.text = true, nil
+		return
+	}
+	l.text = append(l.text, p...)
+}
+
+// observationTruncated is the marker OpenHands puts in the middle of an
+// output longer than its limit.
+const observationTruncated = "[... Observation truncated due to length ...]"
+
+// unshown returns the part of an observation's content that the live
+// output did not show, with a note saying why when that needs one. The
+// content is the output since the last observation, cleaned as OpenHands
+// does; it begins with output produced while no command was being waited
+// for (nobody streams that), and equals the streamed output otherwise.
+func (l *liveOutput) unshown(content string) (rest, why string) {
+	if l.lost > 0 || l.over {
+		return "", "" // marked where it happened / all of it was shown
+	}
+	shown := cleanLikeObservation(string(l.text))
+	switch {
+	case shown == content:
+		return "", ""
+	case shown == "":
+		return content, ""
+	case strings.HasSuffix(content, shown):
+		return strings.TrimSpace(strings.TrimSuffix(content, shown)), "[printed before this command returned, while nothing was waiting for it:]"
+	case strings.Contains(content, observationTruncated):
+		return "", ""
+	}
+	return content, "[the observation's output, which differs from the output shown above:]"
+}
+
+// cleanLikeObservation cleans output the way the sandbox cleans an
+// observation's content (runtimes/sandbox cleanOutput): invalid UTF-8
+// replaced, every line right-trimmed, the whole trimmed.
+func cleanLikeObservation(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimRight(l, " \t\r\v\f")
+	}
+	return strings.TrimSpace(strings.Join(lines, "\n"))
+}
+
+// termWriter writes the shell's transcript: commands' output as it comes,
+// and the shell's own lines (notes, dimmed on a terminal) each starting on
+// a line of its own. Write errors are ignored: a closed terminal ends the
+// shell through SIGHUP.
+type termWriter struct {
+	w   io.Writer
+	dim bool
+	bol bool // the cursor is at the start of a line
+}
+
+func (t *termWriter) output(p []byte) {
+	if len(p) == 0 {
+		return
+	}
+	_, _ = t.w.Write(p)
+	t.bol = p[len(p)-1] == '\n'
+}
+
+// newline ends the current line, if one was begun.
+func (t *termWriter) newline() {
+	if !t.bol {
+		t.output([]byte("\n"))
+	}
+}
+
+// note prints the shell's own text on lines of its own.
+func (t *termWriter) note(s string) {
+	t.newline()
+	if t.dim {
+		s = "\x1b[2m" + s + "\x1b[0m"
+	}
+	t.output([]byte(s + "\n"))
+}
+
+// prompt starts a new line with p.
+func (t *termWriter) prompt(p string) {
+	t.newline()
+	t.output([]byte(p))
+}
+
+// stdinIsTerminal reports whether r is a file open on a terminal.
+func stdinIsTerminal(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	return ok && isTerminal(f)
 }
