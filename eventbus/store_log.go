@@ -59,18 +59,29 @@ func (r *Recovered) String() string {
 type record struct {
 	id      int64
 	payload []byte
-	ev      *Event // set for records appended in this process (fan-out)
+	ev      *Event // the shared decoded event, when a subscriber was live at append
 }
 
 // commitGroup is the unit acknowledged together: every append enqueued while
-// the committer was busy joins the same group.
+// the committer was busy joins the same group. Fields other than buf, recs
+// and offs are guarded by the log's mu.
 type commitGroup struct {
 	buf  []byte // framed records, written with one write(2)
 	recs []record
 	offs []int64 // offset of each record's header relative to buf start
-	done chan struct{}
-	err  error
+	// done is made by the first appender that has to wait for the group
+	// (a follower); a leader finishes its own group before it would wait,
+	// so a lone writer never allocates it.
+	done     chan struct{}
+	finished bool
+	err      error
+	retained bool // fan-out kept payload slices: buf must not be reused
 }
+
+// maxSpareGroupBytes bounds the buffer a log keeps for reuse.
+const maxSpareGroupBytes = 64 << 10
+
+var zeroRecHeader [recHeaderSize]byte
 
 // eventLog is one session's append-only file with group commit. Appends from
 // many goroutines are framed into the pending group under mu. The first
@@ -84,8 +95,9 @@ type eventLog struct {
 	policy SyncPolicy
 	logger *slog.Logger
 	// onDurable is called by the writer, in id order, after a group is
-	// durable per the policy. It must not block.
-	onDurable func([]record)
+	// durable per the policy. It must not block, and reports whether it
+	// kept any payload slice (then the group's buffer is not reused).
+	onDurable func([]record) bool
 	// syncer, if set, makes written groups durable store-wide (syncfs)
 	// instead of an fsync of this file (sync_method).
 	syncer *storeSyncer
@@ -100,6 +112,7 @@ type eventLog struct {
 	mu        sync.Mutex
 	nextID    int64        // next id to assign
 	pending   *commitGroup // group being filled
+	spare     *commitGroup // a finished group kept for reuse
 	writing   bool         // an appender is acting as the writer (leader)
 	idle      *sync.Cond   // signalled when writing becomes false
 	syncs     atomic.Int64 // fsyncs done by writers (benchmarks)
@@ -116,7 +129,7 @@ type eventLog struct {
 var errLogClosed = errors.New("eventbus: stream is closed")
 
 // openLog opens or creates the log at path, recovering a torn tail.
-func openLog(path string, policy SyncPolicy, syncer *storeSyncer, logger *slog.Logger, onDurable func([]record)) (*eventLog, error) {
+func openLog(path string, policy SyncPolicy, syncer *storeSyncer, logger *slog.Logger, onDurable func([]record) bool) (*eventLog, error) {
 	wf, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("eventbus: open event log %s: %w", path, err)
@@ -263,68 +276,77 @@ func logHeader() [logHeaderSize]byte {
 	return h
 }
 
-// appendFramed frames one record into the pending group. build appends the
-// payload for id to dst and returns it. Called with l.mu held.
-func (l *eventLog) frameLocked(id int64, build func(id int64, dst []byte) []byte, ev *Event) *commitGroup {
+// frameLocked frames one record with the given id into the pending group:
+// js with `"id":N` spliced in (splice) or as is. Called with l.mu held.
+func (l *eventLog) frameLocked(id int64, js []byte, splice bool, ev *Event) *commitGroup {
 	g := l.pending
 	if g == nil {
-		g = &commitGroup{done: make(chan struct{}), buf: make([]byte, 0, 1024)}
+		if g = l.spare; g != nil {
+			l.spare = nil
+		} else {
+			g = &commitGroup{buf: make([]byte, 0, 1024)}
+		}
 		l.pending = g
 	}
 	start := len(g.buf)
-	g.buf = append(g.buf, make([]byte, recHeaderSize)...)
-	g.buf = build(id, g.buf)
-	payload := g.buf[start+recHeaderSize:]
-	binary.LittleEndian.PutUint32(g.buf[start:], uint32(len(payload)))
-	binary.LittleEndian.PutUint64(g.buf[start+8:], uint64(id))
-	c := crc32.Update(0, castagnoli, g.buf[start+8:start+16])
-	c = crc32.Update(c, castagnoli, payload)
-	binary.LittleEndian.PutUint32(g.buf[start+4:], c)
+	g.buf = append(g.buf, zeroRecHeader[:]...)
+	if splice {
+		g.buf = spliceID(g.buf, js, id)
+	} else {
+		g.buf = append(g.buf, js...)
+	}
+	frameRecord(g.buf[start:], id)
 	// payload is re-sliced after the group is complete (g.buf may move).
 	g.recs = append(g.recs, record{id: id, ev: ev})
 	g.offs = append(g.offs, int64(start))
 	return g
 }
 
-// append assigns the next id, frames the payload built for it and waits
-// until the group holding it is durable. before is called with the assigned
-// id under the log's lock (so ids and file order agree).
-func (l *eventLog) append(ctx context.Context, build func(id int64, dst []byte) []byte, ev func(id int64) *Event) (int64, *commitGroup, error) {
-	l.mu.Lock()
+// frameRecord fills in the header of rec, a record whose payload follows
+// its (zeroed) header.
+func frameRecord(rec []byte, id int64) {
+	binary.LittleEndian.PutUint32(rec[0:4], uint32(len(rec)-recHeaderSize))
+	binary.LittleEndian.PutUint64(rec[8:16], uint64(id))
+	c := crc32.Update(0, castagnoli, rec[8:])
+	binary.LittleEndian.PutUint32(rec[4:8], c)
+}
+
+// appendCheckLocked refuses appends to a closed or broken log.
+func (l *eventLog) appendCheckLocked() error {
 	if l.closing {
-		l.mu.Unlock()
-		return InvalidID, nil, errLogClosed
+		return errLogClosed
 	}
-	if l.broken != nil {
-		err := l.broken
+	return l.broken
+}
+
+// append assigns the next id, frames js (a JSON object without "id") with
+// the id spliced in and waits until the group holding it is durable. ev,
+// if not nil, is the decoded event fan-out shares; its ID is set here.
+func (l *eventLog) append(ctx context.Context, js []byte, ev *Event) (int64, error) {
+	l.mu.Lock()
+	if err := l.appendCheckLocked(); err != nil {
 		l.mu.Unlock()
-		return InvalidID, nil, err
+		return InvalidID, err
 	}
 	id := l.nextID
 	l.nextID++
-	var e *Event
 	if ev != nil {
-		e = ev(id)
+		ev.ID = id
 	}
-	g := l.frameLocked(id, build, e)
+	g := l.frameLocked(id, js, true, ev)
 	lead := l.leadLocked()
 	l.mu.Unlock()
 	if lead {
 		l.drive()
 	}
-	return id, g, l.wait(ctx, g, id)
+	return id, l.wait(ctx, g, id)
 }
 
 // appendWithID stores payload under a caller-chosen id (import), which must
 // be greater than every id in the log.
 func (l *eventLog) appendWithID(ctx context.Context, id int64, payload []byte) error {
 	l.mu.Lock()
-	if l.closing {
-		l.mu.Unlock()
-		return errLogClosed
-	}
-	if l.broken != nil {
-		err := l.broken
+	if err := l.appendCheckLocked(); err != nil {
 		l.mu.Unlock()
 		return err
 	}
@@ -334,7 +356,7 @@ func (l *eventLog) appendWithID(ctx context.Context, id int64, payload []byte) e
 		return fmt.Errorf("eventbus: cannot store event id %d in %s: ids must increase (next free id is %d)", id, l.path, next)
 	}
 	l.nextID = id + 1
-	g := l.frameLocked(id, func(_ int64, dst []byte) []byte { return append(dst, payload...) }, nil)
+	g := l.frameLocked(id, payload, false, nil)
 	lead := l.leadLocked()
 	l.mu.Unlock()
 	if lead {
@@ -343,12 +365,38 @@ func (l *eventLog) appendWithID(ctx context.Context, id int64, payload []byte) e
 	return l.wait(ctx, g, id)
 }
 
+// wait returns the outcome of group g. A group with a single append that
+// fan-out did not retain is kept for reuse by its only owner, the caller.
 func (l *eventLog) wait(ctx context.Context, g *commitGroup, id int64) error {
+	l.mu.Lock()
+	if g.finished {
+		err := g.err
+		if err == nil && len(g.recs) == 1 && g.done == nil && !g.retained && l.spare == nil && cap(g.buf) <= maxSpareGroupBytes {
+			g.recs[0] = record{}
+			*g = commitGroup{buf: g.buf[:0], recs: g.recs[:0], offs: g.offs[:0]}
+			l.spare = g
+		}
+		l.mu.Unlock()
+		return err
+	}
+	if g.done == nil {
+		g.done = make(chan struct{})
+	}
+	done := g.done
+	l.mu.Unlock()
 	select {
-	case <-g.done:
+	case <-done:
 		return g.err
 	case <-ctx.Done():
 		return fmt.Errorf("eventbus: event %d for %s was not confirmed durable before the context ended (it may still be stored; check with Search): %w", id, l.path, ctx.Err())
+	}
+}
+
+// finishLocked records a group's outcome and wakes its waiters.
+func finishLocked(g *commitGroup, err error) {
+	g.finished, g.err = true, err
+	if g.done != nil {
+		close(g.done)
 	}
 }
 
@@ -363,60 +411,37 @@ func (l *eventLog) leadLocked() bool {
 
 // drive writes, syncs and publishes pending groups until none is left, then
 // gives up the writer role. Only the leader runs it.
+//
+// Leader/follower group commit, for "always" and "batch" alike: the leader
+// writes and syncs at once what is pending; appends that arrive while it
+// syncs are framed into the next group and share the next write(2) and
+// sync. A lone sequential writer therefore never waits for a timer (one
+// write and one fdatasync per append, like a raw log), and concurrent
+// writers batch exactly what piles up during one sync.
 func (l *eventLog) drive() {
-	var unsynced []*commitGroup
-	var end int64 // file size including written but unpublished groups
-	// writePending writes the group being filled, if any; false on failure.
-	writePending := func() bool {
+	for {
 		l.mu.Lock()
 		g := l.pending
 		l.pending = nil
-		if len(unsynced) == 0 {
-			end = l.size
-		}
-		l.mu.Unlock()
 		if g == nil {
-			return true
-		}
-		if err := l.write(g, end); err != nil {
-			l.fail(append(unsynced, g), err)
-			unsynced = nil
-			return false
-		}
-		end += int64(len(g.buf))
-		unsynced = append(unsynced, g)
-		return true
-	}
-	for {
-		if !writePending() {
-			continue
-		}
-		if len(unsynced) == 0 {
-			l.mu.Lock()
-			if l.pending == nil {
-				l.writing = false
-				l.idle.Broadcast()
-				l.mu.Unlock()
-				return
-			}
+			l.writing = false
+			l.idle.Broadcast()
 			l.mu.Unlock()
+			return
+		}
+		start := l.size
+		l.mu.Unlock()
+		if err := l.write(g, start); err != nil {
+			l.fail(g, err)
 			continue
 		}
-		// Leader/follower group commit, for "always" and "batch" alike: the
-		// leader syncs at once what it has written; appends that arrive
-		// while it syncs are framed into the next group and share the next
-		// sync. A lone sequential writer therefore never waits for a timer
-		// (one write and one fdatasync per append, like a raw log), and
-		// concurrent writers batch exactly what piles up during one sync.
 		if l.policy != SyncNever {
-			if err := l.sync(); err != nil {
-				l.fail(unsynced, err)
-				unsynced = nil
+			if err := l.sync(g); err != nil {
+				l.fail(g, err)
 				continue
 			}
 		}
-		l.publish(unsynced, end)
-		unsynced = nil
+		l.publish(g, start)
 	}
 }
 
@@ -424,7 +449,7 @@ func (l *eventLog) drive() {
 // syncer (one syncfs for every session that wrote during the previous sync,
 // or this file's fdatasync when it wrote alone), or by fdatasyncing the
 // file.
-func (l *eventLog) sync() error {
+func (l *eventLog) sync(g *commitGroup) error {
 	if l.syncer != nil {
 		if err := l.syncer.wait(l.syncFile); err != nil {
 			return fmt.Errorf("eventbus: make writes to %s durable: %w", l.path, err)
@@ -456,16 +481,13 @@ func (l *eventLog) write(g *commitGroup, at int64) error {
 	return nil
 }
 
-// fail rejects groups that could not be made durable, cuts the file back to
-// its last durable size (so earlier events stay intact and no half record
-// remains) and rewinds id assignment so ids stay gap-free. Appends framed
-// meanwhile are failed too, since their ids follow the failed ones.
-func (l *eventLog) fail(groups []*commitGroup, err error) {
+// fail rejects a group that could not be made durable, cuts the file back
+// to its last durable size (so earlier events stay intact and no half
+// record remains) and rewinds id assignment so ids stay gap-free. Appends
+// framed meanwhile are failed too, since their ids follow the failed ones.
+func (l *eventLog) fail(g *commitGroup, err error) {
 	l.mu.Lock()
-	if p := l.pending; p != nil {
-		groups = append(groups, p)
-		l.pending = nil
-	}
+	defer l.mu.Unlock()
 	if terr := l.wf.Truncate(l.size); terr != nil {
 		l.broken = fmt.Errorf("eventbus: %s is unusable after a failed write (%v) and a failed truncate back to %d bytes (%v); reopen the session", l.path, err, l.size, terr)
 	} else if _, serr := l.wf.Seek(l.size, io.SeekStart); serr != nil {
@@ -476,38 +498,33 @@ func (l *eventLog) fail(groups []*commitGroup, err error) {
 	} else {
 		l.nextID = 0
 	}
-	l.mu.Unlock()
 	l.logger.Error("eventbus: append failed; earlier events are intact", "file", l.path, "err", err)
-	for _, g := range groups {
-		g.err = err
-		close(g.done)
+	finishLocked(g, err)
+	if p := l.pending; p != nil {
+		l.pending = nil
+		finishLocked(p, err)
 	}
 }
 
-// publish makes groups visible to readers, acknowledges them and fans them
-// out, in id order.
-func (l *eventLog) publish(groups []*commitGroup, newSize int64) {
+// publish makes group g, written at offset start, visible to readers, fans
+// it out and then acknowledges it, in id order.
+func (l *eventLog) publish(g *commitGroup, start int64) {
 	l.mu.Lock()
-	off := l.size
-	for _, g := range groups {
-		for i := range g.recs {
-			start := g.offs[i]
-			plen := int64(binary.LittleEndian.Uint32(g.buf[start:]))
-			g.recs[i].payload = g.buf[start+recHeaderSize : start+recHeaderSize+plen : start+recHeaderSize+plen]
-			l.ids = append(l.ids, g.recs[i].id)
-			l.offs = append(l.offs, off+start)
-			l.lens = append(l.lens, int32(plen))
-		}
-		off += int64(len(g.buf))
+	for i := range g.recs {
+		off := g.offs[i]
+		plen := int64(binary.LittleEndian.Uint32(g.buf[off:]))
+		g.recs[i].payload = g.buf[off+recHeaderSize : off+recHeaderSize+plen : off+recHeaderSize+plen]
+		l.ids = append(l.ids, g.recs[i].id)
+		l.offs = append(l.offs, start+off)
+		l.lens = append(l.lens, int32(plen))
 	}
-	l.size = newSize
+	l.size = start + int64(len(g.buf))
 	l.mu.Unlock()
-	for _, g := range groups {
-		if l.onDurable != nil {
-			l.onDurable(g.recs)
-		}
-		close(g.done)
-	}
+	retained := l.onDurable != nil && l.onDurable(g.recs)
+	l.mu.Lock()
+	g.retained = retained
+	finishLocked(g, nil)
+	l.mu.Unlock()
 }
 
 // lastID returns the id of the last durable event, InvalidID if none.

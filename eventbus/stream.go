@@ -88,6 +88,7 @@ type Stream struct {
 
 	fanMu       sync.Mutex
 	live        []*Subscription            // receiving live events
+	nlive       atomic.Int32               // len(live), read without fanMu by Append
 	all         map[*Subscription]struct{} // every open subscription
 	durableNext int64                      // id after the last event fanned out
 	closed      bool
@@ -138,11 +139,16 @@ const idSpliceMax = 5 + 19 + 1
 
 // Append stores e as the session's next event and returns the stored copy
 // with ID (and Timestamp, when e had none) set; e itself is not modified.
-// It returns only once the event is durable per the sync policy, and
-// subscribers receive it (secret-masked) in id order after that.
+// The copy is shallow: it shares e's action or observation (and other
+// pointer fields), so treat both as read-only once appended. It returns only
+// once the event is durable per the sync policy, and subscribers receive it
+// (secret-masked) in id order after that.
 //
 // e must not have an id yet (OpenHands rejects re-adding too). The event is
-// encoded once; the id is spliced into the encoded bytes.
+// encoded once; the id is spliced into the encoded bytes, which are what is
+// stored and what subscribers get. The event is deep-copied only when a
+// subscriber is live (they share one read-only copy) and decoded only when
+// masking changed its bytes.
 func (s *Stream) Append(ctx context.Context, e *Event) (*Event, error) {
 	if e == nil {
 		return nil, errors.New("eventbus: Append(nil): pass an event built with NewAction/NewObservation")
@@ -156,11 +162,11 @@ func (s *Stream) Append(ctx context.Context, e *Event) (*Event, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("eventbus: append to session %q: %w", s.sid, err)
 	}
-	c := e.Clone()
+	c := *e
 	if c.Timestamp == "" {
 		c.Timestamp = Timestamp(time.Now())
 	}
-	js, err := Marshal(c)
+	js, err := Marshal(&c)
 	if err != nil {
 		return nil, fmt.Errorf("eventbus: encode %s event for session %q: %w", c.Type(), s.sid, err)
 	}
@@ -178,19 +184,20 @@ func (s *Stream) Append(ctx context.Context, e *Event) (*Event, error) {
 			ErrEventTooLarge, c.Type(), len(js)+idSpliceMax, s.cfg.MaxEventBytes, s.sid)
 	}
 	// What subscribers receive: the masked event, decoded from the bytes
-	// that are stored, so the two never disagree.
-	shared := c
-	if masked {
+	// that are stored, so the two never disagree; else a private copy, made
+	// only when someone is listening (a subscriber that goes live later
+	// decodes the stored bytes on demand).
+	var shared *Event
+	switch {
+	case masked:
 		if shared, err = Unmarshal(js); err != nil {
 			return nil, fmt.Errorf("eventbus: decode masked event for session %q: %w", s.sid, err)
 		}
+	case s.nlive.Load() > 0:
+		shared = e.Clone()
+		shared.Timestamp = c.Timestamp
 	}
-	if !masked {
-		shared = c.Clone()
-	}
-	id, _, err := s.log.append(ctx,
-		func(id int64, dst []byte) []byte { return spliceID(dst, js, id) },
-		func(id int64) *Event { shared.ID = id; return shared })
+	id, err := s.log.append(ctx, js, shared)
 	if err != nil {
 		if errors.Is(err, errLogClosed) {
 			return nil, fmt.Errorf("eventbus: append to session %q: %w", s.sid, ErrStreamClosed)
@@ -201,7 +208,7 @@ func (s *Stream) Append(ctx context.Context, e *Event) (*Event, error) {
 		return shared.Clone(), nil
 	}
 	c.ID = id
-	return c, nil
+	return &c, nil
 }
 
 // spliceID appends js (a JSON object without "id") to dst with `"id":N`
@@ -217,13 +224,19 @@ func spliceID(dst, js []byte, id int64) []byte {
 }
 
 // deliver is the log's onDurable hook: it runs on the committer goroutine,
-// in id order, and never blocks (a full subscriber is dropped).
-func (s *Stream) deliver(recs []record) {
+// in id order, and never blocks (a full subscriber is dropped). It reports
+// whether any subscriber got the records (their payloads are then shared).
+func (s *Stream) deliver(recs []record) bool {
 	s.fanMu.Lock()
 	defer s.fanMu.Unlock()
+	s.durableNext = recs[len(recs)-1].id + 1
+	if len(s.live) == 0 {
+		return false
+	}
+	items := make([]Item, len(recs))
 	for i := range recs {
-		it := &Item{ID: recs[i].id, JSON: recs[i].payload, ev: recs[i].ev}
-		s.durableNext = it.ID + 1
+		it := &items[i]
+		*it = Item{ID: recs[i].id, JSON: recs[i].payload, ev: recs[i].ev}
 		for j := 0; j < len(s.live); {
 			sub := s.live[j]
 			if it.ID < sub.from {
@@ -239,6 +252,7 @@ func (s *Stream) deliver(recs []record) {
 			}
 		}
 	}
+	return true
 }
 
 // dropLocked ends live subscription sub (at index j of s.live) with err.
@@ -247,6 +261,7 @@ func (s *Stream) dropLocked(sub *Subscription, j int, err error) {
 	s.live[j] = s.live[last]
 	s.live[last] = nil
 	s.live = s.live[:last]
+	s.nlive.Store(int32(len(s.live)))
 	sub.isLive = false
 	sub.endChLocked(err)
 	delete(s.all, sub)
@@ -368,6 +383,7 @@ func (sub *Subscription) replay() {
 		if next >= target {
 			sub.isLive = true
 			s.live = append(s.live, sub)
+			s.nlive.Store(int32(len(s.live)))
 			s.fanMu.Unlock()
 			return
 		}

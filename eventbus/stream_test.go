@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -341,5 +342,55 @@ func TestSubscribeWithAnAlreadyCancelledContextEndsCleanly(t *testing.T) {
 			t.Fatalf("Err = %v, want context.Canceled", sub.Err())
 		}
 		sub.Close()
+	}
+}
+
+// A lone writer's commit buffers are reused once nobody holds them; the
+// bytes a live subscriber got must stay what was stored, and the event it
+// got must not change when the caller changes the event it appended.
+func TestReusedCommitBuffersNeverChangeDeliveredEvents(t *testing.T) {
+	checkLeaks(t)
+	s := openTestStream(t, nil)
+	for i := 0; i < 20; i++ {
+		mustAppend(t, s, runObs(0, i))
+	}
+	sub, err := s.Subscribe(context.Background(), 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	// Subscribe registers the subscriber asynchronously; wait until it is
+	// live so the next appends are delivered live (with a shared event).
+	for s.nlive.Load() == 0 {
+		runtime.Gosched()
+	}
+	var appended []*Event
+	for i := 20; i < 40; i++ {
+		in := runObs(0, i)
+		appended = append(appended, in)
+		mustAppend(t, s, in)
+		if i%2 == 0 {
+			mustAppend(t, s, runObs(0, 1000+i)) // more buffer churn
+		}
+	}
+	for _, in := range appended {
+		in.Observation.(*CmdOutputObservation).Command = "changed by the caller"
+	}
+	got := collect(t, sub, 30)
+	for i := 0; i < 40; i++ {
+		mustAppend(t, s, runObs(0, i)) // reuse buffers once more
+	}
+	stored := storedJSON(t, s)
+	for _, it := range got {
+		if string(it.JSON) != string(stored[it.ID]) {
+			t.Fatalf("delivered event %d changed after delivery:\n got %s\nwant %s", it.ID, it.JSON, stored[it.ID])
+		}
+		ev, err := it.Event()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c := ev.Observation.(*CmdOutputObservation).Command; c == "changed by the caller" {
+			t.Fatalf("event %d seen by a subscriber changed with the caller's copy", it.ID)
+		}
 	}
 }
