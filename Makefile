@@ -1,5 +1,6 @@
 # Corral — the developer's entry points. `make help` lists them.
-GO        ?= go
+# go from PATH, else where this kind of machine installs it.
+GO        ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 BIN       ?= bin
 PKGS      ?= ./...
 # Packages whose tests run under the race detector (everything with goroutines).
@@ -7,7 +8,7 @@ RACE_PKGS ?= ./...
 TEST_TIMEOUT ?= 30m
 LISTEN    ?= 127.0.0.1:7070
 
-.PHONY: help build run test test-short bench lint fmt proto fuzz clean image
+.PHONY: help build run test test-deps test-short bench lint fmt proto fuzz clean image
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -20,9 +21,13 @@ build: ## build bin/corral and the static bin/corral-agent
 run: build ## start the server on 127.0.0.1 with the local runtime and print the URL
 	$(BIN)/corral serve --listen $(LISTEN)
 
-test: ## vet, then every test (race detector on), fuzz seed corpora included
+test: test-deps ## the Debian packages the tests need (test-deps), vet, then every test (race detector on), fuzz seed corpora included
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(RACE_PKGS)
+
+# NO_TEST_DEPS=1 skips it (tests that need a missing package then fail or skip).
+test-deps: ## install the Debian packages the tests need (as root with apt-get), or list them and stop
+	@if [ -z "$(NO_TEST_DEPS)" ]; then ./scripts/test-deps; fi
 
 test-short: ## the fast subset (no Docker, no browser)
 	$(GO) test -short -count=1 $(PKGS)
