@@ -65,18 +65,23 @@ func farmFlags(w io.Writer, o *farmOpts) *flag.FlagSet {
 	return fs
 }
 
-// parseInterspersed parses flags before and after the positional arguments.
+// parseInterspersed parses args with fs, allowing positional arguments
+// between flags ("a --x 1 b --y"), and returns the positional ones in
+// order. "--" ends the flags as usual.
 func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
+	var positional []string
 	for {
 		if err := fs.Parse(args); err != nil {
 			return nil, err
 		}
-		if fs.NArg() == 0 {
-			return pos, nil
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return positional, nil
 		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
+		if len(args)-len(rest) > 0 && args[len(args)-len(rest)-1] == "--" {
+			return append(positional, rest...), nil
+		}
+		positional, args = append(positional, rest[0]), rest[1:]
 	}
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -44,6 +45,9 @@ func runImage(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs := imageFlags(stderr, &o)
 	fs.Usage = func() { fmt.Fprint(stderr, imageUsage); fs.PrintDefaults() }
 	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
 	}
 	if fs.NArg() > 0 {

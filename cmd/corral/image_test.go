@@ -35,6 +35,26 @@ func TestRunImageRejectsBadUsage(t *testing.T) {
 	}
 }
 
+// Without debootstrap the full build names the missing Debian package
+// first, before anything that depends on it (the apt-source lookup reads
+// debootstrap's scripts and used to blame --mirror/--suite instead).
+func TestRunImageBuildWithoutDebootstrapNamesThePackage(t *testing.T) {
+	t.Setenv("PATH", t.TempDir()) // a PATH without debootstrap, whatever is installed
+	for _, args := range [][]string{{"build"}, {"build", "--mirror", "http://deb.example/debian", "--suite", "bookworm"}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := runImage(context.Background(), args, &out, &errb)
+			want := "corral image build: the Debian package debootstrap is not installed"
+			if code != 1 || !strings.HasPrefix(errb.String(), want) || !strings.Contains(errb.String(), "apt-get install -y debootstrap") {
+				t.Fatalf("exit %d, stderr %q; want exit 1 and a message starting %q with the install command", code, errb.String(), want)
+			}
+			if strings.Contains(errb.String(), "--mirror") {
+				t.Errorf("the message blames --mirror/--suite: %q", errb.String())
+			}
+		})
+	}
+}
+
 func TestRunImageBuildMinimalPrintsTheImageID(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()

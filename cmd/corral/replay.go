@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -9,15 +10,19 @@ import (
 	"strings"
 
 	"corral/eventbus"
+	"corral/runtimes/sandbox"
 )
 
-const replayUsage = `usage: corral replay TRAJECTORY.json [--runtime local|cli|docker] [--workspace DIR] [--config FILE] [--no-map] [--strict] [-v]
+const replayUsage = `usage: corral replay TRAJECTORY.json [--runtime local|cli|docker] [--workspace DIR] [--config FILE] [--no-map] [--diff] [--strict] [-v]
 
 Runs the runnable actions of an OpenHands trajectory (a JSON array of
 events) in a fresh session, in order, and prints for each the recorded
 observation beside the new one: type, exit code and whether the content is
-the same. A summary line follows. Paths under /workspace are mapped to the
-session's workspace (--no-map to keep them).
+the same. --diff prints, under each differing action, a unified diff of the
+recorded and the new observation (type, exit code, content). A summary line
+follows. Paths under /workspace are mapped to the session's workspace
+(--no-map to keep them). A trajectory recorded on a workspace that already
+held files (OpenHands' wrong_initial_state.json) differs by design.
 
 exit codes:
   0  every runnable action got an observation (differences are reported, not failures)
@@ -39,29 +44,25 @@ type replayResult struct {
 
 func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var o cliOpts
-	var noMap, strict bool
+	var noMap, strict, showDiff bool
 	fs := cliFlags("corral replay", replayUsage, stderr, &o)
 	fs.BoolVar(&noMap, "no-map", false, "do not map /workspace paths to the session's workspace")
 	fs.BoolVar(&strict, "strict", false, "exit 1 when any observation differs from the recorded one")
-	// Accept the trajectory before or after the flags.
-	var path string
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		path, args = args[0], args[1:]
-	}
-	if err := fs.Parse(args); err != nil {
+	fs.BoolVar(&showDiff, "diff", false, "under each differing action, print a unified diff of the recorded and the new observation (content and exit code)")
+	// Accept the trajectory before, between or after the flags.
+	positional, err := parseInterspersed(fs, args)
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
 		}
 		return exitUsage
 	}
-	if path == "" && fs.NArg() > 0 {
-		path = fs.Arg(0)
-	}
-	if path == "" || fs.NArg() > 1 || (fs.NArg() == 1 && fs.Arg(0) != path) {
-		fmt.Fprintf(stderr, "corral replay: give exactly one trajectory file\n")
+	if len(positional) != 1 {
+		fmt.Fprintf(stderr, "corral replay: give exactly one trajectory file (got %d: %q)\n", len(positional), positional)
 		fs.Usage()
 		return exitUsage
 	}
+	path := positional[0]
 	inputs, err := readEventFile(path)
 	if err != nil {
 		fmt.Fprintf(stderr, "corral replay: %v\n", err)
@@ -118,6 +119,9 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		r.same, r.why = compareObservations(r.recorded, obs, mapPath)
 		results = append(results, r)
 		fmt.Fprintln(stdout, formatReplay(r))
+		if showDiff && !r.same && r.recorded != nil && r.now != nil {
+			fmt.Fprint(stdout, replayDiff(r, mapPath))
+		}
 	}
 	same, differ, unrecorded := 0, 0, 0
 	for _, r := range results {
@@ -169,8 +173,8 @@ func exitOf(ev *eventbus.Event) string {
 }
 
 // compareObservations says whether the new observation matches the
-// recorded one: same type, same exit code, same content (after mapping the
-// recorded /workspace paths).
+// recorded one: same type, same exit code, same content as the agent sees
+// it (after mapping the recorded /workspace paths; see observedText).
 func compareObservations(rec, now *eventbus.Event, m func(string) string) (bool, string) {
 	if rec == nil {
 		return false, "no recorded observation"
@@ -184,10 +188,69 @@ func compareObservations(rec, now *eventbus.Event, m func(string) string) (bool,
 	if exitOf(rec) != exitOf(now) {
 		return false, "exit code differs"
 	}
-	if strings.TrimSpace(m(rec.Content)) != strings.TrimSpace(now.Content) {
+	if observedText(rec, m) != observedText(now, m) {
 		return false, "content differs"
 	}
 	return true, "same"
+}
+
+// observedText is the content of an observation as compared: the text
+// the agent is shown, with leading and trailing blank space trimmed.
+// Recorded edit observations of older OpenHands versions hold the unified
+// diff in content and the agent-facing result in the extra
+// formatted_output_and_error ("File created successfully at: ..."); newer
+// ones, and Corral, hold that result in content. Comparing the diff with
+// the result made every such edit DIFFER.
+func observedText(ev *eventbus.Event, m func(string) string) string {
+	text := ev.Content
+	if _, ok := ev.Observation.(*eventbus.FileEditObservation); ok {
+		if legacy, ok := legacyEditOutput(ev); ok {
+			text = legacy
+		}
+	}
+	return strings.TrimSpace(m(text))
+}
+
+// legacyEditOutput returns extras.formatted_output_and_error of a recorded
+// edit observation, which the codec keeps verbatim but does not model.
+func legacyEditOutput(ev *eventbus.Event) (string, bool) {
+	b, err := eventbus.Marshal(ev)
+	if err != nil {
+		return "", false
+	}
+	var doc struct {
+		Extras struct {
+			Formatted *string `json:"formatted_output_and_error"`
+		} `json:"extras"`
+	}
+	if json.Unmarshal(b, &doc) != nil || doc.Extras.Formatted == nil {
+		return "", false
+	}
+	return *doc.Extras.Formatted, true
+}
+
+// replayDiff is the --diff block of a differing action: a unified diff of
+// the recorded and the new observation, each as its type, exit code and
+// compared content, indented under the action's line.
+func replayDiff(r replayResult, m func(string) string) string {
+	side := func(ev *eventbus.Event) string {
+		head := "[" + ev.Type() + " observation"
+		if code := exitOf(ev); code != "-" {
+			head += ", exit code " + code
+		}
+		return head + "]\n" + observedText(ev, m)
+	}
+	d := sandbox.UnifiedDiff(side(r.recorded), side(r.now),
+		fmt.Sprintf("recorded observation %d", r.recorded.ID), fmt.Sprintf("new observation %d", r.now.ID), 3)
+	if d == "" {
+		return ""
+	}
+	var b strings.Builder
+	for _, line := range strings.SplitAfter(strings.TrimSuffix(d, "\n"), "\n") {
+		b.WriteString("    " + line)
+	}
+	b.WriteString("\n")
+	return b.String()
 }
 
 func formatReplay(r replayResult) string {

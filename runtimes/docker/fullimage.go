@@ -42,6 +42,12 @@ func BuildFullImage(ctx context.Context, cli client.APIClient, opts FullImageOpt
 	if progress == nil {
 		progress = io.Discard
 	}
+	// debootstrap first: without it the apt-source lookup below fails too
+	// (it reads debootstrap's suite scripts) and would blame --mirror/--suite.
+	deboot, err := exec.LookPath("debootstrap")
+	if err != nil {
+		return "", fmt.Errorf("the Debian package debootstrap is not installed (no debootstrap in PATH): install it with `apt-get update && apt-get install -y debootstrap`, or build the minimal image instead with `corral image build --minimal`")
+	}
 	if opts.Mirror == "" || opts.Suite == "" {
 		src, err := FindAptSource("/etc/apt", "/usr/share/debootstrap/scripts")
 		if err != nil {
@@ -53,10 +59,6 @@ func BuildFullImage(ctx context.Context, cli client.APIClient, opts FullImageOpt
 		if opts.Suite == "" {
 			opts.Suite = src.Suite
 		}
-	}
-	deboot, err := exec.LookPath("debootstrap")
-	if err != nil {
-		return "", fmt.Errorf("debootstrap not found in PATH: install it with `apt-get update && apt-get install -y debootstrap`, or build the minimal image instead with `corral image build --minimal`")
 	}
 	root, err := os.MkdirTemp(opts.TempDir, "corral-rootfs-")
 	if err != nil {
