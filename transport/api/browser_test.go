@@ -216,10 +216,10 @@ func TestBrowserCreatesASessionAndRunsACommand(t *testing.T) {
 	t.Run("firefox, test engine", func(t *testing.T) { driveUI(t, firefox, newFixture(t, nil).ts.URL, "ui-firefox.png") })
 }
 
-// stopAndStartAgain deletes (stops) the open session in the UI, starts it
-// again with the Start button and runs a command in it.
+// stopAndStartAgain stops the open session in the UI, starts it again
+// with the Start button and runs a command in it.
 func stopAndStartAgain(ctx context.Context, t *testing.T, c browser) {
-	c.eval(ctx, `document.getElementById("sv-delete").click(); true`)
+	c.eval(ctx, `document.getElementById("sv-stop").click(); true`)
 	waitTrue(ctx, t, c, "the session stopped", `document.getElementById("sv-status").textContent.startsWith("STOPPED") && !document.getElementById("sv-start").disabled`)
 	c.eval(ctx, `document.getElementById("sv-start").click(); true`)
 	waitTrue(ctx, t, c, "the session running again and live", `document.getElementById("sv-status").textContent.startsWith("RUNNING") && document.getElementById("sv-conn").textContent === "live"`)

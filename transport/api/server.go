@@ -159,6 +159,9 @@ func (s *Server) register() {
 	s.handle("GET /{$}", pub, s.uiIndex)
 	s.handle("GET /ui/app.js", pub, s.uiAsset("app.js", "text/javascript; charset=utf-8"))
 	s.handle("GET /ui/style.css", pub, s.uiAsset("style.css", "text/css; charset=utf-8"))
+	s.handle("GET /ui/term.js", pub, s.uiAsset("term.js", "text/javascript; charset=utf-8"))
+	s.handle("GET /ui/favicon.svg", pub, s.uiAsset("favicon.svg", "image/svg+xml"))
+	s.handle("GET /favicon.ico", pub, s.uiAsset("favicon.svg", "image/svg+xml"))
 }
 
 // statusWriter remembers the status code for metrics. It forwards Flush and

@@ -8,7 +8,7 @@ import (
 // uiFiles is the web UI: plain HTML, CSS and JavaScript, no build step and
 // no request to any other origin.
 //
-//go:embed ui/index.html ui/app.js ui/style.css
+//go:embed ui/index.html ui/app.js ui/term.js ui/style.css ui/favicon.svg
 var uiFiles embed.FS
 
 //go:embed openapi.json

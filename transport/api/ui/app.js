@@ -1,17 +1,28 @@
 // Corral web UI: plain JavaScript, no dependencies, talks only to the server
-// that served it. Untrusted text (commands, output) is always set with
-// textContent, never parsed as HTML.
+// that served it. Untrusted text (commands, output, file names) is always
+// set with textContent, never parsed as HTML.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
+const HISTORY_KEY = "corral.history";
+const HISTORY_MAX = 500;
+
 const state = {
   token: localStorage.getItem("corral.token") || "",
-  current: null,    // selected session id
+  current: null,     // selected session id
+  session: null,     // its last Session object
   ws: null,
-  lastId: -1,       // last event id rendered for the current session
+  lastId: -1,        // last event id rendered for the current session
   retry: 0,
-  actions: new Map(), // action id -> DOM element of the action
-  live: new Map(),    // action id -> <pre> of streaming output
+  actions: new Map(), // action id -> its element in the event log
+  running: new Set(), // run actions without an observation yet
+  waiting: false,     // the last command timed out and may want input
+  term: null,
+  history: loadHistory(),
+  hIndex: -1,         // position in history while browsing with Up/Down
+  draft: "",
+  files: { dir: "", root: null, open: null, content: "" },
+  py: new Map(),      // run_ipython action id -> its cell element
 };
 
 function el(tag, cls, text) {
@@ -21,21 +32,34 @@ function el(tag, cls, text) {
   return e;
 }
 
-async function api(method, path, body) {
-  const headers = {};
-  if (state.token) headers["Authorization"] = "Bearer " + state.token;
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+function sessionPath(suffix) {
+  return "/api/sessions/" + encodeURIComponent(state.current) + (suffix || "");
+}
+
+function authHeaders() {
+  return state.token ? { Authorization: "Bearer " + state.token } : {};
+}
+
+async function api(method, path, body, raw) {
+  const headers = authHeaders();
+  let payload;
+  if (raw !== undefined) payload = raw;
+  else if (body !== undefined) { headers["Content-Type"] = "application/json"; payload = JSON.stringify(body); }
+  const res = await fetch(path, { method, headers, body: payload });
   let data = null;
   const text = await res.text();
   try { data = text ? JSON.parse(text) : null; } catch (_) { data = null; }
   if (res.status === 401) $("token-form").classList.remove("hidden");
   if (!res.ok) {
     const msg = data && data.error ? data.error.message : res.status + " " + res.statusText;
-    throw new Error(msg);
+    const err = new Error(msg);
+    err.status = res.status;
+    throw err;
   }
   return data;
 }
+
+function showError(msg) { $("cmd-error").textContent = msg || ""; }
 
 // ---- sessions list -------------------------------------------------------
 
@@ -47,13 +71,15 @@ async function refreshSessions() {
   for (const s of data.sessions.slice().reverse()) {
     const li = el("li");
     li.dataset.id = s.id;
+    li.tabIndex = 0;
     if (s.id === state.current) li.classList.add("selected");
     const top = el("div");
     top.append(el("span", "badge " + s.status, s.status), " ", el("span", "sid", s.id));
-    li.append(top, el("span", "meta", s.backend + (s.image ? " · " + s.image : "") +
-      (s.queue_position ? " · queued #" + s.queue_position : "") + " · active " + ago(s.last_activity)));
+    const where = [s.node, s.backend, s.image].filter(Boolean).join(" · ");
+    li.append(top, el("span", "meta", where + (s.queue_position ? " · queued #" + s.queue_position : "") + " · active " + ago(s.last_activity)));
     if (s.error) li.append(el("span", "meta error", s.error));
     li.addEventListener("click", () => openSession(s.id));
+    li.addEventListener("keydown", (ev) => { if (ev.key === "Enter") openSession(s.id); });
     ul.append(li);
     if (s.id === state.current) showStatus(s);
   }
@@ -65,19 +91,21 @@ function ago(ts) {
   const s = Math.max(0, Math.round((Date.now() - t) / 1000));
   if (s < 60) return s + "s ago";
   if (s < 3600) return Math.round(s / 60) + "m ago";
-  return Math.round(s / 3600) + "h ago";
+  if (s < 86400) return Math.round(s / 3600) + "h ago";
+  return Math.round(s / 86400) + "d ago";
 }
 
 function showStatus(s) {
+  state.session = s;
   const b = $("sv-status");
   b.className = "badge " + s.status;
   b.textContent = s.status + (s.runtime_status ? " · " + s.runtime_status.replace("STATUS$", "") : "");
   $("sv-pause").disabled = s.status !== "RUNNING";
   $("sv-resume").disabled = s.status !== "PAUSED";
-  $("sv-delete").disabled = s.status === "STOPPED";
+  $("sv-stop").disabled = s.status === "STOPPED" || s.status === "ERROR";
   const stopped = s.status === "STOPPED" || s.status === "ERROR";
   $("sv-start").disabled = !stopped;
-  $("cmd").disabled = $("run-btn").disabled = $("ctrlc-btn").disabled = stopped;
+  for (const id of ["cmd", "run-btn", "ctrlc-btn", "ctrld-btn", "ctrlz-btn", "py-run", "fb-upload", "fb-save", "fb-edit"]) $(id).disabled = stopped;
 }
 
 $("new-session").addEventListener("submit", async (ev) => {
@@ -98,31 +126,65 @@ $("new-session").addEventListener("submit", async (ev) => {
   }
 });
 
+$("nav-toggle").addEventListener("click", (ev) => {
+  ev.stopPropagation();
+  const open = document.body.classList.toggle("nav-open");
+  $("nav-toggle").setAttribute("aria-expanded", String(open));
+});
+// On a narrow window the list is a drawer: a click beside it closes it.
+document.querySelector("main").addEventListener("click", (ev) => {
+  if (document.body.classList.contains("nav-open") && !$("sidebar").contains(ev.target)) {
+    document.body.classList.remove("nav-open");
+    $("nav-toggle").setAttribute("aria-expanded", "false");
+  }
+});
+
 // ---- session view --------------------------------------------------------
 
 function openSession(id) {
   if (state.ws) { state.ws.onclose = null; state.ws.close(); state.ws = null; }
   state.current = id;
+  state.session = null;
   state.lastId = -1;
   state.retry = 0;
   state.actions.clear();
-  state.live.clear();
+  state.running.clear();
+  state.py.clear();
+  state.files = { dir: "", root: null, cwd: null, open: null, content: "" };
+  setWaiting(false);
+  state.term.reset();
   $("log").textContent = "";
+  $("py-cells").textContent = "";
+  $("fb-view").classList.add("hidden");
+  $("delete-confirm").classList.add("hidden");
+  showError("");
   $("sv-title").textContent = id;
   $("session-view").classList.remove("hidden");
   $("empty-view").classList.add("hidden");
+  document.body.classList.remove("nav-open");
+  document.body.classList.add("has-session");
   for (const li of $("sessions").children) li.classList.toggle("selected", li.dataset.id === id);
   // A link to this view: #/sessions/<id>
   if (location.hash !== "#/sessions/" + encodeURIComponent(id)) history.replaceState(null, "", "#/sessions/" + encodeURIComponent(id));
   connect();
   refreshSessions();
+  if (currentTab() === "files") listDir(state.files.dir);
   $("cmd").focus();
+}
+
+function closeSession() {
+  if (state.ws) { state.ws.onclose = null; state.ws.close(); state.ws = null; }
+  state.current = null;
+  $("session-view").classList.add("hidden");
+  $("empty-view").classList.remove("hidden");
+  document.body.classList.remove("has-session");
+  history.replaceState(null, "", location.pathname);
 }
 
 function connect() {
   const id = state.current;
   const proto = location.protocol === "https:" ? "wss:" : "ws:";
-  let url = proto + "//" + location.host + "/api/sessions/" + encodeURIComponent(id) + "/events/ws?after=" + state.lastId;
+  let url = proto + "//" + location.host + sessionPath("/events/ws") + "?after=" + state.lastId;
   // The UI shows runtime status changes, which are Corral's own events:
   // without corral_events the server sends OpenHands events only.
   url += "&corral_events=true";
@@ -157,6 +219,147 @@ function connect() {
   };
 }
 
+function render(e) {
+  if (e.action !== undefined) {
+    renderAction(e);
+    if (e.action === "run") termAction(e);
+    if (e.action === "run_ipython") pyAction(e);
+  } else {
+    renderObservation(e);
+    if (e.cause !== undefined && e.cause !== null) {
+      if (state.term.blocks.has(e.cause) || e.observation === "run") termObservation(e);
+      if (state.py.has(e.cause)) pyObservation(e);
+    }
+  }
+}
+
+// ---- terminal --------------------------------------------------------------
+
+function termAction(e) {
+  const a = e.args || {};
+  state.term.block(e.id, a.command || "", !!a.is_input);
+  state.running.add(e.id);
+  updatePrompt();
+}
+
+function liveOutput(f) {
+  const b = state.term.blocks.get(f.action_id);
+  if (b) b.output(f.seq, f.data);
+}
+
+function termObservation(e) {
+  let b = state.term.blocks.get(e.cause);
+  if (!b) {
+    const x = e.extras || {};
+    b = state.term.block(e.cause, x.command || "", false);
+  }
+  b.finish(e);
+  state.running.delete(e.cause);
+  const md = (e.extras || {}).metadata || {};
+  if (e.observation === "run") setWaiting(md.exit_code === -1);
+  if (md.working_dir) state.files.cwd = md.working_dir; // the last resort of fileRoot
+  updatePrompt();
+}
+
+function setWaiting(on) {
+  state.waiting = on;
+  $("cmd-input").checked = on;
+  updatePrompt();
+}
+
+function updatePrompt() {
+  const input = $("cmd-input").checked;
+  const p = $("prompt");
+  p.textContent = input ? "⌨" : "$";
+  p.classList.toggle("busy", state.running.size > 0);
+  $("cmd").placeholder = input ? "input to the running command (is_input) · Enter sends" : "command · ↑↓ history · Ctrl-C interrupts";
+}
+$("cmd-input").addEventListener("change", updatePrompt);
+
+async function runCommand(command, isInput) {
+  showError("");
+  try {
+    await api("POST", sessionPath("/actions"), { action: "run", args: { command, is_input: isInput } });
+  } catch (e) {
+    showError(e.message);
+  }
+}
+
+// interrupt stops the running command now, past the action queue.
+async function interrupt() {
+  showError("");
+  try {
+    await api("POST", sessionPath("/interrupt"));
+  } catch (e) {
+    showError("Ctrl-C: " + e.message);
+  }
+}
+
+$("cmd-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const c = $("cmd").value;
+  const isInput = $("cmd-input").checked;
+  if (!c && !isInput) return;
+  $("cmd").value = "";
+  if (c && !isInput) remember(c);
+  state.hIndex = -1;
+  runCommand(c, isInput);
+});
+$("ctrlc-btn").addEventListener("click", () => { interrupt(); $("cmd").focus(); });
+$("ctrld-btn").addEventListener("click", () => runCommand("C-d", true));
+$("ctrlz-btn").addEventListener("click", () => runCommand("C-z", true));
+
+$("cmd").addEventListener("keydown", (ev) => {
+  const input = ev.target;
+  if (ev.ctrlKey && !ev.altKey && !ev.metaKey) {
+    const key = ev.key.toLowerCase();
+    // Ctrl-C copies a selection, as everywhere; without one it interrupts.
+    if (key === "c" && input.selectionStart === input.selectionEnd) { ev.preventDefault(); interrupt(); return; }
+    if (key === "d" && input.value === "") { ev.preventDefault(); runCommand("C-d", true); return; }
+    if (key === "z") { ev.preventDefault(); runCommand("C-z", true); return; }
+    if (key === "l") { ev.preventDefault(); state.term.reset(); return; }
+  }
+  if (ev.key === "ArrowUp" || ev.key === "ArrowDown") {
+    if (browseHistory(ev.key === "ArrowUp" ? 1 : -1)) ev.preventDefault();
+  }
+});
+
+// Ctrl-C on the output interrupts too, unless text is selected (copy).
+$("term").addEventListener("keydown", (ev) => {
+  if (ev.ctrlKey && ev.key.toLowerCase() === "c" && window.getSelection().isCollapsed) { ev.preventDefault(); interrupt(); }
+});
+// A click that selects nothing puts the cursor on the command line.
+$("term").addEventListener("mouseup", () => { if (window.getSelection().isCollapsed) $("cmd").focus({ preventScroll: true }); });
+
+function loadHistory() {
+  try { const h = JSON.parse(localStorage.getItem(HISTORY_KEY) || "[]"); return Array.isArray(h) ? h : []; } catch (_) { return []; }
+}
+
+function remember(cmd) {
+  const h = state.history;
+  if (h[h.length - 1] !== cmd) h.push(cmd);
+  if (h.length > HISTORY_MAX) h.splice(0, h.length - HISTORY_MAX);
+  try { localStorage.setItem(HISTORY_KEY, JSON.stringify(h)); } catch (_) { /* full: history stays in memory */ }
+}
+
+// browseHistory moves back (+1) or forward (-1) in the command history.
+function browseHistory(dir) {
+  const h = state.history;
+  if (h.length === 0) return false;
+  if (state.hIndex === -1) {
+    if (dir < 0) return false;
+    state.draft = $("cmd").value;
+  }
+  const next = Math.min(h.length - 1, state.hIndex + dir);
+  state.hIndex = next;
+  const v = next < 0 ? state.draft : h[h.length - 1 - next];
+  $("cmd").value = v;
+  $("cmd").setSelectionRange(v.length, v.length);
+  return true;
+}
+
+// ---- event log ------------------------------------------------------------
+
 function scrolledToBottom(log) {
   return log.scrollHeight - log.scrollTop - log.clientHeight < 40;
 }
@@ -172,11 +375,6 @@ function head(kind, e) {
   const h = el("div", "head");
   h.append(el("span", "kind", kind), el("span", "", "#" + e.id + " · " + (e.source || "") + " · " + (e.timestamp || "").replace("T", " ").slice(0, 19)));
   return h;
-}
-
-function render(e) {
-  if (e.action !== undefined) renderAction(e);
-  else renderObservation(e);
 }
 
 function renderAction(e) {
@@ -213,7 +411,7 @@ function confirmBox(eid) {
   const decide = async (verb) => {
     yes.disabled = no.disabled = true;
     try {
-      await api("POST", "/api/sessions/" + encodeURIComponent(state.current) + "/actions/" + eid + "/" + verb);
+      await api("POST", sessionPath("/actions/" + eid + "/" + verb));
       box.textContent = verb === "confirm" ? "confirmed" : "rejected";
     } catch (err) {
       yes.disabled = no.disabled = false;
@@ -226,87 +424,361 @@ function confirmBox(eid) {
   return box;
 }
 
-function liveOutput(f) {
-  const parent = state.actions.get(f.action_id);
-  if (!parent || parent.dataset.answered) return;
-  let pre = state.live.get(f.action_id);
-  if (!pre) {
-    pre = el("pre", "live", "");
-    state.live.set(f.action_id, pre);
-    parent.append(pre);
-  }
-  const log = $("log");
-  const stick = scrolledToBottom(log);
-  pre.textContent += f.data;
-  if (stick) log.scrollTop = log.scrollHeight;
-}
-
 function renderObservation(e) {
   const x = e.extras || {};
   if (e.observation === "runtime_status") {
-    const d = el("div", "ev status", "runtime " + (x.status || "").replace("STATUS$", "") + (e.content ? " — " + e.content : ""));
-    append(d);
+    append(el("div", "ev status", "runtime " + (x.status || "").replace("STATUS$", "") + (e.content ? " — " + e.content : "")));
     return;
   }
   if (e.cause !== undefined && e.cause !== null) {
     const parent = state.actions.get(e.cause);
     if (parent) {
       parent.dataset.answered = "1";
-      const pre = state.live.get(e.cause);
-      if (pre) { pre.remove(); state.live.delete(e.cause); }
       const box = parent.querySelector(".confirm");
       if (box) box.remove();
     }
   }
-  const failed = e.observation === "error" || (x.metadata && x.metadata.exit_code > 0) || e.success === false;
+  const md = x.metadata || {};
+  const code = typeof md.exit_code === "number" ? md.exit_code : null;
+  const failed = e.observation === "error" || (code !== null && code !== 0) || e.success === false;
   const d = el("div", "ev obs" + (failed ? " failed" : "") + (e.observation === "error" ? " error" : ""));
   const h = head(e.observation, e);
   if (e.cause !== undefined && e.cause !== null) h.append(el("span", "", "↳ #" + e.cause));
-  if (x.metadata && typeof x.metadata.exit_code === "number" && x.metadata.exit_code >= 0) {
-    h.append(el("span", "exit" + (x.metadata.exit_code !== 0 ? " bad" : ""), "exit " + x.metadata.exit_code));
-  }
+  if (code !== null) h.append(el("span", "exit" + (code === 0 ? "" : code === -1 ? " wait" : " bad"), code === -1 ? "no exit code (still running)" : "exit " + code));
+  if (x.error_id) h.append(el("span", "exit bad", x.error_id));
   d.append(h);
-  if (e.content) d.append(el("pre", "", e.content));
+  // Every observation says something: its message, its output, and the
+  // metadata OpenHands appends (timeouts, interrupts, exit codes).
+  if (e.message && e.message !== e.content) d.append(el("div", "msg", e.message));
+  if (md.prefix && md.prefix.trim()) d.append(el("div", "suffix", md.prefix.trim()));
+  if (e.content) d.append(el("pre", "content", e.content));
+  if (md.suffix && md.suffix.trim()) d.append(el("div", "suffix", md.suffix.trim()));
   append(d);
 }
 
-async function runCommand(command, isInput) {
-  $("cmd-error").textContent = "";
+// ---- Python cells -----------------------------------------------------------
+
+function pyAction(e) {
+  const cell = el("div", "py-cell");
+  cell.append(el("div", "py-in-label", "In [#" + e.id + "]"), el("pre", "py-in", (e.args || {}).code || ""));
+  state.py.set(e.id, cell);
+  const box = $("py-cells");
+  box.append(cell);
+  box.scrollTop = box.scrollHeight;
+}
+
+function pyObservation(e) {
+  const cell = state.py.get(e.cause);
+  const failed = e.observation === "error" || e.success === false;
+  cell.append(el("pre", "py-out" + (failed ? " bad" : ""), e.content || e.message || ""));
+  const box = $("py-cells");
+  box.scrollTop = box.scrollHeight;
+}
+
+$("py-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const code = $("py-code").value;
+  if (!code.trim()) return;
+  showError("");
   try {
-    await api("POST", "/api/sessions/" + encodeURIComponent(state.current) + "/actions",
-      { action: "run", args: { command, is_input: isInput } });
+    await api("POST", sessionPath("/actions"), { action: "run_ipython", args: { code } });
+    $("py-code").value = "";
   } catch (e) {
-    $("cmd-error").textContent = e.message;
+    showError(e.message);
+  }
+});
+$("py-code").addEventListener("keydown", (ev) => {
+  if (ev.key === "Enter" && (ev.ctrlKey || ev.shiftKey || ev.metaKey)) {
+    ev.preventDefault();
+    $("py-form").requestSubmit();
+  }
+});
+
+// ---- files -----------------------------------------------------------------
+
+// fileRoot is the absolute path of the sandbox's working directory (the
+// root the listing starts at), needed by upload and download.
+function fileRoot() {
+  const s = state.session;
+  if (s && s.backend === "docker") return "/workspace"; // its workspace field is the host's side
+  if (s && s.workspace && s.workspace.startsWith("/")) return s.workspace;
+  return state.files.root || state.files.cwd;
+}
+
+function absPath(rel) {
+  const root = fileRoot();
+  if (!root) return null;
+  return rel ? root.replace(/\/$/, "") + "/" + rel : root;
+}
+
+async function listDir(dir) {
+  state.files.dir = dir;
+  renderCrumbs(dir);
+  const ul = $("fb-list");
+  let data;
+  try {
+    const root = fileRoot();
+    const p = root ? absPath(dir) : dir;
+    data = await api("GET", sessionPath("/files") + "?path=" + encodeURIComponent(p));
+  } catch (e) {
+    ul.textContent = "";
+    ul.append(el("li", "error", e.message));
+    return;
+  }
+  if (state.files.dir !== dir) return; // another directory was opened meanwhile
+  ul.textContent = "";
+  if (dir) ul.append(fileRow("../", () => listDir(parentOf(dir)), "dir"));
+  for (const name of data.files) {
+    const isDir = name.endsWith("/");
+    const rel = (dir ? dir + "/" : "") + name.replace(/\/$/, "");
+    ul.append(fileRow(name, () => (isDir ? listDir(rel) : openFile(rel)), isDir ? "dir" : "file", isDir ? null : rel));
+  }
+  if (data.files.length === 0) ul.append(el("li", "muted", "(empty)"));
+}
+
+function parentOf(dir) {
+  const i = dir.lastIndexOf("/");
+  return i < 0 ? "" : dir.slice(0, i);
+}
+
+function fileRow(name, open, kind, rel) {
+  const li = el("li", "fb-row " + kind);
+  const b = el("button", "fb-open", (kind === "dir" ? "📁 " : "📄 ") + name);
+  b.type = "button";
+  b.dataset.name = name;
+  b.addEventListener("click", open);
+  li.append(b);
+  if (rel) {
+    const dl = el("button", "fb-dl secondary", "⬇");
+    dl.type = "button";
+    dl.title = "download " + name;
+    dl.setAttribute("aria-label", "download " + name);
+    dl.addEventListener("click", () => download(rel));
+    li.append(dl);
+  }
+  return li;
+}
+
+function renderCrumbs(dir) {
+  const nav = $("fb-crumbs");
+  nav.textContent = "";
+  const root = el("button", "crumb", "workspace");
+  root.type = "button";
+  root.addEventListener("click", () => listDir(""));
+  nav.append(root);
+  let acc = "";
+  for (const part of dir ? dir.split("/") : []) {
+    acc = acc ? acc + "/" + part : part;
+    const to = acc;
+    const b = el("button", "crumb", part);
+    b.type = "button";
+    b.addEventListener("click", () => listDir(to));
+    nav.append(el("span", "sep", "/"), b);
   }
 }
 
-$("cmd-form").addEventListener("submit", (ev) => {
-  ev.preventDefault();
-  const c = $("cmd").value;
-  const isInput = $("cmd-input").checked;
-  if (!c && !isInput) return;
-  $("cmd").value = "";
-  runCommand(c, isInput);
+// action runs one action and waits for its observation.
+async function action(body) {
+  return api("POST", sessionPath("/actions?wait=true"), body);
+}
+
+function fileStatus(msg, bad) {
+  const p = $("fb-status");
+  p.textContent = msg;
+  p.classList.toggle("error", !!bad);
+}
+
+async function openFile(rel) {
+  const path = absPath(rel) || rel;
+  state.files.open = rel;
+  $("fb-view").classList.remove("hidden");
+  $("fb-name").textContent = rel;
+  setEditing(false);
+  $("fb-code").textContent = "";
+  fileStatus("reading…");
+  let obs;
+  try {
+    obs = await action({ action: "read", args: { path } });
+  } catch (e) {
+    fileStatus(e.message, true);
+    return;
+  }
+  if (state.files.open !== rel) return;
+  if (!obs || obs.observation !== "read") {
+    fileStatus(obs ? obs.content || obs.message : "no observation", true);
+    return;
+  }
+  // A relative read tells the absolute path: the root of the listing.
+  const got = (obs.extras || {}).path || "";
+  if (!state.files.root && got.endsWith("/" + rel)) state.files.root = got.slice(0, got.length - rel.length - 1);
+  state.files.content = obs.content || "";
+  showCode(state.files.content);
+  fileStatus(lineCount(state.files.content) + " lines");
+}
+
+function lineCount(text) {
+  if (!text) return 0;
+  let n = text.split("\n").length;
+  if (text.endsWith("\n")) n--;
+  return n;
+}
+
+// showCode shows text with line numbers: a gutter and the text side by
+// side, both plain text.
+function showCode(text) {
+  const box = $("fb-code");
+  box.textContent = "";
+  const n = Math.max(1, lineCount(text));
+  const nums = new Array(n);
+  for (let i = 0; i < n; i++) nums[i] = i + 1;
+  const gutter = el("pre", "ln", nums.join("\n"));
+  gutter.setAttribute("aria-hidden", "true");
+  box.append(gutter, el("pre", "src", text.endsWith("\n") ? text.slice(0, -1) : text));
+}
+
+function setEditing(on) {
+  $("fb-code").classList.toggle("hidden", on);
+  $("fb-editor").classList.toggle("hidden", !on);
+  $("fb-edit").classList.toggle("hidden", on);
+  $("fb-save").classList.toggle("hidden", !on);
+  $("fb-cancel").classList.toggle("hidden", !on);
+}
+
+$("fb-edit").addEventListener("click", () => {
+  $("fb-editor").value = state.files.content;
+  setEditing(true);
+  $("fb-editor").focus();
 });
-$("ctrlc-btn").addEventListener("click", () => runCommand("C-c", true));
+$("fb-cancel").addEventListener("click", () => setEditing(false));
+$("fb-close").addEventListener("click", () => { state.files.open = null; $("fb-view").classList.add("hidden"); });
+$("fb-save").addEventListener("click", saveFile);
+$("fb-editor").addEventListener("keydown", (ev) => {
+  if (ev.key === "s" && (ev.ctrlKey || ev.metaKey)) { ev.preventDefault(); saveFile(); }
+});
+
+async function saveFile() {
+  const rel = state.files.open;
+  if (!rel) return;
+  const content = $("fb-editor").value;
+  fileStatus("saving…");
+  $("fb-save").disabled = true;
+  try {
+    const obs = await action({ action: "write", args: { path: absPath(rel) || rel, content } });
+    if (!obs || obs.observation !== "write") {
+      fileStatus("not saved: " + (obs ? obs.content || obs.message : "no observation"), true);
+      return;
+    }
+    state.files.content = content;
+    showCode(content);
+    setEditing(false);
+    fileStatus("saved · " + lineCount(content) + " lines");
+  } catch (e) {
+    fileStatus("not saved: " + e.message, true);
+  } finally {
+    $("fb-save").disabled = false;
+  }
+}
+
+$("fb-download").addEventListener("click", () => { if (state.files.open) download(state.files.open); });
+
+// download fetches a file (or a directory as a zip) with the token and
+// hands it to the browser as a file.
+async function download(rel) {
+  const path = absPath(rel);
+  if (!path) { showError("the sandbox's working directory is not known yet: run a command first"); return; }
+  showError("");
+  try {
+    const res = await fetch(sessionPath("/files/download") + "?path=" + encodeURIComponent(path), { headers: authHeaders() });
+    if (!res.ok) {
+      let msg = res.status + " " + res.statusText;
+      try { msg = (await res.json()).error.message; } catch (_) { /* not JSON */ }
+      throw new Error(msg);
+    }
+    const blob = await res.blob();
+    const cd = res.headers.get("Content-Disposition") || "";
+    const m = cd.match(/filename="?([^";]+)"?/);
+    const a = el("a");
+    a.href = URL.createObjectURL(blob);
+    a.download = m ? m[1] : rel.split("/").pop();
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+  } catch (e) {
+    showError("download " + rel + ": " + e.message);
+  }
+}
+
+$("fb-upload").addEventListener("change", async (ev) => {
+  const files = [...ev.target.files];
+  ev.target.value = "";
+  if (files.length === 0) return;
+  const dest = absPath(state.files.dir);
+  if (!dest) { showError("the sandbox's working directory is not known yet: run a command first"); return; }
+  const form = new FormData();
+  for (const f of files) form.append("file", f, f.name);
+  showError("");
+  try {
+    await api("POST", sessionPath("/files") + "?destination=" + encodeURIComponent(dest), undefined, form);
+    listDir(state.files.dir);
+  } catch (e) {
+    showError("upload: " + e.message);
+  }
+});
+$("fb-refresh").addEventListener("click", () => listDir(state.files.dir));
+
+// ---- tabs & session controls ----------------------------------------------
+
+function currentTab() {
+  const t = document.querySelector(".tab.active");
+  return t ? t.dataset.tab : "term";
+}
+
+function showTab(name) {
+  for (const t of document.querySelectorAll(".tab")) {
+    const on = t.dataset.tab === name;
+    t.classList.toggle("active", on);
+    t.setAttribute("aria-selected", String(on));
+  }
+  for (const p of document.querySelectorAll(".panel")) p.classList.toggle("hidden", p.id !== "tab-" + name);
+  if (name === "term") { state.term.flush(); $("cmd").focus(); }
+  if (name === "files") listDir(state.files.dir);
+  if (name === "py") $("py-code").focus();
+  if (name === "events") { const log = $("log"); log.scrollTop = log.scrollHeight; }
+}
+for (const t of document.querySelectorAll(".tab")) t.addEventListener("click", () => showTab(t.dataset.tab));
 
 async function control(verb) {
-  $("cmd-error").textContent = "";
+  showError("");
   try {
-    if (verb === "delete") await api("DELETE", "/api/sessions/" + encodeURIComponent(state.current));
-    else await api("POST", "/api/sessions/" + encodeURIComponent(state.current) + "/" + verb);
+    if (verb === "stop") await api("DELETE", sessionPath());
+    else await api("POST", sessionPath("/" + verb));
     // A started session has a live stream again: follow it from the last
     // event shown.
     if (verb === "start" && !state.ws) connect();
   } catch (e) {
-    $("cmd-error").textContent = e.message;
+    showError(e.message);
   }
   refreshSessions();
 }
 $("sv-start").addEventListener("click", () => control("start"));
 $("sv-pause").addEventListener("click", () => control("pause"));
 $("sv-resume").addEventListener("click", () => control("resume"));
-$("sv-delete").addEventListener("click", () => control("delete"));
+$("sv-stop").addEventListener("click", () => control("stop"));
+$("sv-delete").addEventListener("click", () => $("delete-confirm").classList.remove("hidden"));
+$("delete-no").addEventListener("click", () => $("delete-confirm").classList.add("hidden"));
+$("delete-yes").addEventListener("click", async () => {
+  const purge = $("delete-purge").checked;
+  showError("");
+  try {
+    await api("DELETE", sessionPath(purge ? "?purge=true" : ""));
+    $("delete-confirm").classList.add("hidden");
+    if (purge) closeSession();
+  } catch (e) {
+    showError(e.message);
+  }
+  refreshSessions();
+});
 
 // ---- metrics & token -----------------------------------------------------
 
@@ -334,6 +806,7 @@ $("token-form").addEventListener("submit", (ev) => {
   if (state.current) openSession(state.current);
 });
 
+state.term = new window.CorralTerm.Term($("term"), 5000);
 refreshSessions();
 refreshMetrics();
 {
