@@ -162,18 +162,21 @@ func isCorralType(action bool, typ string) bool {
 // isCorralJSON applies IsCorralExtension to an encoded event without
 // decoding its payload. JSON that is no event object is not an extension.
 func isCorralJSON(js []byte) bool {
-	var head struct {
-		Action      *string `json:"action"`
-		Observation *string `json:"observation"`
-	}
-	if json.Unmarshal(js, &head) != nil {
+	var env envelope
+	if scanEnvelope(js, &env) != nil {
 		return false
 	}
+	typ := func(v []byte) (string, bool) {
+		t, err := spanString("", v)
+		return t, err == nil
+	}
 	switch {
-	case head.Action != nil:
-		return isCorralType(true, *head.Action)
-	case head.Observation != nil:
-		return isCorralType(false, *head.Observation)
+	case env.action != nil:
+		t, ok := typ(env.action)
+		return ok && isCorralType(true, t)
+	case env.observation != nil:
+		t, ok := typ(env.observation)
+		return ok && isCorralType(false, t)
 	}
 	return false
 }
