@@ -27,8 +27,12 @@ Runs an evaluation farm: every line of JOBS.jsonl (or - for stdin) is one job
    "timeout": SECONDS, "check": "shell command; exit 0 = pass"}
 each in its own sandbox. Results go to OUT/results.jsonl (one line per job,
 fsynced), OUT/events/<id>.jsonl (OpenHands JSON lines) and OUT/report.html.
-Rerunning with the same --out skips finished jobs. Ctrl-C stops starting jobs
-and lets running ones finish for --grace; a second Ctrl-C stops them at once.
+Rerunning with the same --out runs the jobs without a result and those whose
+last status was error (an infrastructure error: fix its cause and rerun;
+--retry-errors=false keeps them); passed, failed and timeout results are kept
+unless --rerun names them (--rerun all runs every job again). Ctrl-C stops
+starting jobs and lets running ones finish for --grace; a second Ctrl-C
+stops them at once.
 
 Exit status: 0 all jobs passed; 1 some job did not pass, a line was malformed
 or the run was interrupted; 2 bad usage or unusable output folder.
@@ -47,6 +51,8 @@ type farmOpts struct {
 	progress    string
 	verbose     bool
 	config      string
+	retryErrors bool
+	rerun       string
 }
 
 func farmFlags(w io.Writer, o *farmOpts) *flag.FlagSet {
@@ -62,6 +68,8 @@ func farmFlags(w io.Writer, o *farmOpts) *flag.FlagSet {
 	fs.StringVar(&o.progress, "progress", "auto", "progress display: auto (bar on a terminal, else lines), bar, lines or none")
 	fs.BoolVar(&o.verbose, "v", false, "log retries and teardown errors to stderr")
 	fs.StringVar(&o.config, "config", "", "corral's TOML configuration file ([engine] and [runtime] sections apply)")
+	fs.BoolVar(&o.retryErrors, "retry-errors", true, "rerun with the same --out: run again the jobs whose last status was error (false keeps their results)")
+	fs.StringVar(&o.rerun, "rerun", "", "rerun with the same --out: also run again the jobs whose last status is in this comma-separated list (passed, failed, timeout, error), or all")
 	return fs
 }
 
@@ -103,6 +111,11 @@ func runFarm(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	}
 	if o.concurrency < 1 || o.retries < 0 || o.timeout <= 0 || o.grace < 0 {
 		fmt.Fprintln(stderr, "corral farm: --concurrency must be >= 1, --retries >= 0, --timeout > 0 and --grace >= 0")
+		return 2
+	}
+	rerun, err := farm.RerunStatuses(o.rerun, o.retryErrors)
+	if err != nil {
+		fmt.Fprintf(stderr, "corral farm: %v\n", err)
 		return 2
 	}
 
@@ -219,6 +232,7 @@ func runFarm(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		farm.WithForceStop(force),
 		farm.WithProgress(progW, tty),
 		farm.WithLogger(logger),
+		farm.WithRerun(rerun...),
 	)
 	sum, err := f.Run(runCtx, jobs, bad)
 	if sum != nil {

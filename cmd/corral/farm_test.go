@@ -367,3 +367,58 @@ func TestFarmCLIReportsAMissingDockerImageWithTheBackendsMessage(t *testing.T) {
 		t.Errorf("result %+v; want error carrying the backend's message", r)
 	}
 }
+
+// A rerun through the CLI and the real engine: a job whose last result is
+// error runs again by default, a failed one is kept until --rerun names it,
+// --retry-errors=false keeps the error, and a bad --rerun is a usage error.
+func TestFarmCLIRerunRetriesErrorsByDefault(t *testing.T) {
+	cliEnv(t)
+	dir := t.TempDir()
+	jobs := filepath.Join(dir, "jobs.jsonl")
+	os.WriteFile(jobs, []byte(`{"id":"was-error","actions":[{"action":"run","args":{"command":"true"}}],"check":"true"}
+{"id":"was-failed","actions":[{"action":"run","args":{"command":"true"}}],"check":"true"}
+`), 0o644)
+	earlier := `{"id":"was-error","status":"error","attempts":3,"queued_at":"2026-01-01T00:00:00Z","start_at":"2026-01-01T00:00:00Z","end_at":"2026-01-01T00:00:01Z","error":"sandbox did not start"}
+{"id":"was-failed","status":"failed","attempts":1,"queued_at":"2026-01-01T00:00:00Z","start_at":"2026-01-01T00:00:00Z","end_at":"2026-01-01T00:00:01Z","check_exit_code":1}
+`
+	cases := []struct {
+		name  string
+		flags []string
+		code  int
+		want  map[string]string // last status per job afterwards
+		err   string
+	}{
+		{"default", nil, 1, map[string]string{"was-error": "passed", "was-failed": "failed"}, ""},
+		{"retry-errors=false", []string{"--retry-errors=false"}, 1, map[string]string{"was-error": "error", "was-failed": "failed"}, ""},
+		{"rerun all", []string{"--rerun", "all"}, 0, map[string]string{"was-error": "passed", "was-failed": "passed"}, ""},
+		{"rerun failed without errors", []string{"--rerun", "failed", "--retry-errors=false"}, 1, map[string]string{"was-error": "error", "was-failed": "passed"}, ""},
+		{"bad rerun", []string{"--rerun", "flaky"}, 2, nil, `"flaky" is not a job status`},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			out := filepath.Join(dir, fmt.Sprint("out-", i))
+			os.MkdirAll(out, 0o755)
+			os.WriteFile(filepath.Join(out, farm.ResultsFile), []byte(earlier), 0o644)
+			args := append([]string{"--out", out, "--progress", "none", jobs}, tc.flags...)
+			var stdout, stderr bytes.Buffer
+			code := runFarm(context.Background(), args, nil, &stdout, &stderr)
+			if code != tc.code || !strings.Contains(stderr.String(), tc.err) {
+				t.Fatalf("exit %d (want %d), stderr %q (want %q)\nstdout:\n%s", code, tc.code, stderr.String(), tc.err, stdout.String())
+			}
+			if tc.want == nil {
+				return
+			}
+			fin, err := farm.ReadResultsFile(filepath.Join(out, farm.ResultsFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]string{}
+			for _, r := range fin.Results {
+				got[r.ID] = string(r.Status)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("last statuses %v, want %v\nstdout:\n%s", got, tc.want, stdout.String())
+			}
+		})
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -47,6 +48,7 @@ type Farm struct {
 	log      *slog.Logger
 	backoff  time.Duration
 	force    <-chan struct{}
+	rerun    []Status // last statuses of an earlier run that run again
 
 	// Sandboxes are destroyed in the background so a finished job's slot
 	// goes to the next job at once; tearSlots bounds teardowns in flight
@@ -105,6 +107,16 @@ func WithForceStop(ch <-chan struct{}) Option { return func(f *Farm) { f.force =
 // WithLogger sets the logger for infrastructure errors and retries.
 func WithLogger(l *slog.Logger) Option { return func(f *Farm) { f.log = l } }
 
+// WithRerun sets which jobs an earlier run in the same output folder
+// finished run again, by their last status. The default, StatusError, runs
+// again the jobs that ended in an infrastructure error (once its cause is
+// fixed, a rerun should simply retry them) and keeps passed, failed and
+// timeout results; WithRerun() keeps every result; all four statuses run
+// every job again. Jobs without a result (new, or interrupted) always run.
+func WithRerun(statuses ...Status) Option {
+	return func(f *Farm) { f.rerun = slices.Clone(statuses) }
+}
+
 // WithRetryBackoff sets the pause before a retry (default 500ms).
 func WithRetryBackoff(d time.Duration) Option { return func(f *Farm) { f.backoff = d } }
 
@@ -119,6 +131,7 @@ func New(engine Engine, out string, opts ...Option) *Farm {
 		grace:   DefaultGrace,
 		log:     slog.New(slog.DiscardHandler),
 		backoff: 500 * time.Millisecond,
+		rerun:   []Status{StatusError},
 	}
 	for _, o := range opts {
 		o(f)
@@ -136,7 +149,8 @@ func New(engine Engine, out string, opts ...Option) *Farm {
 // Summary is what a Run did.
 type Summary struct {
 	Jobs        int            // jobs parsed from the file
-	Skipped     int            // already finished in an earlier run
+	Skipped     int            // finished in an earlier run, result kept
+	Rerun       int            // finished in an earlier run with a status WithRerun names, run again
 	Ran         int            // finished in this run
 	Unfinished  []string       // interrupted (Ctrl-C) before finishing; they run on the next Run
 	BadLines    []*LineError   // malformed job lines
@@ -191,12 +205,20 @@ func (f *Farm) Run(ctx context.Context, jobs []Job, bad []*LineError) (*Summary,
 		done[r.ID] = r // a later line for the same id wins
 	}
 	var todo []Job
+	rerun := map[string]bool{}
 	for _, j := range jobs {
-		if _, ok := done[j.ID]; !ok {
+		r, ok := done[j.ID]
+		switch {
+		case !ok:
 			todo = append(todo, j)
+		case slices.Contains(f.rerun, r.Status):
+			// Its old result stays in done (and in the summary) until the
+			// new one replaces it; an interrupted rerun keeps the old one.
+			todo = append(todo, j)
+			rerun[j.ID] = true
 		}
 	}
-	sum := &Summary{Jobs: len(jobs), Skipped: len(jobs) - len(todo), BadLines: bad, Resumed: fin}
+	sum := &Summary{Jobs: len(jobs), Skipped: len(jobs) - len(todo), Rerun: len(rerun), BadLines: bad, Resumed: fin}
 
 	// hard ends running jobs: grace after ctx ends.
 	hard, hardCancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -290,10 +312,12 @@ feed:
 	}
 	sum.Counts = map[Status]int{}
 	for _, j := range jobs {
-		if r, ok := done[j.ID]; ok {
+		r, ok := done[j.ID]
+		if ok {
 			sum.Results = append(sum.Results, r)
 			sum.Counts[r.Status]++
-		} else if sum.Interrupted && !started[j.ID] {
+		}
+		if sum.Interrupted && !started[j.ID] && (!ok || rerun[j.ID]) {
 			unfinished = append(unfinished, j.ID)
 		}
 	}

@@ -33,6 +33,10 @@ func WriteSummary(w io.Writer, s *Summary) {
 		fmt.Fprintf(w, "%-10s %6d\n", st, s.Counts[st])
 	}
 	fmt.Fprintf(w, "%-10s %6d\n", "total", len(s.Results))
+	if s.Skipped > 0 || s.Rerun > 0 {
+		fmt.Fprintf(w, "%-10s %6d  (finished in an earlier run; results kept)\n", "kept", s.Skipped)
+		fmt.Fprintf(w, "%-10s %6d  (finished in an earlier run with a status --rerun/--retry-errors names; run again)\n", "rerun", s.Rerun)
+	}
 	if len(s.Unfinished) > 0 {
 		fmt.Fprintf(w, "%-10s %6d  (interrupted; rerun with the same --out to finish them)\n", "unfinished", len(s.Unfinished))
 	}

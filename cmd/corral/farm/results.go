@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -22,6 +24,39 @@ const (
 	StatusTimeout Status = "timeout" // the job's timeout expired
 	StatusError   Status = "error"   // infrastructure or input error (after retries)
 )
+
+// RerunStatuses is what `corral farm --rerun SPEC --retry-errors=BOOL`
+// asks WithRerun for: spec is empty (nothing beyond errors), "all" or a
+// comma-separated list of statuses; retryErrors adds StatusError.
+func RerunStatuses(spec string, retryErrors bool) ([]Status, error) {
+	var out []Status
+	add := func(st Status) {
+		if !slices.Contains(out, st) {
+			out = append(out, st)
+		}
+	}
+	if retryErrors {
+		add(StatusError)
+	}
+	spec = strings.TrimSpace(spec)
+	if spec == "" || spec == "none" {
+		return out, nil
+	}
+	if spec == "all" {
+		for _, st := range allStatuses {
+			add(st)
+		}
+		return out, nil
+	}
+	for _, part := range strings.Split(spec, ",") {
+		st := Status(strings.TrimSpace(part))
+		if !slices.Contains(allStatuses, st) {
+			return nil, fmt.Errorf("--rerun %q: %q is not a job status; give all, none, or a comma-separated list of passed, failed, timeout, error", spec, part)
+		}
+		add(st)
+	}
+	return out, nil
+}
 
 // Result is one line of results.jsonl.
 type Result struct {
