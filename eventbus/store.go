@@ -21,8 +21,16 @@ type Store struct {
 	cfg    Config
 	logger *slog.Logger
 	// syncer batches syncs across sessions (sync_method "syncfs"); nil for
-	// "fsync" and for sync "never".
+	// the other methods and for sync "never".
 	syncer *storeSyncer
+	// wal is the store-wide write-ahead log (sync_method "wal"); nil for
+	// the other methods and for sync "never".
+	wal *wal
+	// recovered lists what opening the store had to drop from the
+	// write-ahead log; sessRecovered holds, per session not yet opened,
+	// what replaying the log into its file had to drop from the file.
+	recovered     []*Recovered
+	sessRecovered map[string]*Recovered
 
 	id       string   // STORE_ID
 	instance string   // recorded in LOCK
@@ -67,7 +75,7 @@ func OpenStore(cfg Config, opts ...StoreOption) (st *Store, err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("eventbus: create store_dir %s: %w", dir, err)
 	}
-	s := &Store{dir: dir, cfg: cfg, logger: slog.Default(), open: map[string]*Stream{}}
+	s := &Store{dir: dir, cfg: cfg, logger: slog.Default(), open: map[string]*Stream{}, sessRecovered: map[string]*Recovered{}}
 	for _, o := range opts {
 		o(s)
 	}
@@ -91,8 +99,24 @@ func OpenStore(cfg Config, opts ...StoreOption) (st *Store, err error) {
 	if err := removeTempFiles(dir); err != nil {
 		return nil, err
 	}
-	if cfg.SyncMethod == SyncMethodSyncfs && cfg.Sync != SyncNever {
-		if s.syncer, err = newStoreSyncer(dir); err != nil {
+	// Whatever the settings now, a write-ahead log left by an earlier run
+	// holds acknowledged events its session files may lack.
+	lastSeg, err := s.recoverWAL()
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Sync != SyncNever {
+		switch cfg.SyncMethod {
+		case SyncMethodSyncfs:
+			s.syncer, err = newStoreSyncer(dir)
+		case SyncMethodWAL:
+			if err = os.MkdirAll(filepath.Join(dir, walDirName), 0o755); err == nil {
+				s.wal, err = openWAL(dir, lastSeg, s.logger)
+			} else {
+				err = fmt.Errorf("eventbus: create the write-ahead log directory: %w", err)
+			}
+		}
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -107,12 +131,22 @@ func (st *Store) syncCount(streams ...*Stream) int64 {
 	if st.syncer != nil {
 		n = st.syncer.syncs.Load()
 	}
+	if st.wal != nil {
+		n += st.wal.syncs.Load()
+	}
 	st.mu.Unlock()
 	for _, s := range streams {
 		n += s.log.syncs.Load()
 	}
 	return n
 }
+
+// Recovered lists what opening the store had to drop from its write-ahead
+// log: torn or corrupt segment tails (never an acknowledged event: an
+// entry is acknowledged only once synced, and a tail is only torn by a
+// crash while it was written). Nil if the log was intact or absent. What a
+// session file itself lost is reported by its Stream.Recovered.
+func (st *Store) Recovered() []*Recovered { return st.recovered }
 
 // Dir returns the store's directory.
 func (st *Store) Dir() string { return st.dir }
@@ -184,6 +218,12 @@ func (st *Store) Open(sid string) (*Stream, error) {
 	if err != nil {
 		return nil, err
 	}
+	l.wal, l.sid = st.wal, sid
+	if l.recovered == nil {
+		// Dropped from the file when the store replayed its log into it.
+		l.recovered = st.sessRecovered[sid]
+	}
+	delete(st.sessRecovered, sid)
 	s.log = l
 	s.durableNext = l.nextID
 	s.release = func() {
@@ -249,6 +289,14 @@ func (st *Store) Delete(sid string) error {
 	if _, ok := st.open[sid]; ok {
 		return fmt.Errorf("eventbus: cannot delete session %q while it is open; Close its stream first", sid)
 	}
+	if st.wal != nil {
+		// A durable tombstone first: recovery must not bring the session's
+		// events back from the log once its files are gone.
+		if err := st.wal.commit(walKindDelete, sid, nil); err != nil {
+			return fmt.Errorf("eventbus: delete session %q: %w", sid, err)
+		}
+	}
+	delete(st.sessRecovered, sid)
 	found := false
 	// The events go first: a crash in between leaves a metadata record
 	// without events, which Sessions still lists and Delete removes.
@@ -294,6 +342,12 @@ func (st *Store) Close() error {
 		// Every stream is closed, so no writer waits on the syncer any more.
 		errs = append(errs, st.syncer.close())
 		st.syncer = nil
+	}
+	if st.wal != nil {
+		// Every stream is closed and its file synced: the log is checkpointed
+		// away entirely.
+		errs = append(errs, st.wal.close())
+		st.wal = nil
 	}
 	st.mu.Unlock()
 	errs = append(errs, unlockStore(st.lock))

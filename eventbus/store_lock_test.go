@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -72,20 +73,21 @@ func startLockHolder(t *testing.T, dir string) (*exec.Cmd, string) {
 // dirSnapshot returns every file of dir but LOCK with its content.
 func dirSnapshot(t *testing.T, dir string) map[string]string {
 	t.Helper()
-	ents, err := os.ReadDir(dir)
+	m := map[string]string{}
+	err := filepath.WalkDir(dir, func(path string, e fs.DirEntry, err error) error {
+		if err != nil || e.IsDir() || e.Name() == lockFile {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, path)
+		m[rel] = string(b)
+		return nil
+	})
 	if err != nil {
 		t.Fatal(err)
-	}
-	m := map[string]string{}
-	for _, e := range ents {
-		if e.Name() == lockFile {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		m[e.Name()] = string(b)
 	}
 	return m
 }

@@ -101,6 +101,10 @@ type eventLog struct {
 	// syncer, if set, makes written groups durable store-wide (syncfs)
 	// instead of an fsync of this file (sync_method).
 	syncer *storeSyncer
+	// wal, if set, makes written groups durable through the store-wide
+	// write-ahead log (sync_method "wal"), as session sid's entries.
+	wal *wal
+	sid string
 
 	// syncFile makes this file's writes durable: fdatasync unless a test
 	// replaced it.
@@ -445,11 +449,18 @@ func (l *eventLog) drive() {
 	}
 }
 
-// sync makes everything written so far durable: through the store-wide
-// syncer (one syncfs for every session that wrote during the previous sync,
+// sync makes group g, written to the file, durable: through the store-wide
+// write-ahead log (g's bytes are appended to it, and one fdatasync there
+// covers every session in the batch), through the store-wide syncer (one syncfs for every session that wrote during the previous sync,
 // or this file's fdatasync when it wrote alone), or by fdatasyncing the
 // file.
 func (l *eventLog) sync(g *commitGroup) error {
+	if l.wal != nil {
+		if err := l.wal.commit(walKindRecords, l.sid, g.buf); err != nil {
+			return fmt.Errorf("eventbus: make writes to %s durable: %w", l.path, err)
+		}
+		return nil
+	}
 	if l.syncer != nil {
 		if err := l.syncer.wait(l.syncFile); err != nil {
 			return fmt.Errorf("eventbus: make writes to %s durable: %w", l.path, err)
