@@ -108,6 +108,9 @@ func lockStore(dir string, holder LockHolder) (*os.File, error) {
 	path := filepath.Join(dir, lockFile)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
+		if errors.Is(err, unix.EROFS) {
+			return nil, fmt.Errorf("eventbus: open the store lock %s: %w; the event store needs a writable store_dir (remount the filesystem read-write or set [events] store_dir elsewhere)", path, err)
+		}
 		return nil, fmt.Errorf("eventbus: open the store lock %s: %w; check the directory's owner and permissions", path, err)
 	}
 	if err := flock(f, unix.LOCK_EX|unix.LOCK_NB); err != nil {
