@@ -12,6 +12,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"corral/eventbus"
 )
 
 const benchUsage = `usage: corral bench SCENARIO [--json] [flags]
@@ -20,7 +22,8 @@ Measures Corral and, in the same run, a baseline doing the same work without
 Corral; every figure is printed with its baseline and ratio = value/baseline.
 
 Scenarios:
-  events     event store append and subscriber fan-out   (baseline: raw file write; Go channels)
+  events     event store: durable and never appends, fan-out, replay
+             (baselines: raw write(2) + fdatasync; write(2); Go channels; read(2); encoding/json)
   roundtrip  one action's round trip at each layer        (baseline: fork/exec of bash -c true)
   start      sandbox start per backend                    (baseline: bash -c true; docker run --rm IMAGE true via the API)
   sessions   N concurrent sessions x M actions, at N = each of --sessions
@@ -39,6 +42,32 @@ type figure struct {
 	Baseline      string  `json:"baseline"`
 	BaselineValue float64 `json:"baseline_value"`
 	Ratio         float64 `json:"ratio"`
+	// Settings names the event store settings the figure ran with: the
+	// defaults unless it says otherwise.
+	Settings string `json:"settings,omitempty"`
+}
+
+// on returns f labelled with the store settings it ran with.
+func (f figure) on(settings string) figure {
+	f.Settings = settings
+	return f
+}
+
+// storeSettings describes cfg for a figure's label: "defaults (sync =
+// batch)", or the settings that differ from the defaults.
+func storeSettings(cfg eventbus.Config) string {
+	def := eventbus.DefaultConfig()
+	var diff []string
+	if cfg.Sync != def.Sync {
+		diff = append(diff, "sync = "+string(cfg.Sync))
+	}
+	if cfg.SubscriberBuffer != def.SubscriberBuffer {
+		diff = append(diff, fmt.Sprintf("subscriber_buffer = %d", cfg.SubscriberBuffer))
+	}
+	if len(diff) == 0 {
+		return fmt.Sprintf("defaults (sync = %s)", def.Sync)
+	}
+	return strings.Join(diff, ", ")
 }
 
 func newFigure(name string, value float64, unit, baseline string, baseValue float64) figure {
@@ -50,25 +79,31 @@ func newFigure(name string, value float64, unit, baseline string, baseValue floa
 }
 
 type benchOpts struct {
-	json        bool
-	events      int
-	subscribers int
-	sessions    string
-	actions     int
-	jobs        int
-	concurrency int
-	runtime     string
-	image       string
-	iterations  int
-	backends    string
-	dir         string
+	json           bool
+	events         int
+	durableEvents  int
+	appendSessions int
+	replayEvents   int
+	subscribers    int
+	sessions       string
+	actions        int
+	jobs           int
+	concurrency    int
+	runtime        string
+	image          string
+	iterations     int
+	backends       string
+	dir            string
 }
 
 func benchFlags(w io.Writer, o *benchOpts) *flag.FlagSet {
 	fs := flag.NewFlagSet("corral bench", flag.ContinueOnError)
 	fs.SetOutput(w)
 	fs.BoolVar(&o.json, "json", false, "print one JSON object per figure instead of a table")
-	fs.IntVar(&o.events, "events", 20000, "events: events appended")
+	fs.IntVar(&o.events, "events", 20000, "events: events appended by the 100-session, never and fan-out figures")
+	fs.IntVar(&o.durableEvents, "durable-events", 2000, "events: events appended by the durable single writer (one fdatasync each)")
+	fs.IntVar(&o.appendSessions, "append-sessions", 100, "events: sessions appending at once in the durable many-session figure")
+	fs.IntVar(&o.replayEvents, "replay-events", 100000, "events: events of the replayed session")
 	fs.IntVar(&o.subscribers, "subscribers", 100, "events: subscribers of the fan-out stream")
 	fs.StringVar(&o.sessions, "sessions", "10,100,1000", "sessions: concurrent session counts (the scaling curve)")
 	fs.IntVar(&o.actions, "actions", 20, "sessions: actions per session")
@@ -149,9 +184,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 
 func printFigures(w io.Writer, figs []figure) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "figure\tvalue\tunit\tbaseline\tbaseline value\tratio\t")
+	fmt.Fprintln(tw, "figure\tvalue\tunit\tbaseline\tbaseline value\tratio\tstore\t")
 	for _, f := range figs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.2fx\t\n", f.Name, fmtNum(f.Value), f.Unit, f.Baseline, fmtNum(f.BaselineValue), f.Ratio)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.2fx\t%s\t\n", f.Name, fmtNum(f.Value), f.Unit, f.Baseline, fmtNum(f.BaselineValue), f.Ratio, f.Settings)
 	}
 	tw.Flush()
 }

@@ -7,28 +7,62 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"corral/eventbus"
 )
 
-func TestBenchEventsPrintsEachFigureWithItsBaselineAsJSON(t *testing.T) {
+func TestBenchEventsPrintsEachFigureWithItsBaselineAndStoreSettingsAsJSON(t *testing.T) {
 	var out, errb bytes.Buffer
-	code := runBench(context.Background(), []string{"events", "--json", "--events", "2000", "--subscribers", "10", "--dir", t.TempDir()}, &out, &errb)
-	if code != 0 {
+	args := []string{"events", "--json", "--events", "400", "--durable-events", "20", "--append-sessions", "4",
+		"--replay-events", "300", "--subscribers", "3", "--dir", t.TempDir()}
+	if code := runBench(context.Background(), args, &out, &errb); code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
+	defaults := storeSettings(eventbus.DefaultConfig())
+	want := map[string]string{ // figure -> the store settings it must run with
+		"durable append, 1 writer":   defaults,
+		"durable append, 4 sessions": defaults,
+		"never append, 1 writer":     "sync = never",
+		"fan-out, 3 subscribers":     "sync = never, subscriber_buffer = 116",
+		"replay, 300 events":         defaults,
+		"decoded replay, 300 events": defaults,
+	}
 	sc := bufio.NewScanner(&out)
-	n := 0
 	for sc.Scan() {
 		var f figure
 		if err := json.Unmarshal(sc.Bytes(), &f); err != nil {
 			t.Fatalf("line %q: %v", sc.Text(), err)
 		}
-		if f.Name == "" || f.Value <= 0 || f.Baseline == "" || f.BaselineValue <= 0 || f.Ratio != f.Value/f.BaselineValue {
+		if f.Value <= 0 || f.Baseline == "" || f.BaselineValue <= 0 || f.Ratio != f.Value/f.BaselineValue {
 			t.Errorf("incomplete figure %+v", f)
 		}
-		n++
+		settings, ok := want[f.Name]
+		if !ok {
+			t.Errorf("unexpected figure %q", f.Name)
+			continue
+		}
+		if f.Settings != settings {
+			t.Errorf("%s ran on %q, want %q", f.Name, f.Settings, settings)
+		}
+		delete(want, f.Name)
 	}
-	if n != 2 {
-		t.Errorf("got %d figures, want append and fan-out", n)
+	for name := range want {
+		t.Errorf("figure %q missing", name)
+	}
+}
+
+func TestStoreSettingsNameTheDefaultsOrWhatDiffers(t *testing.T) {
+	cfg := eventbus.DefaultConfig()
+	if got := storeSettings(cfg); got != "defaults (sync = batch)" {
+		t.Errorf("defaults: %q", got)
+	}
+	cfg.StoreDir = "/elsewhere" // where the store lives is no setting of note
+	if got := storeSettings(cfg); got != "defaults (sync = batch)" {
+		t.Errorf("other dir: %q", got)
+	}
+	cfg.Sync, cfg.SubscriberBuffer = eventbus.SyncNever, 7
+	if got := storeSettings(cfg); got != "sync = never, subscriber_buffer = 7" {
+		t.Errorf("changed: %q", got)
 	}
 }
 

@@ -108,6 +108,7 @@ type Figure struct {
 	Baseline      string  `json:"baseline"`
 	BaselineValue float64 `json:"baseline_value"`
 	Ratio         float64 `json:"ratio"`
+	Settings      string  `json:"settings,omitempty"` // event store settings it ran with
 }
 
 // Measurements is everything read from -in.
@@ -367,14 +368,7 @@ func render(b *bytes.Buffer, m *Measurements, secs []Section, mach string) {
 				fmt.Fprintf(b, "*`corral bench %s`: no figures in this run.*\n\n", name)
 				continue
 			}
-			fmt.Fprintf(b, "`corral bench %s`:\n\n| figure | value | baseline | baseline value | ratio |\n|---|--:|---|--:|--:|\n", name)
-			for _, f := range figs {
-				ratio := "–"
-				if f.BaselineValue != 0 {
-					ratio = fmt.Sprintf("%.2f×", f.Ratio)
-				}
-				fmt.Fprintf(b, "| %s | %s %s | %s | %s %s | %s |\n", mdEscape(f.Name), num(f.Value), f.Unit, mdEscape(f.Baseline), num(f.BaselineValue), f.Unit, ratio)
-			}
+			renderFigures(b, name, figs)
 			b.WriteString("\n")
 		}
 		var rows []Bench
@@ -430,6 +424,32 @@ func render(b *bytes.Buffer, m *Measurements, secs []Section, mach string) {
 			b.WriteString(c + "\n")
 		}
 		b.WriteString("```\n")
+	}
+}
+
+// renderFigures writes a scenario's table; a "store" column names the
+// event store settings when any figure says which it ran with.
+func renderFigures(b *bytes.Buffer, scenario string, figs []Figure) {
+	store := false
+	for _, f := range figs {
+		store = store || f.Settings != ""
+	}
+	fmt.Fprintf(b, "`corral bench %s`:\n\n| figure | value | baseline | baseline value | ratio |", scenario)
+	if store {
+		b.WriteString(" store |\n|---|--:|---|--:|--:|---|\n")
+	} else {
+		b.WriteString("\n|---|--:|---|--:|--:|\n")
+	}
+	for _, f := range figs {
+		ratio := "–"
+		if f.BaselineValue != 0 {
+			ratio = fmt.Sprintf("%.2f×", f.Ratio)
+		}
+		fmt.Fprintf(b, "| %s | %s %s | %s | %s %s | %s |", mdEscape(f.Name), num(f.Value), f.Unit, mdEscape(f.Baseline), num(f.BaselineValue), f.Unit, ratio)
+		if store {
+			fmt.Fprintf(b, " %s |", mdEscape(f.Settings))
+		}
+		b.WriteString("\n")
 	}
 }
 

@@ -44,10 +44,11 @@ func TestRunWritesSectionsWithProseMeasurementsAndCommands(t *testing.T) {
 	os.Mkdir(notes, 0o755)
 	os.WriteFile(filepath.Join(in, "gotest-runtimes_sandbox.txt"), []byte(sampleBench), 0o644)
 	os.WriteFile(filepath.Join(in, "gotest-eventbus.txt"), []byte("pkg: corral/eventbus\nBenchmarkAppend-2 10 5 ns/op\n"), 0o644)
-	os.WriteFile(filepath.Join(in, "scenario-events.jsonl"), []byte(`{"name":"store append","value":9000,"unit":"events/s","baseline":"raw write","baseline_value":180000,"ratio":0.05}`+"\n"), 0o644)
+	os.WriteFile(filepath.Join(in, "scenario-events.jsonl"), []byte(`{"name":"store append","value":9000,"unit":"events/s","baseline":"raw write","baseline_value":180000,"ratio":0.05,"settings":"defaults (sync = batch)"}`+"\n"), 0o644)
+	os.WriteFile(filepath.Join(in, "scenario-roundtrip.jsonl"), []byte(`{"name":"api p50","value":900,"unit":"µs","baseline":"bash","baseline_value":1800,"ratio":0.5}`+"\n"), 0o644)
 	os.WriteFile(filepath.Join(in, "scenario-farm.err"), []byte("corral bench farm: local runtime: boom\n"), 0o644)
 	os.WriteFile(filepath.Join(in, "commands.txt"), []byte("go test -bench . ./runtimes/sandbox\ncorral bench events --json\n"), 0o644)
-	os.WriteFile(filepath.Join(notes, "10-sandbox.md"), []byte("<!-- packages: corral/runtimes/sandbox -->\n<!-- scenarios: events farm -->\n## Sandbox agent\n\nWhy: a warm PTY.\n"), 0o644)
+	os.WriteFile(filepath.Join(notes, "10-sandbox.md"), []byte("<!-- packages: corral/runtimes/sandbox -->\n<!-- scenarios: events farm roundtrip -->\n## Sandbox agent\n\nWhy: a warm PTY.\n"), 0o644)
 	out := filepath.Join(dir, "BENCHMARKS.md")
 	if err := run(in, notes, out); err != nil {
 		t.Fatal(err)
@@ -56,7 +57,8 @@ func TestRunWritesSectionsWithProseMeasurementsAndCommands(t *testing.T) {
 	for _, want := range []string{
 		"## Sandbox agent", "Why: a warm PTY.", "**Machine:**",
 		"| `BenchmarkBashRoundTrip` | `runtimes/sandbox` | 200 |", "0.342 session/spawn",
-		"| store append | 9000 events/s | raw write | 180000 events/s | 0.05× |",
+		"| store append | 9000 events/s | raw write | 180000 events/s | 0.05× | defaults (sync = batch) |",
+		"| api p50 | 900 µs | bash | 1800 µs | 0.50× |\n",
 		"`corral bench farm` did not complete: corral bench farm: local runtime: boom",
 		"reported a failure (gotest-runtimes_sandbox.txt): --- FAIL: BenchmarkBroken-2",
 		"## Other benchmarks", "`BenchmarkAppend`",
