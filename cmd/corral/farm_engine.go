@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"corral/actors"
+	"corral/eventbus"
 	"corral/runtimes"
 	"corral/runtimes/docker"
 )
@@ -30,6 +31,9 @@ type engineSettings struct {
 	// config, when set, is corral's configuration file ([engine] and
 	// [runtime] sections); farm flags override it.
 	config *serveConfig
+	// store, when set, is the engine's event store (benchmarks pass one on
+	// the default settings); else the engine keeps a temporary one.
+	store *eventbus.Store
 }
 
 // newBenchEngine starts an engine for farms and benchmarks (not the server:
@@ -84,7 +88,11 @@ func newBenchEngine(ctx context.Context, s engineSettings) (*benchEngine, error)
 	}
 	ecfg.DefaultRuntime = names[0]
 	ecfg.SkipGitConfig = true
-	eng, err := actors.NewEngine(ecfg, bs.reg, actors.WithLogger(s.logger))
+	opts := []actors.Option{actors.WithLogger(s.logger)}
+	if s.store != nil {
+		opts = append(opts, actors.WithStore(s.store))
+	}
+	eng, err := actors.NewEngine(ecfg, bs.reg, opts...)
 	if err != nil {
 		be.close()
 		return nil, fmt.Errorf("start engine: %w", err)
