@@ -326,6 +326,8 @@ func TestWALFullDiskMidBatchFailsThatBatchAndKeepsEverythingBefore(t *testing.T)
 	var wg sync.WaitGroup
 	for _, s := range streams {
 		acked[s.SessionID()] = map[int64]string{}
+	}
+	for _, s := range streams {
 		for g := 0; g < 3; g++ {
 			wg.Add(1)
 			go func() {
