@@ -37,6 +37,31 @@ func closeEngine(be *benchEngine, errp *error) {
 	}
 }
 
+// newStoreEngine starts a bench engine on an event store of its own in
+// o.dir/name, on the default store settings unless tune changes them, so
+// that engine figures include what `corral serve` pays to store each event.
+// It returns the settings for the figures' labels; the store closes with
+// the engine.
+func newStoreEngine(ctx context.Context, o *benchOpts, name string, s engineSettings, tune func(*eventbus.Config)) (*benchEngine, string, error) {
+	cfg := eventbus.DefaultConfig()
+	cfg.StoreDir = filepath.Join(o.dir, name)
+	if tune != nil {
+		tune(&cfg)
+	}
+	st, err := eventbus.OpenStore(cfg, eventbus.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		return nil, "", fmt.Errorf("event store: %w", err)
+	}
+	s.store = st
+	be, err := newBenchEngine(ctx, s)
+	if err != nil {
+		_ = st.Close()
+		return nil, "", err
+	}
+	be.closers = append(be.closers, st.Close) // after the engine's shutdown
+	return be, storeSettings(cfg), nil
+}
+
 // startSession creates a session and waits for STATUS$READY.
 func startSession(ctx context.Context, be *benchEngine, backend, id string) error {
 	info, err := be.CreateSession(ctx, actorsSpec(backend, id))
@@ -46,9 +71,26 @@ func startSession(ctx context.Context, be *benchEngine, backend, id string) erro
 	return be.WaitReady(ctx, info.ID)
 }
 
-// benchRoundtripUpper measures the engine layer (actors + local runtime).
-func benchRoundtripUpper(ctx context.Context, o *benchOpts, n int, report func(string, latencies)) (err error) {
-	be, err := newBenchEngine(ctx, engineSettings{backends: []string{"local"}, maxSessions: 4})
+// benchRoundtripUpper measures the engine layer (actors + local runtime) and
+// the API layer above it, on the default store settings, then again with
+// sync = never (labelled) to show what durability costs per action.
+func benchRoundtripUpper(ctx context.Context, o *benchOpts, n int, report func(string, string, latencies)) error {
+	for _, run := range []struct {
+		store, suffix string
+		tune          func(*eventbus.Config)
+	}{
+		{"roundtrip-store", "", nil},
+		{"roundtrip-store-never", ", sync = never", func(c *eventbus.Config) { c.Sync = eventbus.SyncNever }},
+	} {
+		if err := roundtripEngineAndAPI(ctx, o, n, run.store, run.suffix, run.tune, report); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func roundtripEngineAndAPI(ctx context.Context, o *benchOpts, n int, store, suffix string, tune func(*eventbus.Config), report func(string, string, latencies)) (err error) {
+	be, settings, err := newStoreEngine(ctx, o, store, engineSettings{backends: []string{"local"}, maxSessions: 4}, tune)
 	if err != nil {
 		return fmt.Errorf("engine layer: %w", err)
 	}
@@ -64,7 +106,7 @@ func benchRoundtripUpper(ctx context.Context, o *benchOpts, n int, report func(s
 	if err != nil {
 		return fmt.Errorf("engine layer: %w", err)
 	}
-	report("engine", lat)
+	report("engine"+suffix, settings, lat)
 
 	// API: the same session through the HTTP API (POST .../actions?wait=true)
 	// on a loopback listener.
@@ -87,34 +129,40 @@ func benchRoundtripUpper(ctx context.Context, o *benchOpts, n int, report func(s
 	url := "http://" + ln.Addr().String() + "/api/sessions/" + sid + "/actions?wait=true"
 	client := &http.Client{Timeout: time.Minute}
 	lat, err = measure(ctx, n, func(ctx context.Context, a *eventbus.Event) (*eventbus.Event, error) {
-		body, err := eventbus.Marshal(a)
-		if err != nil {
-			return nil, err
-		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-		if err != nil {
-			return nil, err
-		}
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := client.Do(req)
-		if err != nil {
-			return nil, err
-		}
-		defer resp.Body.Close()
-		data, err := io.ReadAll(resp.Body)
-		if err != nil {
-			return nil, err
-		}
-		if resp.StatusCode != http.StatusOK {
-			return nil, fmt.Errorf("POST %s: %s: %s", url, resp.Status, data)
-		}
-		return eventbus.Unmarshal(data)
+		return postAction(ctx, client, url, a)
 	})
 	if err != nil {
 		return fmt.Errorf("api layer: %w", err)
 	}
-	report("API (HTTP, wait=true)", lat)
+	report("API (HTTP, wait=true)"+suffix, settings, lat)
 	return nil
+}
+
+// postAction runs a through POST .../actions?wait=true and decodes the
+// observation.
+func postAction(ctx context.Context, client *http.Client, url string, a *eventbus.Event) (*eventbus.Event, error) {
+	body, err := eventbus.Marshal(a)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("POST %s: %s: %s", url, resp.Status, data)
+	}
+	return eventbus.Unmarshal(data)
 }
 
 // benchStart measures sandbox start (ready to run actions) and teardown per
@@ -212,7 +260,7 @@ func benchSessions(ctx context.Context, o *benchOpts, emit func(figure)) (err er
 	}
 	m := max(o.actions, 1)
 	for _, n := range counts {
-		be, err := newBenchEngine(ctx, engineSettings{backends: []string{o.runtime}, maxSessions: n, image: o.image})
+		be, settings, err := newStoreEngine(ctx, o, fmt.Sprintf("sessions-%d-store", n), engineSettings{backends: []string{o.runtime}, maxSessions: n, image: o.image}, nil)
 		if err != nil {
 			return err
 		}
@@ -233,12 +281,12 @@ func benchSessions(ctx context.Context, o *benchOpts, emit func(figure)) (err er
 			return err
 		}
 		label := fmt.Sprintf("%s %d sessions x %d", o.runtime, n, m)
-		emit(newFigure(label+": throughput", r.rate, "actions/s", "bash -c true, same concurrency", base.rate))
-		emit(newFigure(label+": action p99", r.lat.pct(99)/1000, "ms", "bash -c true p99", base.lat.pct(99)/1000))
-		emit(newFigure(label+": session start p99", r.start.pct(99)/1000, "ms", "bash -c true p99", base.lat.pct(99)/1000))
-		emit(newFigure(label+": errors", float64(r.errors), "count", "zero", 0))
+		emit(newFigure(label+": throughput", r.rate, "actions/s", "bash -c true, same concurrency", base.rate).on(settings))
+		emit(newFigure(label+": action p99", r.lat.pct(99)/1000, "ms", "bash -c true p99", base.lat.pct(99)/1000).on(settings))
+		emit(newFigure(label+": session start p99", r.start.pct(99)/1000, "ms", "bash -c true p99", base.lat.pct(99)/1000).on(settings))
+		emit(newFigure(label+": errors", float64(r.errors), "count", "zero", 0).on(settings))
 		if o.runtime == "docker" {
-			emit(newFigure(label+": leaked containers", float64(leaked), "count", "zero", 0))
+			emit(newFigure(label+": leaked containers", float64(leaked), "count", "zero", 0).on(settings))
 		}
 		if r.errors > 0 {
 			return fmt.Errorf("%s: %d errors, first: %v", label, r.errors, r.firstErr)
@@ -371,7 +419,7 @@ func leakedContainers(ctx context.Context) (int, error) {
 // compares its wall time with sum(sandbox start)/concurrency, the time the
 // starts alone would take at that concurrency.
 func benchFarm(ctx context.Context, o *benchOpts, emit func(figure)) (err error) {
-	be, err := newBenchEngine(ctx, engineSettings{backends: []string{o.runtime}, maxSessions: o.concurrency, image: o.image})
+	be, settings, err := newStoreEngine(ctx, o, "farm-store", engineSettings{backends: []string{o.runtime}, maxSessions: o.concurrency, image: o.image}, nil)
 	if err != nil {
 		return err
 	}
@@ -396,8 +444,8 @@ func benchFarm(ctx context.Context, o *benchOpts, emit func(figure)) (err error)
 		starts += r.StartupSeconds
 	}
 	ideal := starts / float64(o.concurrency)
-	emit(newFigure(fmt.Sprintf("farm %d jobs (%s, concurrency %d): wall time", len(jobs), o.runtime, o.concurrency), wall, "s", "sum(sandbox start)/concurrency", ideal))
-	emit(newFigure("farm: jobs not passed", float64(len(jobs)-sum.Counts[farm.StatusPassed]), "count", "zero", 0))
+	emit(newFigure(fmt.Sprintf("farm %d jobs (%s, concurrency %d): wall time", len(jobs), o.runtime, o.concurrency), wall, "s", "sum(sandbox start)/concurrency", ideal).on(settings))
+	emit(newFigure("farm: jobs not passed", float64(len(jobs)-sum.Counts[farm.StatusPassed]), "count", "zero", 0).on(settings))
 	if !sum.OK() {
 		return errors.New("farm: not every synthetic job passed; see " + filepath.Join(out, farm.ResultsFile))
 	}

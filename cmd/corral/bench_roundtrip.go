@@ -68,9 +68,11 @@ func benchRoundtrip(ctx context.Context, o *benchOpts, emit func(figure)) error 
 	if err != nil {
 		return err
 	}
-	report := func(layer string, lat latencies) {
-		emit(newFigure(layer+" round trip p50", lat.pct(50), "µs", "bash -c true p50", base.pct(50)))
-		emit(newFigure(layer+" round trip p99", lat.pct(99), "µs", "bash -c true p99", base.pct(99)))
+	// settings: the event store's, for layers that have one ("" below the
+	// engine, which stores nothing).
+	report := func(layer, settings string, lat latencies) {
+		emit(newFigure(layer+" round trip p50", lat.pct(50), "µs", "bash -c true p50", base.pct(50)).on(settings))
+		emit(newFigure(layer+" round trip p99", lat.pct(99), "µs", "bash -c true p99", base.pct(99)).on(settings))
 	}
 
 	work := filepath.Join(o.dir, "roundtrip")
@@ -88,7 +90,7 @@ func benchRoundtrip(ctx context.Context, o *benchOpts, emit func(figure)) error 
 	if err != nil {
 		return fmt.Errorf("executor: %w", err)
 	}
-	report("executor", lat)
+	report("executor", "", lat)
 
 	cl, stop, err := serveAgentwire(ctx, x, filepath.Join(o.dir, "aw.sock"))
 	if err != nil {
@@ -101,7 +103,7 @@ func benchRoundtrip(ctx context.Context, o *benchOpts, emit func(figure)) error 
 	if err != nil {
 		return fmt.Errorf("agentwire: %w", err)
 	}
-	report("agentwire", lat)
+	report("agentwire", "", lat)
 
 	return benchRoundtripUpper(ctx, o, n, report)
 }

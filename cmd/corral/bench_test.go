@@ -75,3 +75,49 @@ func TestBenchRejectsUnknownScenarioNamingTheKnownOnes(t *testing.T) {
 		t.Errorf("stderr %q should list the scenarios", errb.String())
 	}
 }
+
+// Engine, API, sessions and farm figures measure what `corral serve` runs:
+// the event store on its default settings. A figure on other settings
+// says so in its name.
+func TestBenchEngineFiguresRunOnTheDefaultStoreSettings(t *testing.T) {
+	buildAgent(t)
+	defaults := storeSettings(eventbus.DefaultConfig())
+	for _, args := range [][]string{
+		{"roundtrip", "-n", "3"},
+		{"sessions", "--sessions", "2", "--actions", "2"},
+		{"farm", "--jobs", "2", "--concurrency", "2"},
+	} {
+		t.Run(args[0], func(t *testing.T) {
+			var out, errb bytes.Buffer
+			args := append(args, "--json", "--dir", t.TempDir())
+			if code := runBench(context.Background(), args, &out, &errb); code != 0 {
+				t.Fatalf("exit %d: %s", code, errb.String())
+			}
+			sc := bufio.NewScanner(&out)
+			onDefaults := 0
+			for sc.Scan() {
+				var f figure
+				if err := json.Unmarshal(sc.Bytes(), &f); err != nil {
+					t.Fatalf("line %q: %v", sc.Text(), err)
+				}
+				switch {
+				case strings.HasPrefix(f.Name, "executor ") || strings.HasPrefix(f.Name, "agentwire "):
+					if f.Settings != "" { // below the engine: no store
+						t.Errorf("%s has store settings %q", f.Name, f.Settings)
+					}
+				case strings.Contains(f.Name, "sync = never"):
+					if f.Settings != "sync = never" {
+						t.Errorf("%s ran on %q", f.Name, f.Settings)
+					}
+				case f.Settings != defaults:
+					t.Errorf("%s ran on %q, want %q", f.Name, f.Settings, defaults)
+				default:
+					onDefaults++
+				}
+			}
+			if onDefaults == 0 {
+				t.Errorf("no figure on the default settings:\n%s", out.String())
+			}
+		})
+	}
+}
