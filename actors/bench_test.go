@@ -44,7 +44,10 @@ func benchEngine(b *testing.B, lb *local.Backend, cfg Config) *Engine {
 	b.Helper()
 	reg, _ := runtimes.NewRegistry(lb)
 	cfg.DefaultRuntime = "local"
-	e, err := NewEngine(cfg, reg, WithLogger(quietLogger()), WithHostEnv([]string{}))
+	// On the default store settings (sync = batch), as `corral serve` runs.
+	st := openBenchStore(b, b.TempDir(), "")
+	b.Cleanup(func() { st.Close() }) // after the engine's shutdown below
+	e, err := NewEngine(cfg, reg, WithLogger(quietLogger()), WithHostEnv([]string{}), WithStore(st))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -87,7 +87,9 @@ func newRealFixture(t testing.TB, mutate func(*Config)) *realFixture {
 	}
 	scfg := eventbus.DefaultConfig()
 	scfg.StoreDir = t.TempDir()
-	scfg.Sync = eventbus.SyncNever
+	if _, bench := t.(*testing.B); !bench {
+		scfg.Sync = eventbus.SyncNever // benchmarks measure the default settings
+	}
 	store, err := eventbus.OpenStore(scfg, eventbus.WithLogger(quiet))
 	if err != nil {
 		t.Fatal(err)

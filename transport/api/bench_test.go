@@ -32,7 +32,8 @@ func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond)
 // BenchmarkActionWaitOverHTTP measures POST /actions?wait=true of `echo hi`
 // on a warm local session against the engine's own round trip (Engine.Run
 // through the adapter, no HTTP) measured alternately in the same run. The
-// budget is p50 overhead <= 1 ms.
+// budget is p50 overhead <= 1 ms. The store has the default settings (sync
+// = batch; newRealFixture), as `corral serve` runs.
 func BenchmarkActionWaitOverHTTP(b *testing.B) {
 	f := newRealFixture(b, nil)
 	id := f.readySession()
