@@ -44,15 +44,21 @@ func benchEngine(b *testing.B, lb *local.Backend, cfg Config) *Engine {
 	b.Helper()
 	reg, _ := runtimes.NewRegistry(lb)
 	cfg.DefaultRuntime = "local"
-	// On the default store settings (sync = batch), as `corral serve` runs.
-	st := openBenchStore(b, b.TempDir(), "")
-	b.Cleanup(func() { st.Close() }) // after the engine's shutdown below
-	e, err := NewEngine(cfg, reg, WithLogger(quietLogger()), WithHostEnv([]string{}), WithStore(st))
+	e, err := NewEngine(cfg, reg, WithLogger(quietLogger()), WithHostEnv([]string{}), WithStore(defaultBenchStore(b)))
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { shutdown(b, e) })
 	return e
+}
+
+// defaultBenchStore is a store on the default settings (sync = batch), as
+// `corral serve` runs, for an engine created after it: the store closes
+// after that engine's shutdown (cleanups run last-registered first).
+func defaultBenchStore(b *testing.B) *eventbus.Store {
+	st := openBenchStore(b, b.TempDir(), "")
+	b.Cleanup(func() { st.Close() })
+	return st
 }
 
 // BenchmarkLocalStart: CreateSession to STATUS$READY through the engine,

@@ -358,8 +358,8 @@ func TestActionOutcome(t *testing.T) {
 // one not, interleaved (alternating which goes first) so both see the same load; it reports their p50s
 // and the ratio.
 func BenchmarkMetricsOverhead(b *testing.B) {
-	with := newCLIEngine(b, testConfig(), WithMetrics(metrics.New()))
-	without := newCLIEngine(b, testConfig())
+	with := newCLIEngine(b, testConfig(), WithMetrics(metrics.New()), WithStore(defaultBenchStore(b)))
+	without := newCLIEngine(b, testConfig(), WithStore(defaultBenchStore(b)))
 	ctx := context.Background()
 	sw, sn := startSession(b, with, SessionSpec{}), startSession(b, without, SessionSpec{})
 	think := func() *eventbus.Event {
