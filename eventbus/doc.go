@@ -4,7 +4,8 @@
 //
 // A Store manages a directory of sessions (Config.StoreDir, one append-only
 // file "<session>.events" per session, plus optional "<session>.meta.json"
-// metadata records, and the store's LOCK and STORE_ID files). Store.Open returns the session's
+// metadata records, the store-wide write-ahead log in "wal/", and the
+// store's LOCK and STORE_ID files). Store.Open returns the session's
 // Stream, which
 //   - assigns ids from 0 without gaps (Append), sets missing timestamps,
 //     masks secrets (SetSecrets/UpdateSecrets) before anything is persisted
@@ -51,12 +52,32 @@
 // HTTP API (?corral_events=true). Ids are never renumbered: a listing or an
 // export may skip ids, which OpenHands' EventStore reads fine.
 //
-// On-disk format and crash safety: a 16-byte header (magic "CRLEVLOG",
-// version) then records of [length uint32][CRC32C uint32][id int64][JSON].
-// Opening a log validates every record; a torn or corrupt tail is truncated,
-// logged as a warning and reported by Stream.Recovered; nothing before it is
-// lost and ids continue after the last good event. A file without the magic
-// is refused and never modified.
+// On-disk format and crash safety: a session file is a 16-byte header
+// (magic "CRLEVLOG", version) then records of [length uint32][CRC32C
+// uint32][id int64][JSON]; it is what readers use (its in-memory index
+// serves replay, Subscribe-from-id and Search of that session alone).
+// Opening a file validates every record; a torn or corrupt tail is
+// truncated, logged as a warning and reported by Stream.Recovered; nothing
+// before it is lost and ids continue after the last good event. A file
+// without the magic is refused and never modified.
+//
+// Durability (sync_method, default "wal" on Linux): each commit group is
+// written to its session file without a sync and appended, as one entry,
+// to the store-wide write-ahead log (<store_dir>/wal/<seq>.wal, CRC-framed
+// entries naming their session), where one fdatasync makes a whole batch of
+// sessions durable. Full segments are checkpointed (one syncfs makes the
+// session files durable, then the segment is deleted); a clean Close leaves
+// no segment. On open, whatever the settings, the segments a crash left
+// are replayed into the session files (restoring records a file lost with
+// the page cache or cut off as a torn or corrupt tail, each logged), then
+// deleted; a torn segment tail holds nothing acknowledged and is dropped and
+// reported (Store.Recovered); a segment that is not ours is refused and left
+// untouched; a deleted session's tombstone keeps recovery from bringing it
+// back. Stores written before the log existed need no migration: their
+// session files are the format this build reads and writes. An older build
+// ignores wal/, so after a crash open the store with this build once
+// before going back. See wal.go for details and the alternatives ("syncfs",
+// "fsync").
 //
 // This package must never import another Corral package (it is the bottom of
 // the import graph), never block an appender on a slow subscriber, never
