@@ -97,6 +97,12 @@ type BashSession struct {
 	marks    int    // "###PS1END###" markers seen in the stream so far
 	markTail []byte // last bytes of the stream, to find markers across reads
 	cwd      string
+	busy     bool // a command or input was typed and no prompt came back since
+	intr     bool // Interrupt sent Ctrl-C to the command now running
+	chasing  bool // an interrupt chase runs (see Interrupt)
+
+	shellPgrp int            // bash's own process group, foreground while it waits at its prompt
+	chase     sync.WaitGroup // the interrupt chase goroutine
 
 	cbMu sync.Mutex
 	cb   func([]byte)
@@ -205,6 +211,13 @@ func NewBashSession(ctx context.Context, opts BashOptions) (*BashSession, error)
 		_ = s.Close()
 		return nil, err
 	}
+	// At its first prompt bash (the login shell under su) is the
+	// terminal's foreground group: Interrupt tells it from commands by it.
+	if pg, err := s.foreground(); err == nil {
+		s.shellPgrp = pg
+	} else {
+		s.shellPgrp = s.pid
+	}
 	return s, nil
 }
 
@@ -293,7 +306,9 @@ func (s *BashSession) readLoop() {
 	defer close(s.readerDone)
 	buf := make([]byte, 64<<10)
 	norm := make([]byte, 0, 64<<10)
+	live := make([]byte, 0, 64<<10)
 	var conv crlf
+	var prompts ps1Filter // live output never shows the PS1 blocks
 	endMarker := []byte(ps1End)
 	for {
 		n, err := s.master.Read(buf)
@@ -307,6 +322,7 @@ func (s *BashSession) readLoop() {
 			s.mu.Lock()
 			s.out.write(norm)
 			s.total += int64(len(norm))
+			marksBefore := s.marks
 			// Count end markers in the new bytes, and those straddling the
 			// previous read (they start in markTail, end in norm's head).
 			s.marks += bytes.Count(norm, endMarker)
@@ -318,9 +334,13 @@ func (s *BashSession) readLoop() {
 			} else {
 				s.markTail = append(s.markTail[:0], edge[max(0, len(edge)-keep):]...)
 			}
+			if s.marks > marksBefore {
+				s.busy = false // the prompt is back: nothing runs any more
+			}
 			s.mu.Unlock()
-			if s.cb != nil && len(norm) > 0 {
-				s.cb(bytes.Clone(norm))
+			live = prompts.write(live[:0], norm)
+			if s.cb != nil && len(live) > 0 {
+				s.cb(bytes.Clone(live))
 			}
 			s.cbMu.Unlock()
 			select {
@@ -361,6 +381,12 @@ func (s *BashSession) Cwd() string {
 func (s *BashSession) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.closed)
+		// An Interrupt that got mu before this barrier has added its chase
+		// (one after it sees closed); the chase ends on closed, before the
+		// pids it looks at can be reused.
+		s.mu.Lock()
+		s.mu.Unlock() //nolint:staticcheck // an empty critical section is the barrier
+		s.chase.Wait()
 		s.killAll()
 		_ = s.master.Close()
 		select {
@@ -611,12 +637,22 @@ func (s *BashSession) Run(ctx context.Context, a *eventbus.CmdRunAction, timeout
 	// OpenHands also counts "the output ends with a prompt" as completion
 	// (for prompts scrolled out of tmux's history). After sending, that
 	// must be a new prompt, not the one already there.
+	sent := command != ""
 	s.mu.Lock()
 	sentAt := s.total
+	wasBusy := s.busy
+	if sent {
+		s.busy = true // before typing: the prompt may come back before send returns
+		if !a.IsInput {
+			s.intr = false // a new command: an earlier interrupt was for another one
+		}
+	}
 	s.mu.Unlock()
-	sent := command != ""
 	if sent {
 		if err := s.send(command, a.IsInput); err != nil {
+			s.mu.Lock()
+			s.busy = wasBusy
+			s.mu.Unlock()
 			return eventbus.NewError(eventbus.InvalidID, "", fmt.Sprintf("ERROR: could not send %q to the bash session: %v. "+
 				"The running process is probably not reading its input; send C-c to interrupt it.", command, err))
 		}
@@ -763,9 +799,18 @@ func (s *BashSession) completedObs(command string, hidden bool) *eventbus.Event 
 		s.mu.Unlock()
 	}
 	md.Prefix = ""
-	if isSpecialKey(command) {
+	s.mu.Lock()
+	interrupted := s.intr
+	s.intr = false
+	s.mu.Unlock()
+	switch {
+	case isSpecialKey(command):
 		md.Suffix = fmt.Sprintf("\n[The command completed with exit code %d. CTRL+%s was sent.]", md.ExitCode, strings.ToUpper(lastRune(command)))
-	} else {
+	case interrupted:
+		// Interrupt is the C-c an agent would send as its next action,
+		// delivered at once: the same suffix (OpenHands bash.py).
+		md.Suffix = fmt.Sprintf("\n[The command completed with exit code %d. CTRL+C was sent.]", md.ExitCode)
+	default:
 		md.Suffix = fmt.Sprintf("\n[The command completed with exit code %d.]", md.ExitCode)
 	}
 	s.prev = statusCompleted

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -97,6 +98,7 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l }
 type shell interface {
 	Run(ctx context.Context, a *eventbus.CmdRunAction, timeout *float64, onOutput func([]byte)) *eventbus.Event
 	Cwd() string
+	Interrupt() (bool, error)
 	Close() error
 }
 
@@ -119,6 +121,8 @@ type Executor struct {
 	// is running under mu.
 	pyMu sync.Mutex
 	py   *pythonKernel
+	// inCell is set while a run_ipython action runs (for Interrupt).
+	inCell atomic.Bool
 
 	main shell
 
@@ -289,6 +293,8 @@ func (x *Executor) dispatch(ctx context.Context, act eventbus.Action, timeout fl
 	case *eventbus.CmdRunAction:
 		return x.runMain(ctx, a, timeout, onOutput)
 	case *eventbus.IPythonRunCellAction:
+		x.inCell.Store(true)
+		defer x.inCell.Store(false)
 		return x.runIPython(ctx, a, timeout, onOutput)
 	case *eventbus.FileReadAction:
 		if a.ImplSource == "oh_aci" {
