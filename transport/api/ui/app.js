@@ -663,15 +663,18 @@ async function saveFile() {
   fileStatus("saving…");
   $("fb-save").disabled = true;
   try {
-    const obs = await action({ action: "write", args: { path: absPath(rel) || rel, content } });
+    // OpenHands' write ends every line, the last one too: "a\n" would be
+    // saved as "a\n\n". The text is sent without its final line end.
+    const body = content.endsWith("\n") ? content.slice(0, -1) : content;
+    const obs = await action({ action: "write", args: { path: absPath(rel) || rel, content: body } });
     if (!obs || obs.observation !== "write") {
       fileStatus("not saved: " + (obs ? obs.content || obs.message : "no observation"), true);
       return;
     }
-    state.files.content = content;
-    showCode(content);
+    state.files.content = body + "\n";
+    showCode(state.files.content);
     setEditing(false);
-    fileStatus("saved · " + lineCount(content) + " lines");
+    fileStatus("saved · " + lineCount(state.files.content) + " lines");
   } catch (e) {
     fileStatus("not saved: " + e.message, true);
   } finally {

@@ -234,6 +234,7 @@ class TermBlock {
     const cap = this.term.cap >> 1;
     let i = text.length;
     for (let n = 0; n <= cap; n++) {
+      if (i === 0) return text; // lastIndexOf(x, -1) would find index 0 again
       i = text.lastIndexOf("\n", i - 1);
       if (i < 0) return text;
     }
