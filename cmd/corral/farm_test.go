@@ -208,15 +208,31 @@ func TestFarmCLIRuns50JobsThroughTheRealEngine(t *testing.T) {
 		t.Errorf("leftover processes after the farm: %v", left)
 	}
 
-	// A rerun finds everything finished and starts nothing.
+	// A rerun with --retry-errors=false finds everything finished and
+	// starts nothing.
 	stdout.Reset()
 	stderr.Reset()
-	code = runFarm(context.Background(), []string{"--out", out, "--progress", "lines", jobsPath}, nil, &stdout, &stderr)
+	code = runFarm(context.Background(), []string{"--out", out, "--progress", "lines", "--retry-errors=false", jobsPath}, nil, &stdout, &stderr)
 	if code != 1 || !strings.Contains(stderr.String(), "0 jobs to run (50 already finished)") {
 		t.Errorf("rerun: exit %d, stderr:\n%s", code, stderr.String())
 	}
 	if len(readResults(t, out)) != 50 {
 		t.Error("rerun changed results.jsonl")
+	}
+	// A plain rerun runs the error jobs again (and only them).
+	nErr := counts[farm.StatusError]
+	stdout.Reset()
+	stderr.Reset()
+	code = runFarm(context.Background(), []string{"--out", out, "--progress", "lines", jobsPath}, nil, &stdout, &stderr)
+	if code != 1 || !strings.Contains(stderr.String(), fmt.Sprintf("%d jobs to run (%d already finished)", nErr, 50-nErr)) {
+		t.Errorf("rerun retrying errors: exit %d, stderr:\n%s", code, stderr.String())
+	}
+	fin, err := farm.ReadResultsFile(filepath.Join(out, farm.ResultsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fin.Results) != 50+nErr {
+		t.Errorf("after retrying %d errors results.jsonl has %d lines, want %d", nErr, len(fin.Results), 50+nErr)
 	}
 }
 
