@@ -61,6 +61,15 @@ type AgentConn interface {
 	// running or finished request and never runs the action twice (within
 	// the agent's retention). "" picks a fresh id.
 	Execute(ctx context.Context, reqID string, action *eventbus.Event, onChunk func(seq uint64, data []byte)) (*eventbus.Event, error)
+	// Interrupt interrupts what runs in the sandbox now, out of band: it
+	// does not wait behind a running Execute, whose observation then tells
+	// how the action ended (a command: exit code 130 and OpenHands' C-c
+	// suffix "[The command completed with exit code 130. CTRL+C was
+	// sent.]"; a Python cell: a KeyboardInterrupt traceback). With nothing
+	// running it does nothing and returns nil. An agent that cannot
+	// interrupt (older than the feature) returns an error matching
+	// errors.ErrUnsupported.
+	Interrupt(ctx context.Context) error
 	// ListFiles lists a directory with OpenHands' list_files semantics.
 	ListFiles(ctx context.Context, path string) ([]string, error)
 	// Upload writes filename (a zip to unpack into dest when recursive)

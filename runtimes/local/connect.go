@@ -8,10 +8,16 @@ import (
 	"time"
 
 	"corral/runtimes"
+	"corral/runtimes/sandbox"
 	"corral/transport/agentwire"
 )
 
-var _ runtimes.AgentConn = (*agentwire.Client)(nil)
+var (
+	_ runtimes.AgentConn = (*agentwire.Client)(nil)
+	// corral-agent serves a sandbox.Executor: it must answer interrupt
+	// frames (agentwire announces the feature only then).
+	_ agentwire.Interrupter = (*sandbox.Executor)(nil)
+)
 
 // WithAgentGracePeriod sets how long a dropped agent connection keeps
 // reconnecting (resuming output) before it is lost for good; local agents

@@ -249,6 +249,13 @@ func (c *InProcessConn) Execute(ctx context.Context, _ string, action *eventbus.
 	return c.x.Execute(ctx, action, out), nil
 }
 
+// Interrupt interrupts the executor's running command or cell at once
+// (sandbox.Executor.Interrupt); nothing running is not an error.
+func (c *InProcessConn) Interrupt(context.Context) error {
+	_, err := c.x.Interrupt()
+	return err
+}
+
 // ListFiles lists a sandbox directory (OpenHands' /list_files rules).
 func (c *InProcessConn) ListFiles(_ context.Context, path string) ([]string, error) {
 	return c.x.ListFiles(path), nil

@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -51,6 +52,10 @@ var (
 	// it was sent, in which case its outcome is unknown. A *RemoteError
 	// with that code matches it with errors.Is.
 	ErrUnknownRequest = errors.New("agentwire: the agent does not know this request id (never received, or the agent restarted since: outcome unknown)")
+	// ErrInterruptUnsupported: the agent predates the interrupt frame (its
+	// hello does not announce FeatureInterrupt). It matches
+	// errors.ErrUnsupported.
+	ErrInterruptUnsupported = fmt.Errorf("agentwire: the agent cannot interrupt commands: it predates the interrupt frame; run a corral-agent built from this Corral release: %w", errors.ErrUnsupported)
 	// ErrResultExpired: the request ran, but the agent no longer keeps its
 	// result (error code result_expired); it is never run again. A
 	// *RemoteError with that code matches it with errors.Is.
@@ -143,6 +148,7 @@ func WithDialer(dial func(ctx context.Context) (net.Conn, error)) DialOption {
 // methods are safe for concurrent use.
 type Client struct {
 	o       dialOptions
+	addr    string // as given to Dial, for messages
 	token   string
 	wsURL   string
 	baseURL string
@@ -156,7 +162,8 @@ type Client struct {
 	ws           *websocket.Conn // nil while reconnecting
 	calls        map[string]*call
 	agentVersion string
-	instance     string // the agent process we talk to (hello)
+	features     []string // optional frames the agent answers (its last hello)
+	instance     string   // the agent process we talk to (hello)
 	done         chan struct{}
 	err          error
 }
@@ -216,7 +223,7 @@ func Dial(ctx context.Context, addr, token string, opts ...DialOption) (*Client,
 		ws, hs = "wss://", "https://"
 	}
 	c := &Client{
-		o: o, token: token, wsURL: ws + host + PathWire, baseURL: hs + host,
+		o: o, addr: addr, token: token, wsURL: ws + host + PathWire, baseURL: hs + host,
 		httpc: &http.Client{Transport: tr},
 		calls: map[string]*call{}, done: make(chan struct{}),
 	}
@@ -299,7 +306,7 @@ func (c *Client) connect(ctx context.Context) (*websocket.Conn, error) {
 		return nil, fmt.Errorf("%w: %s", ErrVersionMismatch, versionMismatch(ProtocolVersion, c.o.version, f.Protocol, f.Version))
 	}
 	c.mu.Lock()
-	c.agentVersion = f.Version
+	c.agentVersion, c.features = f.Version, f.Features
 	if c.instance == "" {
 		c.instance = f.Instance
 	}
@@ -538,7 +545,7 @@ func (c *Client) dispatch(ws *websocket.Conn, f *Frame) {
 			c.o.onGap(f.ReqID, f.LostBytes)
 		}
 		cl.seq, cl.offset = f.NextSeq-1, f.NextOffset
-	case TypeResult, TypeFiles, TypePong, TypeError:
+	case TypeResult, TypeFiles, TypePong, TypeError, TypeInterrupted:
 		c.mu.Lock()
 		if c.calls[f.ReqID] == cl {
 			delete(c.calls, f.ReqID)
@@ -691,6 +698,32 @@ func (c *Client) sendCancel(id string) {
 	if ws != nil {
 		_ = c.write(ws, &Frame{Type: TypeCancel, ReqID: id})
 	}
+}
+
+// Interrupt asks the agent to interrupt what runs in the sandbox now,
+// past any running Execute (which then returns the interrupted action's
+// observation: for a command, exit code 130 and OpenHands' C-c suffix). It
+// returns once the agent has sent the interrupt; with nothing running it
+// does nothing and returns nil.
+//
+// It is sent once on the current connection and never re-sent after a
+// reconnect: arriving late, it could interrupt the next action instead.
+// Errors: ErrNotConnected (reconnecting right now: try again),
+// ErrInterruptUnsupported (an older agent), a *RemoteError with code
+// interrupt_failed (the agent could not deliver it), ctx's error, or those
+// of a lost or closed client.
+func (c *Client) Interrupt(ctx context.Context) error {
+	c.mu.Lock()
+	ok, version := slices.Contains(c.features, FeatureInterrupt), c.agentVersion
+	c.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("%w (agent at %s, version %q)", ErrInterruptUnsupported, c.addr, version)
+	}
+	cl := &call{req: &Frame{Type: TypeInterrupt, ReqID: NewRequestID()}, res: make(chan *Frame, 1)}
+	if _, err := c.do(ctx, cl); err != nil {
+		return fmt.Errorf("agentwire: interrupt the agent at %s: %w", c.addr, err)
+	}
+	return nil
 }
 
 // ListFiles lists path on the agent as OpenHands' list_files does (names,

@@ -27,6 +27,18 @@ const (
 	TypePing      = "ping"
 	TypePong      = "pong"
 	TypeError     = "error"
+	// TypeInterrupt asks the agent to interrupt what runs in the sandbox
+	// now (Ctrl-C to the running command); TypeInterrupted acknowledges it.
+	TypeInterrupt   = "interrupt"
+	TypeInterrupted = "interrupted"
+)
+
+// Features an agent announces in its hello (Frame.Features). A client
+// checks them before sending a frame that older agents do not know, so it
+// can say "upgrade the agent" instead of waiting for an answer that never
+// comes.
+const (
+	FeatureInterrupt = "interrupt" // the agent answers interrupt frames
 )
 
 // Error codes carried by error frames.
@@ -37,6 +49,7 @@ const (
 	CodeUnknownRequest  = "unknown_request"  // resume/cancel named a request the agent does not know
 	CodeResultExpired   = "result_expired"   // the request ran, but its stored result was dropped
 	CodeShuttingDown    = "shutting_down"    // the agent is stopping and accepts no new work
+	CodeInterruptFailed = "interrupt_failed" // the agent could not deliver an interrupt
 )
 
 // MaxReqIDLen bounds request ids (letters, digits and . _ : -); clients
@@ -55,6 +68,9 @@ type Frame struct {
 	Protocol int    `json:"protocol,omitempty"`
 	Version  string `json:"version,omitempty"`
 	Instance string `json:"instance,omitempty"`
+	// Features (agent's hello only) lists optional frames the agent
+	// understands (FeatureInterrupt); agents older than a feature omit it.
+	Features []string `json:"features,omitempty"`
 
 	// exec: the OpenHands action (eventbus.Marshal output).
 	Action json.RawMessage `json:"action,omitempty"`
@@ -84,6 +100,10 @@ type Frame struct {
 	Path  *string  `json:"path,omitempty"`
 	Files []string `json:"files,omitempty"`
 
+	// interrupted: Running says something was running and was sent the
+	// interrupt (false: nothing ran, nothing was sent).
+	Running bool `json:"running,omitempty"`
+
 	// error
 	Code    string `json:"code,omitempty"`
 	Message string `json:"message,omitempty"`
@@ -91,6 +111,19 @@ type Frame struct {
 
 // ErrBadFrame is wrapped by every DecodeFrame error.
 var ErrBadFrame = errors.New("agentwire: bad frame")
+
+// requestIDOf returns the valid req_id of a frame DecodeFrame refused, if
+// it has one, so that the error frame can name the request it answers (a
+// client waiting on it then fails at once instead of timing out).
+func requestIDOf(data []byte) string {
+	var f struct {
+		ReqID string `json:"req_id"`
+	}
+	if json.Unmarshal(data, &f) != nil || len(f.ReqID) > MaxReqIDLen || !validReqID(f.ReqID) {
+		return ""
+	}
+	return f.ReqID
+}
 
 // DecodeFrame parses and validates one frame. It never panics; the error
 // names what is wrong so that the peer can be told.
@@ -117,7 +150,7 @@ func (f *Frame) validate() error {
 		if len(f.Action) == 0 || string(f.Action) == "null" {
 			return fmt.Errorf("%w: exec %q needs an \"action\" object", ErrBadFrame, f.ReqID)
 		}
-	case TypeResume, TypeCancel, TypeListFiles, TypeFiles, TypeGap:
+	case TypeResume, TypeCancel, TypeListFiles, TypeFiles, TypeGap, TypeInterrupt, TypeInterrupted:
 		needID = true
 	case TypeChunk:
 		needID = true

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -29,14 +30,28 @@ import (
 // `bash -c` via os/exec and stream their stdout+stderr as it comes. It
 // counts executions per command so tests can prove nothing ran twice.
 type testExec struct {
-	mu    sync.Mutex
-	runs  map[string]int
-	total atomic.Int64
-	dir   string
+	mu      sync.Mutex
+	runs    map[string]int
+	running map[*exec.Cmd]struct{} // for Interrupt
+	total   atomic.Int64
+	dir     string
 }
 
 func newTestExec(t testing.TB) *testExec {
-	return &testExec{runs: map[string]int{}, dir: t.TempDir()}
+	return &testExec{runs: map[string]int{}, running: map[*exec.Cmd]struct{}{}, dir: t.TempDir()}
+}
+
+// Interrupt sends SIGINT to the process group of every running command,
+// as a terminal's Ctrl-C would (agentwire.Interrupter).
+func (x *testExec) Interrupt() (bool, error) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for c := range x.running {
+		if err := syscall.Kill(-c.Process.Pid, syscall.SIGINT); err != nil {
+			return true, fmt.Errorf("interrupt %q: %w", c.Args, err)
+		}
+	}
+	return len(x.running) > 0, nil
 }
 
 func (x *testExec) count(cmd string) int {
@@ -56,6 +71,7 @@ func (x *testExec) Execute(ctx context.Context, ev *eventbus.Event, onOutput fun
 	x.total.Add(1)
 	cmd := exec.CommandContext(ctx, "bash", "-c", a.Command)
 	cmd.Dir = x.dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		return eventbus.NewError(ev.ID, "", err.Error())
@@ -67,6 +83,14 @@ func (x *testExec) Execute(ctx context.Context, ev *eventbus.Event, onOutput fun
 		return eventbus.NewError(ev.ID, "", err.Error())
 	}
 	pw.Close()
+	x.mu.Lock()
+	x.running[cmd] = struct{}{}
+	x.mu.Unlock()
+	defer func() {
+		x.mu.Lock()
+		delete(x.running, cmd)
+		x.mu.Unlock()
+	}()
 	var out bytes.Buffer
 	buf := make([]byte, 32<<10)
 	for {
@@ -171,6 +195,14 @@ func startAgent(t testing.TB, network string, opts ...ServerOption) *agent {
 
 func startAgentWith(t testing.TB, network string, x *testExec, opts ...ServerOption) *agent {
 	t.Helper()
+	a := startAgentExec(t, network, x, opts...)
+	a.exec = x
+	return a
+}
+
+// startAgentExec serves any executor (exec stays nil in the result).
+func startAgentExec(t testing.TB, network string, x Executor, opts ...ServerOption) *agent {
+	t.Helper()
 	srv, err := NewServer(x, testToken, opts...)
 	if err != nil {
 		t.Fatal(err)
@@ -194,7 +226,7 @@ func startAgentWith(t testing.TB, network string, x *testExec, opts ...ServerOpt
 	hs := newHTTPServer(srv)
 	done := make(chan struct{})
 	go func() { defer close(done); _ = hs.Serve(ln) }()
-	a := &agent{srv: srv, exec: x, http: hs, addr: addr, ln: ln}
+	a := &agent{srv: srv, http: hs, addr: addr, ln: ln}
 	t.Cleanup(func() {
 		_ = srv.Close()
 		_ = hs.Close()

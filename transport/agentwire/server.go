@@ -30,6 +30,15 @@ type Executor interface {
 	DownloadZip(w io.Writer, path string) error
 }
 
+// Interrupter is implemented by executors that can interrupt what runs in
+// the sandbox out of band (runtimes/sandbox.Executor): Interrupt must not
+// wait for the running action, and reports whether anything was running.
+// A server whose executor has it announces FeatureInterrupt and answers
+// interrupt frames; other servers refuse them as unknown.
+type Interrupter interface {
+	Interrupt() (running bool, err error)
+}
+
 // Paths the server handles.
 const (
 	PathWire     = "/agentwire"

@@ -105,7 +105,7 @@ func (c *serverConn) serve() {
 		}
 		f, err := DecodeFrame(data)
 		if err != nil {
-			c.sendError("", CodeBadFrame, err.Error())
+			c.sendError(requestIDOf(data), CodeBadFrame, err.Error())
 			continue
 		}
 		c.handle(f)
@@ -135,7 +135,15 @@ func (c *serverConn) handshake() bool {
 		_ = c.ws.Close(websocket.StatusPolicyViolation, "protocol version mismatch")
 		return false
 	}
-	return c.send(&Frame{Type: TypeHello, Protocol: ProtocolVersion, Version: c.s.o.version, Instance: c.s.instance}) == nil
+	return c.send(&Frame{Type: TypeHello, Protocol: ProtocolVersion, Version: c.s.o.version, Instance: c.s.instance, Features: c.s.features()}) == nil
+}
+
+// features lists the optional frames this server answers.
+func (s *Server) features() []string {
+	if _, ok := s.exec.(Interrupter); ok {
+		return []string{FeatureInterrupt}
+	}
+	return nil
 }
 
 func versionMismatch(clientProto int, clientVer string, agentProto int, agentVer string) string {
@@ -192,12 +200,35 @@ func (c *serverConn) handle(f *Frame) {
 			}
 			_ = c.send(&Frame{Type: TypeFiles, ReqID: f.ReqID, Files: files})
 		}()
+	case TypeInterrupt:
+		c.interrupt(f.ReqID)
 	case TypePing:
 		_ = c.send(&Frame{Type: TypePong, ReqID: f.ReqID})
 	case TypePong:
 	default:
 		c.sendError(f.ReqID, CodeBadFrame, fmt.Sprintf("agentwire: a client may not send %q frames after the handshake", f.Type))
 	}
+}
+
+// interrupt interrupts what the executor runs, off the reader goroutine
+// (the executor may take a moment to find the foreground process), and
+// acknowledges with an interrupted frame.
+func (c *serverConn) interrupt(id string) {
+	x, ok := c.s.exec.(Interrupter)
+	if !ok {
+		c.sendError(id, CodeBadFrame, fmt.Sprintf("agentwire: this agent (version %q) cannot interrupt commands; it does not announce the %q feature", c.s.o.version, FeatureInterrupt))
+		return
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		running, err := x.Interrupt()
+		if err != nil {
+			c.sendError(id, CodeInterruptFailed, err.Error())
+			return
+		}
+		_ = c.send(&Frame{Type: TypeInterrupted, ReqID: id, Running: running})
+	}()
 }
 
 func (c *serverConn) requestError(id string, err error) {
