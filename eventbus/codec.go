@@ -55,7 +55,9 @@ func Marshal(e *Event) ([]byte, error) {
 	if (e.Action == nil) == (e.Observation == nil) {
 		return nil, errors.New("encode event: exactly one of Action and Observation must be set")
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, 256))
+	// Room for the envelope and a typical payload besides the long strings,
+	// so that the buffer is allocated once.
+	buf := bytes.NewBuffer(make([]byte, 0, 512+len(e.Content)+len(e.Message)))
 	buf.WriteByte('{')
 	first := true
 	key := func(k string) {
@@ -154,11 +156,9 @@ func Marshal(e *Event) ([]byte, error) {
 
 func writePayload(buf *bytes.Buffer, payload any, raw *rawEvent) error {
 	if raw == nil {
-		b, err := marshalNoEscape(payload)
-		if err != nil {
+		if err := encodePayload(buf, payload); err != nil {
 			return fmt.Errorf("encode event payload: %w", err)
 		}
-		buf.Write(b)
 		return nil
 	}
 	if reflect.DeepEqual(payload, raw.base) {

@@ -1,6 +1,7 @@
 package eventbus
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"reflect"
@@ -194,5 +195,46 @@ func TestRepeatedKeysTakeTheLastValueLikeEncodingJSON(t *testing.T) {
 	out, _ := Marshal(e)
 	if strings.Count(string(out), `"x"`) != 1 || !strings.Contains(string(out), `"x":2`) {
 		t.Fatalf("repeated unknown key not collapsed to its last value: %s", out)
+	}
+}
+
+// FuzzPayloadEncodesLikeEncodingJSON checks the payload encoder against
+// encoding/json (HTML escaping off) on payloads filled by encoding/json
+// from the fuzzer's bytes: the same output, byte for byte.
+func FuzzPayloadEncodesLikeEncodingJSON(f *testing.F) {
+	names := payloadTypeNames()
+	for i := range names {
+		f.Add(uint8(i), []byte(`{}`))
+	}
+	f.Add(uint8(0), []byte(`{"command":"ls <a> & \u2028 \ud800","cwd":"/w","security_risk":2,"hidden":true}`))
+	f.Add(uint8(2), []byte(`{"path":"/a","start":-3,"view_range":[1,-1]}`))
+	f.Add(uint8(4), []byte(`{"insert_line":  { "a" : [ 1 , 2 ] } ,"file_text":"\u00e9\n"}`))
+	f.Add(uint8(12), []byte(`{"image_urls":[],"file_urls":["x"]}`))
+	f.Add(uint8(16), []byte(`{"forgotten_event_ids":[1,2],"summary_offset":2,"forgotten_events_start_id":-1}`))
+	f.Fuzz(func(t *testing.T, which uint8, data []byte) {
+		name := names[int(which)%len(names)]
+		p := newPayload(name)
+		if json.Unmarshal(data, p) != nil {
+			return
+		}
+		want, werr := marshalNoEscape(p)
+		var got bytes.Buffer
+		err := encodePayload(&got, p)
+		if (err == nil) != (werr == nil) {
+			t.Fatalf("%s: codec err %v, encoding/json err %v, for %+v", name, err, werr, p)
+		}
+		if err == nil && got.String() != string(want) {
+			t.Fatalf("%s: codec wrote\n%s\nencoding/json\n%s", name, got.String(), want)
+		}
+	})
+}
+
+func TestPayloadEncoderRefusesAnEmptyRawMessageLikeEncodingJSON(t *testing.T) {
+	var buf bytes.Buffer
+	if err := encodePayload(&buf, &MCPObservation{Name: "n", Arguments: json.RawMessage{}}); err == nil {
+		t.Fatalf("want an error for an empty (non-nil) RawMessage, got %s", buf.String())
+	}
+	if _, err := Marshal(NewObservation(InvalidID, "", &MCPObservation{Arguments: json.RawMessage(`{"a":`)})); err == nil {
+		t.Fatal("Marshal accepted invalid raw JSON in a payload")
 	}
 }
