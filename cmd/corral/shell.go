@@ -136,10 +136,20 @@ func readInput(stdin io.Reader, tty bool, done <-chan struct{}) <-chan typed {
 			// Ctrl-D here, so that a closed window is never taken for it.
 			hungUp := terminalHungUp(stdin)
 			final := !tty || hungUp || !errors.Is(err, io.EOF)
+			if len(partial) > 0 && !hungUp {
+				// A last line without its newline; on a terminal, Ctrl-D
+				// twice after some text: that text is the line.
+				if !send(typed{line: string(partial)}) {
+					return
+				}
+				partial = partial[:0]
+				if !final {
+					continue
+				}
+			}
 			if !send(typed{eof: true, hangup: hungUp, final: final}) || final {
 				return
 			}
-			partial = partial[:0] // a terminal's Ctrl-D mid-line gave that text; bash drops it too
 		}
 	}()
 	return ch
