@@ -287,6 +287,22 @@ func TestShellInATerminal(t *testing.T) {
 		sh.waitLine("alive-5")
 		sh.noProtocolOnScreen()
 	})
+	t.Run("Ctrl-C and Ctrl-D at the input prompt go to the command still running", func(t *testing.T) {
+		sh := startShellInTmux(t, bin)
+		sh.typeLine("read x")
+		sh.waitText("input> ", 1)
+		sh.keys("C-c")
+		sh.waitText("[The command completed with exit code 130. CTRL+C was sent.]", 1)
+		sh.typeLine("cat")
+		sh.waitText("input> ", 2)
+		sh.typeLine("meow-$((1+1))")
+		sh.waitLine("meow-$((1+1))") // cat's copy: the terminal's echo follows the prompt
+		sh.waitText("input> ", 3)
+		sh.keys("C-d")
+		sh.waitText("[The command completed with exit code 0. CTRL+D was sent.]", 1)
+		sh.typeLine("echo still-$((2*4))")
+		sh.waitLine("still-8")
+	})
 	t.Run("Ctrl-C at an idle prompt drops the line typed so far", func(t *testing.T) {
 		sh := startShellInTmux(t, bin)
 		prompts := strings.Count(sh.screen(), "$ ")
