@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"reflect"
 	"sort"
 	"strconv"
 	"sync"
@@ -161,7 +160,7 @@ func writePayload(buf *bytes.Buffer, payload any, raw *rawEvent) error {
 		}
 		return nil
 	}
-	if reflect.DeepEqual(payload, raw.base) {
+	if payloadEqual(payload, raw.base) {
 		// Unchanged since decoding: the input's bytes are the answer.
 		if len(raw.payloadRaw) == 0 {
 			buf.WriteString("{}")

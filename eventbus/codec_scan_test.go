@@ -238,3 +238,26 @@ func TestPayloadEncoderRefusesAnEmptyRawMessageLikeEncodingJSON(t *testing.T) {
 		t.Fatal("Marshal accepted invalid raw JSON in a payload")
 	}
 }
+
+// FuzzPayloadEqualAgreesWithDeepEqual checks the plan's equality (Marshal's
+// "was the payload changed?") against reflect.DeepEqual on two payloads of
+// one type filled by encoding/json from the two halves of the input.
+func FuzzPayloadEqualAgreesWithDeepEqual(f *testing.F) {
+	names := payloadTypeNames()
+	f.Add(uint8(0), []byte(`{"command":"a","cwd":"/w"}`), []byte(`{"command":"a","cwd":"/w"}`))
+	f.Add(uint8(0), []byte(`{"command":"a","cwd":"/w"}`), []byte(`{"command":"a","cwd":"/x"}`))
+	f.Add(uint8(0), []byte(`{"cwd":null}`), []byte(`{"cwd":""}`))
+	f.Add(uint8(2), []byte(`{"view_range":[]}`), []byte(`{"view_range":null}`))
+	f.Add(uint8(2), []byte(`{"view_range":[1,2]}`), []byte(`{"view_range":[1,3]}`))
+	f.Add(uint8(7), []byte(`{"arguments":{}}`), []byte(`{"arguments":{ }}`))
+	f.Fuzz(func(t *testing.T, which uint8, da, db []byte) {
+		name := names[int(which)%len(names)]
+		a, b := newPayload(name), newPayload(name)
+		if json.Unmarshal(da, a) != nil || json.Unmarshal(db, b) != nil {
+			return
+		}
+		if got, want := payloadEqual(a, b), reflect.DeepEqual(a, b); got != want {
+			t.Fatalf("%s: payloadEqual = %v, reflect.DeepEqual = %v\n%+v\n%+v", name, got, want, a, b)
+		}
+	})
+}

@@ -323,3 +323,64 @@ func (f *payloadField) decodeSlice(s *scanner, fv reflect.Value, depth int) erro
 	fv.Set(out)
 	return nil
 }
+
+// payloadEqual reports whether two payloads of the same type hold the same
+// values, as reflect.DeepEqual does for them (nil and empty slices
+// differ), through their plan: Marshal asks it of every decoded event to
+// know whether the program changed its payload.
+func payloadEqual(a, b any) bool {
+	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
+	if va.Type() != vb.Type() {
+		return false
+	}
+	plan := payloadPlans[va.Type().Elem()]
+	if plan == nil {
+		return reflect.DeepEqual(a, b)
+	}
+	return plan.equal(va.Elem(), vb.Elem())
+}
+
+func (p *payloadPlan) equal(a, b reflect.Value) bool {
+	for i := range p.fields {
+		f := &p.fields[i]
+		if !f.equal(a.Field(f.index), b.Field(f.index)) {
+			return false
+		}
+	}
+	return true
+}
+
+func (f *payloadField) equal(a, b reflect.Value) bool {
+	switch f.kind {
+	case fieldString:
+		return a.String() == b.String()
+	case fieldBool:
+		return a.Bool() == b.Bool()
+	case fieldInt, fieldRisk:
+		return a.Int() == b.Int()
+	case fieldStringPtr, fieldIntPtr:
+		if a.IsNil() || b.IsNil() {
+			return a.IsNil() == b.IsNil()
+		}
+		if f.kind == fieldStringPtr {
+			return a.Elem().String() == b.Elem().String()
+		}
+		return a.Elem().Int() == b.Elem().Int()
+	case fieldRaw:
+		return a.IsNil() == b.IsNil() && bytes.Equal(a.Bytes(), b.Bytes())
+	case fieldStringSlice, fieldIntSlice:
+		if a.IsNil() != b.IsNil() || a.Len() != b.Len() {
+			return false
+		}
+		for i := range a.Len() {
+			ea, eb := a.Index(i), b.Index(i)
+			if f.kind == fieldStringSlice && ea.String() != eb.String() || f.kind == fieldIntSlice && ea.Int() != eb.Int() {
+				return false
+			}
+		}
+		return true
+	case fieldStruct:
+		return f.sub.equal(a, b)
+	}
+	return false
+}
