@@ -72,6 +72,9 @@ type wal struct {
 	storeDir *os.File // syncfs target for checkpoints
 	logger   *slog.Logger
 	segBytes int64 // rotate when a segment reaches this size
+	// syncSeg makes a segment's writes durable: fdatasync unless a test
+	// replaced it (before the first commit).
+	syncSeg func(*os.File) error
 
 	syncs atomic.Int64 // fdatasyncs of segments (tests, benchmarks)
 
@@ -113,6 +116,7 @@ func openWAL(storeDir string, last uint64, logger *slog.Logger) (*wal, error) {
 	w := &wal{
 		dir: filepath.Join(storeDir, walDirName), storeDir: d, logger: logger, segBytes: walSegmentBytes,
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
+		syncSeg: func(f *os.File) error { return unix.Fdatasync(int(f.Fd())) },
 	}
 	if err := w.newSegment(last + 1); err != nil {
 		d.Close()
@@ -229,7 +233,7 @@ func (w *wal) write(buf []byte) error {
 		}
 		return err
 	}
-	if err := unix.Fdatasync(int(w.seg.Fd())); err != nil {
+	if err := w.syncSeg(w.seg); err != nil {
 		err = fmt.Errorf("eventbus: fdatasync write-ahead log segment %s: %w", w.segPath, err)
 		w.seg.Truncate(at)
 		w.setBroken(fmt.Errorf("%w; the write-ahead log refuses appends until the store is reopened", err))

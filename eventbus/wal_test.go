@@ -465,3 +465,44 @@ func frameForTest(id int64, payload []byte) []byte {
 	frameRecord(rec, id)
 	return rec
 }
+
+func TestWALSyncFailureFailsTheBatchAndRefusesAppendsUntilReopen(t *testing.T) {
+	checkLeaks(t)
+	st, logs := newTestStore(t, nil)
+	s, err := st.Open("sess")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := appendRuns(t, s, 4)
+	st.wal.mu.Lock() // no commit runs while the hook changes
+	st.wal.syncSeg = func(*os.File) error { return syscall.EIO }
+	st.wal.mu.Unlock()
+	_, err = s.Append(context.Background(), runObs(0, 4))
+	if !errors.Is(err, syscall.EIO) || !strings.Contains(err.Error(), "fdatasync write-ahead log segment") || !strings.Contains(err.Error(), st.path("sess")) {
+		t.Fatalf("append during a failing sync: %v, want EIO naming the segment and the session file", err)
+	}
+	_, err = s.Append(context.Background(), runObs(0, 5))
+	if err == nil || !strings.Contains(err.Error(), "refuses appends until the store is reopened") {
+		t.Fatalf("append after a failed sync: %v, want the log to refuse until reopened", err)
+	}
+	if !strings.Contains(logs.String(), "write-ahead log failed") {
+		t.Fatalf("sync failure not logged: %s", logs.String())
+	}
+	if s.Len() != 4 {
+		t.Fatalf("%d events after the failures, want the 4 acknowledged", s.Len())
+	}
+	s.Close()
+	dir := st.Dir()
+	st.Close()
+	st2, _ := openStoreAt(t, dir)
+	s2, err := st2.Open("sess")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := storedJSON(t, s2); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("after reopen: %d events, want the 4 acknowledged unchanged", len(got))
+	}
+	if e := mustAppend(t, s2, runObs(0, 4)); e.ID != 4 {
+		t.Fatalf("append after reopen got id %d, want 4", e.ID)
+	}
+}
