@@ -45,6 +45,18 @@ import (
 // magic is refused and never modified. Deleting a session writes a
 // tombstone first, so recovery never brings a deleted session back.
 //
+// Compaction: the log only ever holds what was acknowledged since the last
+// checkpoint, never a session's history, so nothing needs compacting: a
+// stopped session's file is synced when its stream closes and its entries
+// leave with their segment at the next checkpoint, and so do a deleted
+// session's (its tombstone keeps recovery from replaying them meanwhile).
+//
+// Why session files are still written on the append path (without a sync)
+// rather than lazily from the log: a full disk then fails the append that
+// does not fit, cleanly, instead of a later write-back of events already
+// acknowledged; and readers never look in two places. The cost is one
+// write(2) per commit group per session (see BENCHMARKS.md).
+//
 // Segment format: <store_dir>/wal/<16 hex digits>.wal:
 //
 //	header : magic "CRLWALSG" (8) | version uint32 LE | flags uint32 LE (0)
