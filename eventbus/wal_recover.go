@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"time"
 )
 
 // walEntry is one decoded entry of a segment.
@@ -142,12 +143,18 @@ func (st *Store) recoverWAL() (uint64, error) {
 	if err != nil || len(segs) == 0 {
 		return 0, err
 	}
-	// Each session's record entries since its last delete, in log order.
+	// Each session's record entries since its last delete, in log order,
+	// and when the segment holding its last one was last written.
 	pending := map[string][][]byte{}
+	lastWrite := map[string]time.Time{}
 	for _, seg := range segs {
 		entries, rec, err := readSegment(seg.path)
 		if err != nil {
 			return 0, err
+		}
+		var mtime time.Time
+		if fi, err := os.Stat(seg.path); err == nil {
+			mtime = fi.ModTime()
 		}
 		if rec != nil {
 			st.recovered = append(st.recovered, rec)
@@ -160,6 +167,7 @@ func (st *Store) recoverWAL() (uint64, error) {
 				continue
 			}
 			pending[e.sid] = append(pending[e.sid], e.body)
+			lastWrite[e.sid] = mtime
 		}
 	}
 	sids := make([]string, 0, len(pending))
@@ -168,7 +176,7 @@ func (st *Store) recoverWAL() (uint64, error) {
 	}
 	sort.Strings(sids)
 	for _, sid := range sids {
-		if err := st.replaySession(sid, pending[sid]); err != nil {
+		if err := st.replaySession(sid, pending[sid], lastWrite[sid]); err != nil {
 			return 0, err
 		}
 	}
@@ -185,8 +193,11 @@ func (st *Store) recoverWAL() (uint64, error) {
 }
 
 // replaySession appends to session sid's file the records of bodies it
-// does not have (ids after its last one) and syncs it.
-func (st *Store) replaySession(sid string, bodies [][]byte) error {
+// does not have (ids after its last one) and syncs it. When it appended
+// any, the file's modification time (Store.LastWrite, a session's last
+// activity) is set to written, when the log last received its events,
+// rather than left at the time of recovery.
+func (st *Store) replaySession(sid string, bodies [][]byte, written time.Time) error {
 	l, err := openLog(st.path(sid), SyncNever, nil, st.logger.With("session", sid), nil)
 	if err != nil {
 		return fmt.Errorf("eventbus: replay the write-ahead log into session %q: %w", sid, err)
@@ -211,6 +222,11 @@ func (st *Store) replaySession(sid string, bodies [][]byte) error {
 	}
 	if aerr != nil {
 		return fmt.Errorf("eventbus: replay the write-ahead log into session %q: %w", sid, aerr)
+	}
+	if n > 0 && !written.IsZero() {
+		if err := os.Chtimes(st.path(sid), written, written); err != nil {
+			st.logger.Warn("eventbus: keep the last write time of a replayed session", "session", sid, "err", err)
+		}
 	}
 	if n > 0 {
 		st.logger.Info("eventbus: replayed events from the write-ahead log into the session file", "session", sid, "events", n, "last_id", l.nextID-1)

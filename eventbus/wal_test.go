@@ -15,6 +15,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // crashCopy copies a store directory while its Store is still open, as a
@@ -103,6 +104,12 @@ func TestWALRestoresAcknowledgedEventsASessionFileLost(t *testing.T) {
 			wantOther := appendRuns(t, other, 3)
 			dir := crashCopy(t, st.Dir())
 			tc.damage(t, filepath.Join(dir, "sess"+logExt), s)
+			// The copy's segment was written now; make its time distinct
+			// from the recovery's so LastWrite shows which one it kept.
+			segMtime := time.Now().Add(-time.Hour).UTC().Truncate(time.Second)
+			for _, p := range segments(t, dir) {
+				os.Chtimes(p, segMtime, segMtime)
+			}
 
 			st2, logs := openStoreAt(t, dir)
 			if got := segments(t, dir); len(got) != 1 {
@@ -123,6 +130,9 @@ func TestWALRestoresAcknowledgedEventsASessionFileLost(t *testing.T) {
 			}
 			if !strings.Contains(logs.String(), "replayed events from the write-ahead log") {
 				t.Fatalf("replay not logged: %s", logs.String())
+			}
+			if lw, seg := st2.LastWrite("sess"), segMtime; !lw.Equal(seg) {
+				t.Fatalf("LastWrite after replay = %v, want the log's last write %v (not the recovery time)", lw, seg)
 			}
 			if e := mustAppend(t, s2, runObs(0, 9)); e.ID != 6 {
 				t.Fatalf("append after recovery got id %d, want 6", e.ID)
