@@ -37,6 +37,9 @@ func readSegment(path string) ([]walEntry, *Recovered, error) {
 		if !bytes.Equal(data, want[:len(data)]) {
 			return nil, nil, notOurSegment(path, "bad header at offset 0")
 		}
+		if len(data) == 0 {
+			return nil, nil, nil // created just before a crash: nothing lost
+		}
 		return nil, &Recovered{File: path, BytesDropped: int64(len(data)), Reason: "torn segment header", LastID: InvalidID}, nil
 	}
 	if string(data[:8]) != walMagic {
