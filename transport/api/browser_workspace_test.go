@@ -159,7 +159,7 @@ func TestBrowserTerminalStreamsLargeOutputAndStaysResponsive(t *testing.T) {
 	if text := p.termText(); strings.Contains(text, "PS1JSON") || strings.Contains(text, "PS1END") {
 		t.Errorf("the terminal shows a PS1 protocol block")
 	}
-	if sel := string(p.eval(`(() => { const r = document.createRange(); r.selectNodeContents(document.getElementById("term")); return r.toString().includes("299999\n300000"); })()`)); sel != "true" {
+	if sel := string(p.eval(`(() => { const s = getSelection(); s.selectAllChildren(document.getElementById("term")); const t = s.toString(); s.removeAllRanges(); return t.includes("299999\n300000\n"); })()`)); sel != "true" {
 		t.Errorf("the output is not selectable text in the page")
 	}
 }
@@ -182,7 +182,7 @@ func TestBrowserCtrlCInterruptsTheRunningCommand(t *testing.T) {
 			t.Run(h.name+" on "+c.name, func(t *testing.T) {
 				p.t = t
 				id := p.run(c.cmd)
-				p.wait("the command to run", fmt.Sprintf(`state.term.blocks.get(%d).el.textContent.includes(%q)`, id, c.started+"\n"))
+				p.wait("the command to run", fmt.Sprintf(`state.term.blocks.get(%d).out.textContent.includes(%q)`, id, c.started))
 				sent := time.Now()
 				if h.js != "" {
 					p.eval(h.js + "; true")

@@ -172,7 +172,7 @@ class TermBlock {
     this.lines = 1; // the command line
     this.chunks = [];
     this.pending = "";
-    this.resetParser();
+    this.resetParser(); // lastLine: the last non-blank line shown
     this.lastSeq = 0;
     this.lossy = false; // a frame was missed: the observation's content replaces the live output
     this.live = false;
@@ -180,6 +180,7 @@ class TermBlock {
   }
 
   resetParser() {
+    this.lastLine = "";
     this.ps1 = new PS1Filter();
     this.esc = "";
     this.style = new Style();
@@ -320,6 +321,10 @@ class TermBlock {
   }
 
   flushLines(done) {
+    for (let i = done.length - 1; i >= 0; i--) {
+      const t = done[i].map((seg) => seg.t).join("");
+      if (t.trim()) { this.lastLine = t.trimEnd(); break; }
+    }
     if (done.length > 0) {
       const chunk = document.createElement("div");
       chunk.className = "tb-chunk";
@@ -335,6 +340,13 @@ class TermBlock {
     }
     this.cur.textContent = "";
     for (const seg of this.line) this.cur.append(segmentNode(seg));
+  }
+
+  endsLike(content) {
+    const lines = content.replace(/\x1b\[[0-9;?]*[@-~]/g, "").replace(/\r/g, "").trimEnd().split("\n");
+    const last = lines[lines.length - 1].trimEnd();
+    const shown = this.line.length > 0 && this.line.some((seg) => seg.t.trim()) ? this.line.map((seg) => seg.t).join("").trimEnd() : this.lastLine;
+    return last === shown;
   }
 
   // clear removes the output (the observation replaces lossy live output).
@@ -355,7 +367,9 @@ class TermBlock {
     if (rest) this.write(rest);
     const x = obs.extras || {};
     const md = x.metadata || {};
-    if (!this.live || this.lossy || this.lastSeq === 0) {
+    // Frames lost at the end leave no gap in the numbers: the shown output
+    // must end as the observation's content does.
+    if (!this.live || this.lossy || this.lastSeq === 0 || !this.endsLike(obs.content || "")) {
       this.clear();
       const text = (md.prefix || "") + (obs.content || "");
       if (text) this.write(text + (text.endsWith("\n") ? "" : "\n"));
