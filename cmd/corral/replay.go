@@ -91,7 +91,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	defer cs.close()
 	info, _ := cs.eng.Get(ctx, cs.sid)
-	mapPath := func(s string) string { return s }
+	mapPath := keepPath
 	if !noMap && info.Workspace != "" {
 		ws := info.Workspace
 		mapPath = func(s string) string { return strings.ReplaceAll(s, "/workspace", ws) }
@@ -188,11 +188,15 @@ func compareObservations(rec, now *eventbus.Event, m func(string) string) (bool,
 	if exitOf(rec) != exitOf(now) {
 		return false, "exit code differs"
 	}
-	if observedText(rec, m) != observedText(now, m) {
+	if observedText(rec, m) != observedText(now, keepPath) {
 		return false, "content differs"
 	}
 	return true, "same"
 }
+
+// keepPath is the path mapping of new observations: they already hold
+// the session's paths.
+func keepPath(s string) string { return s }
 
 // observedText is the content of an observation as compared: the text
 // the agent is shown, with leading and trailing blank space trimmed.
@@ -233,14 +237,14 @@ func legacyEditOutput(ev *eventbus.Event) (string, bool) {
 // the recorded and the new observation, each as its type, exit code and
 // compared content, indented under the action's line.
 func replayDiff(r replayResult, m func(string) string) string {
-	side := func(ev *eventbus.Event) string {
+	side := func(ev *eventbus.Event, m func(string) string) string {
 		head := "[" + ev.Type() + " observation"
 		if code := exitOf(ev); code != "-" {
 			head += ", exit code " + code
 		}
 		return head + "]\n" + observedText(ev, m)
 	}
-	d := sandbox.UnifiedDiff(side(r.recorded), side(r.now),
+	d := sandbox.UnifiedDiff(side(r.recorded, m), side(r.now, keepPath),
 		fmt.Sprintf("recorded observation %d", r.recorded.ID), fmt.Sprintf("new observation %d", r.now.ID), 3)
 	if d == "" {
 		return ""
