@@ -160,6 +160,8 @@ func (s *sessionActor) Receive(ctx actor.Context) {
 		s.decide(ctx, m)
 	case *subscribeReq, *historyReq, *chunksReq, *fileReq:
 		s.query(ctx, m)
+	case *interruptReq:
+		s.interrupt(ctx, m)
 	case *appended:
 		s.onAppended(ctx, m)
 	case *runtimeStatus:
