@@ -6,6 +6,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -26,7 +27,7 @@ func TestDownloadThroughTheRealAPIOnTheLocalRuntime(t *testing.T) {
 	f := newRealFixture(t, nil)
 	id := f.readySession()
 	code, b, _ := f.do("POST", "/api/sessions/"+id+"/actions?wait=true", map[string]any{"action": "run", "args": map[string]any{
-		"command": "mkdir -p dl/sub && printf 'hello\\n' > dl/one.txt && printf 'PK-not-a-zip' > dl/sub/two.zip && : > dl/empty && cd dl && pwd",
+		"command": "mkdir -p dl/sub && printf 'hello\\n' > dl/one.txt && printf 'PK-not-a-zip' > dl/sub/two.zip && : > dl/empty && printf 'accent' > 'dl/résumé 1.txt' && cd dl && pwd",
 	}})
 	obs, err := eventbus.Unmarshal(b)
 	if code != 200 || err != nil {
@@ -44,7 +45,7 @@ func TestDownloadThroughTheRealAPIOnTheLocalRuntime(t *testing.T) {
 			t.Fatalf("= %d %v", code, hdr)
 		}
 		got := unzipAll(t, b)
-		want := map[string]string{"one.txt": "hello\n", "sub/two.zip": "PK-not-a-zip", "empty": ""}
+		want := map[string]string{"one.txt": "hello\n", "sub/two.zip": "PK-not-a-zip", "empty": "", "résumé 1.txt": "accent"}
 		if len(got) != len(want) {
 			t.Fatalf("entries %v, want %v", keys(got), keys(want))
 		}
@@ -61,6 +62,7 @@ func TestDownloadThroughTheRealAPIOnTheLocalRuntime(t *testing.T) {
 		{"a text file comes as itself", dir + "/one.txt", "one.txt", "hello\n"},
 		{"a file named .zip comes as itself, not unpacked", dir + "/sub/two.zip", "two.zip", "PK-not-a-zip"},
 		{"an empty file comes as an empty body", dir + "/empty", "empty", ""},
+		{"a non-ASCII name with a space keeps its name", dir + "/" + url.PathEscape("résumé 1.txt"), "résumé 1.txt", "accent"},
 		{"a path with .. in it is resolved", dir + "/sub/../one.txt", "one.txt", "hello\n"},
 	}
 	for _, tc := range files {
