@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"time"
 
 	"corral/actors"
 	"corral/eventbus"
@@ -281,9 +282,10 @@ func (sh *shell) run(act *eventbus.Event) (code int, done bool) {
 	}
 	sh.finish(obs, live)
 	if ctrlC && sh.running {
-		// The session runs actions in order: a C-c sent while the command
-		// ran would wait behind it. It returned control still running:
-		// interrupt it now.
+		// Ctrl-C came before the command started (the engine interrupts
+		// only a started one), or it could not be sent at once: the
+		// command returned control still running; interrupt it now, as an
+		// OpenHands agent would.
 		obs, live, _, err = sh.await(shellAction("C-c", true))
 		if err != nil {
 			return sh.failed(err)
@@ -292,6 +294,26 @@ func (sh *shell) run(act *eventbus.Event) (code int, done bool) {
 	}
 	return 0, false
 }
+
+// interrupt sends Ctrl-C to the running command now, past the session's
+// action queue (Engine.Interrupt); the command's observation then arrives
+// with exit code 130. The call is bounded: an agent that does not answer
+// must not freeze the shell.
+func (sh *shell) interrupt() {
+	ctx, cancel := context.WithTimeout(sh.ctx, interruptTimeout)
+	defer cancel()
+	err := sh.cs.eng.Interrupt(ctx, sh.cs.sid)
+	switch {
+	case err == nil, sh.ctx.Err() != nil:
+	case errors.Is(err, actors.ErrNotSupported):
+		sh.out.note("[this sandbox's agent cannot interrupt a command at once: C-c is sent when the command returns control]")
+	default:
+		sh.out.note(fmt.Sprintf("[could not interrupt the command: %v; C-c is sent when it returns control]", err))
+	}
+}
+
+// interruptTimeout bounds one Interrupt call; the agent answers at once.
+const interruptTimeout = 10 * time.Second
 
 func (sh *shell) failed(err error) (int, bool) {
 	sh.out.newline()
@@ -336,6 +358,7 @@ func (sh *shell) await(act *eventbus.Event) (obs *eventbus.Event, live *liveOutp
 			if sh.stdinTTY {
 				sh.out.bol = false // it echoed ^C
 			}
+			sh.interrupt()
 		case ev := <-sh.in:
 			if ev.final {
 				sh.in = nil

@@ -18,8 +18,9 @@ import (
 // generous enough for a loaded machine; none sleeps to synchronise.
 
 // paneDeadline bounds every wait on the screen. The slowest step waits
-// for the sandbox's 10 s no-change timeout.
-const paneDeadline = 2 * time.Minute
+// for the sandbox's 10 s no-change timeout; it is below the 120 s hard
+// timeout, so a command that only a timeout would end fails the wait.
+const paneDeadline = 100 * time.Second
 
 // shellBinaries are the executables the tests run: corral, and the agent
 // its local sandboxes start (found on PATH).
@@ -283,6 +284,13 @@ func TestShellInATerminal(t *testing.T) {
 		if left := sh.commandsRunning("sleep", "100"); len(left) > 0 {
 			t.Fatalf("sleep 100 still runs after Ctrl-C and its exit code 130: %v", left)
 		}
+		// A loop that never stops printing never returns control by
+		// itself (until the 120 s hard timeout): only an interrupt sent at
+		// once ends it.
+		sh.typeLine("while true; do echo busy-$((1+1)); sleep 0.2; done")
+		sh.waitLine("busy-2")
+		sh.keys("C-c")
+		sh.waitText("[The command completed with exit code 130.", 2)
 		sh.typeLine("echo alive-$((2+3))")
 		sh.waitLine("alive-5")
 		sh.noProtocolOnScreen()
