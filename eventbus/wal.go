@@ -95,6 +95,7 @@ type wal struct {
 	leading bool      // a committer is acting as leader
 	broken  error     // set after a failed sync: nothing more is acknowledged
 	retired []string  // full segments waiting for a checkpoint
+	freeBuf []byte    // a written batch's buffer, reused by the next batch
 
 	// Owned by the leader (and by close, once no leader can run).
 	seg     *os.File
@@ -191,7 +192,8 @@ func (w *wal) commit(kind byte, sid string, body []byte) error {
 	}
 	r := w.cur
 	if r == nil {
-		r = &walBatch{done: make(chan struct{}), promote: make(chan struct{}, 1)}
+		r = &walBatch{done: make(chan struct{}), promote: make(chan struct{}, 1), buf: w.freeBuf[:0]}
+		w.freeBuf = nil
 		w.cur = r
 	}
 	r.buf = appendWALEntry(r.buf, kind, sid, body)
@@ -219,6 +221,10 @@ func (w *wal) lead() {
 	w.mu.Unlock()
 	r.err = w.write(r.buf)
 	w.mu.Lock()
+	if cap(r.buf) <= 4<<20 {
+		w.freeBuf = r.buf // written (or failed): nothing refers to it now
+	}
+	r.buf = nil
 	close(r.done)
 	if next := w.cur; next != nil {
 		next.promote <- struct{}{} // buffered 1; one promotion per batch
