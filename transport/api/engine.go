@@ -25,6 +25,12 @@ type Engine interface {
 	StartSession(ctx context.Context, id string) (Session, error)
 	PauseSession(ctx context.Context, id string) (Session, error)
 	ResumeSession(ctx context.Context, id string) (Session, error)
+	// Interrupt sends Ctrl-C to what runs in the session's sandbox now,
+	// past the action queue: the in-flight run ends with exit code 130 and
+	// OpenHands' C-c suffix, queued actions stay queued. Nothing running:
+	// nil. ErrNotFound, ErrNotRunning (stopped, paused, not ready yet),
+	// ErrNotSupported (an agent without interrupt).
+	Interrupt(ctx context.Context, id string) error
 
 	// Submit stores the action and queues it; it returns the action's id.
 	Submit(ctx context.Context, id string, action *eventbus.Event) (int64, error)

@@ -144,6 +144,7 @@ func (s *Server) register() {
 	s.handle("POST /api/sessions/{id}/start", api, s.startSession)
 	s.handle("POST /api/sessions/{id}/pause", api, s.pauseSession)
 	s.handle("POST /api/sessions/{id}/resume", api, s.resumeSession)
+	s.handle("POST /api/sessions/{id}/interrupt", api, s.interruptSession)
 
 	s.handle("POST /api/sessions/{id}/actions", api, s.postAction)
 	s.handle("POST /api/sessions/{id}/actions/{eid}/confirm", api, s.confirmAction)
