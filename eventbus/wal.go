@@ -218,8 +218,11 @@ func (w *wal) lead() {
 	w.mu.Lock()
 	r := w.cur
 	w.cur = nil
+	broken := w.broken // a batch collected before the log broke fails too
 	w.mu.Unlock()
-	r.err = w.write(r.buf)
+	if r.err = broken; broken == nil {
+		r.err = w.write(r.buf)
+	}
 	w.mu.Lock()
 	if cap(r.buf) <= 4<<20 {
 		w.freeBuf = r.buf // written (or failed): nothing refers to it now
