@@ -234,6 +234,18 @@ func TestBrowserShowsTimeoutsHistoryAndInput(t *testing.T) {
 	p.wait("the input's output", `document.getElementById("term").innerText.includes("hello corral")`)
 	p.wait("is_input mode off once the command ended", `!document.getElementById("cmd-input").checked`)
 
+	// Ctrl-C on a command that timed out (no action in flight) sends
+	// OpenHands' C-c input, whose observation ends it.
+	p.f.mustJSON("POST", "/api/sessions/"+p.id+"/actions", map[string]any{"action": "run", "timeout": 1,
+		"args": map[string]any{"command": "sleep 100"}}, 202, &act)
+	if _, exit := p.ended(act.ID); exit != -1 {
+		t.Fatalf("sleep 100 with timeout 1: exit %d, want -1", exit)
+	}
+	p.wait("is_input mode", `document.getElementById("cmd-input").checked`)
+	p.eval(`document.getElementById("ctrlc-btn").click(); true`)
+	p.wait("the C-c input's observation", `[...state.term.blocks.values()].some(b => b.el.querySelector(".tb-cmd").textContent === "⌨ C-c" && b.el.dataset.exit === "130")`)
+	p.wait("is_input mode off", `!document.getElementById("cmd-input").checked && document.getElementById("prompt").textContent === "$"`)
+
 	first := p.run("echo first")
 	p.ended(first)
 	p.eval(`document.getElementById("cmd").focus(); true`)

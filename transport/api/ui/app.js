@@ -285,9 +285,12 @@ async function runCommand(command, isInput) {
   }
 }
 
-// interrupt stops the running command now, past the action queue.
+// interrupt stops the running command now, past the action queue. A
+// command that timed out has no action in flight any more: it gets
+// OpenHands' own C-c input, which answers with an observation.
 async function interrupt() {
   showError("");
+  if (state.running.size === 0 && state.waiting) return runCommand("C-c", true);
   try {
     await api("POST", sessionPath("/interrupt"));
   } catch (e) {
