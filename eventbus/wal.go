@@ -325,16 +325,22 @@ func (w *wal) checkpoint() error {
 		w.mu.Unlock()
 		return fmt.Errorf("eventbus: checkpoint: syncfs on the filesystem of %s: %w", w.storeDir.Name(), err)
 	}
-	var errs []error
-	for _, p := range old {
-		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-			errs = append(errs, fmt.Errorf("eventbus: checkpoint: remove segment: %w", err))
+	// Oldest first, each removal made durable before the next: a crash
+	// must never leave an older segment (a deleted session's entries)
+	// without the newer one holding its tombstone.
+	for i, p := range old {
+		err := os.Remove(p)
+		if err == nil || errors.Is(err, os.ErrNotExist) {
+			err = syncDir(w.dir)
+		}
+		if err != nil {
+			w.mu.Lock()
+			w.retired = append(old[i:], w.retired...)
+			w.mu.Unlock()
+			return fmt.Errorf("eventbus: checkpoint: remove segment %s: %w", p, err)
 		}
 	}
-	if err := syncDir(w.dir); err != nil {
-		errs = append(errs, fmt.Errorf("eventbus: checkpoint: sync %s: %w", w.dir, err))
-	}
-	return errors.Join(errs...)
+	return nil
 }
 
 // close stops the checkpointer and, once every stream is closed (their

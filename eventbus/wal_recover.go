@@ -183,14 +183,15 @@ func (st *Store) recoverWAL() (uint64, error) {
 			return 0, err
 		}
 	}
-	// Every session file now holds (durably) what the segments held.
+	// Every session file now holds (durably) what the segments held. Oldest
+	// first, each removal durable before the next (see wal.checkpoint).
 	for _, seg := range segs {
 		if err := os.Remove(seg.path); err != nil {
 			return 0, fmt.Errorf("eventbus: remove replayed write-ahead log segment: %w", err)
 		}
-	}
-	if err := syncDir(dir); err != nil {
-		return 0, fmt.Errorf("eventbus: sync %s: %w", dir, err)
+		if err := syncDir(dir); err != nil {
+			return 0, fmt.Errorf("eventbus: sync %s: %w", dir, err)
+		}
 	}
 	return segs[len(segs)-1].seq, nil
 }
