@@ -76,6 +76,8 @@ func Run(t *testing.T, h Harness) {
 	t.Run("LongOutputIsTruncatedToFirstAndLast15000Chars", s.longOutput)
 	t.Run("ASecondConnectionSharesTheShell", s.secondConnection)
 	t.Run("LiveOutputChunksAreNumberedFromOneWithoutGaps", s.liveOutput)
+	t.Run("LiveOutputIsExactlyWhatCommandsPrint", s.liveOutputIsClean)
+	t.Run("Interrupt", s.interrupt)
 }
 
 func (s *suite) dial(t *testing.T) runtimes.AgentConn {
@@ -497,5 +499,163 @@ func (s *suite) liveOutput(t *testing.T) {
 	}
 	if !strings.Contains(data.String(), "streamed-2") {
 		t.Errorf("live output %q lacks the command's output", data.String())
+	}
+}
+
+// watchedExec runs a on c on a goroutine; seen closes once the live output
+// contains want, done receives the observation.
+type watchedExec struct {
+	mu   sync.Mutex
+	live strings.Builder
+	seen chan struct{}
+	done chan *eventbus.Event
+	err  chan error
+}
+
+func (s *suite) execWatched(t *testing.T, c runtimes.AgentConn, a eventbus.Action, timeout float64, want string) *watchedExec {
+	t.Helper()
+	ev := eventbus.NewAction(eventbus.SourceAgent, a)
+	s.id++
+	ev.ID = s.id
+	ev.SetHardTimeout(timeout, true)
+	w := &watchedExec{seen: make(chan struct{}), done: make(chan *eventbus.Event, 1), err: make(chan error, 1)}
+	var once sync.Once
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(timeout*float64(time.Second))+30*time.Second)
+		defer cancel()
+		obs, err := c.Execute(ctx, "", ev, func(_ uint64, b []byte) {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			w.live.Write(b)
+			if want != "" && strings.Contains(w.live.String(), want) {
+				once.Do(func() { close(w.seen) })
+			}
+		})
+		if err != nil {
+			w.err <- err
+			return
+		}
+		w.done <- obs
+	}()
+	return w
+}
+
+// wait returns the observation, failing on a transport error.
+func (w *watchedExec) wait(t *testing.T) *eventbus.Event {
+	t.Helper()
+	select {
+	case obs := <-w.done:
+		return obs
+	case err := <-w.err:
+		t.Fatalf("Execute: %v", err)
+		return nil
+	}
+}
+
+// started waits until the live output shows want (or the action ended).
+func (w *watchedExec) started(t *testing.T) {
+	t.Helper()
+	select {
+	case <-w.seen:
+	case obs := <-w.done:
+		w.done <- obs
+		t.Fatalf("the action ended before its output showed it started: %q", obs.Content)
+	case err := <-w.err:
+		t.Fatalf("Execute: %v", err)
+	}
+}
+
+func (w *watchedExec) output() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.live.String()
+}
+
+// interrupt: AgentConn.Interrupt reaches the running command at once, from
+// another connection, past the Execute waiting for it; the command's
+// observation has OpenHands' C-c semantics.
+func (s *suite) interrupt(t *testing.T) {
+	const ctrlC = "\n[The command completed with exit code 130. CTRL+C was sent.]"
+	other := s.dial(t)
+	defer other.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, tc := range []struct{ name, command, started string }{
+		{"SleepEndsWithExit130", "echo started; sleep 100", "started"},
+		{"BusyLoopEndsWithExit130", "while true; do echo tick; sleep 0.5; done", "tick"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := s.execWatched(t, s.conn, cmd(tc.command), 60, tc.started)
+			w.started(t)
+			if err := other.Interrupt(ctx); err != nil {
+				t.Fatalf("Interrupt: %v", err)
+			}
+			obs := w.wait(t)
+			o, ok := obs.Observation.(*eventbus.CmdOutputObservation)
+			if !ok || o.Metadata.ExitCode != 130 || o.Metadata.Suffix != ctrlC {
+				t.Fatalf("got %s %q %+v; want exit 130 and suffix %q", obs.Type(), obs.Content, obs.Observation, ctrlC)
+			}
+			if obs, o := s.run(t, "echo usable", 20); obs.Content != "usable" || o.Metadata.Suffix != completed(0) {
+				t.Errorf("after the interrupt: %q %q, want the shell usable", obs.Content, o.Metadata.Suffix)
+			}
+		})
+	}
+	t.Run("NothingRunningIsANoOp", func(t *testing.T) {
+		if err := other.Interrupt(ctx); err != nil {
+			t.Fatalf("Interrupt with nothing running: %v", err)
+		}
+		if obs, o := s.run(t, "echo still", 20); obs.Content != "still" || o.Metadata.Suffix != completed(0) {
+			t.Errorf("after a no-op interrupt: %q %q", obs.Content, o.Metadata.Suffix)
+		}
+	})
+	if !s.h.HasPython {
+		return
+	}
+	t.Run("PythonCellGetsKeyboardInterrupt", func(t *testing.T) {
+		code := "import time\nprint('started', flush=True)\ntime.sleep(100)"
+		w := s.execWatched(t, s.conn, &eventbus.IPythonRunCellAction{Code: code, ConfirmationState: eventbus.Confirmed}, 60, "started")
+		w.started(t)
+		if err := other.Interrupt(ctx); err != nil {
+			t.Fatalf("Interrupt: %v", err)
+		}
+		obs := w.wait(t)
+		if _, ok := obs.Observation.(*eventbus.IPythonRunCellObservation); !ok || !strings.Contains(obs.Content, "KeyboardInterrupt") {
+			t.Fatalf("got %s %q; want the cell's KeyboardInterrupt", obs.Type(), obs.Content)
+		}
+	})
+}
+
+// liveOutputIsClean: live chunks carry exactly what commands print, never
+// the PS1 protocol blocks; also output ending at and around a 64 KiB read,
+// and a big output. Pure bash: the minimal image has few tools.
+func (s *suite) liveOutputIsClean(t *testing.T) {
+	var big strings.Builder
+	for i := 1; i <= 30000; i++ {
+		big.WriteString(itoa(i) + "\n")
+	}
+	for _, tc := range []struct{ name, command, want string }{
+		{"LineOutput", "echo hello", "hello\n"},
+		{"NoTrailingNewline", "printf 'no newline'", "no newline"},
+		{"BlankLines", `printf 'a\n\n\n'`, "a\n\n\n"},
+		{"NoOutput", "true", ""},
+		{"MarkerTextThatIsNotAPrompt", `printf '%s\n' '###PS1JSON###' '{}' x`, "###PS1JSON###\n{}\nx\n"},
+		{"Exactly64KiB", `s=$(printf '%65536s'); printf '%s' "${s// /x}"`, strings.Repeat("x", 65536)},
+		{"Around64KiB", `s=$(printf '%65535s'); printf '%s\n\n' "${s// /x}"`, strings.Repeat("x", 65535) + "\n\n"},
+		{"BigOutput", "for ((i=1; i<=30000; i++)); do echo $i; done", big.String()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := s.execWatched(t, s.conn, cmd(tc.command), 60, "")
+			obs := w.wait(t)
+			if _, ok := obs.Observation.(*eventbus.CmdOutputObservation); !ok {
+				t.Fatalf("got %s %q", obs.Type(), obs.Content)
+			}
+			got := w.output()
+			if strings.Contains(got, "###PS1END###") {
+				t.Fatalf("a PS1 block reached the live output: %q", got[max(0, strings.Index(got, "###PS1END###")-200):])
+			}
+			if got != tc.want {
+				t.Errorf("live output is %d bytes starting %q; want exactly the %d bytes printed", len(got), got[:min(len(got), 80)], len(tc.want))
+			}
+		})
 	}
 }
