@@ -363,15 +363,23 @@ function browseHistory(dir) {
 
 // ---- event log ------------------------------------------------------------
 
-function scrolledToBottom(log) {
-  return log.scrollHeight - log.scrollTop - log.clientHeight < 40;
-}
+// The log keeps its last LOG_MAX entries and follows its tail unless the
+// reader scrolled up; appending never reads the layout (a replay of
+// thousands of events stays one layout per frame).
+const LOG_MAX = 3000;
+const logView = { follow: true, raf: 0 };
+$("log").addEventListener("scroll", () => {
+  const log = $("log");
+  logView.follow = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+}, { passive: true });
 
 function append(node) {
   const log = $("log");
-  const stick = scrolledToBottom(log);
   log.append(node);
-  if (stick) log.scrollTop = log.scrollHeight;
+  while (log.childElementCount > LOG_MAX) log.firstElementChild.remove();
+  if (logView.follow && !logView.raf) {
+    logView.raf = requestAnimationFrame(() => { logView.raf = 0; log.scrollTop = log.scrollHeight; });
+  }
 }
 
 function head(kind, e) {
@@ -546,7 +554,7 @@ function parentOf(dir) {
 
 function fileRow(name, open, kind, rel) {
   const li = el("li", "fb-row " + kind);
-  const b = el("button", "fb-open", (kind === "dir" ? "📁 " : "📄 ") + name);
+  const b = el("button", "fb-open", (kind === "dir" ? "▸ " : "  ") + name);
   b.type = "button";
   b.dataset.name = name;
   b.addEventListener("click", open);
