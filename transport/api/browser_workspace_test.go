@@ -369,4 +369,12 @@ func TestBrowserNarrowWindowHasNoHorizontalScroll(t *testing.T) {
 	if got := string(p.eval(noScroll)); got != "true" {
 		t.Errorf("sessions drawer at 400 px: scrollWidth %s", p.eval(`document.documentElement.scrollWidth`))
 	}
+	// Without a session open, the list is the page.
+	p.c.navigate(p.ctx, "about:blank")
+	p.wait("the page left", `location.href === "about:blank"`)
+	p.c.navigate(p.ctx, p.f.ts.URL+"/")
+	p.wait("the start page", `document.readyState === "complete" && !!document.getElementById("sessions") && document.querySelectorAll("#sessions li").length === 1 && !document.body.classList.contains("has-session")`)
+	if got := string(p.eval(noScroll + ` && document.getElementById("new-session-btn").getBoundingClientRect().width > 0`)); got != "true" {
+		t.Errorf("start page at 400 px: scrollWidth %s, or the new-session form is hidden", p.eval(`document.documentElement.scrollWidth`))
+	}
 }

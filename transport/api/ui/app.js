@@ -713,7 +713,7 @@ async function download(rel) {
     const m = cd.match(/filename="?([^";]+)"?/);
     const a = el("a");
     a.href = URL.createObjectURL(blob);
-    a.download = m ? m[1] : rel.split("/").pop();
+    a.download = m ? m[1] : (rel.split("/").pop() || "workspace");
     document.body.append(a);
     a.click();
     a.remove();
@@ -740,6 +740,7 @@ $("fb-upload").addEventListener("change", async (ev) => {
   }
 });
 $("fb-refresh").addEventListener("click", () => listDir(state.files.dir));
+$("fb-zip").addEventListener("click", () => download(state.files.dir));
 
 // ---- tabs & session controls ----------------------------------------------
 
