@@ -110,6 +110,7 @@ func OpenStore(cfg Config, opts ...StoreOption) (st *Store, err error) {
 		case SyncMethodSyncfs:
 			s.syncer, err = newStoreSyncer(dir)
 		case SyncMethodWAL:
+			s.noteFirstWALOpen()
 			if err = os.MkdirAll(filepath.Join(dir, walDirName), 0o755); err == nil {
 				s.wal, err = openWAL(dir, lastSeg, s.logger)
 			} else {
@@ -121,6 +122,19 @@ func OpenStore(cfg Config, opts ...StoreOption) (st *Store, err error) {
 		}
 	}
 	return s, nil
+}
+
+// noteFirstWALOpen logs, once per store, that a store written before the
+// write-ahead log existed is used as it is: its session files are the
+// format this build reads and writes, so nothing needs migrating.
+func (st *Store) noteFirstWALOpen() {
+	if _, err := os.Stat(filepath.Join(st.dir, walDirName)); !errors.Is(err, os.ErrNotExist) {
+		return
+	}
+	if logs, _ := filepath.Glob(filepath.Join(st.dir, "*"+logExt)); len(logs) > 0 {
+		st.logger.Info("eventbus: first open of this store with the write-ahead log: its session files are used as they are (no migration); appends are now also logged in wal/",
+			"store_dir", st.dir, "session_files", len(logs))
+	}
 }
 
 // syncCount returns the sync calls made so far: store-wide syncfs calls plus

@@ -516,3 +516,47 @@ func TestWALSyncFailureFailsTheBatchAndRefusesAppendsUntilReopen(t *testing.T) {
 		t.Fatalf("append after reopen got id %d, want 4", e.ID)
 	}
 }
+
+func TestAStoreFromBeforeTheWALOpensAsItIsWithAMessage(t *testing.T) {
+	checkLeaks(t)
+	dir := t.TempDir()
+	cfg := testConfig(dir)
+	cfg.SyncMethod = SyncMethodFsync // how stores were written before the log
+	st, err := OpenStore(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := st.Open("old")
+	want := appendRuns(t, s, 3)
+	st.Close()
+	if _, err := os.Stat(filepath.Join(dir, walDirName)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a store without the log has %s: %v", walDirName, err)
+	}
+	before, _ := os.ReadFile(filepath.Join(dir, "old"+logExt))
+
+	st2, logs := openStoreAt(t, dir)
+	if !strings.Contains(logs.String(), "no migration") {
+		t.Fatalf("first open with the log says nothing: %s", logs.String())
+	}
+	s2, err := st2.Open("old")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := storedJSON(t, s2); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatal("the old session's events changed")
+	}
+	if after, _ := os.ReadFile(filepath.Join(dir, "old"+logExt)); !bytes.Equal(before, after) {
+		t.Fatal("opening rewrote the old session file")
+	}
+	mustAppend(t, s2, runObs(0, 3))
+	s2.Close()
+	st2.Close()
+	st3, logs3 := openStoreAt(t, dir)
+	if strings.Contains(logs3.String(), "no migration") {
+		t.Fatal("the first-open message is logged again")
+	}
+	s3, _ := st3.Open("old")
+	if s3.Len() != 4 {
+		t.Fatalf("%d events after appending with the log, want 4", s3.Len())
+	}
+}
