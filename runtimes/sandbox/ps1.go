@@ -3,6 +3,7 @@ package sandbox
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"math"
 	"strconv"
 	"strings"
@@ -111,7 +112,9 @@ func parsePS1Body(body []byte) (eventbus.CmdOutputMetadata, bool) {
 	if err := dec.Decode(&m); err != nil || m == nil {
 		return md, false
 	}
-	if dec.More() {
+	// Nothing may follow the object (Python's json.loads: "Extra data");
+	// More would miss a stray '}' or ']'.
+	if _, err := dec.Token(); err != io.EOF {
 		return md, false
 	}
 	if v, ok := m["pid"]; ok {

@@ -38,66 +38,74 @@ type ps1Filter struct {
 
 // write filters p and appends the clean bytes to dst.
 func (f *ps1Filter) write(dst, p []byte) []byte {
-	if len(f.held) == 0 && !f.dropNL && bytes.IndexByte(p, '\n') < 0 {
-		return append(dst, p...) // the common case of a long line: nothing to look at
+	b := p
+	if len(f.held) > 0 {
+		f.held = append(f.held, p...)
+		b = f.held
 	}
-	f.held = append(f.held, p...)
-	return f.scan(dst, false)
-}
-
-// flush gives out what write held back, as if the stream ended.
-func (f *ps1Filter) flush(dst []byte) []byte {
-	return f.scan(dst, true)
-}
-
-// scan moves every resolved byte of held to dst. With final, nothing can
-// follow: an unterminated candidate is output.
-func (f *ps1Filter) scan(dst []byte, final bool) []byte {
-	b := f.held
-	for {
-		if f.dropNL {
-			if len(b) == 0 {
-				break
-			}
-			if b[0] == '\n' {
-				b = b[1:]
-			}
-			f.dropNL = false
-		}
-		i := bytes.Index(b, ps1BlockStart)
-		if i < 0 {
-			keep := 0
-			if !final {
-				keep = partialPrefix(b, ps1BlockStart)
-			}
-			dst = append(dst, b[:len(b)-keep]...)
-			b = b[len(b)-keep:]
-			break
-		}
-		dst = append(dst, b[:i]...)
-		b = b[i:]
-		body := b[len(ps1BlockStart):]
-		window := body[:min(len(body), maxPS1Body+len(ps1End))]
-		e := bytes.Index(window, []byte(ps1End))
-		if e < 0 && !final && len(body) < maxPS1Body+len(ps1End) {
-			break // the end marker may still come
-		}
-		if e < 0 {
-			dst, b = append(dst, '\n'), b[1:] // not a prompt: a newline, then look again
-			continue
-		}
-		if _, ok := parsePS1Body(body[:e]); !ok {
-			dst, b = append(dst, '\n'), b[1:]
-			continue
-		}
-		b = body[e+len(ps1End):]
-		f.dropNL = true
-	}
-	// b is a suffix of held: move it to the front (copy handles the overlap).
-	n := copy(f.held, b)
-	f.held = f.held[:n]
+	dst, rest := f.scan(dst, b, false)
+	f.held = append(f.held[:0], rest...) // rest may be the end of held: append moves it
 	if cap(f.held) > 4*maxPS1Body {
 		f.held = append([]byte(nil), f.held...) // do not keep a huge read's array
 	}
 	return dst
+}
+
+// flush gives out what write held back, as if the stream ended.
+func (f *ps1Filter) flush(dst []byte) []byte {
+	dst, _ = f.scan(dst, f.held, true)
+	f.held = f.held[:0]
+	return dst
+}
+
+// scan appends the resolved bytes of b to dst and returns the unresolved
+// rest (a possible start of a prompt). With final nothing can follow: an
+// unterminated candidate is output. It looks for the rare "###PS1JSON###"
+// (a vectorised byte search on output without '#') and checks the newline
+// before it, rather than searching for the newline every line has.
+func (f *ps1Filter) scan(dst, b []byte, final bool) ([]byte, []byte) {
+	pos, search := 0, 0 // b[:pos] is dealt with; markers before search are not prompts
+	for {
+		if f.dropNL {
+			if pos == len(b) {
+				return dst, nil
+			}
+			if b[pos] == '\n' {
+				pos++
+			}
+			f.dropNL = false
+			search = max(search, pos)
+		}
+		k := bytes.Index(b[search:], []byte(ps1Begin))
+		if k < 0 {
+			keep := 0
+			if !final {
+				keep = partialPrefix(b[pos:], ps1BlockStart)
+			}
+			return append(dst, b[pos:len(b)-keep]...), b[len(b)-keep:]
+		}
+		i := search + k
+		if i-1 < pos || b[i-1] != '\n' {
+			search = i + 1 // inside a line: not a prompt
+			continue
+		}
+		body := b[i+len(ps1Begin):]
+		window := body[:min(len(body), maxPS1Body+len(ps1End))]
+		e := bytes.Index(window, []byte(ps1End))
+		if e < 0 && !final && len(body) < maxPS1Body+len(ps1End) {
+			return append(dst, b[pos:i-1]...), b[i-1:] // the end marker may still come
+		}
+		if e < 0 {
+			search = i + 1 // no end marker in reach: output
+			continue
+		}
+		if _, ok := parsePS1Body(body[:e]); !ok {
+			search = i + 1
+			continue
+		}
+		dst = append(dst, b[pos:i-1]...)
+		pos = i + len(ps1Begin) + e + len(ps1End)
+		search = pos
+		f.dropNL = true
+	}
 }

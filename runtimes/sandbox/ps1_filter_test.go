@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"corral/eventbus"
 )
@@ -189,4 +190,40 @@ func TestRunLiveOutputHasNoPrompts(t *testing.T) {
 			t.Errorf("%q: a prompt reached the live output", tc.command)
 		}
 	}
+}
+
+// BenchmarkPS1Filter measures the live filter on `seq`-like output read in
+// 64 KiB pieces with a prompt every 1 MiB, against the copy every chunk
+// costs anyway (the baseline, same run): ns per MiB of both and the ratio.
+func BenchmarkPS1Filter(b *testing.B) {
+	var text []byte
+	for i := 1; len(text) < 4<<20; i++ {
+		text = strconv.AppendInt(text, int64(i), 10)
+		text = append(text, '\n')
+		if i%150000 == 0 {
+			text = append(text, realPrompt...)
+		}
+	}
+	const piece = 64 << 10
+	run := func(step func(dst, p []byte) []byte) time.Duration {
+		dst := make([]byte, 0, piece+64)
+		t0 := time.Now()
+		for p := text; len(p) > 0; {
+			n := min(piece, len(p))
+			dst = step(dst[:0], p[:n])
+			p = p[n:]
+		}
+		return time.Since(t0)
+	}
+	var filtered, copied time.Duration
+	b.SetBytes(int64(len(text)))
+	for range b.N {
+		var f ps1Filter
+		filtered += run(f.write)
+		copied += run(func(dst, p []byte) []byte { return append(dst, p...) })
+	}
+	mib := float64(len(text)) / (1 << 20) * float64(b.N)
+	b.ReportMetric(float64(filtered.Nanoseconds())/mib, "filter-ns/MiB")
+	b.ReportMetric(float64(copied.Nanoseconds())/mib, "copy-ns/MiB")
+	b.ReportMetric(float64(filtered)/float64(copied), "filter/copy")
 }

@@ -50,6 +50,8 @@ func TestFindPS1Blocks(t *testing.T) {
 		{"missing fields keep defaults", block(`{}`), 1, -1, -1, "", true},
 		{"invalid JSON is skipped", block(`{not json`), 0, 0, 0, "", true},
 		{"empty body is skipped", block(``), 0, 0, 0, "", true},
+		{"text after the object is skipped", block(`{}}`), 0, 0, 0, "", true},
+		{"a second value is skipped", block(`{} {}`), 0, 0, 0, "", true},
 		{"marker not at line start is ignored", "x###PS1JSON###\n{}\n###PS1END###", 0, 0, 0, "", true},
 		{"the last of several blocks wins", block(`{"exit_code": "1"}`) + "mid" + block(`{"exit_code": "3", "working_dir": "/b"}`), 2, 3, -1, "/b", true},
 		{"invalid block between valid ones", block(`{"exit_code": "1"}`) + block(`nope`) + block(`{"exit_code": "4"}`), 2, 4, -1, "", true},
