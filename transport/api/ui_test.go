@@ -142,6 +142,22 @@ func TestBrowserTerminalRenderer(t *testing.T) {
 			t.Fatalf("after 100000 lines into a 100-line terminal: %s; want at most 100 lines ending with 100000", raw)
 		}
 	})
+	t.Run("a line without end is committed in pieces", func(t *testing.T) {
+		raw := c.eval(ctx, `(() => {
+			const root = document.createElement("div");
+			const term = new CorralTerm.Term(root, 100);
+			const b = term.block(1, "yes", false);
+			const piece = "y".repeat(4096);
+			for (let i = 1; i <= 256; i++) b.output(i, piece);
+			term.flush();
+			return [b.cur.textContent.length, b.out.textContent.length];
+		})()`)
+		var got []int
+		_ = json.Unmarshal(raw, &got)
+		if len(got) != 2 || got[0] > 16<<10 || got[1] != 256*4096 {
+			t.Fatalf("1 MiB without a line end: [current line, all output] = %s; want the current line under 16 KiB and nothing lost", raw)
+		}
+	})
 	t.Run("the observation replaces output whose end was lost", func(t *testing.T) {
 		obs := map[string]any{"observation": "run", "content": "1\n2\n3", "extras": map[string]any{"metadata": map[string]any{"exit_code": 0, "suffix": "\n[The command completed with exit code 0.]"}}}
 		r := run(t, []string{"1\n"}, obs)

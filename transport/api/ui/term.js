@@ -14,6 +14,9 @@ const PS1_END = "###PS1END###";
 const PS1_MARK = "\n" + PS1_BEGIN;
 // A PS1 block that never ends is not one: past this size it is shown.
 const PS1_MAX = 64 << 10;
+// The line being written is re-rendered each frame; past this it is
+// committed as it is.
+const LINE_MAX = 16 << 10;
 
 // Tokens of the output stream: CSI sequences, OSC strings, other escapes,
 // line ends and control characters. Everything between them is text.
@@ -226,6 +229,14 @@ class TermBlock {
       this.control(t, done);
     }
     if (last < text.length) this.put(text.slice(last));
+    if (this.lineLen > LINE_MAX) {
+      // A line without end is committed in pieces: re-rendering it whole
+      // on every frame would grow with the output.
+      done.push(this.line);
+      this.line = [];
+      this.lineLen = 0;
+      this.col = 0;
+    }
     this.flushLines(done);
   }
 
