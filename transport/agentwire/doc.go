@@ -10,6 +10,13 @@
 // last chunk it saw; a re-sent request id is answered from the running or
 // stored request and is never executed twice.
 //
+// An interrupt frame (Client.Interrupt) reaches the sandbox out of band,
+// from any connection, while an exec is running: the executor sends Ctrl-C
+// to the running command (Interrupter) and the exec ends with its own
+// result. Frames added after protocol 1 are announced in the agent's hello
+// features, so a client can tell an older agent ("upgrade it") from a
+// silent one.
+//
 // Request ids may be chosen by the caller (Client.Execute's reqID), and the
 // agent ties nothing to a connection, so requests also outlive the
 // controller process: after a crash a new process dials again and re-sends
