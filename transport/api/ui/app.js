@@ -783,12 +783,11 @@ $("sv-stop").addEventListener("click", () => control("stop"));
 $("sv-delete").addEventListener("click", () => $("delete-confirm").classList.remove("hidden"));
 $("delete-no").addEventListener("click", () => $("delete-confirm").classList.add("hidden"));
 $("delete-yes").addEventListener("click", async () => {
-  const purge = $("delete-purge").checked;
   showError("");
   try {
-    await api("DELETE", sessionPath(purge ? "?purge=true" : ""));
+    await api("DELETE", sessionPath("?purge=true"));
     $("delete-confirm").classList.add("hidden");
-    if (purge) closeSession();
+    closeSession();
   } catch (e) {
     showError(e.message);
   }
