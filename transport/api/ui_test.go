@@ -112,6 +112,9 @@ func TestBrowserTerminalRenderer(t *testing.T) {
 		{"backspace", []string{"ab\bC\n"}, "aC", ""},
 		{"CRLF line ends", []string{"one\r\ntwo\r\n"}, "one\ntwo", ""},
 		{"OSC title is not shown", []string{"\x1b]0;title\x07shown\n"}, "shown", ""},
+		{"an OSC cut between frames", []string{"a\x1b]0;ti", "tle\x1b", "\\b\n"}, "ab", ""},
+		{"charset designation (tput sgr0) is not shown", []string{"\x1b[1mx\x1b(B\x1b[my\n"}, "xy", ""},
+		{"text before a frame that ends with ESC is shown at once", []string{"\x1b[0m hello \x1b"}, " hello ", ""},
 		{"text is text, not HTML", []string{"<b>x</b>&amp;\n"}, "<b>x</b>&amp;", "&lt;b&gt;x&lt;/b&gt;&amp;amp;"},
 	}
 	for _, tc := range cases {

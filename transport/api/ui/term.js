@@ -20,9 +20,11 @@ const LINE_MAX = 16 << 10;
 
 // Tokens of the output stream: CSI sequences, OSC strings, other escapes,
 // line ends and control characters. Everything between them is text.
-const TOKEN_RE = /\x1b\[([0-9;?]*)([@-~])|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[^[\]]|\r\n|[\n\r\b\t]|[\x00-\x08\x0b-\x1f\x7f]/g;
-// An escape sequence cut at the end of a frame.
-const PARTIAL_ESC_RE = /\x1b(?:\[[0-9;?]*|\][^\x07\x1b]*|\]?[^\x07]*\x1b)?$/;
+const TOKEN_RE = /\x1b\[([0-9;?]*)([@-~])|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[()*+][0-9A-Za-z]|\x1b[^[\]()*+]|\r\n|[\n\r\b\t]|[\x00-\x08\x0b-\x1f\x7f]/g;
+// An escape sequence cut at the end of a frame: ESC, a CSI without its
+// final byte, a charset designation without its charset, an OSC without
+// its terminator (or with only the ESC of ESC \).
+const PARTIAL_ESC_RE = /\x1b(?:\[[0-9;?]*|[()*+]|\][^\x07\x1b]*\x1b?)?$/;
 
 // Strips OpenHands' PS1 protocol blocks (`\n###PS1JSON###{...}###PS1END###\n`)
 // from a stream that may cut them anywhere; hold() keeps what may be the
