@@ -3,6 +3,7 @@ package eventbus
 import (
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +18,9 @@ func TestDefaultConfigIsValid(t *testing.T) {
 	}
 	if c.Sync != SyncBatch || c.SyncMethod != DefaultSyncMethod() || c.SyncMaxDelay != 2*time.Millisecond || c.SubscriberBuffer != 1024 || c.MaxEventBytes != 4<<20 || c.StoreDir != "~/.corral/sessions" {
 		t.Fatalf("defaults changed: %+v", c)
+	}
+	if runtime.GOOS == "linux" && c.SyncMethod != SyncMethodWAL {
+		t.Fatalf("default sync_method on Linux is %q, want the write-ahead log", c.SyncMethod)
 	}
 	home, err := os.UserHomeDir()
 	if err != nil {
@@ -39,7 +43,7 @@ func TestConfigValidateNamesTheBadKeyAndValue(t *testing.T) {
 		{"huge sync_max_delay", func(c *Config) { c.SyncMaxDelay = time.Minute }, []string{"sync_max_delay", "1m0s"}},
 		{"zero subscriber_buffer", func(c *Config) { c.SubscriberBuffer = 0 }, []string{"subscriber_buffer = 0"}},
 		{"tiny max_event_bytes", func(c *Config) { c.MaxEventBytes = 10 }, []string{"max_event_bytes = 10"}},
-		{"unknown sync_method", func(c *Config) { c.SyncMethod = "fdatasync" }, []string{"sync_method", `"fdatasync"`, `"syncfs"`, `"fsync"`}},
+		{"unknown sync_method", func(c *Config) { c.SyncMethod = "fdatasync" }, []string{"sync_method", `"fdatasync"`, `"wal"`, `"syncfs"`, `"fsync"`}},
 		{"empty sync_method", func(c *Config) { c.SyncMethod = "" }, []string{`sync_method = ""`}},
 		{"several errors are all reported", func(c *Config) { c.Sync = ""; c.SubscriberBuffer = -1 }, []string{"sync = \"\"", "subscriber_buffer = -1"}},
 	}
