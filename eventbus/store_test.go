@@ -307,12 +307,19 @@ func TestWriteErrorFailsTheAppendAndKeepsEarlierEvents(t *testing.T) {
 
 func TestFullDiskFailsTheAppendAndKeepsEarlierEvents(t *testing.T) {
 	checkLeaks(t)
+	for _, method := range []SyncMethod{SyncMethodWAL, SyncMethodSyncfs, SyncMethodFsync} {
+		t.Run(string(method), func(t *testing.T) { testFullDisk(t, method) })
+	}
+}
+
+func testFullDisk(t *testing.T, method SyncMethod) {
 	dir := t.TempDir()
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", dir).CombinedOutput(); err != nil {
 		t.Skipf("cannot mount a 64k tmpfs to fill (needs CAP_SYS_ADMIN): %v: %s; the read-only-file case covers the error path", err, out)
 	}
 	defer syscall.Unmount(dir, 0)
 	cfg := testConfig(dir)
+	cfg.SyncMethod = method
 	st, err := OpenStore(cfg)
 	if err != nil {
 		t.Fatal(err)
