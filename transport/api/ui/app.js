@@ -327,9 +327,11 @@ $("cmd").addEventListener("keydown", (ev) => {
   }
 });
 
-// Ctrl-C on the output interrupts too, unless text is selected (copy).
+// Ctrl-C on the output interrupts too, unless text is selected (copy);
+// typing on the output types on the command line.
 $("term").addEventListener("keydown", (ev) => {
-  if (ev.ctrlKey && ev.key.toLowerCase() === "c" && window.getSelection().isCollapsed) { ev.preventDefault(); interrupt(); }
+  if (ev.ctrlKey && ev.key.toLowerCase() === "c" && window.getSelection().isCollapsed) { ev.preventDefault(); interrupt(); return; }
+  if (ev.key.length === 1 && !ev.ctrlKey && !ev.altKey && !ev.metaKey) $("cmd").focus();
 });
 // A click that selects nothing puts the cursor on the command line.
 $("term").addEventListener("mouseup", () => { if (window.getSelection().isCollapsed) $("cmd").focus({ preventScroll: true }); });
@@ -376,7 +378,11 @@ $("log").addEventListener("scroll", () => {
 function append(node) {
   const log = $("log");
   log.append(node);
-  while (log.childElementCount > LOG_MAX) log.firstElementChild.remove();
+  while (log.childElementCount > LOG_MAX) {
+    const old = log.firstElementChild;
+    if (old.eventId !== undefined) state.actions.delete(old.eventId);
+    old.remove();
+  }
   if (logView.follow && !logView.raf) {
     logView.raf = requestAnimationFrame(() => { logView.raf = 0; log.scrollTop = log.scrollHeight; });
   }
@@ -411,6 +417,7 @@ function renderAction(e) {
       d.append(el("pre", "", JSON.stringify(a, null, 2)));
   }
   if (a.confirmation_state === "awaiting_confirmation") d.append(confirmBox(e.id));
+  d.eventId = e.id;
   state.actions.set(e.id, d);
   append(d);
 }
