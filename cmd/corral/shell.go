@@ -75,10 +75,12 @@ func runShell(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		fmt.Fprintf(stderr, "corral shell: live output of session %s: %v\n", cs.sid, err)
 		return exitFailed
 	}
+	pump := startChunkPump(chunks)
+	defer func() { cancel(); <-pump.done }() // cancel ends the subscription
 	done := make(chan struct{})
 	defer close(done)
 	sh := &shell{
-		cs: cs, ctx: sctx, cancel: cancel, intr: intr, chunks: chunks,
+		cs: cs, ctx: sctx, cancel: cancel, intr: intr, pump: pump,
 		out:      &termWriter{w: stdout, dim: isTerminal(stdout) && os.Getenv("NO_COLOR") == "" && os.Getenv("TERM") != "dumb", bol: true},
 		stderr:   stderr,
 		stdinTTY: stdinIsTerminal(stdin),
@@ -161,8 +163,8 @@ type shell struct {
 	ctx      context.Context // ends on SIGTERM/SIGHUP
 	cancel   context.CancelFunc
 	intr     <-chan os.Signal
-	chunks   <-chan actors.Chunk // nil once the session stopped
-	in       <-chan typed        // nil after a final event
+	pump     *chunkPump
+	in       <-chan typed // nil after a final event
 	out      *termWriter
 	stderr   io.Writer
 	stdinTTY bool
@@ -346,12 +348,12 @@ func (sh *shell) await(act *eventbus.Event) (obs *eventbus.Event, live *liveOutp
 	live = &liveOutput{}
 	for {
 		select {
-		case c, ok := <-sh.chunks:
-			if !ok {
-				sh.chunks = nil // the session stopped: Run fails too
-				continue
+		case <-sh.pump.ready:
+			// A bounded batch at a time: a Ctrl-C is seen between
+			// batches even when the terminal is slow.
+			for _, c := range sh.pump.take(64 << 10) {
+				sh.show(live, c)
 			}
-			sh.show(live, c)
 		case <-sh.intr:
 			sh.typeahead = nil // the terminal dropped its typed-ahead input too
 			ctrlC = true
@@ -371,37 +373,21 @@ func (sh *shell) await(act *eventbus.Event) (obs *eventbus.Event, live *liveOutp
 			if r.err != nil {
 				return nil, nil, ctrlC, r.err
 			}
-			sh.drain(live)
+			sh.pump.sync()
+			for _, c := range sh.pump.take(0) {
+				sh.show(live, c)
+			}
 			sh.lastAction = r.id
 			return r.obs, live, ctrlC, nil
 		}
 	}
 }
 
-// drain shows the chunks already delivered. The session publishes every
-// chunk of an action before it answers with the observation, so once Run
-// returned they are all in the channel (or were dropped for a slow reader,
-// which the sequence numbers tell).
-func (sh *shell) drain(live *liveOutput) {
-	for sh.chunks != nil {
-		select {
-		case c, ok := <-sh.chunks:
-			if !ok {
-				sh.chunks = nil
-				return
-			}
-			sh.show(live, c)
-		default:
-			return
-		}
-	}
-}
-
 // show prints a chunk of the running action's output. Chunks of actions
 // already answered are late copies of output shown before; a gap in the
-// sequence numbers is output the engine dropped because this reader fell
-// behind (the terminal is slower than the command): it is marked where it
-// happened.
+// sequence numbers is output dropped because the terminal fell far behind
+// the command (chunkPump's backlog was full): it is marked where it
+// happened, and finish shows the end of the output if that was dropped.
 func (sh *shell) show(live *liveOutput, c actors.Chunk) {
 	if c.ActionID <= sh.lastAction {
 		return
@@ -446,67 +432,6 @@ func (sh *shell) finish(obs *eventbus.Event, live *liveOutput) {
 		note = fmt.Sprintf("[exit code %d]", md.ExitCode)
 	}
 	sh.out.note(note)
-}
-
-// liveOutput is what was shown of one action's output.
-type liveOutput struct {
-	action int64
-	seq    uint64 // last sequence number shown
-	lost   uint64 // chunks never received
-	text   []byte // the output shown, up to maxLiveKept bytes
-	over   bool   // more than maxLiveKept bytes were shown
-}
-
-// maxLiveKept bounds the output kept to compare with the observation:
-// beyond it the observation is truncated anyway (OpenHands keeps 30000
-// characters), and all of the output was shown.
-const maxLiveKept = 1 << 20
-
-func (l *liveOutput) keep(p []byte) {
-	if l.over || len(l.text)+len(p) > maxLiveKept {
-		l.over, l.text = true, nil
-		return
-	}
-	l.text = append(l.text, p...)
-}
-
-// observationTruncated is the marker OpenHands puts in the middle of an
-// output longer than its limit.
-const observationTruncated = "[... Observation truncated due to length ...]"
-
-// unshown returns the part of an observation's content that the live
-// output did not show, with a note saying why when that needs one. The
-// content is the output since the last observation, cleaned as OpenHands
-// does; it begins with output produced while no command was being waited
-// for (nobody streams that), and equals the streamed output otherwise.
-func (l *liveOutput) unshown(content string) (rest, why string) {
-	if l.lost > 0 || l.over {
-		return "", "" // marked where it happened / all of it was shown
-	}
-	shown := cleanLikeObservation(string(l.text))
-	switch {
-	case shown == content:
-		return "", ""
-	case shown == "":
-		return content, ""
-	case strings.HasSuffix(content, shown):
-		return strings.TrimSpace(strings.TrimSuffix(content, shown)), "[printed before this command returned, while nothing was waiting for it:]"
-	case strings.Contains(content, observationTruncated):
-		return "", ""
-	}
-	return content, "[the observation's output, which differs from the output shown above:]"
-}
-
-// cleanLikeObservation cleans output the way the sandbox cleans an
-// observation's content (runtimes/sandbox cleanOutput): invalid UTF-8
-// replaced, every line right-trimmed, the whole trimmed.
-func cleanLikeObservation(s string) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	lines := strings.Split(s, "\n")
-	for i, l := range lines {
-		lines[i] = strings.TrimRight(l, " \t\r\v\f")
-	}
-	return strings.TrimSpace(strings.Join(lines, "\n"))
 }
 
 // termWriter writes the shell's transcript: commands' output as it comes,

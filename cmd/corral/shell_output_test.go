@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -9,6 +10,8 @@ import (
 
 	"github.com/creack/pty"
 	"go.uber.org/goleak"
+
+	"corral/actors"
 )
 
 func TestLiveOutputUnshownIsWhatTheObservationAddsToTheStreamedOutput(t *testing.T) {
@@ -27,9 +30,12 @@ func TestLiveOutputUnshownIsWhatTheObservationAddsToTheStreamedOutput(t *testing
 		{"nothing streamed and nothing to show", liveOutput{}, "", "", false},
 		{"output printed while no command was waiting comes first in the content", liveOutput{text: []byte("b\n")}, "a\nb", "a", true},
 		{"a truncated observation of output streamed whole adds nothing", liveOutput{text: []byte(strings.Repeat("x\n", 1000))}, truncated, "", false},
-		{"output longer than what is kept was all shown", liveOutput{over: true}, truncated, "", false},
-		{"lost chunks were marked where they were lost", liveOutput{text: []byte("a\n"), lost: 2}, "a\nb\nc", "", false},
+		{"output longer than what is kept, its end shown: nothing more", liveOutput{over: true, end: []byte("x\ntail\n")}, truncated, "", false},
 		{"a different content is shown with a note", liveOutput{text: []byte("abc\n")}, "xyz", "xyz", true},
+		{"lost chunks in the middle, end shown: nothing more", liveOutput{end: []byte("3\n4\n5\n"), lost: 1}, "1\n2\n3\n4\n5", "", false},
+		{"the last chunks lost: the content after the last line shown", liveOutput{end: []byte("1\n2\n3\n4"), lost: 1}, "1\n2\n3\n4\n5\n6", "4\n5\n6", true},
+		{"the last chunks lost from a truncated observation", liveOutput{end: []byte("x\n7\n8\n"), over: true}, "1\n" + observationTruncated + "\n7\n8\n9", "9", true},
+		{"the last line shown is not in the content: the content's end", liveOutput{end: []byte("a\nq\nr\n"), lost: 3}, "1\n" + observationTruncated + "\n8\n9", "8\n9", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -41,7 +47,7 @@ func TestLiveOutputUnshownIsWhatTheObservationAddsToTheStreamedOutput(t *testing
 	}
 }
 
-func TestLiveOutputKeepStopsAtItsBound(t *testing.T) {
+func TestLiveOutputKeepStopsAtItsBoundButKeepsTheEnd(t *testing.T) {
 	var l liveOutput
 	l.keep(bytes.Repeat([]byte("x"), maxLiveKept))
 	if l.over || len(l.text) != maxLiveKept {
@@ -55,6 +61,50 @@ func TestLiveOutputKeepStopsAtItsBound(t *testing.T) {
 	if !l.over || l.text != nil {
 		t.Fatal("once over the bound, nothing more is kept")
 	}
+	if !bytes.HasSuffix(l.end, []byte("xyz")) || len(l.end) < liveEndKept || len(l.end) > 2*liveEndKept {
+		t.Fatalf("the end kept is %d bytes ending %q; want %d..%d bytes ending \"xyz\"", len(l.end), l.end[max(0, len(l.end)-3):], liveEndKept, 2*liveEndKept)
+	}
+}
+
+func TestChunkPumpKeepsOrderSyncsAndDropsPastItsBacklog(t *testing.T) {
+	defer verifyNoLeaks(t, goleak.IgnoreCurrent())
+	src := make(chan actors.Chunk, 8)
+	p := startChunkPump(src)
+	big := bytes.Repeat([]byte("x"), maxBacklog/2)
+	for seq := uint64(1); seq <= 3; seq++ { // the third does not fit
+		src <- actors.Chunk{ActionID: 1, Seq: seq, Data: big}
+	}
+	src <- actors.Chunk{ActionID: 1, Seq: 4, Data: []byte("end")}
+	p.sync() // everything sent before is queued (or dropped) now
+	select {
+	case <-p.ready:
+	default:
+		t.Fatal("chunks wait but ready holds no token")
+	}
+	var seqs []uint64
+	for _, c := range p.take(0) {
+		seqs = append(seqs, c.Seq)
+	}
+	if fmt.Sprint(seqs) != "[1 2]" {
+		t.Fatalf("queued seqs %v, want [1 2]: the third is past the backlog, the fourth too while two wait", seqs)
+	}
+	src <- actors.Chunk{ActionID: 1, Seq: 5, Data: []byte("a")}
+	src <- actors.Chunk{ActionID: 1, Seq: 6, Data: []byte("b")}
+	p.sync()
+	if got := p.take(1); len(got) != 1 || got[0].Seq != 5 {
+		t.Fatalf("take(1) = %+v, want seq 5 alone", got)
+	}
+	select {
+	case <-p.ready:
+	default:
+		t.Fatal("a chunk still waits but ready holds no token")
+	}
+	if got := p.take(0); len(got) != 1 || got[0].Seq != 6 {
+		t.Fatalf("take(0) = %+v, want seq 6", got)
+	}
+	close(src) // the subscription ends
+	<-p.done
+	p.sync() // returns once the pump is gone
 }
 
 func TestTermWriterPutsTheShellsLinesOnLinesOfTheirOwn(t *testing.T) {
