@@ -180,10 +180,11 @@ type shell struct {
 }
 
 func (sh *shell) loop(runtime string) int {
-	info, _ := sh.cs.eng.Get(sh.ctx, sh.cs.sid)
-	sh.out.note(fmt.Sprintf("corral shell: session %s, %s runtime, workspace %s\n"+
-		"Ctrl-C interrupts the running command; Ctrl-D at an empty prompt or \"exit\" ends the session.",
-		sh.cs.sid, runtime, info.Workspace))
+	head := fmt.Sprintf("corral shell: session %s, %s runtime", sh.cs.sid, runtime)
+	if info, err := sh.cs.eng.Get(sh.ctx, sh.cs.sid); err == nil && info.Workspace != "" {
+		head += ", workspace " + info.Workspace // a container's is inside it
+	}
+	sh.out.note(head + "\nCtrl-C interrupts the running command; Ctrl-D at an empty prompt or \"exit\" ends the session.")
 	for {
 		if sh.ctx.Err() != nil { // SIGTERM/SIGHUP while a command ran
 			sh.out.newline()
