@@ -250,6 +250,24 @@ func TestShellInATerminal(t *testing.T) {
 		}
 		sh.noProtocolOnScreen()
 	})
+	t.Run("a line typed while a command runs is the next command", func(t *testing.T) {
+		sh := startShellInTmux(t, bin)
+		flag := filepath.Join(t.TempDir(), "go")
+		// It prints while it waits, so it never returns control early.
+		sh.typeLine(fmt.Sprintf("until [ -e %s ]; do echo waiting; sleep 0.2; done", flag))
+		sh.waitLine("waiting")
+		sh.typeLine("echo typed-$((1+1))")
+		sh.waitText("typed-$((1+1))", 1) // the terminal's echo, amid the output
+		if err := os.WriteFile(flag, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		screen := sh.waitLine("typed-2")
+		done := strings.Index(screen, "[The command completed with exit code 0.]")
+		if done < 0 || done > strings.Index(screen, "\ntyped-2") {
+			t.Fatalf("the typed-ahead line must run after the command it was typed during; screen:\n%s", screen)
+		}
+		sh.noProtocolOnScreen()
+	})
 	t.Run("a failing command ends with its exit code", func(t *testing.T) {
 		sh := startShellInTmux(t, bin)
 		sh.typeLine("false")
