@@ -33,7 +33,31 @@ type envelope struct {
 	content, success, toolCall, llmMetrics         []byte
 	action, observation, args, extras              []byte
 	unknown                                        []rawField // spans into the input, keys copied
+
+	// early: decode in the same pass what can be (see decodeEarly).
+	early                  bool
+	earlyArgs, earlyExtras earlyPayload
+	earlyContent           string
+	earlyContentSpan       []byte
 }
+
+// earlyPayload is a payload decoded during the envelope's pass because its
+// type came before it, as OpenHands writes events. It is used only if the
+// type and payload spans it came from are the event's final ones (a
+// repeated key replaces a value).
+type earlyPayload struct {
+	typ, span   []byte
+	action      Action
+	observation Observation
+	raw         []byte
+}
+
+func (ep *earlyPayload) matches(typ, span []byte) bool {
+	return ep.span != nil && sameSpan(ep.typ, typ) && sameSpan(ep.span, span)
+}
+
+// sameSpan reports whether a and b are the same bytes of the input.
+func sameSpan(a, b []byte) bool { return len(a) == len(b) && len(a) > 0 && &a[0] == &b[0] }
 
 // slot returns where the value of top-level key goes, nil for keys the
 // codec does not own.
@@ -90,7 +114,7 @@ func (env *envelope) keep(key string, val []byte) {
 // event keeps copies of what it needs.
 func Unmarshal(data []byte) (*Event, error) {
 	countDecode()
-	var env envelope
+	env := envelope{early: true}
 	if err := scanEnvelope(data, &env); err != nil {
 		return nil, err
 	}
@@ -121,13 +145,26 @@ func Unmarshal(data []byte) (*Event, error) {
 				env.keep(k.name, k.val)
 			}
 		}
-		err = decodeAction(env.action, env.args, e, raw)
+		if ep := &env.earlyArgs; ep.matches(env.action, env.args) {
+			e.Action, raw.payloadRaw = ep.action, ep.raw
+		} else {
+			e.Action, raw.payloadRaw, err = decodeActionPayload(env.action, spanScanner(env.args))
+		}
+		if err == nil {
+			raw.base = e.Action.cloneAction()
+		}
 	} else {
 		if env.args != nil {
 			env.keep("args", env.args)
 		}
-		if err = env.decodeObservationEnvelope(e); err == nil {
-			err = decodeObservation(env.observation, env.extras, e, raw)
+		err = env.decodeObservationEnvelope(e)
+		if ep := &env.earlyExtras; err == nil && ep.matches(env.observation, env.extras) {
+			e.Observation, raw.payloadRaw = ep.observation, ep.raw
+		} else if err == nil {
+			e.Observation, raw.payloadRaw, err = decodeObservationPayload(env.observation, spanScanner(env.extras))
+		}
+		if err == nil {
+			raw.base = e.Observation.cloneObservation()
 		}
 	}
 	if err != nil {
@@ -158,16 +195,24 @@ func scanEnvelope(data []byte, env *envelope) error {
 		return &DecodeError{Err: fmt.Errorf("not a JSON object: got %s", (&scanner{data: data}).kindAt())}
 	}
 	err := s.object(0, func(key []byte) error {
-		val, err := s.skip(1)
-		if err != nil {
+		p := env.slot(key)
+		if p == nil {
+			name := string(key) // before anything else reads a string
+			val, err := s.skip(1)
+			if err == nil {
+				env.keep(name, val)
+			}
 			return err
 		}
-		if p := env.slot(key); p != nil {
-			*p = val
-		} else {
-			env.keep(string(key), val)
+		if env.early {
+			if val, ok := env.decodeEarly(p, &s); ok {
+				*p = val
+				return nil
+			}
 		}
-		return nil
+		val, err := s.skip(1)
+		*p = val
+		return err
 	})
 	if err == nil {
 		err = s.end()
@@ -176,6 +221,51 @@ func scanEnvelope(data []byte, env *envelope) error {
 		return &DecodeError{Err: fmt.Errorf("not a JSON object: %w", err)}
 	}
 	return nil
+}
+
+// decodeEarly decodes the value at s's cursor in the envelope's pass when
+// its meaning is known already: an action's args or an observation's
+// extras after their type, an observation's content, so that these (the
+// bulk of an event) are read once, not validated first and decoded after.
+// On any failure s is left where it was: the second pass decodes the
+// value from its span and reports what is wrong.
+func (env *envelope) decodeEarly(slot *[]byte, s *scanner) ([]byte, bool) {
+	start := s.pos
+	ok := false
+	switch slot {
+	case &env.args:
+		if env.action != nil && env.observation == nil {
+			a, raw, err := decodeActionPayload(env.action, s)
+			ok = err == nil
+			env.earlyArgs = earlyPayload{typ: env.action, action: a, raw: raw}
+		}
+	case &env.extras:
+		if env.observation != nil && env.action == nil {
+			o, raw, err := decodeObservationPayload(env.observation, s)
+			ok = err == nil
+			env.earlyExtras = earlyPayload{typ: env.observation, observation: o, raw: raw}
+		}
+	case &env.content:
+		if env.action == nil && s.peek() == '"' {
+			str, err := s.str()
+			ok = err == nil
+			env.earlyContent = str
+		}
+	}
+	if !ok {
+		s.pos = start
+		return nil, false
+	}
+	span := s.data[start:s.pos]
+	switch slot {
+	case &env.args:
+		env.earlyArgs.span = span
+	case &env.extras:
+		env.earlyExtras.span = span
+	default:
+		env.earlyContentSpan = span
+	}
+	return span, true
 }
 
 func isNullSpan(v []byte) bool { return len(v) > 0 && v[0] == 'n' }
@@ -227,7 +317,9 @@ func (env *envelope) decodeCommon(e *Event) error {
 // decodeObservationEnvelope reads the keys only observations own.
 func (env *envelope) decodeObservationEnvelope(e *Event) error {
 	var err error
-	if e.Content, err = spanString("content", env.content); err != nil {
+	if sameSpan(env.earlyContentSpan, env.content) {
+		e.Content = env.earlyContent
+	} else if e.Content, err = spanString("content", env.content); err != nil {
 		return err
 	}
 	if v := env.success; v != nil && !isNullSpan(v) {
@@ -275,20 +367,42 @@ func payloadType(field string, v []byte) (string, error) {
 	return spanString(field, v)
 }
 
-// decodePayloadObject decodes the args/extras value (already validated)
-// into v. The value is copied first: Marshal writes it back, and
-// json.RawMessage fields of the payload point into the copy.
-func decodePayloadObject(field string, val []byte, v any, other func(key, val []byte)) (copied []byte, plan *payloadPlan, seen uint64, err error) {
+// spanScanner reads a copy of val, which the event may keep (nil when
+// val is: the key was absent).
+func spanScanner(val []byte) *scanner {
+	if val == nil {
+		return nil
+	}
+	return &scanner{data: bytes.Clone(val), owned: true}
+}
+
+// decodePayloadAt decodes the args/extras value at s's cursor (s nil: the
+// key was absent) into v, and returns the value's bytes for Marshal, owned
+// by the event: when s reads the caller's input rather than a copy, they
+// are copied, and so are the payload's json.RawMessage fields.
+func decodePayloadAt(field string, s *scanner, v any, other func(key, val []byte)) (payloadRaw []byte, plan *payloadPlan, seen uint64, err error) {
 	plan = payloadPlans[reflect.TypeOf(v).Elem()]
-	if val == nil || isNullSpan(val) {
-		return bytes.Clone(val), plan, 0, nil
+	if s == nil {
+		return nil, plan, 0, nil
 	}
-	if val[0] != '{' {
-		return nil, nil, 0, &DecodeError{Field: field, Err: fmt.Errorf("expected an object, got %s", (&scanner{data: val}).kindAt())}
+	s.ws()
+	start := s.pos
+	switch s.peek() {
+	case 'n':
+		_, err = s.null()
+	case '{':
+		seen, err = plan.decode(s, reflect.ValueOf(v).Elem(), 1, other)
+	default:
+		err = &DecodeError{Field: field, Err: fmt.Errorf("expected an object, got %s", s.kindAt())}
 	}
-	copied = bytes.Clone(val)
-	seen, err = plan.decode(&scanner{data: copied}, reflect.ValueOf(v).Elem(), 1, other)
-	return copied, plan, seen, err
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	payloadRaw = s.data[start:s.pos]
+	if !s.owned {
+		payloadRaw = bytes.Clone(payloadRaw)
+	}
+	return payloadRaw, plan, seen, nil
 }
 
 // payloadError turns a payload decode error into a DecodeError naming the
@@ -321,26 +435,26 @@ func (l *actionLegacy) note(key, val []byte) {
 	}
 }
 
-func decodeAction(typ, args []byte, e *Event, raw *rawEvent) error {
+// decodeActionPayload decodes an action of type typ (a span of the input)
+// with its args read from s (nil: no args).
+func decodeActionPayload(typ []byte, s *scanner) (Action, []byte, error) {
 	t, err := payloadType("action", typ)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	a := newAction(t)
 	if a == nil {
-		return &DecodeError{Field: "action", Err: fmt.Errorf("%w: action %q (known: %s)", ErrUnknownType, t, knownActions())}
+		return nil, nil, &DecodeError{Field: "action", Err: fmt.Errorf("%w: action %q (known: %s)", ErrUnknownType, t, knownActions())}
 	}
 	var legacy actionLegacy
-	copied, plan, seen, err := decodePayloadObject("args", args, a, legacy.note)
+	payloadRaw, plan, seen, err := decodePayloadAt("args", s, a, legacy.note)
 	if err == nil {
 		err = legacy.apply(t, plan, reflect.ValueOf(a).Elem(), seen)
 	}
 	if err != nil {
-		return payloadError("args", t+" action", err)
+		return nil, nil, payloadError("args", t+" action", err)
 	}
-	e.Action = a
-	raw.payloadRaw, raw.base = copied, a.cloneAction()
-	return nil
+	return a, payloadRaw, nil
 }
 
 // apply moves legacy keys onto the modern fields the input did not set,
@@ -401,26 +515,26 @@ func (l *obsLegacy) note(key, val []byte) {
 	}
 }
 
-func decodeObservation(typ, extras []byte, e *Event, raw *rawEvent) error {
+// decodeObservationPayload decodes an observation of type typ (a span of
+// the input) with its extras read from s (nil: no extras).
+func decodeObservationPayload(typ []byte, s *scanner) (Observation, []byte, error) {
 	t, err := payloadType("observation", typ)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	o := newObservation(t)
 	if o == nil {
-		return &DecodeError{Field: "observation", Err: fmt.Errorf("%w: observation %q (known: %s)", ErrUnknownType, t, knownObservations())}
+		return nil, nil, &DecodeError{Field: "observation", Err: fmt.Errorf("%w: observation %q (known: %s)", ErrUnknownType, t, knownObservations())}
 	}
 	var legacy obsLegacy
-	copied, _, _, err := decodePayloadObject("extras", extras, o, legacy.note)
+	payloadRaw, _, _, err := decodePayloadAt("extras", s, o, legacy.note)
 	if run, ok := o.(*CmdOutputObservation); ok && err == nil {
 		err = legacy.fold(&run.Metadata)
 	}
 	if err != nil {
-		return payloadError("extras", t+" observation", err)
+		return nil, nil, payloadError("extras", t+" observation", err)
 	}
-	e.Observation = o
-	raw.payloadRaw, raw.base = copied, o.cloneObservation()
-	return nil
+	return o, payloadRaw, nil
 }
 
 // fold moves the legacy extras exit_code / command_id into metadata, as

@@ -21,6 +21,10 @@ type scanner struct {
 	data    []byte
 	pos     int
 	scratch []byte // unescaped string bytes, reused across strings
+	// owned: data belongs to the event being decoded, so values kept
+	// verbatim (json.RawMessage fields) may point into it; else they are
+	// copied out of the caller's buffer.
+	owned bool
 }
 
 // maxJSONDepth bounds nesting as encoding/json does, so hostile input
@@ -125,8 +129,14 @@ func (s *scanner) literal(lit string) error {
 
 // object reads an object, calling field for each key with the cursor at
 // its value; field must consume the value. The key slice is only valid
-// during the call.
+// until field reads another string.
 func (s *scanner) object(depth int, field func(key []byte) error) error {
+	return s.members(depth, true, field)
+}
+
+// members reads an object; keys are decoded only if decodeKeys (skip does
+// not need them, and must not overwrite the scratch a caller's key is in).
+func (s *scanner) members(depth int, decodeKeys bool, field func(key []byte) error) error {
 	if depth > maxJSONDepth {
 		return s.errorf("nesting deeper than %d", maxJSONDepth)
 	}
@@ -142,7 +152,13 @@ func (s *scanner) object(depth int, field func(key []byte) error) error {
 		if s.peek() != '"' {
 			return s.unexpected("looking for the beginning of an object key")
 		}
-		key, err := s.stringBytes()
+		var key []byte
+		var err error
+		if decodeKeys {
+			key, err = s.stringBytes()
+		} else {
+			key, _, err = s.scanString()
+		}
 		if err != nil {
 			return err
 		}
@@ -206,7 +222,7 @@ func (s *scanner) skip(depth int) ([]byte, error) {
 	var err error
 	switch c {
 	case '{':
-		err = s.object(depth, func([]byte) error { _, err := s.skip(depth + 1); return err })
+		err = s.members(depth, false, func([]byte) error { _, err := s.skip(depth + 1); return err })
 	case '[':
 		err = s.array(depth, func() error { _, err := s.skip(depth + 1); return err })
 	case '"':

@@ -261,3 +261,42 @@ func FuzzPayloadEqualAgreesWithDeepEqual(f *testing.F) {
 		}
 	})
 }
+
+func TestEscapedKeysSurviveTheirValuesBeingRead(t *testing.T) {
+	// The key is decoded into the scanner's scratch buffer; reading its
+	// value (with escaped keys of its own) must not overwrite it.
+	in := `{"action":"message","k\u00e9y":{"n\u00e9sted":{"d\u00e9eper":1}},"args":{"content":"c","\u00e9x":{"\u00e9y":2}}}`
+	e, err := Unmarshal([]byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := Marshal(e)
+	semanticEqual(t, []byte(in), out)
+}
+
+func TestAPayloadDecodedInTheFirstPassIsDroppedWhenARepeatedKeyReplacesItsType(t *testing.T) {
+	tests := []struct{ name, in, want string }{
+		{"type repeated after args", `{"action":"run","args":{"path":"/p","command":"c"},"action":"read"}`, "read"},
+		{"args repeated", `{"action":"run","args":{"command":"a"},"args":{"command":"b"}}`, "run:b"},
+		{"invalid first args", `{"action":"run","args":{"command":5},"args":{"command":"x"}}`, "run:x"},
+		{"type after args", `{"args":{"command":"a"},"action":"run"}`, "run:a"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e, err := Unmarshal([]byte(tc.in))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := e.Type()
+			if a, ok := e.Action.(*CmdRunAction); ok {
+				got += ":" + a.Command
+			}
+			if got != tc.want {
+				t.Fatalf("decoded %s, want %s", got, tc.want)
+			}
+			if r, ok := e.Action.(*FileReadAction); ok && r.Path != "/p" {
+				t.Fatalf("read path = %q", r.Path)
+			}
+		})
+	}
+}

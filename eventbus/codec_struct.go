@@ -215,6 +215,9 @@ func (f *payloadField) decode(s *scanner, fv reflect.Value, depth int) error {
 		if err != nil {
 			return err
 		}
+		if !s.owned {
+			val = bytes.Clone(val)
+		}
 		fv.SetBytes(val[:len(val):len(val)])
 		return nil
 	}
