@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -128,6 +129,24 @@ func FuzzPayloadDecodesLikeEncodingJSON(f *testing.F) {
 			t.Fatalf("%s: decoded differently from encoding/json\ninput:  %q\njson:   %+v\ncodec:  %+v", name, data, want, got)
 		}
 	})
+}
+
+// decodeValue (for the fuzzers) decodes data, which must be one JSON object (or null, which
+// changes nothing) and nothing else, into struct v.
+func (p *payloadPlan) decodeValue(data []byte, v reflect.Value) (seen uint64, err error) {
+	s := scanner{data: data}
+	switch c := s.peek(); {
+	case c == 'n':
+		_, err = s.null()
+	case c != '{' && c != 0:
+		return 0, fmt.Errorf("expected an object, got %s", s.kindAt())
+	default:
+		seen, err = p.decode(&s, v, 1, nil)
+	}
+	if err == nil {
+		err = s.end()
+	}
+	return seen, err
 }
 
 // resetInvalidRisk applies OpenHands' rule to a payload encoding/json

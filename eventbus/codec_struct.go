@@ -184,19 +184,6 @@ func (p *payloadPlan) decode(s *scanner, v reflect.Value, depth int, other func(
 	return seen, err
 }
 
-// decodeValue decodes data, which must be one JSON object and nothing
-// else, into struct v.
-func (p *payloadPlan) decodeValue(data []byte, v reflect.Value) (seen uint64, err error) {
-	s := scanner{data: data}
-	if c := s.peek(); c != '{' && c != 0 {
-		return 0, fmt.Errorf("expected an object, got %s", s.kindAt())
-	}
-	if seen, err = p.decode(&s, v, 1, nil); err == nil {
-		err = s.end()
-	}
-	return seen, err
-}
-
 // decodeSpan decodes the JSON value val into field i of v (legacy keys
 // moved onto their modern names).
 func (p *payloadPlan) decodeSpan(i int, v reflect.Value, val []byte) error {
