@@ -357,6 +357,7 @@ func (sh *shell) await(act *eventbus.Event) (obs *eventbus.Event, live *liveOutp
 			}
 		case <-sh.intr:
 			sh.typeahead = nil // the terminal dropped its typed-ahead input too
+			sh.pump.discard()  // and its pending output
 			ctrlC = true
 			if sh.stdinTTY {
 				sh.out.bol = false // it echoed ^C
@@ -387,8 +388,9 @@ func (sh *shell) await(act *eventbus.Event) (obs *eventbus.Event, live *liveOutp
 // show prints a chunk of the running action's output. Chunks of actions
 // already answered are late copies of output shown before; a gap in the
 // sequence numbers is output dropped because the terminal fell far behind
-// the command (chunkPump's backlog was full): it is marked where it
-// happened, and finish shows the end of the output if that was dropped.
+// the command (chunkPump's backlog was full) or a Ctrl-C dropped it: it is
+// marked where it happened, and finish shows the end of the output if
+// that was dropped.
 func (sh *shell) show(live *liveOutput, c actors.Chunk) {
 	if c.ActionID <= sh.lastAction {
 		return
@@ -401,7 +403,7 @@ func (sh *shell) show(live *liveOutput, c actors.Chunk) {
 	}
 	if lost := c.Seq - live.seq - 1; lost > 0 {
 		live.lost += lost
-		sh.out.note(fmt.Sprintf("[... %d piece(s) of live output not shown: the terminal fell behind ...]", lost))
+		sh.out.note(fmt.Sprintf("[... %d piece(s) of live output skipped: the terminal fell behind, or Ctrl-C dropped them ...]", lost))
 	}
 	live.seq = c.Seq
 	live.keep(c.Data)

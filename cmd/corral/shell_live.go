@@ -19,14 +19,12 @@ type chunkPump struct {
 	flush chan chan struct{} // move what src holds now into the queue, then answer
 	done  chan struct{}
 
-	mu      sync.Mutex
-	queue   []actors.Chunk
-	queued  int // bytes in queue
-	dropped uint64
+	mu     sync.Mutex
+	queue  []actors.Chunk
+	queued int // bytes in queue
 }
 
-// maxBacklog bounds the output waiting for a slow terminal (and what it
-// still scrolls after a Ctrl-C).
+// maxBacklog bounds the output waiting for a slow terminal.
 const maxBacklog = 4 << 20
 
 func startChunkPump(src <-chan actors.Chunk) *chunkPump {
@@ -71,8 +69,7 @@ func (p *chunkPump) add(c actors.Chunk) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.queued+len(c.Data) > maxBacklog {
-		p.dropped++
-		return
+		return // the gap in sequence numbers tells
 	}
 	p.queue = append(p.queue, c)
 	p.queued += len(c.Data)
@@ -117,6 +114,16 @@ func (p *chunkPump) take(max int) []actors.Chunk {
 		p.queue = nil
 	}
 	return out
+}
+
+// discard drops the queued chunks, as a terminal drops its pending output
+// on Ctrl-C: what a slow terminal has not shown yet is not worth
+// scrolling through once the command is interrupted. The shell sees the
+// dropped chunks as a gap.
+func (p *chunkPump) discard() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.queue, p.queued = nil, 0
 }
 
 // liveOutput is what was shown of one action's output.

@@ -66,7 +66,7 @@ func TestLiveOutputKeepStopsAtItsBoundButKeepsTheEnd(t *testing.T) {
 	}
 }
 
-func TestChunkPumpKeepsOrderSyncsAndDropsPastItsBacklog(t *testing.T) {
+func TestChunkPumpKeepsOrderSyncsDropsPastItsBacklogAndDiscards(t *testing.T) {
 	defer verifyNoLeaks(t, goleak.IgnoreCurrent())
 	src := make(chan actors.Chunk, 8)
 	p := startChunkPump(src)
@@ -101,6 +101,12 @@ func TestChunkPumpKeepsOrderSyncsAndDropsPastItsBacklog(t *testing.T) {
 	}
 	if got := p.take(0); len(got) != 1 || got[0].Seq != 6 {
 		t.Fatalf("take(0) = %+v, want seq 6", got)
+	}
+	src <- actors.Chunk{ActionID: 1, Seq: 7, Data: []byte("c")}
+	p.sync()
+	p.discard() // Ctrl-C: what waits is dropped, as a terminal drops its pending output
+	if got := p.take(0); len(got) != 0 {
+		t.Fatalf("after discard, take(0) = %+v, want nothing", got)
 	}
 	close(src) // the subscription ends
 	<-p.done
