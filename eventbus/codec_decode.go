@@ -33,6 +33,7 @@ type envelope struct {
 	content, success, toolCall, llmMetrics         []byte
 	action, observation, args, extras              []byte
 	unknown                                        []rawField // spans into the input, keys copied
+	unknownIndex                                   map[string]int
 
 	// early: decode in the same pass what can be (see decodeEarly).
 	early                  bool
@@ -96,12 +97,28 @@ func (env *envelope) slot(key []byte) *[]byte {
 }
 
 // keep records an unknown key; a repeated key replaces the earlier value,
-// as decoding into a map does.
+// as decoding into a map does. Past a few keys they are indexed, so that an
+// event with very many keys costs linear time, not quadratic.
 func (env *envelope) keep(key string, val []byte) {
-	for i := range env.unknown {
-		if env.unknown[i].key == key {
+	const scan = 16
+	if env.unknownIndex == nil && len(env.unknown) >= scan {
+		env.unknownIndex = make(map[string]int, 2*scan)
+		for i, f := range env.unknown {
+			env.unknownIndex[f.key] = i
+		}
+	}
+	if env.unknownIndex != nil {
+		if i, ok := env.unknownIndex[key]; ok {
 			env.unknown[i].val = val
 			return
+		}
+		env.unknownIndex[key] = len(env.unknown)
+	} else {
+		for i := range env.unknown {
+			if env.unknown[i].key == key {
+				env.unknown[i].val = val
+				return
+			}
 		}
 	}
 	env.unknown = append(env.unknown, rawField{key: key, val: val})

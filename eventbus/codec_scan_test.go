@@ -319,3 +319,27 @@ func TestAPayloadDecodedInTheFirstPassIsDroppedWhenARepeatedKeyReplacesItsType(t
 		})
 	}
 }
+
+func TestManyUnknownKeysDecodeAndRepeatedOnesKeepTheirLastValue(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(`{"action":"null"`)
+	const n = 200000 // quadratic bookkeeping would take minutes here
+	for i := range n {
+		fmt.Fprintf(&b, `,"k%d":%d`, i, i)
+	}
+	b.WriteString(`,"k7":"last"}`)
+	e, err := Unmarshal([]byte(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(e.raw.unknown) != n {
+		t.Fatalf("%d unknown keys kept, want %d", len(e.raw.unknown), n)
+	}
+	out, err := Marshal(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), `"k7":"last"`) || strings.Contains(string(out), `"k7":7`) {
+		t.Fatal("the repeated key does not keep its last value")
+	}
+}
