@@ -31,18 +31,23 @@ type scanner struct {
 // cannot exhaust the stack.
 const maxJSONDepth = 10000
 
-// syntaxError is a JSON syntax error at a byte offset of the input.
-type syntaxError struct {
-	msg    string
-	offset int
+// SyntaxError is a JSON syntax error in an event. Callers that answer
+// users (the API) tell it apart from an event that is valid JSON but not a
+// valid event, and point at the offending byte.
+type SyntaxError struct {
+	Msg string
+	// Offset counts the bytes read when the error was found, as
+	// encoding/json's SyntaxError.Offset does: the offending byte is
+	// data[Offset-1].
+	Offset int64
 }
 
-func (e *syntaxError) Error() string {
-	return fmt.Sprintf("invalid JSON at offset %d: %s", e.offset, e.msg)
+func (e *SyntaxError) Error() string {
+	return fmt.Sprintf("invalid JSON at byte offset %d: %s", e.Offset, e.Msg)
 }
 
 func (s *scanner) errorf(format string, a ...any) error {
-	return &syntaxError{msg: fmt.Sprintf(format, a...), offset: s.pos}
+	return &SyntaxError{Msg: fmt.Sprintf(format, a...), Offset: int64(s.pos) + 1}
 }
 
 // unexpected describes the byte at the cursor for a syntax error.

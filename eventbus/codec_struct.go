@@ -139,7 +139,7 @@ func inField(name string, err error) error {
 	if fe, ok := err.(*fieldError); ok {
 		return &fieldError{field: name + "." + fe.field, err: fe.err}
 	}
-	if _, ok := err.(*syntaxError); ok {
+	if _, ok := err.(*SyntaxError); ok {
 		return err
 	}
 	return &fieldError{field: name, err: err}

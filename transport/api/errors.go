@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+
+	"corral/eventbus"
 )
 
 // errorBody is every error response: {"error": {"code": ..., "message": ...}}.
@@ -108,10 +110,13 @@ func decodeJSON(body []byte, v any) error {
 
 func describeJSONError(err error, body []byte) error {
 	var se *json.SyntaxError
+	var ese *eventbus.SyntaxError
 	var te *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &se):
 		return fmt.Errorf("malformed JSON at byte offset %d (line %d): %v", se.Offset, lineOf(body, se.Offset), se)
+	case errors.As(err, &ese):
+		return fmt.Errorf("malformed JSON at byte offset %d (line %d): %s", ese.Offset, lineOf(body, ese.Offset), ese.Msg)
 	case errors.As(err, &te):
 		return fmt.Errorf("malformed JSON at byte offset %d: field %q must be %s, not a JSON %s", te.Offset, te.Field, te.Type, te.Value)
 	case errors.Is(err, io.ErrUnexpectedEOF):

@@ -170,8 +170,7 @@ func (s *Server) postAction(w http.ResponseWriter, r *http.Request) {
 	}
 	ev, err := eventbus.Unmarshal(body)
 	if err != nil {
-		var se *json.SyntaxError
-		if errors.As(err, &se) {
+		if se := (*eventbus.SyntaxError)(nil); errors.As(err, &se) {
 			writeError(w, http.StatusBadRequest, "malformed_json", "action: "+describeJSONError(se, body).Error())
 			return
 		}
