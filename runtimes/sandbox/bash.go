@@ -99,10 +99,10 @@ type BashSession struct {
 	cwd      string
 	busy     bool // a command or input was typed and no prompt came back since
 	intr     bool // Interrupt sent Ctrl-C to the command now running
-	chasing  bool // an interrupt chase runs (see Interrupt)
 
+	cmdStart  uint64         // when the running command was typed, in /proc clock ticks since boot
 	shellPgrp int            // bash's own process group, foreground while it waits at its prompt
-	chase     sync.WaitGroup // the interrupt chase goroutine
+	chase     sync.WaitGroup // the interrupt chase goroutines
 
 	cbMu sync.Mutex
 	cb   func([]byte)
@@ -173,6 +173,7 @@ func NewBashSession(ctx context.Context, opts BashOptions) (*BashSession, error)
 	// off so that git & co never wait for a key.
 	c.Env = append(os.Environ(), "TERM=dumb", "PAGER=cat", "GIT_PAGER=cat")
 	c.Env = append(c.Env, opts.Env...)
+	letChildrenTakeSIGINT()
 	ptmx, err := pty.StartWithSize(c, &pty.Winsize{Rows: 1000, Cols: 1000})
 	if err != nil {
 		return nil, fmt.Errorf("bash session: start %s on a pty: %w", c.Path, err)
@@ -645,6 +646,7 @@ func (s *BashSession) Run(ctx context.Context, a *eventbus.CmdRunAction, timeout
 		s.busy = true // before typing: the prompt may come back before send returns
 		if !a.IsInput {
 			s.intr = false // a new command: an earlier interrupt was for another one
+			s.cmdStart = bootTicks()
 		}
 	}
 	s.mu.Unlock()

@@ -64,7 +64,7 @@ func TestExecutorInterruptStopsAPythonCell(t *testing.T) {
 		t.Fatalf("Interrupt = %v, %v; want true, nil", running, err)
 	}
 	ev := <-obs
-	if _, ok := ev.Observation.(*eventbus.IPythonRunCellObservation); !ok || !strings.Contains(ev.Content, "KeyboardInterrupt") || !strings.HasPrefix(ev.Content, "started\n") {
+	if _, ok := ev.Observation.(*eventbus.IPythonRunCellObservation); !ok || !strings.Contains(ev.Content, "KeyboardInterrupt") || !strings.HasPrefix(ev.Content, "started") {
 		t.Fatalf("got %s %q; want the cell's output and a KeyboardInterrupt traceback", ev.Type(), ev.Content)
 	}
 	if got := cell(t, x, "kept + 1", 30, false); got != "42" {
