@@ -180,8 +180,18 @@ func TestOOMKill(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { c.Close() })
-		if _, code := run(t, c, hog); code != 137 {
-			t.Errorf("exit code of the OOM-killed pipeline = %d, want 137", code)
+		// Blocking with a long hard timeout: a cgroup at its limit can
+		// thrash for longer than the 10 s no-change timeout on a busy
+		// machine before the kernel picks its victim.
+		long := 50.0
+		hogAction := eventbus.NewAction(eventbus.SourceAgent, &eventbus.CmdRunAction{Command: hog, Blocking: true})
+		hogAction.Timeout = &long
+		obs, err := c.Execute(testCtx(t, time.Minute), "", hogAction, nil)
+		if err != nil {
+			t.Fatalf("run %q: %v", hog, err)
+		}
+		if out, ok := obs.Observation.(*eventbus.CmdOutputObservation); !ok || out.Metadata.ExitCode != 137 {
+			t.Errorf("observation of the OOM-killed pipeline = %T %q, want exit code 137", obs.Observation, obs.Content)
 		}
 		if out, _ := run(t, c, "echo still here"); out != "still here" {
 			t.Errorf("after the OOM kill: %q", out)
