@@ -306,8 +306,35 @@ func (s *BashSession) foreground() (int, error) {
 // so this process still does not react to it) leaves the children the
 // default action, since exec resets caught signals. Processes that handle
 // SIGINT already (corral, corral-agent) are unchanged.
+//
+// The kernel's view (/proc/self/status) decides, not signal.Ignored: Go
+// clears its "ignored" flag before it installs the handler, so a session
+// started concurrently could fork in between; this one waits until the
+// kernel has the handler.
 func letChildrenTakeSIGINT() {
-	if signal.Ignored(syscall.SIGINT) {
-		signal.Notify(make(chan os.Signal, 1), syscall.SIGINT)
+	if !kernelIgnoresSIGINT() {
+		return
 	}
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGINT)
+	for i := 0; i < 1000 && kernelIgnoresSIGINT(); i++ {
+		time.Sleep(time.Millisecond) // another goroutine is installing it right now
+	}
+}
+
+// kernelIgnoresSIGINT reads SigIgn of this process.
+func kernelIgnoresSIGINT() bool {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return signal.Ignored(syscall.SIGINT)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "SigIgn:"); ok {
+			mask, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			if err != nil {
+				break
+			}
+			return mask&(1<<(uint(syscall.SIGINT)-1)) != 0
+		}
+	}
+	return signal.Ignored(syscall.SIGINT)
 }
