@@ -21,9 +21,10 @@ const (
 	// bash starts after the Ctrl-C it swallowed (see Interrupt).
 	chaseFor = 2 * time.Second
 	// chaseTick is how often the terminal's foreground group is looked at
-	// meanwhile: a kernel ioctl, so cheap; a loop's next command gets the
-	// interrupt within about this long after it starts.
-	chaseTick = 5 * time.Millisecond
+	// meanwhile (an ioctl and a /proc read, tens of microseconds): a SIGINT
+	// bash took while it was starting the next command reaches that
+	// command about this long after it starts.
+	chaseTick = time.Millisecond
 	// resendAfter is how long a signalled program may stay in the
 	// foreground before it gets its second SIGINT.
 	resendAfter = 250 * time.Millisecond

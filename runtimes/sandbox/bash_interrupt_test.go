@@ -60,7 +60,7 @@ func TestInterruptEndsTheRunningCommandWithCtrlCSemantics(t *testing.T) {
 		{"BusyLoopWithSleeps", "echo started; while true; do echo tick; sleep 0.5; done"},
 		{"LoopWhoseBodyPrintsTheMarker", "while true; do echo started; sleep 0.5; done"},
 		{"PureBashLoop", "echo started; while true; do :; done"},
-		{"Pipeline", "echo started; sleep 100 | cat"},
+		{"Pipeline", "echo started; cat /dev/zero | sleep 100"},
 		{"Subshell", "echo started; (sleep 100)"},
 		{"NestedBash", `echo started; bash -c "sleep 100"`},
 		{"ReadWaitingForInput", "echo started; read x"},
