@@ -82,4 +82,12 @@ func TestDeleteStopsForgetsAndRemovesTheStoredSession(t *testing.T) {
 		stored, _ = e2.History(ctx, kept, 0)
 		t.Fatalf("History of the deleted session in the next engine: %v (kept has %d events), want ErrNotFound", err, len(stored))
 	}
+	// The kept session's sandbox outlived the first engine (Detach): take
+	// it back and stop it, so no process of this test outlives it.
+	if _, err := e2.Recover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e2.Stop(ctx, kept); err != nil {
+		t.Fatalf("Stop of the recovered session: %v", err)
+	}
 }
