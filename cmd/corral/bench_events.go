@@ -111,30 +111,10 @@ func rawSeq(path string, line []byte, n int, durable bool) (float64, error) {
 // default settings (sync = batch), as a session running one action after
 // another does; an append is acknowledged only once durable.
 func (b *eventsBench) durableOneWriter(ctx context.Context, emit func(figure)) error {
-	st, settings, err := b.openStore("durable-1", nil)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	stream, err := st.Open("bench-durable-1")
-	if err != nil {
-		return err
-	}
-	n := max(b.o.durableEvents, 1)
-	rate, err := appendSeq(ctx, stream, n)
-	if err != nil {
-		return fmt.Errorf("durable append, 1 writer: %w", err)
-	}
-	line, err := sampleLine()
-	if err != nil {
-		return err
-	}
-	base, err := rawSeq(filepath.Join(b.o.dir, "raw-durable-1"), line, n, true)
-	if err != nil {
-		return fmt.Errorf("durable append baseline: %w", err)
-	}
-	emit(newFigure("durable append, 1 writer", rate, "events/s", "raw write+fdatasync per append", base).on(settings))
-	return nil
+	return b.oneWriter(ctx, emit, oneWriterRun{
+		name: "durable append, 1 writer", key: "durable-1", events: b.o.durableEvents,
+		baseline: "raw write+fdatasync per append", fdatasync: true,
+	})
 }
 
 // durableSessions: many sessions appending at once, each one event at a
@@ -269,29 +249,48 @@ func (g *groupFile) append(line []byte) error {
 // neverOneWriter: one writer with sync = never (acknowledged once written
 // to the OS), against write(2) of the same bytes.
 func (b *eventsBench) neverOneWriter(ctx context.Context, emit func(figure)) error {
-	st, settings, err := b.openStore("never-1", func(c *eventbus.Config) { c.Sync = eventbus.SyncNever })
+	return b.oneWriter(ctx, emit, oneWriterRun{
+		name: "never append, 1 writer", key: "never-1", events: b.o.events,
+		baseline: "raw write(2)", configure: func(c *eventbus.Config) { c.Sync = eventbus.SyncNever },
+	})
+}
+
+// oneWriterRun is one sequential-writer figure: the store settings it
+// runs on and the raw baseline it is held to.
+type oneWriterRun struct {
+	name, key string
+	events    int
+	configure func(*eventbus.Config) // nil: the default settings
+	baseline  string
+	fdatasync bool // the baseline syncs after every write
+}
+
+// oneWriter appends r.events events to one session, one at a time, then
+// writes the same bytes as many times to a plain file for the baseline.
+func (b *eventsBench) oneWriter(ctx context.Context, emit func(figure), r oneWriterRun) error {
+	st, settings, err := b.openStore(r.key, r.configure)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	stream, err := st.Open("bench-never-1")
+	stream, err := st.Open("bench-" + r.key)
 	if err != nil {
 		return err
 	}
-	n := max(b.o.events, 1)
+	n := max(r.events, 1)
 	rate, err := appendSeq(ctx, stream, n)
 	if err != nil {
-		return fmt.Errorf("never append, 1 writer: %w", err)
+		return fmt.Errorf("%s: %w", r.name, err)
 	}
 	line, err := sampleLine()
 	if err != nil {
 		return err
 	}
-	base, err := rawSeq(filepath.Join(b.o.dir, "raw-never-1"), line, n, false)
+	base, err := rawSeq(filepath.Join(b.o.dir, "raw-"+r.key), line, n, r.fdatasync)
 	if err != nil {
-		return fmt.Errorf("never append baseline: %w", err)
+		return fmt.Errorf("%s baseline: %w", r.name, err)
 	}
-	emit(newFigure("never append, 1 writer", rate, "events/s", "raw write(2)", base).on(settings))
+	emit(newFigure(r.name, rate, "events/s", r.baseline, base).on(settings))
 	return nil
 }
 
