@@ -29,7 +29,7 @@ type shellBinaries struct{ corral, agent string }
 func buildShellBinaries(t *testing.T) shellBinaries {
 	t.Helper()
 	if _, err := exec.LookPath("tmux"); err != nil {
-		t.Fatal("tmux is needed to test `corral shell` as a terminal: apt-get install tmux (.ci/run installs it)")
+		t.Fatal("tmux is needed to test `corral shell` as a terminal: apt-get install tmux (scripts/test-deps, run by make test, installs it)")
 	}
 	// Build before buildAgent changes HOME (and with it Go's caches).
 	corral := filepath.Join(t.TempDir(), "corral")
