@@ -68,6 +68,7 @@ type Backend struct {
 	sem      chan struct{}
 	watch    *watcher
 	stateDir string
+	pool     *pool // nil without WithWarmPool
 }
 
 var _ runtimes.Backend = (*Backend)(nil)
@@ -140,6 +141,13 @@ func New(ctx context.Context, opts ...Option) (*Backend, error) {
 	// already in flight (the event stream).
 	b.cli.NegotiateAPIVersionPing(ping)
 	b.watch = newWatcher(b)
+	if cfg.warmPool > 0 {
+		b.pool = newPool(b, cfg.warmPool, cfg.owner)
+		b.pool.mu.Lock()
+		b.pool.idle[cfg.image] = nil
+		b.pool.refillLocked(cfg.image, 0)
+		b.pool.mu.Unlock()
+	}
 	return b, nil
 }
 
@@ -175,9 +183,13 @@ func findAgent(p string) (string, error) {
 	return abs, nil
 }
 
-// Close stops the event watcher, closes every pending Wait channel and, if
-// the Backend made its own client, closes it. Containers keep running.
+// Close removes the warm pool's idle containers (starting no more), stops
+// the event watcher, closes every pending Wait channel and, if the Backend
+// made its own client, closes it. Sandboxes handed out keep running.
 func (b *Backend) Close() error {
+	if b.pool != nil {
+		b.pool.close()
+	}
 	if b.watch != nil {
 		b.watch.close()
 	}
@@ -215,27 +227,74 @@ func randHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// Start implements runtimes.Backend: create and start the container, then
-// wait until the agent answers GET /alive on its socket.
+// Start implements runtimes.Backend: hand out a warm-pool container when
+// the pool can honour spec (see poolable), else create and start the
+// container, then wait until the agent answers GET /alive on its socket.
 func (b *Backend) Start(ctx context.Context, spec runtimes.Spec) (*runtimes.Handle, error) {
 	if spec.SessionID == "" {
 		return nil, errors.New("docker backend: start: empty Spec.SessionID")
 	}
 	spec = b.cfg.specDefaults(spec)
+	if b.pool != nil && b.poolable(spec) {
+		h, err := b.pool.claim(ctx, spec)
+		if err != nil {
+			return nil, fmt.Errorf("docker backend: start session %s: %w", spec.SessionID, err)
+		}
+		if h != nil {
+			return h, nil
+		}
+	}
+	c, ws, err := b.launch(ctx, spec, "start session "+spec.SessionID, false)
+	if err != nil {
+		return nil, err
+	}
+	h := c.handle(spec, b.cfg.nodeID)
+	if ws != nil && !ws.Named {
+		h.Workspace = ws.Source
+	}
+	b.cfg.logger.Debug("sandbox started", "session", spec.SessionID, "container", c.name, "image", spec.Image)
+	return h, nil
+}
+
+// started is a container whose agent answered.
+type started struct {
+	id, name, runDir, token, image string
+}
+
+// handle is the runtimes.Handle of c serving spec's session.
+func (c *started) handle(spec runtimes.Spec, node string) *runtimes.Handle {
+	h := &runtimes.Handle{
+		Backend:   "docker",
+		ID:        c.id,
+		SessionID: spec.SessionID,
+		AgentAddr: "unix://" + filepath.Join(c.runDir, socketName),
+		Token:     c.token,
+		Meta:      spec.Owner.Meta(),
+	}
+	for k, v := range map[string]string{"container_name": c.name, "run_dir": c.runDir, "image": c.image, "node": node} {
+		h.Meta[k] = v
+	}
+	return h
+}
+
+// launch creates and starts a container for spec (defaults applied) and
+// waits for its agent; what names the operation in errors. pooled marks
+// it as a warm-pool container (label corral.pool, name corral-pool-*).
+func (b *Backend) launch(ctx context.Context, spec runtimes.Spec, what string, pooled bool) (*started, *volumeMount, error) {
 	img := spec.Image
 	mounts, ws, err := mountsFor(spec.Workspace, spec.Volumes)
 	if err != nil {
-		return nil, fmt.Errorf("docker backend: start session %s: %w", spec.SessionID, err)
+		return nil, nil, fmt.Errorf("docker backend: %s: %w", what, err)
 	}
 	env, err := containerEnv(spec.Env)
 	if err != nil {
-		return nil, fmt.Errorf("docker backend: start session %s: %w", spec.SessionID, err)
+		return nil, nil, fmt.Errorf("docker backend: %s: %w", what, err)
 	}
 
 	select {
 	case b.sem <- struct{}{}:
 	case <-ctx.Done():
-		return nil, fmt.Errorf("docker backend: start session %s: waiting for a start slot (%d at once): %w", spec.SessionID, cap(b.sem), ctx.Err())
+		return nil, nil, fmt.Errorf("docker backend: %s: waiting for a start slot (%d at once): %w", what, cap(b.sem), ctx.Err())
 	}
 	defer func() { <-b.sem }()
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.startTimeout)
@@ -243,12 +302,16 @@ func (b *Backend) Start(ctx context.Context, spec runtimes.Spec) (*runtimes.Hand
 
 	short, runDir, err := b.makeRunDir()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	token := randHex(32)
 	env = append(env, tokenEnv+"="+token)
 	cc, hc := b.containerConfig(spec, env, runDir, mounts, ws == nil)
 	name := "corral-" + truncate(nameUnsafe.ReplaceAllString(spec.SessionID, "_"), 40) + "-" + short
+	if pooled {
+		cc.Labels[LabelPool] = "true"
+		name = "corral-pool-" + short
+	}
 
 	// Create is not cancelled with ctx: a daemon finishes a create whose
 	// client went away, and a container we never learnt the id of would
@@ -258,12 +321,12 @@ func (b *Backend) Start(ctx context.Context, spec runtimes.Spec) (*runtimes.Hand
 	ccancel()
 	if err != nil {
 		os.RemoveAll(runDir)
-		return nil, fmt.Errorf("docker backend: start session %s: create container from %s: %w", spec.SessionID, img, mapCreateErr(b.cli, img, err))
+		return nil, nil, fmt.Errorf("docker backend: %s: create container from %s: %w", what, img, mapCreateErr(b.cli, img, err))
 	}
 	id := created.ID
 	if err := ctx.Err(); err != nil {
 		b.discard(id, runDir)
-		return nil, fmt.Errorf("docker backend: start session %s: %w", spec.SessionID, err)
+		return nil, nil, fmt.Errorf("docker backend: %s: %w", what, err)
 	}
 	died := b.watch.arm(id)
 	ok := false
@@ -277,17 +340,17 @@ func (b *Backend) Start(ctx context.Context, spec runtimes.Spec) (*runtimes.Hand
 		// Attach before start so the agent's first line cannot be missed.
 		att, err := b.cli.ContainerAttach(ctx, id, container.AttachOptions{Stream: true, Stdout: true, Stderr: true})
 		if err != nil {
-			return nil, fmt.Errorf("docker backend: start session %s: attach to container %s: %w", spec.SessionID, name, mapDaemonErr(b.cli, err))
+			return nil, nil, fmt.Errorf("docker backend: %s: attach to container %s: %w", what, name, mapDaemonErr(b.cli, err))
 		}
 		defer att.Close()
 		logReady = watchListening(att.Reader)
 	}
 	if err := b.cli.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
-		return nil, fmt.Errorf("docker backend: start session %s: start container %s: %w", spec.SessionID, name, mapCreateErr(b.cli, img, err))
+		return nil, nil, fmt.Errorf("docker backend: %s: start container %s: %w", what, name, mapCreateErr(b.cli, img, err))
 	}
 	for _, n := range b.cfg.extraNetworks {
 		if err := b.cli.NetworkConnect(ctx, n, id, nil); err != nil {
-			return nil, fmt.Errorf("docker backend: start session %s: connect to network %q: %w", spec.SessionID, n, mapCreateErr(b.cli, img, err))
+			return nil, nil, fmt.Errorf("docker backend: %s: connect to network %q: %w", what, n, mapCreateErr(b.cli, img, err))
 		}
 	}
 	sock := filepath.Join(runDir, socketName)
@@ -297,25 +360,10 @@ func (b *Backend) Start(ctx context.Context, spec runtimes.Spec) (*runtimes.Hand
 		err = b.waitReady(ctx, id, sock, died)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("docker backend: start session %s (container %s, image %s): %w", spec.SessionID, name, img, err)
+		return nil, nil, fmt.Errorf("docker backend: %s (container %s, image %s): %w", what, name, img, err)
 	}
 	ok = true
-	h := &runtimes.Handle{
-		Backend:   "docker",
-		ID:        id,
-		SessionID: spec.SessionID,
-		AgentAddr: "unix://" + sock,
-		Token:     token,
-		Meta:      spec.Owner.Meta(),
-	}
-	for k, v := range map[string]string{"container_name": name, "run_dir": runDir, "image": img, "node": b.cfg.nodeID} {
-		h.Meta[k] = v
-	}
-	if ws != nil && !ws.Named {
-		h.Workspace = ws.Source
-	}
-	b.cfg.logger.Debug("sandbox started", "session", spec.SessionID, "container", name, "image", img)
-	return h, nil
+	return &started{id: id, name: name, runDir: runDir, token: token, image: img}, ws, nil
 }
 
 // containerConfig is the container and host configuration of a sandbox
@@ -565,6 +613,12 @@ func (b *Backend) lookup(ctx context.Context, h *runtimes.Handle) (container.Ins
 		return container.InspectResponse{}, fmt.Errorf("docker backend: list containers of session %s: %w", h.SessionID, mapDaemonErr(b.cli, err))
 	}
 	if len(list) == 0 {
+		list, err = b.claimedPoolContainers(ctx, h.SessionID)
+		if err != nil {
+			return container.InspectResponse{}, err
+		}
+	}
+	if len(list) == 0 {
 		return container.InspectResponse{}, fmt.Errorf("docker backend: session %s: no container: %w", h.SessionID, runtimes.ErrNotFound)
 	}
 	sort.Slice(list, func(i, j int) bool { return list[i].Created > list[j].Created })
@@ -647,7 +701,7 @@ func (b *Backend) Recover(ctx context.Context, h *runtimes.Handle) (*runtimes.Ha
 	out := &runtimes.Handle{
 		Backend:   "docker",
 		ID:        insp.ID,
-		SessionID: labels[LabelSession],
+		SessionID: sessionOf(labels),
 		AgentAddr: "unix://" + sock,
 		Token:     token,
 		Meta:      handleMeta(strings.TrimPrefix(insp.Name, "/"), insp.Config.Image, labels),

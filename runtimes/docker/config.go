@@ -67,6 +67,9 @@ type Config struct {
 	// node's containers left by a Corral that died. It is read by the
 	// caller (runtimes.OrphanReaping), never by the backend.
 	ReapOrphans bool `toml:"reap_orphans"`
+	// WarmPool keeps this many started, idle containers per image for
+	// sessions that set nothing but their image (0: none).
+	WarmPool int `toml:"warm_pool"`
 }
 
 // VolumeList is a list of host:container[:mode] entries. In TOML it is an
@@ -127,7 +130,11 @@ func Factory() runtimes.Factory {
 		if err != nil {
 			return nil, err
 		}
-		b, err := New(ctx, append(opts, WithLogger(env.Logger))...)
+		opts = append(opts, WithLogger(env.Logger))
+		if env.Owner.ID != "" {
+			opts = append(opts, WithOwner(env.Owner))
+		}
+		b, err := New(ctx, opts...)
 		if err != nil {
 			return nil, err
 		}
@@ -202,6 +209,9 @@ func (c Config) Validate() error {
 	} else if c.CPUs > 0 && c.CPUs < 0.01 {
 		errs = append(errs, fmt.Errorf("cpus = %g: Docker's minimum is 0.01", c.CPUs))
 	}
+	if c.WarmPool < 0 {
+		errs = append(errs, fmt.Errorf("warm_pool = %d: want >= 0 (0: no warm pool)", c.WarmPool))
+	}
 	if c.PidsLimit < 0 {
 		errs = append(errs, fmt.Errorf("pids_limit = %d: want >= 0 (0: unlimited)", c.PidsLimit))
 	}
@@ -255,6 +265,9 @@ func (c Config) Options() ([]Option, error) {
 	}
 	if c.StartConcurrency > 0 {
 		opts = append(opts, WithStartConcurrency(c.StartConcurrency))
+	}
+	if c.WarmPool > 0 {
+		opts = append(opts, WithWarmPool(c.WarmPool))
 	}
 	return opts, nil
 }

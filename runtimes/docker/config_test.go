@@ -68,6 +68,7 @@ const everyKey = `
   pids_limit = 256
   oom_policy = "ignore"
   reap_orphans = false
+  warm_pool = 2
 `
 
 func TestConfigDecodeEveryKey(t *testing.T) {
@@ -81,6 +82,7 @@ func TestConfigDecodeEveryKey(t *testing.T) {
 		Readiness: "logs", ReadyPollInterval: runtimes.Duration(5 * time.Millisecond), PauseMode: "stop",
 		Network: "net-a", AdditionalNetworks: []string{"net-b"}, Volumes: VolumeList{"/srv/data:/data:ro", "cache:/cache"},
 		MemoryBytes: 512 << 20, CPUs: 1.5, PidsLimit: 256, OOMPolicy: "ignore", ReapOrphans: false,
+		WarmPool: 2,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("decoded\n %+v\nwant\n %+v", got, want)
@@ -129,6 +131,7 @@ func TestConfigDecode(t *testing.T) {
 		{name: "negative cpus", text: "[runtime.docker]\ncpus = -1.0\n", wantErr: "cpus = -1"},
 		{name: "negative pids", text: "[runtime.docker]\npids_limit = -1\n", wantErr: "pids_limit = -1"},
 		{name: "tiny memory", text: "[runtime.docker]\nmemory_bytes = 1024\n", wantErr: "6 MiB"},
+		{name: "negative warm pool", text: "[runtime.docker]\nwarm_pool = -1\n", wantErr: "warm_pool = -1"},
 		{name: "negative concurrency", text: "[runtime.docker]\nstart_concurrency = -2\n", wantErr: "start_concurrency = -2"},
 		{name: "bad volume", text: "[runtime.docker]\nvolumes = [\"/a\"]\n", wantErr: `volumes: volume "/a"`},
 		{name: "volume on the agent's path", text: "[runtime.docker]\nvolumes = [\"/a:/.corral/x\"]\n", wantErr: "reserved"},
@@ -164,7 +167,7 @@ func TestConfigOptions(t *testing.T) {
 			if c.network != d.network || c.pauseMode != d.pauseMode || c.concurrency != d.concurrency || c.resources != d.resources ||
 				c.reap || c.startTimeout != d.startTimeout || c.stopTimeout != d.stopTimeout || c.image != d.image ||
 				c.oomPolicy != d.oomPolicy || c.readiness != d.readiness || c.readyPoll != d.readyPoll || c.agentUser != d.agentUser ||
-				c.nodeID != d.nodeID || c.stateDir != d.stateDir || c.agentBinary != "" || len(c.volumes) != 0 || len(c.extraNetworks) != 0 {
+				c.nodeID != d.nodeID || c.stateDir != d.stateDir || c.warmPool != 0 || c.agentBinary != "" || len(c.volumes) != 0 || len(c.extraNetworks) != 0 {
 				t.Errorf("changed: %+v", c)
 			}
 		}},
@@ -176,6 +179,11 @@ func TestConfigOptions(t *testing.T) {
 		{name: "limits", edit: func(c *Config) { c.MemoryBytes, c.CPUs, c.PidsLimit = 1<<30, 0.1, 100 }, check: func(t *testing.T, c config) {
 			if c.resources != (runtimes.Resources{MemoryBytes: 1 << 30, NanoCPUs: 100_000_000, PidsLimit: 100}) {
 				t.Errorf("resources %+v", c.resources)
+			}
+		}},
+		{name: "warm pool", edit: func(c *Config) { c.WarmPool = 3 }, check: func(t *testing.T, c config) {
+			if c.warmPool != 3 {
+				t.Errorf("warmPool %d", c.warmPool)
 			}
 		}},
 		{name: "reap_orphans is not the backend's business", edit: func(c *Config) { c.ReapOrphans = true }, check: func(t *testing.T, c config) {

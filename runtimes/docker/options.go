@@ -64,6 +64,8 @@ type config struct {
 	readyPoll     time.Duration
 	agentUser     string
 	readiness     Readiness
+	warmPool      int
+	owner         runtimes.Owner
 }
 
 func defaultConfig() config {
@@ -210,3 +212,14 @@ func WithLiveSessionIDs(ids ...string) Option {
 	}
 	return WithLiveSessions(func(s string) bool { return set[s] })
 }
+
+// WithWarmPool keeps n started, idle containers (agent up) per image,
+// handed out by Start to sessions that set nothing but their image (see
+// README, "Docker sandboxes"); the default image's pool fills from New,
+// another image's from its first such Start. 0 (default): no pool.
+func WithWarmPool(n int) Option { return func(o *config) { o.warmPool = max(n, 0) } }
+
+// WithOwner sets the owner recorded on warm-pool containers; a Start takes
+// one only when its Spec.Owner is this owner (labels cannot change after
+// create). Without it pool containers have no owner and are never reaped.
+func WithOwner(owner runtimes.Owner) Option { return func(o *config) { o.owner = owner } }

@@ -28,6 +28,7 @@ func (b *Backend) labelsFor(spec runtimes.Spec, runDir string) map[string]string
 	for _, k := range ownerLabels {
 		delete(labels, k)
 	}
+	delete(labels, LabelPool) // only the pool marks its own containers
 	if labels[LabelUser] == "" {
 		labels[LabelUser] = b.user
 	}
@@ -78,7 +79,7 @@ func (b *Backend) List(ctx context.Context) ([]*runtimes.Handle, error) {
 		out = append(out, &runtimes.Handle{
 			Backend:   "docker",
 			ID:        c.ID,
-			SessionID: c.Labels[LabelSession],
+			SessionID: sessionOf(c.Labels),
 			Meta:      handleMeta(name, c.Image, c.Labels),
 		})
 	}
