@@ -162,6 +162,8 @@ func (s *sessionActor) Receive(ctx actor.Context) {
 		s.query(ctx, m)
 	case *interruptReq:
 		s.interrupt(ctx, m)
+	case *logsReq:
+		s.logs(ctx)
 	case *appended:
 		s.onAppended(ctx, m)
 	case *runtimeStatus:
