@@ -66,6 +66,7 @@ func (s *Server) sessionLogs(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
+	_ = http.NewResponseController(w).Flush() // the client knows the stream is open before the first line
 	rerr := copyFlushing(w, rc)
 	switch {
 	case ctx.Err() != nil: // the client or the server went away: nobody to tell
