@@ -284,8 +284,7 @@ func (w *watcher) wait(ctx context.Context, id string) (<-chan runtimes.Exit, er
 	bx = w.boxLocked(id)
 	bx.waiters[wt] = struct{}{}
 	expected := bx.expect
-	w.mu.Unlock()
-
+	// stop is set under mu: the callback and die events read it under mu.
 	wt.stop = context.AfterFunc(ctx, func() {
 		w.mu.Lock()
 		if cur := w.boxes[id]; cur != nil {
@@ -294,6 +293,7 @@ func (w *watcher) wait(ctx context.Context, id string) (<-chan runtimes.Exit, er
 		w.mu.Unlock()
 		wt.finish(nil)
 	})
+	w.mu.Unlock()
 
 	// A container this Backend value never started (e.g. after a restart
 	// of Corral, without Recover) may be dead already: the event is gone.
