@@ -25,6 +25,7 @@ commands:
   farm     run many jobs (evaluation farm)
   bench    benchmarks with same-run baselines
   image    build sandbox images
+  logs     print (or follow) a session's sandbox log, from corral serve
   version  print the version
 
 Run "corral <command> --help" for a command's flags.
@@ -75,6 +76,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runBench(ctx, rest, stdout, stderr)
 	case "image":
 		return runImage(ctx, rest, stdout, stderr)
+	case "logs":
+		return runLogs(ctx, rest, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "corral %s\n", version)
 		return 0
