@@ -23,6 +23,7 @@ const state = {
   draft: "",
   files: { dir: "", root: null, open: null, content: "" },
   py: new Map(),      // run_ipython action id -> its cell element
+  logs: null,         // AbortController of the Logs tab's stream
 };
 
 function el(tag, cls, text) {
@@ -154,6 +155,7 @@ function openSession(id) {
   setWaiting(false);
   state.term.reset();
   $("log").textContent = "";
+  if (currentTab() === "logs") loadLogs();
   $("py-cells").textContent = "";
   $("fb-view").classList.add("hidden");
   $("delete-confirm").classList.add("hidden");
@@ -174,6 +176,7 @@ function openSession(id) {
 
 function closeSession() {
   if (state.ws) { state.ws.onclose = null; state.ws.close(); state.ws = null; }
+  stopLogs();
   state.current = null;
   $("session-view").classList.add("hidden");
   $("empty-view").classList.remove("hidden");
@@ -749,6 +752,66 @@ $("fb-upload").addEventListener("change", async (ev) => {
 $("fb-refresh").addEventListener("click", () => listDir(state.files.dir));
 $("fb-zip").addEventListener("click", () => download(state.files.dir));
 
+// ---- sandbox logs ----------------------------------------------------------
+
+const LOGS_TAIL = 1000;         // lines fetched when the tab opens
+const LOGS_MAX_CHARS = 2 << 20; // the view keeps the last ~2 MiB
+
+// stopLogs ends the log stream the tab reads (leaving the tab, another
+// session): the server stops reading the sandbox's log with it.
+function stopLogs() {
+  if (state.logs) { state.logs.abort(); state.logs = null; }
+}
+
+// loadLogs reads the last LOGS_TAIL lines of the sandbox's log and, with
+// Follow, keeps appending lines until the sandbox stops (the server's last
+// line then says so). Text is appended as text nodes, never parsed.
+async function loadLogs() {
+  stopLogs();
+  const out = $("logs-out"), status = $("logs-status");
+  out.textContent = "";
+  if (!state.current) return;
+  const follow = $("logs-follow").checked;
+  const ctl = new AbortController();
+  state.logs = ctl;
+  status.textContent = follow ? "following…" : "loading…";
+  try {
+    const res = await fetch(sessionPath("/logs?tail=" + LOGS_TAIL + (follow ? "&follow=true" : "")), { headers: authHeaders(), signal: ctl.signal });
+    if (!res.ok) {
+      let msg = res.status + " " + res.statusText;
+      try { const d = await res.json(); if (d && d.error) msg = d.error.message; } catch (_) { /* not JSON */ }
+      if (res.status === 401) $("token-form").classList.remove("hidden");
+      status.textContent = msg;
+      return;
+    }
+    const reader = res.body.getReader();
+    const dec = new TextDecoder();
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      appendLog(out, dec.decode(value, { stream: true }));
+    }
+    if (state.logs === ctl) status.textContent = follow ? "ended" : "";
+  } catch (e) {
+    if (e.name !== "AbortError") status.textContent = "log stream failed: " + e.message;
+  } finally {
+    if (state.logs === ctl) state.logs = null;
+  }
+}
+
+function appendLog(out, text) {
+  const atEnd = out.scrollTop + out.clientHeight >= out.scrollHeight - 4;
+  out.appendChild(document.createTextNode(text));
+  if (out.textContent.length > LOGS_MAX_CHARS) {
+    const t = out.textContent;
+    out.textContent = t.slice(t.indexOf("\n", t.length - LOGS_MAX_CHARS / 2) + 1);
+  }
+  if (atEnd) out.scrollTop = out.scrollHeight;
+}
+
+$("logs-reload").addEventListener("click", loadLogs);
+$("logs-follow").addEventListener("change", loadLogs);
+
 // ---- tabs & session controls ----------------------------------------------
 
 function currentTab() {
@@ -767,6 +830,7 @@ function showTab(name) {
   if (name === "files") listDir(state.files.dir);
   if (name === "py") $("py-code").focus();
   if (name === "events") { const log = $("log"); log.scrollTop = log.scrollHeight; }
+  if (name === "logs") loadLogs(); else stopLogs();
 }
 for (const t of document.querySelectorAll(".tab")) t.addEventListener("click", () => showTab(t.dataset.tab));
 
