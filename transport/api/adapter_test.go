@@ -59,7 +59,7 @@ func cleanupAgent() {
 	}
 }
 
-// realFixture is a server over the real engine with the local runtime and
+// realFixture is a server over the real engine with one runtime and
 // an on-disk event store.
 type realFixture struct {
 	*fixture
@@ -81,6 +81,20 @@ func newRealFixture(t testing.TB, mutate func(*Config)) *realFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return newEngineFixture(t, backend, mutate)
+}
+
+// closableBackend is a backend the fixture closes at its end.
+type closableBackend interface {
+	runtimes.Backend
+	Close() error
+}
+
+// newEngineFixture is a server over the real engine with backend (closed
+// at the end) and an on-disk event store.
+func newEngineFixture(t testing.TB, backend closableBackend, mutate func(*Config)) *realFixture {
+	t.Helper()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	reg, err := runtimes.NewRegistry(backend)
 	if err != nil {
 		t.Fatal(err)
@@ -118,7 +132,7 @@ func newRealFixture(t testing.TB, mutate func(*Config)) *realFixture {
 			t.Errorf("engine shutdown: %v", err)
 		}
 		if err := backend.Close(); err != nil {
-			t.Errorf("local backend close: %v", err)
+			t.Errorf("%s backend close: %v", backend.Name(), err)
 		}
 		if err := store.Close(); err != nil {
 			t.Errorf("store close: %v", err)

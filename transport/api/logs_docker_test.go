@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,7 +16,6 @@ import (
 
 	"corral/actors"
 	"corral/eventbus"
-	"corral/runtimes"
 	"corral/runtimes/docker"
 )
 
@@ -79,7 +77,6 @@ func newDockerFixture(t *testing.T) *fixture {
 	if _, err := docker.BuildMinimalImage(ctx, cli, docker.MinimalImageOptions{}); err != nil {
 		t.Fatalf("build %s: %v", docker.MinimalImage, err)
 	}
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	stateDir, err := os.MkdirTemp("", "cdl") // short: the agent's socket path must fit in 108 bytes
 	if err != nil {
 		t.Fatal(err)
@@ -87,47 +84,11 @@ func newDockerFixture(t *testing.T) *fixture {
 	t.Cleanup(func() { os.RemoveAll(stateDir) })
 	backend, err := docker.New(ctx, docker.WithAgentBinary(buildStaticAgent(t)), docker.WithStateDir(stateDir),
 		docker.WithNodeID(fmt.Sprintf("corraltest-logs-%d-%d", os.Getpid(), time.Now().UnixNano()%1e6)),
-		docker.WithDefaultImage(docker.MinimalImage), docker.WithLogger(quiet))
+		docker.WithDefaultImage(docker.MinimalImage), docker.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 	if err != nil {
 		t.Fatalf("docker.New: %v", err)
 	}
-	reg, err := runtimes.NewRegistry(backend)
-	if err != nil {
-		t.Fatal(err)
-	}
-	scfg := eventbus.DefaultConfig()
-	scfg.StoreDir, scfg.Sync = t.TempDir(), eventbus.SyncNever
-	store, err := eventbus.OpenStore(scfg, eventbus.WithLogger(quiet))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ecfg := actors.DefaultConfig()
-	ecfg.SkipGitConfig = true
-	eng, err := actors.NewEngine(ecfg, reg, actors.WithStore(store), actors.WithLogger(quiet))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := New(NewEngineAdapter(eng), DefaultConfig(), WithLogger(quiet))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv)
-	t.Cleanup(func() {
-		srv.Close()
-		ts.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
-		if err := eng.Shutdown(ctx); err != nil {
-			t.Errorf("engine shutdown: %v", err)
-		}
-		if err := backend.Close(); err != nil {
-			t.Errorf("docker backend close: %v", err)
-		}
-		if err := store.Close(); err != nil {
-			t.Errorf("store close: %v", err)
-		}
-	})
-	return &fixture{t: t, srv: srv, ts: ts}
+	return newEngineFixture(t, backend, nil).fixture
 }
 
 // readyDockerSession creates a Docker session and waits for READY.
