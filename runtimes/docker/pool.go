@@ -232,9 +232,15 @@ func (p *pool) fill(img string) (*pooledContainer, error) {
 
 // ready returns how many idle containers of img wait to be claimed.
 func (p *pool) ready(img string) int {
+	idle, _ := p.counts(img)
+	return idle
+}
+
+// counts returns how many containers of img are idle and being started.
+func (p *pool) counts(img string) (idle, filling int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.idle[img])
+	return len(p.idle[img]), p.filling[img]
 }
 
 // close stops refills, waits for fillers and removes every idle container.
