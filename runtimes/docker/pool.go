@@ -168,9 +168,19 @@ func (p *pool) drain(img, imageID string) {
 	}
 }
 
-// discard removes c in the background (owned by p.wg).
+// discard removes c in the background (owned by p.wg), or at once once
+// close has begun (close may already be waiting on p.wg).
 func (p *pool) discard(c *pooledContainer) {
-	p.wg.Add(1)
+	p.mu.Lock()
+	closed := p.closed
+	if !closed {
+		p.wg.Add(1)
+	}
+	p.mu.Unlock()
+	if closed {
+		p.b.destroyStarted(c.started)
+		return
+	}
 	go func() {
 		defer p.wg.Done()
 		p.b.destroyStarted(c.started)
