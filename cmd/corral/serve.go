@@ -195,6 +195,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) (exi
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
+	hs.RegisterOnShutdown(srv.Close) // end followed logs and WebSockets: Shutdown would wait for them
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
 

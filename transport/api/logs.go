@@ -33,8 +33,8 @@ func (a *EngineAdapter) Logs(ctx context.Context, id string, opts runtimes.LogOp
 // sessionLogs streams the sandbox's log as text/plain: the lines so far
 // (the last ?tail=N), then, with ?follow=true, new lines until the sandbox
 // stops, the client goes away or the server closes. A followed stream that
-// ends because the sandbox stopped or is gone says so on a last line
-// "TIMESTAMP corral: end of logs: ...".
+// ends because the sandbox stopped or is gone, or because the server is
+// shutting down, says so on a last line "TIMESTAMP corral: end of logs: ...".
 func (s *Server) sessionLogs(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	opts, err := logOptions(r)
@@ -69,7 +69,9 @@ func (s *Server) sessionLogs(w http.ResponseWriter, r *http.Request) {
 	_ = http.NewResponseController(w).Flush() // the client knows the stream is open before the first line
 	rerr := copyFlushing(w, rc)
 	switch {
-	case ctx.Err() != nil: // the client or the server went away: nobody to tell
+	case r.Context().Err() != nil: // the client went away: nobody to tell
+	case s.baseCtx.Err() != nil:
+		writeLogEnd(w, "the server is shutting down")
 	case rerr != nil:
 		writeLogEnd(w, fmt.Sprintf("the log could not be read further: %v", rerr))
 	case opts.Follow:

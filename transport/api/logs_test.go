@@ -128,6 +128,24 @@ func TestLogsOfALocalSandboxThroughTheAPI(t *testing.T) {
 	wantError(t, code, b, 409, "not_running")
 }
 
+// TestLogsFollowEndsWhenTheServerCloses: a followed log does not hold the
+// server's shutdown; it ends with a line saying why.
+func TestLogsFollowEndsWhenTheServerCloses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a real local sandbox; skipped in -short mode")
+	}
+	f := newRealFixture(t, nil)
+	id := f.readySession()
+	res := followLogs(t, f.fixture, id, 1)
+	defer res.Body.Close()
+	f.srv.Close()
+	b, err := io.ReadAll(res.Body)
+	lines := logLines(t, string(b))
+	if err != nil || len(lines) != 2 || !strings.HasSuffix(lines[1], " corral: end of logs: the server is shutting down") {
+		t.Fatalf("followed log after the server closed = %q, %v; want the last line, then the end line", b, err)
+	}
+}
+
 func TestLogsBadInputIsAClearError(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a real local sandbox; skipped in -short mode")
