@@ -44,6 +44,9 @@ func (e *Engine) Logs(ctx context.Context, sid string, opts runtimes.LogOptions)
 	case *logsReply:
 		r = m
 	case *actorpb.ControlReply: // the Manager's refusal: unknown or not running
+		if m.Error.GetCode() == actorpb.ErrorCode_ERROR_CODE_NOT_RUNNING {
+			return nil, &Error{Code: m.Error.Code, Message: fmt.Sprintf("session %s has no sandbox now, so no sandbox log (a stopped session's sandbox is released with its log; its events stay at GET /api/sessions/%s/events): %s", sid, sid, m.Error.GetMessage())}
+		}
 		return nil, fromPB(m.Error)
 	default:
 		return nil, fmt.Errorf("actors: unexpected reply %T to a logs request", res)
