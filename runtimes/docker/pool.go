@@ -215,6 +215,9 @@ func (p *pool) refillLocked(img string, delay time.Duration) {
 				p.idle[img] = append(p.idle[img], c)
 				c = nil
 			}
+			if err != nil && img != p.b.cfg.image && len(p.idle[img]) == 0 && p.filling[img] == 0 {
+				delete(p.idle, img) // e.g. a misspelt image must not hold one of maxPoolImages
+			}
 			p.mu.Unlock()
 			if err != nil && p.ctx.Err() == nil {
 				p.b.cfg.logger.Warn("starting a warm container", "image", img, "err", err)

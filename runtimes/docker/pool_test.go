@@ -47,13 +47,27 @@ func poolContainers(t *testing.T, b *Backend, node string) []container.Summary {
 	return list
 }
 
+// liveOwner is a durable owner whose lock the test holds, so no Corral on
+// this host (other tests run serve and exec, which reap) takes its
+// containers for leftovers.
+func liveOwner(t *testing.T, id, instance string) runtimes.Owner {
+	t.Helper()
+	o := runtimes.Owner{ID: id, Instance: instance, Host: runtimes.Hostname(), LockPath: filepath.Join(t.TempDir(), "LOCK"), Durable: true}
+	lock, err := runtimes.AcquireOwnerLock(o.LockPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lock.Close() })
+	return o
+}
+
 func isPooled(t *testing.T, b *Backend, h *runtimes.Handle) bool {
 	t.Helper()
 	return inspect(t, b, h.ID).Config.Labels[LabelPool] == "true"
 }
 
 func TestWarmPoolHandsOutAWorkingContainerFoundBySession(t *testing.T) {
-	o := runtimes.Owner{ID: t.Name(), Instance: "run-1", Host: runtimes.Hostname(), LockPath: "/nonexistent/LOCK", Durable: true}
+	o := liveOwner(t, t.Name(), "run-1")
 	b := newBackend(t, WithWarmPool(1), WithOwner(o))
 	poolSettled(t, b, env.image, 1)
 	h := start(t, b, runtimes.Spec{SessionID: sessionID(t), Owner: o})
@@ -97,7 +111,8 @@ func TestWarmPoolHandsOutAWorkingContainerFoundBySession(t *testing.T) {
 }
 
 func TestWarmPoolServesOnlySpecsItCanHonour(t *testing.T) {
-	o := runtimes.Owner{ID: t.Name(), Host: runtimes.Hostname(), LockPath: "/nonexistent/LOCK", Durable: true}
+	o := liveOwner(t, t.Name(), "")
+	other := liveOwner(t, t.Name()+"-other", "")
 	b := newBackend(t, WithWarmPool(1), WithOwner(o))
 	tests := []struct {
 		name string
@@ -112,7 +127,7 @@ func TestWarmPoolServesOnlySpecsItCanHonour(t *testing.T) {
 		{"volume", runtimes.Spec{Volumes: []string{t.TempDir() + ":/data"}}},
 		{"label", runtimes.Spec{Labels: map[string]string{"x": "y"}}},
 		{"another user label", runtimes.Spec{Labels: map[string]string{LabelUser: "someone-else"}}},
-		{"another owner", runtimes.Spec{Owner: runtimes.Owner{ID: "other", Host: o.Host}}},
+		{"another owner", runtimes.Spec{Owner: other}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -276,12 +291,7 @@ func TestWarmPoolImageRemoved(t *testing.T) {
 // are reaped like any others, a claimed one its owner still wants is not.
 func TestWarmPoolContainersAreReaped(t *testing.T) {
 	node := env.node + "-poolreap"
-	o := runtimes.Owner{ID: t.Name(), Instance: "run-1", Host: runtimes.Hostname(), LockPath: filepath.Join(t.TempDir(), "LOCK"), Durable: true}
-	lock, err := runtimes.AcquireOwnerLock(o.LockPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lock.Close()
+	o := liveOwner(t, t.Name(), "run-1")
 	b1 := newBackend(t, WithNodeID(node), WithWarmPool(2), WithOwner(o))
 	poolSettled(t, b1, env.image, 2)
 	kept := start(t, b1, runtimes.Spec{Owner: o})
@@ -310,6 +320,29 @@ func TestWarmPoolContainersAreReaped(t *testing.T) {
 		}
 		if _, err := b2.Inspect(ctx, &runtimes.Handle{ID: c.ID}); !errors.Is(err, runtimes.ErrNotFound) {
 			t.Errorf("idle pool container %s survived the reap: %v", c.Names, err)
+		}
+	}
+}
+
+func TestWarmPoolForgetsAnImageThatDoesNotExist(t *testing.T) {
+	b := newBackend(t, WithWarmPool(1))
+	const img = "corral-no-such-image:pool"
+	_, err := b.Start(testCtx(t, time.Minute), runtimes.Spec{SessionID: sessionID(t), Image: img})
+	if err == nil || !strings.Contains(err.Error(), "is not present on the Docker host") {
+		t.Fatalf("Start with a missing image = %v, want the missing-image error", err)
+	}
+	ctx := testCtx(t, time.Minute)
+	for {
+		b.pool.mu.Lock()
+		_, kept := b.pool.idle[img]
+		b.pool.mu.Unlock()
+		if !kept {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("the pool kept a slot for an image that does not exist")
+		case <-time.After(5 * time.Millisecond):
 		}
 	}
 }
