@@ -22,6 +22,12 @@
 // socket, and List lets the engine's runtimes.Reap remove the containers of
 // dead owners.
 //
+// WithWarmPool keeps started, idle containers per image (pool.go), handed
+// out to sessions whose spec they honour (nothing set but the image, same
+// owner); labels cannot change after create, so a pool container carries
+// corral.pool=true and an empty corral.session label, and the session that
+// claims it is recorded in its socket directory.
+//
 // This package must never: reap on its own (the engine calls
 // runtimes.Reap), publish host ports, pull images, touch containers without
 // corral.managed=true, shell out to the docker CLI, or import packages above
