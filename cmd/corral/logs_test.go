@@ -7,13 +7,9 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 )
 
 // TestLogsCommandReadsThroughTheServer runs `corral serve` in-process with
@@ -23,23 +19,7 @@ func TestLogsCommandReadsThroughTheServer(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a local sandbox; skipped in -short mode")
 	}
-	dir := t.TempDir()
-	agent := filepath.Join(dir, "corral-agent")
-	build := exec.Command("go", "build", "-o", agent, "corral/cmd/corral-agent")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build corral-agent: %v\n%s", err, out)
-	}
-	cfgPath := writeServeConfig(t, `
-[server]
-listen = "127.0.0.1:0"
-[engine]
-skip_git_config = true
-[events]
-store_dir = "`+filepath.Join(dir, "events")+`"
-[runtime.local]
-agent_binary = "`+agent+`"
-`)
+	cfgPath := localServeConfig(t, t.TempDir(), "")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var serveOut, serveErr syncBuffer
@@ -135,24 +115,5 @@ agent_binary = "`+agent+`"
 	all := first + string(rest)
 	if r.code != 0 || !strings.Contains(all, "corral-agent: shutting down") || !strings.HasSuffix(all, "corral: end of logs: the sandbox stopped\n") {
 		t.Fatalf("logs -f = %d, stdout %q, stderr %q; want the agent's last line and the end line", r.code, all, r.errs)
-	}
-}
-
-// waitServeURL waits for the URL runServe prints.
-func waitServeURL(t *testing.T, out, errs *syncBuffer, done <-chan int) string {
-	t.Helper()
-	re := regexp.MustCompile(`open (http://127\.0\.0\.1:\d+/)`)
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if m := re.FindStringSubmatch(out.String()); m != nil {
-			return m[1]
-		}
-		select {
-		case code := <-done:
-			t.Fatalf("serve exited %d early; stderr:\n%s", code, errs.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no URL printed; stdout %q stderr %q", out.String(), errs.String())
-		}
 	}
 }

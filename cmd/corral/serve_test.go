@@ -110,21 +110,7 @@ func TestServeRunsAnActionAndShutsDownCleanly(t *testing.T) {
 		t.Skip("starts a local sandbox; skipped in -short mode")
 	}
 	dir := t.TempDir()
-	agent := filepath.Join(dir, "corral-agent")
-	build := exec.Command("go", "build", "-o", agent, "corral/cmd/corral-agent")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build corral-agent: %v\n%s", err, out)
-	}
-	cfgPath := writeServeConfig(t, `
-[server]
-listen = "127.0.0.1:0"
-[engine]
-skip_git_config = true
-[events]
-store_dir = "`+filepath.Join(dir, "events")+`"
-[runtime.local]
-agent_binary = "`+agent+`"
+	cfgPath := localServeConfig(t, dir, `
 [runtime_api]
 api_key = "runtime-api-key"
 `)
@@ -134,21 +120,7 @@ api_key = "runtime-api-key"
 	done := make(chan int, 1)
 	go func() { done <- runServe(ctx, []string{"--config", cfgPath}, &stdout, &stderr) }()
 
-	urlRE := regexp.MustCompile(`open (http://127\.0\.0\.1:\d+/)`)
-	var base string
-	for deadline := time.Now().Add(30 * time.Second); base == ""; time.Sleep(20 * time.Millisecond) {
-		if m := urlRE.FindStringSubmatch(stdout.String()); m != nil {
-			base = m[1]
-		}
-		select {
-		case code := <-done:
-			t.Fatalf("serve exited %d early; stderr:\n%s", code, stderr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no URL printed; stdout %q stderr %q", stdout.String(), stderr.String())
-		}
-	}
+	base := waitServeURL(t, &stdout, &stderr, done)
 	post := func(path, body string) (int, []byte) {
 		res, err := http.Post(base+path, "application/json", strings.NewReader(body))
 		if err != nil {
@@ -209,5 +181,47 @@ api_key = "runtime-api-key"
 	}
 	if _, err := os.Stat(filepath.Join(dir, "events", s.ID+".events")); err != nil {
 		t.Fatalf("the session's events were not stored: %v", err)
+	}
+}
+
+// localServeConfig builds corral-agent into dir and writes a serve config
+// for the local runtime on a free loopback port, with its event store in
+// dir; extra TOML is appended.
+func localServeConfig(t *testing.T, dir, extra string) string {
+	t.Helper()
+	agent := filepath.Join(dir, "corral-agent")
+	build := exec.Command("go", "build", "-o", agent, "corral/cmd/corral-agent")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build corral-agent: %v\n%s", err, out)
+	}
+	return writeServeConfig(t, `
+[server]
+listen = "127.0.0.1:0"
+[engine]
+skip_git_config = true
+[events]
+store_dir = "`+filepath.Join(dir, "events")+`"
+[runtime.local]
+agent_binary = "`+agent+`"
+`+extra)
+}
+
+// waitServeURL waits for serve to print the URL it listens on.
+func waitServeURL(t *testing.T, out, errs *syncBuffer, done <-chan int) string {
+	t.Helper()
+	re := regexp.MustCompile(`open (http://127\.0\.0\.1:\d+/)`)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if m := re.FindStringSubmatch(out.String()); m != nil {
+			return m[1]
+		}
+		select {
+		case code := <-done:
+			t.Fatalf("serve exited %d early; stderr:\n%s", code, errs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no URL printed; stdout %q stderr %q", out.String(), errs.String())
+		}
 	}
 }
