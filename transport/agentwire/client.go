@@ -802,8 +802,8 @@ func (c *Client) Download(ctx context.Context, path string, w io.Writer) error {
 // RoundTrip makes the client an http.RoundTripper to its agent's HTTP API
 // (runtimes.HTTPAgent): req goes over the client's own transport (its
 // dialer, TLS or tunnel) with the URL's scheme and host replaced by the
-// agent's. No credentials are added: OpenHands' endpoints check the
-// X-Session-API-Key the caller sends. It fails once the client is closed
+// agent's. Only PathPorts requests get a credential (HeaderAgentToken):
+// OpenHands' endpoints check the X-Session-API-Key the caller sends. It fails once the client is closed
 // or the agent lost.
 func (c *Client) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err := c.ctx.Err(); err != nil {
@@ -818,6 +818,9 @@ func (c *Client) RoundTrip(req *http.Request) (*http.Response, error) {
 	scheme, host, _ := strings.Cut(c.baseURL, "://")
 	out := req.Clone(req.Context())
 	out.URL.Scheme, out.URL.Host, out.Host = scheme, host, ""
+	if out.URL.Path == PathPorts || strings.HasPrefix(out.URL.Path, PathPorts+"/") {
+		out.Header.Set(HeaderAgentToken, c.token) // the agent's preview ports want it; OpenHands' endpoints their own key
+	}
 	return c.httpc.Transport.RoundTrip(out)
 }
 

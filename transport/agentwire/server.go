@@ -127,6 +127,10 @@ type Server struct {
 	token []byte
 	o     serverOptions
 
+	// portTransport dials the sandbox's own ports for PathPorts: direct
+	// (no HTTP_PROXY of the sandbox's environment), idle conns closed by Close.
+	portTransport *http.Transport
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // request executions, connections, janitor
@@ -181,6 +185,7 @@ func NewServer(exec Executor, token string, opts ...ServerOption) (*Server, erro
 		exec: exec, token: []byte(token), o: o, ctx: ctx, cancel: cancel,
 		reqs: map[string]*request{}, expired: map[string]struct{}{},
 		conns: map[*serverConn]struct{}{}, started: time.Now(), instance: NewRequestID(),
+		portTransport: &http.Transport{MaxIdleConnsPerHost: 4, IdleConnTimeout: 30 * time.Second},
 	}
 	s.lastExec.Store(time.Now().UnixNano())
 	s.wg.Add(1)
@@ -206,6 +211,7 @@ func (s *Server) Close() error {
 	for _, c := range conns {
 		c.ws.CloseNow()
 	}
+	s.portTransport.CloseIdleConnections()
 	s.wg.Wait()
 	return nil
 }
@@ -218,6 +224,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET "+PathWire, s.serveWire)
 	mux.HandleFunc("POST "+PathUpload, s.serveUpload)
 	mux.HandleFunc("GET "+PathDownload, s.serveDownload)
+	s.mountPorts(mux)
 	if s.o.openHands {
 		s.mountOpenHands(mux)
 	}

@@ -158,6 +158,13 @@ func (s *Server) register() {
 	s.handle("POST /api/sessions/{id}/files", api, s.uploadFiles)
 	s.handle("GET /api/sessions/{id}/files/download", api, s.downloadFiles)
 
+	s.handle("GET /api/sessions/{id}/ports", api, s.listPorts)
+	// The preview proxy takes ?access_token= like WebSockets do (a browser
+	// following a link sends no header) and is not timed (it may be one).
+	for _, m := range []string{"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"} {
+		s.handle(m+" /api/sessions/{id}/ports/{port}/{path...}", routeInfo{ws: true}, s.proxyPort)
+	}
+
 	s.handle("GET /{$}", pub, s.uiIndex)
 	s.handle("GET /ui/app.js", pub, s.uiAsset("app.js", "text/javascript; charset=utf-8"))
 	s.handle("GET /ui/style.css", pub, s.uiAsset("style.css", "text/css; charset=utf-8"))

@@ -831,7 +831,34 @@ function showTab(name) {
   if (name === "py") $("py-code").focus();
   if (name === "events") { const log = $("log"); log.scrollTop = log.scrollHeight; }
   if (name === "logs") loadLogs(); else stopLogs();
+  if (name === "ports") loadPorts();
 }
+
+// loadPorts lists the sandbox's listening TCP ports as links to their
+// preview URLs (the token rides in ?access_token=, as a link sends no header).
+async function loadPorts() {
+  const ul = $("ports-list");
+  $("ports-status").textContent = "loading…";
+  let data;
+  try {
+    data = await api("GET", sessionPath("/ports"));
+  } catch (e) {
+    $("ports-status").textContent = e.message;
+    return;
+  }
+  ul.replaceChildren();
+  for (const p of data.ports) {
+    const li = el("li");
+    const a = el("a", "", p.port + " (" + p.address + ")");
+    a.href = p.url + (state.token ? "?access_token=" + encodeURIComponent(state.token) : "");
+    a.target = "_blank";
+    a.rel = "noopener";
+    li.append(a);
+    ul.append(li);
+  }
+  $("ports-status").textContent = data.ports.length === 0 ? "nothing listens in the sandbox" : data.ports.length + " listening";
+}
+$("ports-reload").addEventListener("click", loadPorts);
 for (const t of document.querySelectorAll(".tab")) t.addEventListener("click", () => showTab(t.dataset.tab));
 
 async function control(verb) {
