@@ -17,6 +17,11 @@
 // features, so a client can tell an older agent ("upgrade it") from a
 // silent one.
 //
+// The agent is also the only way into the sandbox's own network: PathPorts
+// lists its listening TCP ports and reverse-proxies HTTP and WebSocket
+// requests to 127.0.0.1:{port} from inside (preview ports), so no host port
+// is ever published.
+//
 // Request ids may be chosen by the caller (Client.Execute's reqID), and the
 // agent ties nothing to a connection, so requests also outlive the
 // controller process: after a crash a new process dials again and re-sends

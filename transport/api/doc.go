@@ -3,7 +3,9 @@
 // OpenHands' JSON format (submit, wait for the observation, confirm,
 // reject), the paged event log, a WebSocket that replays a session's events
 // from an id and then follows it live together with the output of running
-// commands, a session's files, health and readiness probes, Prometheus
+// commands, a session's files, its preview ports (HTTP and WebSocket
+// proxied to 127.0.0.1:{port} inside the sandbox through its agent, with
+// no host port published), health and readiness probes, Prometheus
 // metrics, and the OpenAPI document that describes all of it.
 //
 // The server talks to the engine only through the small Engine interface
