@@ -25,10 +25,14 @@ import (
 
 // echoServer is a Python HTTP server for the sandbox: it binds an
 // ephemeral port on 127.0.0.1, prints it, and answers GET and POST with
-// what it received (and the Authorization header it got, in X-Auth).
+// what it received (and the Authorization header it got, in X-Auth);
+// GET /big is 10 MiB.
 const echoServer = `import http.server
+BIG = b"x" * (10 << 20)
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
+        if self.path == "/big":
+            return self.reply(BIG)
         self.reply(("GET " + self.path).encode())
     def do_POST(self):
         n = int(self.headers.get("Content-Length") or 0)
