@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -157,6 +158,7 @@ api_key = "runtime-api-key"
 	if !strings.Contains(stdout.String(), "runtime-api") {
 		t.Fatalf("serve did not announce the Runtime API: %q", stdout.String())
 	}
+	checkWorkHostsReachAnApp(t, base, "runtime-api-key")
 	res, err := http.Get(base)
 	if err != nil {
 		t.Fatal(err)
@@ -224,4 +226,60 @@ func waitServeURL(t *testing.T, out, errs *syncBuffer, done <-chan int) string {
 			t.Fatalf("no URL printed; stdout %q stderr %q", out.String(), errs.String())
 		}
 	}
+}
+
+// checkWorkHostsReachAnApp starts a sandbox through OpenHands' Runtime API,
+// serves a page inside it on one of the work_hosts ports, as an OpenHands
+// agent is told to, and fetches it through that work_hosts URL (the
+// preview-port proxy), then stops the sandbox.
+func checkWorkHostsReachAnApp(t *testing.T, base, apiKey string) {
+	t.Helper()
+	call := func(url string, hdr map[string]string, body any) map[string]any {
+		b, _ := json.Marshal(body)
+		req, _ := http.NewRequest("POST", url, bytes.NewReader(b))
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var m map[string]any
+		if err := json.NewDecoder(res.Body).Decode(&m); err != nil || res.StatusCode != 200 {
+			t.Fatalf("POST %s = %d (%v): %v", url, res.StatusCode, err, m)
+		}
+		return m
+	}
+	ctl := map[string]string{"X-API-Key": apiKey}
+	started := call(base+"runtime-api/start", ctl, map[string]any{"image": "local", "session_id": "oh-apps"})
+	hosts, _ := started["work_hosts"].(map[string]any)
+	if len(hosts) == 0 {
+		t.Fatalf("/start gave no work_hosts: %v", started)
+	}
+	var appURL string
+	var port float64
+	for u, p := range hosts {
+		appURL, port = u, p.(float64)
+		break
+	}
+	sandbox, _ := started["url"].(string)
+	key, _ := started["session_api_key"].(string)
+	serveApp := fmt.Sprintf("cd \"$(mktemp -d)\" && echo app-ok > index.html && (python3 -m http.server %d --bind 127.0.0.1 >/dev/null 2>&1 &)", int(port))
+	action := map[string]any{"action": map[string]any{"action": "run", "args": map[string]any{"command": serveApp, "blocking": true}, "timeout": 30}}
+	if obs := call(sandbox+"/execute_action", map[string]string{"X-Session-API-Key": key}, action); obs["observation"] != "run" {
+		t.Fatalf("starting the app: %v", obs)
+	}
+	var last string
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(last, "app-ok"); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("GET %s (work_hosts, port %d) never served the app; last answer: %s", appURL, int(port), last)
+		}
+		if res, err := http.Get(appURL); err == nil {
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			last = fmt.Sprintf("%d %s", res.StatusCode, b)
+		}
+	}
+	call(base+"runtime-api/stop", ctl, map[string]string{"runtime_id": started["runtime_id"].(string)})
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
@@ -175,6 +176,33 @@ func mountPrefix(r *http.Request) string {
 	return ""
 }
 
+// OpenHands' DockerRuntime gives each sandbox one app port from each of
+// these ranges and tells the agent to serve web apps on them.
+const (
+	appPortBase1 = 50000
+	appPortBase2 = 55000
+	appPortSpan  = 5000
+)
+
+// workHosts is OpenHands' work_hosts: URL -> the port inside the sandbox an
+// app should listen on. The URLs are corral serve's preview-port proxy
+// (/api/sessions/{id}/ports/{port}/, served beside this API), so no host
+// port is published; they need the server's token when it has one. The
+// ports come from the runtime id, so every answer about a sandbox names
+// the same two.
+func (h *Handler) workHosts(r *http.Request, runtimeID string) map[string]int {
+	sum := fnv.New32a()
+	_, _ = sum.Write([]byte(runtimeID))
+	off := int(sum.Sum32() % appPortSpan)
+	base := strings.TrimRight(h.baseURL(r), "/")
+	hosts := make(map[string]int, 2)
+	for _, first := range []int{appPortBase1, appPortBase2} {
+		port := first + off
+		hosts[fmt.Sprintf("%s/api/sessions/%s/ports/%d/", base, url.PathEscape(runtimeID), port)] = port
+	}
+	return hosts
+}
+
 func (h *Handler) start(w http.ResponseWriter, r *http.Request) {
 	var req StartRequest
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
@@ -197,7 +225,7 @@ func (h *Handler) start(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{
 		"runtime_id":      sb.RuntimeID,
 		"url":             h.sandboxURL(r, sb.RuntimeID),
-		"work_hosts":      map[string]int{},
+		"work_hosts":      h.workHosts(r, sb.RuntimeID),
 		"session_api_key": sb.SessionAPIKey,
 		"status":          sb.Status,
 		"pod_status":      sb.PodStatus,
@@ -237,7 +265,7 @@ func (h *Handler) session(w http.ResponseWriter, r *http.Request) {
 	if sb.Status == "running" || sb.Status == "paused" {
 		body["runtime_id"] = sb.RuntimeID
 		body["url"] = h.sandboxURL(r, sb.RuntimeID)
-		body["work_hosts"] = map[string]int{}
+		body["work_hosts"] = h.workHosts(r, sb.RuntimeID)
 		body["session_api_key"] = sb.SessionAPIKey
 	}
 	writeJSON(w, http.StatusOK, body)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -156,6 +157,19 @@ func TestRemoteRuntimeFlowAsOpenHandsDrivesIt(t *testing.T) {
 	key, _ := body["session_api_key"].(string)
 	if rid == "" || key == "" || !strings.HasPrefix(url, srv.URL+"/runtime-api/sandbox/") {
 		t.Fatalf("/start answer: %v", body)
+	}
+	// work_hosts: two app ports, one in each of OpenHands' ranges, each
+	// behind the server's preview-port proxy for this sandbox.
+	hosts, _ := body["work_hosts"].(map[string]any)
+	if len(hosts) != 2 {
+		t.Fatalf("work_hosts = %v, want two app hosts", body["work_hosts"])
+	}
+	for u, p := range hosts {
+		port, _ := p.(float64)
+		want := fmt.Sprintf("%s/api/sessions/%s/ports/%d/", srv.URL, rid, int(port))
+		if u != want || !(port >= 50000 && port < 60000) {
+			t.Fatalf("work_hosts entry %s -> %v, want %s -> a port in 50000-59999", u, p, want)
+		}
 	}
 	status, body = ctl.do("GET", api+"/runtime/"+rid, nil)
 	if status != http.StatusOK || body["pod_status"] != "ready" || body["runtime_id"] != rid {
