@@ -164,6 +164,8 @@ func (s *sessionActor) Receive(ctx actor.Context) {
 		s.interrupt(ctx, m)
 	case *logsReq:
 		s.logs(ctx)
+	case *forkReq:
+		s.forkState(ctx)
 	case *appended:
 		s.onAppended(ctx, m)
 	case *runtimeStatus:
