@@ -132,3 +132,14 @@ func TestForkRefusesBadInput(t *testing.T) {
 		t.Fatalf("fork of a stopped session: %v, want ErrNotRunning", err)
 	}
 }
+
+// TestForkRefusedWhereTheRuntimeCannot: the cli runtime has no Forker; the
+// refusal names the runtimes that can fork.
+func TestForkRefusedWhereTheRuntimeCannot(t *testing.T) {
+	e := newCLIEngine(t, testConfig())
+	parent := startSession(t, e, SessionSpec{})
+	_, _, err := e.Fork(ctxT(t), parent, -1, "")
+	if !errors.Is(err, ErrNotSupported) || !strings.Contains(err.Error(), "local and docker") {
+		t.Fatalf("fork on cli: %v, want ErrNotSupported naming local and docker", err)
+	}
+}

@@ -145,6 +145,7 @@ func (s *Server) register() {
 	s.handle("POST /api/sessions/{id}/pause", api, s.pauseSession)
 	s.handle("POST /api/sessions/{id}/resume", api, s.resumeSession)
 	s.handle("POST /api/sessions/{id}/interrupt", api, s.interruptSession)
+	s.handle("POST /api/sessions/{id}/fork", api, s.forkSession)
 	s.handle("GET /api/sessions/{id}/logs", api, s.sessionLogs)
 
 	s.handle("POST /api/sessions/{id}/actions", api, s.postAction)
