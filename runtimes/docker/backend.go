@@ -252,6 +252,7 @@ func (b *Backend) Start(ctx context.Context, spec runtimes.Spec) (*runtimes.Hand
 	if ws != nil && !ws.Named {
 		h.Workspace = ws.Source
 	}
+	forkMeta(h, spec)
 	b.cfg.logger.Debug("sandbox started", "session", spec.SessionID, "container", c.name, "image", spec.Image)
 	return h, nil
 }
@@ -762,7 +763,7 @@ func (b *Backend) Destroy(ctx context.Context, h *runtimes.Handle) error {
 		}
 	}
 	b.removeRunDir(runDir)
-	return nil
+	return b.destroyFork(ctx, h)
 }
 
 // Pause implements runtimes.Backend according to the pause mode.
