@@ -26,6 +26,7 @@ commands:
   bench    benchmarks with same-run baselines
   image    build sandbox images
   logs     print (or follow) a session's sandbox log, from corral serve
+  fork     fork a running session (events and filesystem), through corral serve
   version  print the version
 
 Run "corral <command> --help" for a command's flags.
@@ -78,6 +79,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runImage(ctx, rest, stdout, stderr)
 	case "logs":
 		return runLogs(ctx, rest, stdout, stderr)
+	case "fork":
+		return runFork(ctx, rest, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "corral %s\n", version)
 		return 0
