@@ -59,6 +59,33 @@ func (a *ActorsEngine) StartSession(ctx context.Context, spec SessionSpec) (Sess
 	return s, nil
 }
 
+// ForkSession implements Forker: the job's session is a fork of parent's
+// (its events and files as they are now), ready once its runtime is.
+func (a *ActorsEngine) ForkSession(ctx context.Context, parent Session, spec SessionSpec) (Session, error) {
+	p, ok := parent.(*actorsSession)
+	if !ok {
+		return nil, fmt.Errorf("job %s: fork of a %T, not a session of this engine: %w", spec.JobID, parent, ErrPermanent)
+	}
+	var rnd [4]byte
+	_, _ = rand.Read(rnd[:])
+	sid := fmt.Sprintf("farm-%s-%d-%s", spec.JobID, spec.Attempt, hex.EncodeToString(rnd[:]))
+	if eventbus.ValidateSessionID(sid) != nil {
+		sid = "farm-" + hex.EncodeToString(rnd[:])
+	}
+	info, _, err := a.eng.Fork(ctx, p.sid, -1, sid)
+	if errors.Is(err, actors.ErrNotSupported) {
+		return nil, fmt.Errorf("job %s: %w: %w", spec.JobID, err, ErrPermanent)
+	}
+	if err != nil {
+		return nil, err
+	}
+	s := &actorsSession{eng: a.eng, sid: info.ID}
+	if err := a.eng.WaitReady(ctx, info.ID); err != nil {
+		return nil, errors.Join(err, s.Close(context.WithoutCancel(ctx)))
+	}
+	return s, nil
+}
+
 type actorsSession struct {
 	eng *actors.Engine
 	sid string

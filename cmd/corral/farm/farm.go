@@ -54,6 +54,7 @@ type Farm struct {
 	// goes to the next job at once; tearSlots bounds teardowns in flight
 	// (a full pool makes workers wait) and Run waits for all of them.
 	tearSlots chan struct{}
+	forks     *forkParents // set-up jobs of the running Run (fork_from)
 	tearing   sync.WaitGroup
 }
 
@@ -218,6 +219,12 @@ func (f *Farm) Run(ctx context.Context, jobs []Job, bad []*LineError) (*Summary,
 			rerun[j.ID] = true
 		}
 	}
+	todo, f.forks = planForks(jobs, todo)
+	for id := range f.forks.done {
+		if _, ok := done[id]; ok {
+			rerun[id] = true // a set-up job runs again: its forks need its sandbox
+		}
+	}
 	sum := &Summary{Jobs: len(jobs), Skipped: len(jobs) - len(todo), Rerun: len(rerun), BadLines: bad, Resumed: fin}
 
 	// hard ends running jobs: grace after ctx ends.
@@ -263,6 +270,7 @@ func (f *Farm) Run(ctx context.Context, jobs []Job, bad []*LineError) (*Summary,
 			for j := range queue {
 				prog.started()
 				res, finished := f.runJob(hard, j, queuedAt)
+				f.setupFinished(hard, j.ID, res.Status)
 				if !finished {
 					prog.interrupted()
 					mu.Lock()
@@ -293,6 +301,7 @@ feed:
 	}
 	close(queue)
 	workers.Wait()
+	f.releaseForks(hard)
 	f.tearing.Wait()
 	close(allDone)
 	watch.Wait()
@@ -427,7 +436,9 @@ func (f *Farm) attempt(ctx context.Context, j Job, actions []*eventbus.Event, at
 			log.merge(ss.Events(sctx, log.lastID()))
 			cancel()
 		}
-		f.teardown(ctx, j.ID, sess)
+		if !f.keepForForks(j.ID, sess, out, err) {
+			f.teardown(ctx, j.ID, sess)
+		}
 	}
 	if werr := log.writeFile(filepath.Join(f.out, res.EventsFile)); werr != nil && err == nil {
 		return outDone, werr
@@ -449,7 +460,7 @@ func (f *Farm) runAttempt(ctx context.Context, j Job, actions []*eventbus.Event,
 		res.StartAt = start
 	}
 
-	sess, err := f.engine.StartSession(ctx, SessionSpec{JobID: j.ID, Attempt: attempt, Runtime: j.Runtime.withDefaults(f.runtime)})
+	sess, err := f.startSession(ctx, j, SessionSpec{JobID: j.ID, Attempt: attempt, Runtime: j.Runtime.withDefaults(f.runtime)})
 	if err != nil {
 		switch {
 		case ctx.Err() != nil:

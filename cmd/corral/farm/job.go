@@ -35,6 +35,10 @@ type Job struct {
 	// Check is a shell command run in the sandbox after the actions; exit
 	// code 0 means the job passed.
 	Check string
+	// ForkFrom names a set-up job of the same file: this job's sandbox is
+	// a fork of the set-up job's finished sandbox (its files and events)
+	// instead of a new one.
+	ForkFrom string
 }
 
 // Runtime is a job's sandbox description ("runtime" in the jobs file).
@@ -98,6 +102,7 @@ type jobLine struct {
 	Runtime    *Runtime          `json:"runtime"`
 	Timeout    float64           `json:"timeout"`
 	Check      string            `json:"check"`
+	ForkFrom   string            `json:"fork_from"`
 }
 
 // validID keeps ids usable as file names (events/<id>.jsonl) everywhere.
@@ -165,7 +170,10 @@ func parseJobLine(line []byte, baseDir string) (Job, error) {
 	if !validID.MatchString(jl.ID) {
 		return Job{}, fmt.Errorf("job id %q is not usable as a file name: use letters, digits, '.', '_' and '-' (at most 128, not starting with '.' or '-')", jl.ID)
 	}
-	j := Job{ID: jl.ID, Timeout: jl.Timeout, Check: jl.Check}
+	j := Job{ID: jl.ID, Timeout: jl.Timeout, Check: jl.Check, ForkFrom: jl.ForkFrom}
+	if jl.ForkFrom == jl.ID {
+		return Job{}, fmt.Errorf("job %s: fork_from names the job itself: name a set-up job of this file", jl.ID)
+	}
 	if jl.Runtime != nil {
 		j.Runtime = *jl.Runtime
 	}
