@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"strconv"
@@ -171,4 +172,24 @@ func (e *Engine) forkEvents(ctx context.Context, parent string, at int64) ([]*ev
 		n++
 	}
 	return items[:n], &ForkPoint{Session: parent, EventID: at}, nil
+}
+
+// ForkPointOf says where session sid was forked from; nil when it is not
+// a fork (or is unknown). A running session answers from its spec, any
+// other from its stored record.
+func (e *Engine) ForkPointOf(ctx context.Context, sid string) *ForkPoint {
+	if res, err := e.toSession(ctx, sid, &forkReq{}); err == nil {
+		if st, ok := res.(*forkState); ok {
+			return ForkedFrom(st.spec.Labels)
+		}
+	}
+	data, err := e.store.LoadMeta(sid)
+	if err != nil {
+		return nil
+	}
+	var rec sessionRecord
+	if json.Unmarshal(data, &rec) != nil {
+		return nil
+	}
+	return ForkedFrom(rec.Spec.Labels)
 }

@@ -89,7 +89,11 @@ func (a *EngineAdapter) ListSessions(ctx context.Context) ([]Session, error) {
 
 // GetSession implements Engine.
 func (a *EngineAdapter) GetSession(ctx context.Context, id string) (Session, error) {
-	return sessionResult(a.eng.Get(ctx, id))
+	s, err := sessionResult(a.eng.Get(ctx, id))
+	if err == nil {
+		s.ForkedFrom = a.forkPoint(ctx, id)
+	}
+	return s, err
 }
 
 // DeleteSession implements Engine (actors' Stop; stopping a stopped

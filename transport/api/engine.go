@@ -106,18 +106,19 @@ func (r Resources) toRuntimes() runtimes.Resources {
 
 // Session is a session as the API reports it.
 type Session struct {
-	ID            string    `json:"id"`
-	Status        string    `json:"status"` // QUEUED, STARTING, RUNNING, PAUSED, STOPPING, STOPPED, ERROR
-	Backend       string    `json:"backend"`
-	Node          string    `json:"node,omitempty"`           // host the sandbox runs on (remote host name, else this server's)
-	RuntimeStatus string    `json:"runtime_status,omitempty"` // last STATUS$... id
-	Image         string    `json:"image,omitempty"`
-	Workspace     string    `json:"workspace,omitempty"`
-	Created       time.Time `json:"created"`
-	LastActivity  time.Time `json:"last_activity"`
-	QueuePosition int       `json:"queue_position,omitempty"`
-	Restarts      int       `json:"restarts,omitempty"`
-	Error         string    `json:"error,omitempty"`
+	ID            string     `json:"id"`
+	Status        string     `json:"status"` // QUEUED, STARTING, RUNNING, PAUSED, STOPPING, STOPPED, ERROR
+	Backend       string     `json:"backend"`
+	Node          string     `json:"node,omitempty"`           // host the sandbox runs on (remote host name, else this server's)
+	RuntimeStatus string     `json:"runtime_status,omitempty"` // last STATUS$... id
+	Image         string     `json:"image,omitempty"`
+	Workspace     string     `json:"workspace,omitempty"`
+	Created       time.Time  `json:"created"`
+	LastActivity  time.Time  `json:"last_activity"`
+	QueuePosition int        `json:"queue_position,omitempty"`
+	Restarts      int        `json:"restarts,omitempty"`
+	Error         string     `json:"error,omitempty"`
+	ForkedFrom    *ForkPoint `json:"forked_from,omitempty"` // the session and event it was forked from
 }
 
 // Errors an Engine wraps so the server maps them to statuses.

@@ -13,7 +13,8 @@ type ForkEngine interface {
 	// ForkSession creates session childID (empty: a new id) from running
 	// session id: its events up to at (at < 0: all) and its sandbox's
 	// filesystem as it is now.
-	ForkSession(ctx context.Context, id string, at int64, childID string) (ForkedSession, error)
+	// The answer's ForkedFrom is set.
+	ForkSession(ctx context.Context, id string, at int64, childID string) (Session, error)
 }
 
 // ForkPoint names the session and event a fork was taken from.
@@ -22,20 +23,24 @@ type ForkPoint struct {
 	EventID int64  `json:"event_id"`
 }
 
-// ForkedSession is the 201 answer of a fork: the new session and where it
-// was forked from.
-type ForkedSession struct {
-	Session
-	ForkedFrom ForkPoint `json:"forked_from"`
-}
-
 // ForkSession implements ForkEngine (actors' Fork).
-func (a *EngineAdapter) ForkSession(ctx context.Context, id string, at int64, childID string) (ForkedSession, error) {
+func (a *EngineAdapter) ForkSession(ctx context.Context, id string, at int64, childID string) (Session, error) {
 	info, point, err := a.eng.Fork(ctx, id, at, childID)
 	if err != nil {
-		return ForkedSession{}, mapErr(err)
+		return Session{}, mapErr(err)
 	}
-	return ForkedSession{Session: toSession(info), ForkedFrom: ForkPoint{Session: point.Session, EventID: point.EventID}}, nil
+	s := toSession(info)
+	s.ForkedFrom = &ForkPoint{Session: point.Session, EventID: point.EventID}
+	return s, nil
+}
+
+// forkPoint is where session id was forked from (nil: not a fork).
+func (a *EngineAdapter) forkPoint(ctx context.Context, id string) *ForkPoint {
+	p := a.eng.ForkPointOf(ctx, id)
+	if p == nil {
+		return nil
+	}
+	return &ForkPoint{Session: p.Session, EventID: p.EventID}
 }
 
 // forkSession answers POST /api/sessions/{id}/fork[?at=EVENT_ID][&id=NEW_ID].

@@ -28,10 +28,20 @@ func TestForkThroughTheAPI(t *testing.T) {
 	}
 	last := before[len(before)-1].ID
 
-	var fs ForkedSession
+	var fs Session
 	f.mustJSON("POST", "/api/sessions/"+parent+"/fork?id=api-fork", nil, 201, &fs)
-	if fs.ID != "api-fork" || fs.ForkedFrom.Session != parent || fs.ForkedFrom.EventID != last {
+	if fs.ID != "api-fork" || fs.ForkedFrom == nil || *fs.ForkedFrom != (ForkPoint{Session: parent, EventID: last}) {
 		t.Fatalf("fork answer %+v, want api-fork forked from %s@%d", fs, parent, last)
+	}
+	var got Session
+	f.mustJSON("GET", "/api/sessions/api-fork", nil, 200, &got)
+	if got.ForkedFrom == nil || *got.ForkedFrom != *fs.ForkedFrom {
+		t.Fatalf("GET of the fork: forked_from %+v, want %+v", got.ForkedFrom, fs.ForkedFrom)
+	}
+	var ps Session // a fresh value: decoding leaves absent fields as they were
+	f.mustJSON("GET", "/api/sessions/"+parent, nil, 200, &ps)
+	if ps.ForkedFrom != nil {
+		t.Fatalf("GET of the parent names a fork point %+v", ps.ForkedFrom)
 	}
 	if err := f.eng.WaitReady(t.Context(), fs.ID); err != nil {
 		t.Fatalf("child WaitReady: %v", err)
