@@ -143,3 +143,29 @@ func TestForkRefusedWhereTheRuntimeCannot(t *testing.T) {
 		t.Fatalf("fork on cli: %v, want ErrNotSupported naming local and docker", err)
 	}
 }
+
+// TestForkWhoseSnapshotFailsLeavesNothing: a workspace that cannot be
+// copied fails the fork with the copy's error, and no child session or
+// stored events are left behind.
+func TestForkWhoseSnapshotFailsLeavesNothing(t *testing.T) {
+	e, _ := newLocalEngine(t, testConfig())
+	ctx := ctxT(t)
+	parent := startSession(t, e, SessionSpec{})
+	info, err := e.Get(ctx, parent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(info.Handle.Workspace); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = e.Fork(ctx, parent, -1, "doomed")
+	if !strings.Contains(err.Error(), "snapshot its sandbox") || !strings.Contains(err.Error(), "copy workspace") {
+		t.Fatalf("fork of a sandbox whose workspace is gone: %v, want the copy's error", err)
+	}
+	if _, err := e.Get(ctx, "doomed"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("the failed fork left a session: %v", err)
+	}
+	if !e.store.LastWrite("doomed").IsZero() {
+		t.Fatal("the failed fork left stored events")
+	}
+}
