@@ -56,6 +56,13 @@ func handleMeta(name, image string, labels map[string]string) map[string]string 
 			m[k] = v
 		}
 	}
+	// A forked sandbox's image and volume go with it, also when it is
+	// destroyed through a listed or recovered handle (Reap, Recover).
+	for _, k := range []string{LabelForkImage, LabelForkVolume, runtimes.MetaOwnsWorkspace} {
+		if v, ok := labels[k]; ok {
+			m[k] = v
+		}
+	}
 	return m
 }
 
