@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 )
@@ -40,12 +39,7 @@ type forkOpts struct {
 func forkFlags(stderr io.Writer, o *forkOpts) *flag.FlagSet {
 	fs := flag.NewFlagSet("corral fork", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	server := os.Getenv("CORRAL_SERVER_URL")
-	if server == "" {
-		server = "http://127.0.0.1:7070"
-	}
-	fs.StringVar(&o.server, "server", server, "base URL of corral serve (env CORRAL_SERVER_URL)")
-	fs.StringVar(&o.token, "token", os.Getenv("CORRAL_TOKEN"), "bearer token, one of the server's [server] auth_tokens (env CORRAL_TOKEN)")
+	serverFlags(fs, &o.server, &o.token)
 	fs.Int64Var(&o.at, "at", -1, "last event id the fork gets; -1 = the latest")
 	fs.StringVar(&o.id, "id", "", "the new session's id; empty = a new one")
 	fs.BoolVar(&o.json, "json", false, "print the server's JSON answer (the session and forked_from)")
@@ -57,18 +51,12 @@ func forkFlags(stderr io.Writer, o *forkOpts) *flag.FlagSet {
 func runFork(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var o forkOpts
 	fs := forkFlags(stderr, &o)
-	var rest []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return exitOK
-			}
-			return exitUsage
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		rest, args = append(rest, fs.Arg(0)), fs.Args()[1:]
+	rest, err := parseInterspersed(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		return exitUsage
 	}
 	switch {
 	case len(rest) != 1:

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 )
@@ -41,12 +40,7 @@ type logsOpts struct {
 func logsFlags(stderr io.Writer, o *logsOpts) *flag.FlagSet {
 	fs := flag.NewFlagSet("corral logs", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	server := os.Getenv("CORRAL_SERVER_URL")
-	if server == "" {
-		server = "http://127.0.0.1:7070"
-	}
-	fs.StringVar(&o.server, "server", server, "base URL of corral serve (env CORRAL_SERVER_URL)")
-	fs.StringVar(&o.token, "token", os.Getenv("CORRAL_TOKEN"), "bearer token, one of the server's [server] auth_tokens (env CORRAL_TOKEN)")
+	serverFlags(fs, &o.server, &o.token)
 	fs.BoolVar(&o.follow, "f", false, "follow: keep printing new lines until the sandbox stops")
 	fs.BoolVar(&o.follow, "follow", false, "same as -f")
 	fs.IntVar(&o.tail, "tail", -1, "print only the last N lines (then follow with -f); -1 = the whole log")
@@ -58,18 +52,12 @@ func logsFlags(stderr io.Writer, o *logsOpts) *flag.FlagSet {
 func runLogs(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var o logsOpts
 	fs := logsFlags(stderr, &o)
-	var rest []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return exitOK
-			}
-			return exitUsage
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		rest, args = append(rest, fs.Arg(0)), fs.Args()[1:]
+	rest, err := parseInterspersed(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		return exitUsage
 	}
 	switch {
 	case len(rest) != 1:
