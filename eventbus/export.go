@@ -133,7 +133,7 @@ func syncDir(dir string) error {
 // Each file must decode as an event; an "id" inside it must equal the file
 // name. Events are stored re-encoded by Marshal (compact, unknown keys kept).
 // The session must not exist yet; on error it is removed again.
-func (st *Store) Import(ctx context.Context, root, srcSID, sid string) (err error) {
+func (st *Store) Import(ctx context.Context, root, srcSID, sid string) error {
 	if err := ValidateSessionID(sid); err != nil {
 		return err
 	}
@@ -142,11 +142,7 @@ func (st *Store) Import(ctx context.Context, root, srcSID, sid string) (err erro
 	if err != nil {
 		return fmt.Errorf("eventbus: import: read %s: %w", dir, err)
 	}
-	type file struct {
-		id   int64
-		name string
-	}
-	var files []file
+	var files []importFile
 	for _, e := range ents {
 		name := e.Name()
 		if !e.Type().IsRegular() || !strings.HasSuffix(name, ".json") {
@@ -156,10 +152,19 @@ func (st *Store) Import(ctx context.Context, root, srcSID, sid string) (err erro
 		if perr != nil || id < 0 {
 			return fmt.Errorf("eventbus: import: %s: file name is not <id>.json with a non-negative integer id", filepath.Join(dir, name))
 		}
-		files = append(files, file{id, name})
+		files = append(files, importFile{id, name})
 	}
 	sort.Slice(files, func(i, j int) bool { return files[i].id < files[j].id })
 
+	return st.importInto(sid, func(s *Stream) error {
+		return st.importFiles(ctx, s, dir, files)
+	})
+}
+
+// importInto creates session sid and fills it; the session must not exist
+// yet, and it is removed again when fill (or closing it) fails, so an
+// import lands whole or not at all.
+func (st *Store) importInto(sid string, fill func(*Stream) error) (err error) {
 	if _, serr := os.Stat(st.path(sid)); serr == nil {
 		return fmt.Errorf("eventbus: import into session %q: it already exists in %s; Delete it first or pick another id", sid, st.dir)
 	} else if !errors.Is(serr, os.ErrNotExist) {
@@ -178,9 +183,20 @@ func (st *Store) Import(ctx context.Context, root, srcSID, sid string) (err erro
 			os.Remove(st.path(sid))
 		}
 	}()
+	return fill(s)
+}
+
+// importFile is one OpenHands event file: <id>.json.
+type importFile struct {
+	id   int64
+	name string
+}
+
+// importFiles appends OpenHands' event files to s under their own ids.
+func (st *Store) importFiles(ctx context.Context, s *Stream, dir string, files []importFile) error {
 	for _, f := range files {
 		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("eventbus: import into session %q: %w", sid, err)
+			return fmt.Errorf("eventbus: import into session %q: %w", s.SessionID(), err)
 		}
 		p := filepath.Join(dir, f.name)
 		data, rerr := os.ReadFile(p)
