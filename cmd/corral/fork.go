@@ -67,15 +67,6 @@ func runFork(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "corral fork: --at %d: want an event id (0 or more), or -1 for the latest\n", o.at)
 		return exitUsage
 	}
-	u, err := url.Parse(strings.TrimSuffix(o.server, "/"))
-	if err == nil && (u.Scheme != "http" && u.Scheme != "https" || u.Host == "") {
-		err = errors.New("not an http(s) URL with a host")
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "corral fork: --server %q: %v; give the URL corral serve prints, e.g. http://127.0.0.1:7070\n", o.server, err)
-		return exitUsage
-	}
-	u = u.JoinPath("api", "sessions", rest[0], "fork")
 	q := url.Values{}
 	if o.at >= 0 {
 		q.Set("at", strconv.FormatInt(o.at, 10))
@@ -83,41 +74,19 @@ func runFork(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if o.id != "" {
 		q.Set("id", o.id)
 	}
-	u.RawQuery = q.Encode()
-	return postFork(ctx, u.String(), o, stdout, stderr)
-}
-
-// postFork sends the fork request and prints the answer.
-func postFork(ctx context.Context, u string, o forkOpts, stdout, stderr io.Writer) int {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
+	u, err := serverURL(o.server, q, "api", "sessions", rest[0], "fork")
 	if err != nil {
-		fmt.Fprintf(stderr, "corral fork: %v\n", err)
+		fmt.Fprintf(stderr, "corral fork: --server %q: %v; give the URL corral serve prints, e.g. http://127.0.0.1:7070\n", o.server, err)
 		return exitUsage
 	}
-	if o.token != "" {
-		req.Header.Set("Authorization", "Bearer "+o.token)
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return exitInterrupt
-		}
-		fmt.Fprintf(stderr, "corral fork: cannot reach corral serve: %v (is it running? --server names it)\n", err)
-		return exitFailed
+	res, code := callServer(ctx, "corral fork", http.MethodPost, u, o.token, http.StatusCreated, stderr)
+	if res == nil {
+		return code
 	}
 	defer res.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(res.Body, 1<<20))
 	var ans struct {
-		ID    string `json:"id"`
-		Error struct{ Code, Message string }
-	}
-	if res.StatusCode != http.StatusCreated {
-		if json.Unmarshal(b, &ans) == nil && ans.Error.Message != "" {
-			fmt.Fprintf(stderr, "corral fork: %s (%s, HTTP %d)\n", ans.Error.Message, ans.Error.Code, res.StatusCode)
-		} else {
-			fmt.Fprintf(stderr, "corral fork: the server answered %s: %s\n", res.Status, strings.TrimSpace(string(b)))
-		}
-		return exitFailed
+		ID string `json:"id"`
 	}
 	if o.json {
 		fmt.Fprintf(stdout, "%s\n", strings.TrimSpace(string(b)))

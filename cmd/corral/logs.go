@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 )
 
 const logsUsage = `usage: corral logs [flags] SESSION
@@ -78,14 +76,6 @@ func runLogs(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // logsURL is the API URL of SESSION's logs on server.
 func logsURL(o logsOpts, sid string) (string, error) {
-	u, err := url.Parse(strings.TrimSuffix(o.server, "/"))
-	if err == nil && (u.Scheme != "http" && u.Scheme != "https" || u.Host == "") {
-		err = errors.New("not an http(s) URL with a host")
-	}
-	if err != nil {
-		return "", err
-	}
-	u = u.JoinPath("api", "sessions", sid, "logs")
 	q := url.Values{}
 	if o.follow {
 		q.Set("follow", "true")
@@ -93,41 +83,16 @@ func logsURL(o logsOpts, sid string) (string, error) {
 	if o.tail >= 0 {
 		q.Set("tail", strconv.Itoa(o.tail))
 	}
-	u.RawQuery = q.Encode()
-	return u.String(), nil
+	return serverURL(o.server, q, "api", "sessions", sid, "logs")
 }
 
 // streamLogs copies the log at u to stdout as it arrives.
 func streamLogs(ctx context.Context, u, token string, stdout, stderr io.Writer) int {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		fmt.Fprintf(stderr, "corral logs: %v\n", err)
-		return exitUsage
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return exitInterrupt
-		}
-		fmt.Fprintf(stderr, "corral logs: cannot reach corral serve: %v (is it running? --server names it)\n", err)
-		return exitFailed
+	res, code := callServer(ctx, "corral logs", http.MethodGet, u, token, http.StatusOK, stderr)
+	if res == nil {
+		return code
 	}
 	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(res.Body, 64<<10))
-		var e struct {
-			Error struct{ Code, Message string } `json:"error"`
-		}
-		if json.Unmarshal(b, &e) == nil && e.Error.Message != "" {
-			fmt.Fprintf(stderr, "corral logs: %s (%s, HTTP %d)\n", e.Error.Message, e.Error.Code, res.StatusCode)
-		} else {
-			fmt.Fprintf(stderr, "corral logs: the server answered %s: %s\n", res.Status, strings.TrimSpace(string(b)))
-		}
-		return exitFailed
-	}
 	if _, err := io.Copy(stdout, res.Body); err != nil {
 		if ctx.Err() != nil {
 			return exitInterrupt
