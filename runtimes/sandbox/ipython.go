@@ -24,6 +24,12 @@ import (
 //go:embed ipython_driver.py
 var pythonDriver string
 
+// agentSkills is OpenHands' agent skills module (open_file, search_dir,
+// parse_pdf, ...), which the driver loads as `agentskills` at start.
+//
+//go:embed agentskills.py
+var agentSkills string
+
 const (
 	// pythonStartTimeout bounds how long a new interpreter may take to say
 	// it is ready.
@@ -64,6 +70,12 @@ type kernelEvent struct {
 }
 
 func startPythonKernel(ctx context.Context, python string, env []string, cred *syscall.Credential, dir string) (*pythonKernel, error) {
+	return startPythonKernelWith(ctx, python, env, cred, dir, agentSkills)
+}
+
+// startPythonKernelWith starts the driver with skills (Python source, may
+// be empty) loaded as the module agentskills.
+func startPythonKernelWith(ctx context.Context, python string, env []string, cred *syscall.Credential, dir, skills string) (*pythonKernel, error) {
 	reqR, reqW, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("start python: request pipe: %w", err)
@@ -84,7 +96,11 @@ func startPythonKernel(ctx context.Context, python string, env []string, cred *s
 		waited: make(chan struct{}),
 		cwd:    dir,
 	}
-	cmd := exec.Command(python, "-u", "-c", pythonDriver)
+	args := []string{"-u", "-c", pythonDriver}
+	if skills != "" {
+		args = append(args, skills)
+	}
+	cmd := exec.Command(python, args...)
 	cmd.Env = append(append([]string{}, env...), "CORRAL_PY_NONCE="+k.nonce, "PYTHONUNBUFFERED=1", "PYTHONIOENCODING=utf-8")
 	cmd.Dir = dir
 	cmd.Stdout = outW

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import traceback
+import types
 
 NONCE = os.environ.pop("CORRAL_PY_NONCE", "")
 os.dup2(1, 2)
@@ -100,6 +101,28 @@ def transform(code):
 ns = {"__name__": "__main__", "__builtins__": builtins, "__corral_shell__": _shell, "__corral_magic__": _magic}
 
 
+def load_skills():
+    # ipython.go passes agentskills.py's source as argv[1]: it becomes the
+    # module `agentskills` and its __all__ goes into the cells' globals, as
+    # OpenHands' kernel does with `from ...agentskills import *` at start.
+    if len(sys.argv) < 2:
+        return
+    src = sys.argv.pop(1)
+    fname = "<agentskills>"
+    linecache.cache[fname] = (len(src), None, src.splitlines(True), fname)
+    mod = types.ModuleType("agentskills")
+    mod.__file__ = fname
+    sys.modules["agentskills"] = mod
+    try:
+        exec(compile(src, fname, "exec"), mod.__dict__)
+    except Exception:
+        # A broken skills module must not cost the agent its Python cells.
+        del sys.modules["agentskills"]
+        return
+    for name in mod.__all__:
+        ns[name] = getattr(mod, name)
+
+
 def run_cell(code, n):
     fname = "<cell-%d>" % n
     linecache.cache[fname] = (len(code), None, code.splitlines(True), fname)
@@ -124,6 +147,7 @@ def show_error():
 
 
 def main():
+    load_skills()
     marker("ready", sys.executable)
     n = 0
     while True:
