@@ -130,6 +130,8 @@ type Executor struct {
 	closed  bool
 	statics map[shell]struct{} // static shells in use; guarded by closeMu
 	staticW sync.WaitGroup
+
+	mcp mcpState // MCP servers (executor_mcp.go)
 }
 
 // New starts an executor and its main bash session.
@@ -236,6 +238,7 @@ func (x *Executor) Close() error {
 		x.py.close()
 	}
 	x.pyMu.Unlock()
+	x.closeMCP()
 	x.staticW.Wait()
 	return err
 }
@@ -308,7 +311,7 @@ func (x *Executor) dispatch(ctx context.Context, act eventbus.Action, timeout fl
 	case *eventbus.BrowseURLAction, *eventbus.BrowseInteractiveAction:
 		return eventbus.NewError(eventbus.InvalidID, "", "Browser functionality is not supported or disabled.")
 	case *eventbus.MCPAction:
-		return eventbus.NewError(eventbus.InvalidID, ErrorIDBadAction, "MCP tool calls are not supported by this runtime: tool "+strconv.Quote(a.Name)+" was not called.")
+		return x.callMCP(ctx, a, timeout)
 	}
 	return eventbus.NewError(eventbus.InvalidID, ErrorIDBadAction, "Action "+act.ActionType()+" is not supported in the current runtime.")
 }
