@@ -6,6 +6,7 @@ import (
 	"time"
 
 	actorpb "corral/actors/proto"
+	"corral/eventbus"
 	"corral/runtimes"
 )
 
@@ -18,6 +19,9 @@ func specToPB(s SessionSpec) *actorpb.SessionSpec {
 	}
 	if s.Resources != (runtimes.Resources{}) {
 		p.Resources = &actorpb.Resources{MemoryBytes: s.Resources.MemoryBytes, NanoCpus: s.Resources.NanoCPUs, PidsLimit: s.Resources.PidsLimit}
+	}
+	if s.MCP != nil {
+		p.McpConfigJson, _ = json.Marshal(s.MCP)
 	}
 	return p
 }
@@ -32,6 +36,7 @@ func specFromPB(p *actorpb.SessionSpec) SessionSpec {
 	if r := p.Resources; r != nil {
 		s.Resources = runtimes.Resources{MemoryBytes: r.MemoryBytes, NanoCPUs: r.NanoCpus, PidsLimit: r.PidsLimit}
 	}
+	s.MCP = mcpFromJSON(p.McpConfigJson)
 	return s
 }
 
@@ -62,6 +67,19 @@ func infoToPB(i SessionInfo) *actorpb.SessionInfo {
 		p.HandleJson, _ = json.Marshal(i.Handle)
 	}
 	return p
+}
+
+// mcpFromJSON decodes SessionSpec.mcp_config_json (written by specToPB
+// from a validated config, so a decoding failure means no config).
+func mcpFromJSON(b []byte) *eventbus.MCPConfig {
+	if len(b) == 0 {
+		return nil
+	}
+	var c eventbus.MCPConfig
+	if json.Unmarshal(b, &c) != nil {
+		return nil
+	}
+	return &c
 }
 
 // handleFromJSON decodes SessionInfo.handle_json.

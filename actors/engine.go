@@ -36,6 +36,9 @@ type SessionSpec struct {
 	Labels           map[string]string  `json:"labels,omitempty"`
 	SkipGitConfig    bool               `json:"skip_git_config,omitempty"` // do not run `git config --global`
 	Resources        runtimes.Resources `json:"resources,omitzero"`        // refused where the backend cannot enforce them
+	// MCP is the MCP servers the sandbox's agent serves to call_tool_mcp,
+	// applied on every (re)connect; nil: the engine's default (WithDefaultMCP).
+	MCP *eventbus.MCPConfig `json:"mcp_config,omitempty"`
 }
 
 // SessionInfo is a session's state as the Manager knows it.
@@ -106,6 +109,8 @@ type Engine struct {
 	logger   *slog.Logger
 	hostEnv  []string
 	metrics  *metrics.Registry // nil: record nothing
+	// defaultMCP is given to sessions whose spec has no MCP config.
+	defaultMCP *eventbus.MCPConfig
 
 	sys     *actor.ActorSystem
 	manager *actor.PID
@@ -140,6 +145,20 @@ func WithHostEnv(env []string) Option { return func(e *Engine) { e.hostEnv = env
 // (the default).
 func WithMetrics(m *metrics.Registry) Option { return func(e *Engine) { e.metrics = m } }
 
+// WithDefaultMCP gives every new session whose SessionSpec.MCP is nil
+// these MCP servers ([mcp] in corral.toml). A session's own config, even an
+// empty one, replaces the default as a whole. The default is stored with
+// each session, so changing it later leaves existing sessions as they were.
+func WithDefaultMCP(c eventbus.MCPConfig) Option {
+	return func(e *Engine) {
+		if c.IsZero() {
+			e.defaultMCP = nil
+			return
+		}
+		e.defaultMCP = &c
+	}
+}
+
 // NewEngine starts an engine over the backends of registry. With a durable
 // store (WithStore) it knows every session of the store at once (List, Get,
 // History); call Recover to bring back the ones that were running.
@@ -159,6 +178,11 @@ func NewEngine(cfg Config, registry *runtimes.Registry, opts ...Option) (*Engine
 	}
 	if e.hostEnv == nil {
 		e.hostEnv = os.Environ()
+	}
+	if e.defaultMCP != nil {
+		if err := e.defaultMCP.Validate(); err != nil {
+			return nil, fmt.Errorf("actors: the default MCP configuration ([mcp]): %w", err)
+		}
 	}
 	durable := e.store != nil
 	if e.store == nil {
@@ -298,6 +322,9 @@ func (e *Engine) CreateSession(ctx context.Context, spec SessionSpec) (SessionIn
 	}
 	if err := eventbus.ValidateSessionID(spec.ID); err != nil {
 		return SessionInfo{}, &Error{Code: actorpb.ErrorCode_ERROR_CODE_INVALID, Message: err.Error()}
+	}
+	if spec.MCP == nil && e.defaultMCP != nil {
+		spec.MCP = e.defaultMCP // copied into the message by specToPB
 	}
 	res, err := e.ask(ctx, e.manager, &actorpb.CreateSession{Spec: specToPB(spec)})
 	if err != nil {

@@ -242,6 +242,11 @@ func (m *managerActor) refuseCreate(spec SessionSpec) *actorpb.Error {
 		return &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_INVALID,
 			Message: fmt.Sprintf("resources must not be negative (memory_bytes %d, nano_cpus %d, pids_limit %d); 0 means the runtime's default", r.MemoryBytes, r.NanoCPUs, r.PidsLimit)}
 	}
+	if spec.MCP != nil {
+		if err := spec.MCP.Validate(); err != nil {
+			return &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_INVALID, Message: err.Error()}
+		}
+	}
 	if spec.Resources != (runtimes.Resources{}) && !b.Capabilities().Limits {
 		return &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_NOT_SUPPORTED,
 			Message: fmt.Sprintf("runtime %q cannot enforce per-session resource limits; leave \"resources\" out or use a runtime that can (docker)", spec.Runtime)}

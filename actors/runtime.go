@@ -63,6 +63,9 @@ type (
 		gen    uint64
 		record *setupRecord
 		err    error
+		// mcpUnavailable says why call_tool_mcp cannot work on this
+		// connection ("" when it can; see applyMCP).
+		mcpUnavailable string
 	}
 	execFinished struct {
 		gen uint64
@@ -159,6 +162,7 @@ type runtimeActor struct {
 	conn                         runtimes.AgentConn
 	ready                        bool
 	busy                         bool
+	mcpUnavailable               string // why call_tool_mcp cannot work here (see applyMCP)
 	cleaned                      bool
 	detached                     bool // ending without touching the sandbox or its running action
 
@@ -347,19 +351,37 @@ func (r *runtimeActor) onProvisioned(ctx actor.Context, m *provisioned) {
 	r.setStatus(ctx, eventbus.StatusRuntimeStarted, "info", "")
 	r.watch(ctx)
 	_, setupFor, _ := r.env.memo.get()
+	self, gen, sys, rctx, env, conn := ctx.Self(), r.gen, ctx.ActorSystem(), r.ctx, r.env, r.conn
+	// The MCP servers run in the sandbox's agent: every connection, a
+	// re-attached one too, gets the session's configuration again (a
+	// restarted agent has none). Set-up runs first so that a setup script
+	// can install what a stdio server needs.
+	mcp := func() string { return applyMCP(rctx, conn, env.spec.MCP, env.backend.Name(), env.sid, env.logger) }
 	if m.attached && setupFor == r.handle.ID {
-		r.becomeReady(ctx) // same sandbox, same shell: its set-up still holds
+		// Same sandbox, same shell: its set-up still holds.
+		if env.spec.MCP == nil || env.spec.MCP.IsZero() {
+			r.becomeReady(ctx)
+			return
+		}
+		env.wg.Add(1)
+		go func() {
+			defer env.wg.Done()
+			sys.Root.Send(self, &setupFinished{gen: gen, mcpUnavailable: mcp()})
+		}()
 		return
 	}
 	r.setStatus(ctx, eventbus.StatusSettingUpWorkspace, "info", "Setting up workspace...")
-	self, gen, sys, rctx := ctx.Self(), r.gen, ctx.ActorSystem(), r.ctx
 	ws := &workspaceSetup{conn: r.conn, cfg: r.env.cfg, spec: r.env.spec, hostEnv: r.env.hostEnv, hostGit: r.env.hostGit, fresh: m.fresh,
 		status: func(status, msg string) { sys.Root.Send(self, &setupNote{gen: gen, status: status, msg: msg}) }}
-	r.env.wg.Add(1)
+	env.wg.Add(1)
 	go func() {
-		defer r.env.wg.Done()
+		defer env.wg.Done()
 		rec, err := ws.run(rctx)
-		sys.Root.Send(self, &setupFinished{gen: gen, record: rec, err: err})
+		done := &setupFinished{gen: gen, record: rec, err: err}
+		if err == nil {
+			done.mcpUnavailable = mcp()
+		}
+		sys.Root.Send(self, done)
 	}()
 }
 
@@ -403,6 +425,7 @@ func (r *runtimeActor) onSetupFinished(ctx actor.Context, m *setupFinished) {
 	if m.record != nil {
 		ctx.Send(ctx.Parent(), &recordPair{action: m.record.action, obs: m.record.obs})
 	}
+	r.mcpUnavailable = m.mcpUnavailable
 	r.becomeReady(ctx)
 }
 
@@ -427,6 +450,10 @@ func (r *runtimeActor) exec(ctx actor.Context, req *execRequest) {
 		// The Session only sends when READY and idle; answer anyway.
 		ctx.Send(ctx.Parent(), &actionResult{obs: eventbus.NewError(action.ID, "AGENT_ERROR$RUNTIME_NOT_READY",
 			"The runtime is not ready to run actions.")})
+		return
+	}
+	if _, isMCP := action.Action.(*eventbus.MCPAction); isMCP && r.mcpUnavailable != "" {
+		ctx.Send(ctx.Parent(), &actionResult{obs: mcpUnavailable(action, r.mcpUnavailable)})
 		return
 	}
 	r.busy = true
@@ -562,6 +589,7 @@ func (r *runtimeActor) cleanup(ctx actor.Context) {
 		r.conn = nil
 	}
 	r.ready, r.busy = false, false
+	r.mcpUnavailable = ""
 }
 
 func (r *runtimeActor) closeConn(c runtimes.AgentConn) {

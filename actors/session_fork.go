@@ -93,7 +93,7 @@ func (e *Engine) Fork(ctx context.Context, parent string, at int64, childID stri
 		return SessionInfo{}, nil, err
 	}
 	child := SessionSpec{ID: childID, Runtime: info.Runtime, Image: st.spec.Image, Env: maps.Clone(st.spec.Env),
-		Labels: maps.Clone(st.spec.Labels), SkipGitConfig: true, Resources: st.spec.Resources}
+		Labels: maps.Clone(st.spec.Labels), SkipGitConfig: true, Resources: st.spec.Resources, MCP: st.spec.MCP}
 	if child.ID == "" {
 		child.ID = newSessionID()
 	}

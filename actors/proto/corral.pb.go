@@ -220,6 +220,7 @@ type SessionSpec struct {
 	Labels           map[string]string      `protobuf:"bytes,10,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	SkipGitConfig    bool                   `protobuf:"varint,11,opt,name=skip_git_config,json=skipGitConfig,proto3" json:"skip_git_config,omitempty"`
 	Resources        *Resources             `protobuf:"bytes,12,opt,name=resources,proto3" json:"resources,omitempty"`
+	McpConfigJson    []byte                 `protobuf:"bytes,13,opt,name=mcp_config_json,json=mcpConfigJson,proto3" json:"mcp_config_json,omitempty"` // eventbus.MCPConfig as JSON; empty = none given
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
@@ -334,6 +335,13 @@ func (x *SessionSpec) GetSkipGitConfig() bool {
 func (x *SessionSpec) GetResources() *Resources {
 	if x != nil {
 		return x.Resources
+	}
+	return nil
+}
+
+func (x *SessionSpec) GetMcpConfigJson() []byte {
+	if x != nil {
+		return x.McpConfigJson
 	}
 	return nil
 }
@@ -1354,7 +1362,7 @@ const file_corral_proto_rawDesc = "" +
 	"\fcorral.proto\x12\rcorral.actors\"O\n" +
 	"\x05Error\x12,\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x18.corral.actors.ErrorCodeR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\xd8\x04\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\x80\x05\n" +
 	"\vSessionSpec\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x18\n" +
@@ -1371,7 +1379,8 @@ const file_corral_proto_rawDesc = "" +
 	"\x06labels\x18\n" +
 	" \x03(\v2&.corral.actors.SessionSpec.LabelsEntryR\x06labels\x12&\n" +
 	"\x0fskip_git_config\x18\v \x01(\bR\rskipGitConfig\x126\n" +
-	"\tresources\x18\f \x01(\v2\x18.corral.actors.ResourcesR\tresources\x1a6\n" +
+	"\tresources\x18\f \x01(\v2\x18.corral.actors.ResourcesR\tresources\x12&\n" +
+	"\x0fmcp_config_json\x18\r \x01(\fR\rmcpConfigJson\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a9\n" +

@@ -17,7 +17,7 @@ import (
 	"corral/eventbus"
 )
 
-const execUsage = `usage: corral exec [--runtime local|cli|docker] [--workspace DIR] [--config FILE] [--file ACTIONS.json] [--corral-events] [-v]
+const execUsage = `usage: corral exec [--runtime local|cli|docker] [--workspace DIR] [--config FILE] [--file ACTIONS.json] [--mcp-config MCP.json] [--corral-events] [-v]
 
 Runs OpenHands action events in one fresh session, in order, and writes every
 OpenHands event of the session (actions and observations) to stdout as one
@@ -66,6 +66,7 @@ func runExec(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	var file string
 	fs := cliFlags("corral exec", execUsage, stderr, &o)
 	fs.StringVar(&file, "file", "", "read actions from this JSON array file instead of stdin")
+	fs.StringVar(&o.mcpConfig, "mcp-config", "", "JSON file with the session's MCP servers (OpenHands' mcp_config: sse_servers, shttp_servers, stdio_servers) for call_tool_mcp; replaces [mcp] of --config")
 	var corralEvents bool
 	fs.BoolVar(&corralEvents, "corral-events", false, "also print Corral's own events (runtime_status), which are not OpenHands JSON")
 	if err := fs.Parse(args); err != nil {

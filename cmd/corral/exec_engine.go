@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"corral/actors"
+	"corral/eventbus"
 	"corral/runtimes"
 )
 
@@ -28,6 +29,7 @@ type cliOpts struct {
 	workspace string
 	config    string
 	verbose   bool
+	mcpConfig string // exec --mcp-config: a JSON mcp_config file
 }
 
 // cliSession is an engine with one session, for exec/replay/shell.
@@ -46,6 +48,14 @@ func openCLISession(ctx context.Context, o cliOpts, stderr io.Writer) (*cliSessi
 		if err := loadConfigFile(o.config, &cfg); err != nil {
 			return nil, exitUsage, err
 		}
+	}
+	var mcp *eventbus.MCPConfig
+	if o.mcpConfig != "" {
+		c, err := readMCPConfigFile(o.mcpConfig)
+		if err != nil {
+			return nil, exitUsage, err
+		}
+		mcp = c
 	}
 	level := slog.LevelWarn
 	if o.verbose {
@@ -66,14 +76,14 @@ func openCLISession(ctx context.Context, o cliOpts, stderr io.Writer) (*cliSessi
 	cs.closers = append(cs.closers, bs.close)
 	ecfg := cfg.Engine
 	ecfg.DefaultRuntime = o.runtime
-	eng, err := actors.NewEngine(ecfg, bs.reg, actors.WithLogger(logger))
+	eng, err := actors.NewEngine(ecfg, bs.reg, actors.WithLogger(logger), actors.WithDefaultMCP(cfg.MCP))
 	if err != nil {
 		cs.closeBackends()
 		return nil, exitNoSandbox, err
 	}
 	reapLeftovers(ctx, eng, logger)
 	cs.eng = eng
-	info, err := eng.CreateSession(ctx, actors.SessionSpec{Runtime: o.runtime, Workspace: o.workspace, Image: o.image})
+	info, err := eng.CreateSession(ctx, actors.SessionSpec{Runtime: o.runtime, Workspace: o.workspace, Image: o.image, MCP: mcp})
 	if err != nil {
 		cs.close()
 		return nil, exitNoSandbox, err

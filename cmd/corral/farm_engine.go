@@ -88,7 +88,7 @@ func newBenchEngine(ctx context.Context, s engineSettings) (*benchEngine, error)
 	}
 	ecfg.DefaultRuntime = names[0]
 	ecfg.SkipGitConfig = true
-	opts := []actors.Option{actors.WithLogger(s.logger)}
+	opts := []actors.Option{actors.WithLogger(s.logger), actors.WithDefaultMCP(cfg.MCP)}
 	if s.store != nil {
 		opts = append(opts, actors.WithStore(s.store))
 	}

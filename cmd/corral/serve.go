@@ -41,6 +41,10 @@ type serveConfig struct {
 	// decodeSections moves it into Runtime and clears it.
 	RuntimeTOML map[string]toml.Primitive `toml:"runtime"`
 	RuntimeAPI  runtimeAPIConfig          `toml:"runtime_api"`
+	// MCP is the [mcp] section: the MCP servers of sessions that name
+	// none (see mcp.go); MCPTOML holds it while a file is read.
+	MCP     eventbus.MCPConfig `toml:"-"`
+	MCPTOML map[string]any     `toml:"mcp"`
 }
 
 // serveRuntimeConfig selects and configures the sandbox backends:
@@ -52,6 +56,9 @@ type serveRuntimeConfig = runtimes.Config
 // decodeSections implements sectionDecoder: every [runtime.<name>]
 // section is decoded by its factory; unknown names list the known ones.
 func (c *serveConfig) decodeSections(md toml.MetaData) error {
+	if err := c.decodeMCP(); err != nil {
+		return err
+	}
 	raw := c.RuntimeTOML
 	c.RuntimeTOML = nil
 	return runtimeFactories().Decode(md, "runtime", raw, &c.Runtime)
@@ -287,7 +294,7 @@ func openServeStack(ctx context.Context, cfg serveConfig, logger *slog.Logger, m
 		}
 		ecfg.DefaultRuntime = cfg.Runtime.Enabled[0]
 	}
-	eng, err := actors.NewEngine(ecfg, reg, actors.WithStore(store), actors.WithLogger(logger), actors.WithMetrics(met))
+	eng, err := actors.NewEngine(ecfg, reg, actors.WithStore(store), actors.WithLogger(logger), actors.WithMetrics(met), actors.WithDefaultMCP(cfg.MCP))
 	if err != nil {
 		return fail(fmt.Errorf("start the engine: %w", err))
 	}

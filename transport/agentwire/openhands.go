@@ -31,6 +31,18 @@ func (s *Server) mountOpenHands(mux *http.ServeMux) {
 	mux.HandleFunc("POST /list_files", s.sessionKey(s.serveListFiles))
 	mux.HandleFunc("POST /upload_file", s.sessionKey(s.serveUploadFile))
 	mux.HandleFunc("GET /download_files", s.sessionKey(s.serveDownloadFiles))
+	mux.HandleFunc("GET "+PathVSCodeToken, s.sessionKey(serveVSCodeToken))
+}
+
+// PathVSCodeToken is OpenHands' VS Code connection-token endpoint.
+const PathVSCodeToken = "/vscode/connection_token"
+
+// serveVSCodeToken answers as OpenHands' action-execution server does
+// without its VS Code plugin: {"token": null}, which its client turns into
+// "no VS Code" (an empty vscode_url) instead of an error. Corral's agent
+// runs no VS Code server.
+func serveVSCodeToken(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"token": nil})
 }
 
 // sessionKey requires X-Session-API-Key to be the token (or an extra

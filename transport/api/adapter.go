@@ -70,7 +70,7 @@ func sessionResult(info actors.SessionInfo, err error) (Session, error) {
 // CreateSession implements Engine.
 func (a *EngineAdapter) CreateSession(ctx context.Context, req SessionRequest) (Session, error) {
 	return sessionResult(a.eng.CreateSession(ctx, actors.SessionSpec{ID: req.ID, Runtime: req.Runtime, Image: req.Image,
-		Workspace: req.Workspace, Env: req.Env, Resources: req.Resources.toRuntimes()}))
+		Workspace: req.Workspace, Env: req.Env, Resources: req.Resources.toRuntimes(), MCP: req.MCP}))
 }
 
 // ListSessions implements Engine: every session the engine knows, running

@@ -90,6 +90,9 @@ type SessionRequest struct {
 	Workspace string            `json:"workspace,omitempty"`
 	Env       map[string]string `json:"env,omitempty"`
 	Resources Resources         `json:"resources,omitzero"`
+	// MCP is the session's MCP servers (the body's mcp_config, decoded and
+	// validated by the handler); nil: the server's default ([mcp]).
+	MCP *eventbus.MCPConfig `json:"-"`
 }
 
 // Resources are sandbox limits; zero means the backend's default. A

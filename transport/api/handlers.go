@@ -59,10 +59,23 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var req SessionRequest
-	if err := decodeJSON(body, &req); err != nil {
+	var wire struct {
+		SessionRequest
+		// Decoded apart so that its errors name the field (ParseMCPConfig).
+		MCP json.RawMessage `json:"mcp_config,omitempty"`
+	}
+	if err := decodeJSON(body, &wire); err != nil {
 		writeError(w, http.StatusBadRequest, "malformed_json", "session request: "+err.Error())
 		return
+	}
+	req := wire.SessionRequest
+	if len(wire.MCP) > 0 && string(wire.MCP) != "null" {
+		mcp, err := eventbus.ParseMCPConfig(wire.MCP)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "invalid_request", "session request: "+err.Error())
+			return
+		}
+		req.MCP = &mcp
 	}
 	if req.ID != "" {
 		if err := eventbus.ValidateSessionID(req.ID); err != nil {

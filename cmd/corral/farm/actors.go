@@ -44,6 +44,7 @@ func (a *ActorsEngine) StartSession(ctx context.Context, spec SessionSpec) (Sess
 		Labels: map[string]string{"corral.farm.job": spec.JobID},
 		// A farm never wants the host's ~/.gitconfig rewritten.
 		SkipGitConfig: true,
+		MCP:           spec.Runtime.MCP,
 	})
 	if errors.Is(err, actors.ErrNotSupported) {
 		return nil, fmt.Errorf("job %s: %w: %w", spec.JobID, err, ErrPermanent)

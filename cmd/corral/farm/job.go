@@ -49,6 +49,9 @@ type Runtime struct {
 	CPUs      float64           `json:"cpus,omitempty"`       // CPU limit in cores; 0 = none
 	PidsLimit int64             `json:"pids_limit,omitempty"` // process limit; 0 = none
 	Env       map[string]string `json:"env,omitempty"`        // environment of the sandbox's shells
+	// MCP is the job's MCP servers (OpenHands' mcp_config) for
+	// call_tool_mcp; nil: the [mcp] default of --config.
+	MCP *eventbus.MCPConfig `json:"mcp_config,omitempty"`
 }
 
 // withDefaults fills r's empty fields from d (env maps are merged, r wins).
@@ -176,6 +179,11 @@ func parseJobLine(line []byte, baseDir string) (Job, error) {
 	}
 	if jl.Runtime != nil {
 		j.Runtime = *jl.Runtime
+		if m := j.Runtime.MCP; m != nil {
+			if err := m.Validate(); err != nil {
+				return Job{}, fmt.Errorf("job %s: runtime.%w", jl.ID, err)
+			}
+		}
 	}
 	if jl.Timeout < 0 {
 		return Job{}, fmt.Errorf("job %s: timeout %v is negative: give seconds > 0, or leave it out for the default", jl.ID, jl.Timeout)
