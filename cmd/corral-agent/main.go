@@ -111,8 +111,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "wrote %s and %s (give %s to the controller as ca_file)\n", certPath, keyPath, certPath)
 		return 0
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	if err := serve(cfg, stdout, log); err != nil {
+	// The log goes to stderr and into a bounded ring the agent serves at
+	// agentwire.PathLogs (how the remote runtime reads a sandbox's log).
+	ring := agentwire.NewLogRing(0, 0)
+	log := slog.New(slog.NewTextHandler(io.MultiWriter(ring, stderr), &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if err := serve(cfg, stdout, log, ring); err != nil {
 		fmt.Fprintf(stderr, "corral-agent: %v\n", err)
 		return 1
 	}
@@ -178,7 +181,7 @@ func listen(addr string) (ln net.Listener, shown, sockPath string, err error) {
 	return ln, ln.Addr().String(), "", nil
 }
 
-func serve(cfg config, stdout io.Writer, log *slog.Logger) error {
+func serve(cfg config, stdout io.Writer, log *slog.Logger, ring *agentwire.LogRing) error {
 	if cfg.listen == "" {
 		return errors.New("--listen is required (unix:///path/to.sock or HOST:PORT); see --help")
 	}
@@ -237,6 +240,7 @@ func serve(cfg config, stdout io.Writer, log *slog.Logger) error {
 		agentwire.WithAgentVersion(version),
 		agentwire.WithSessionAPIKey(os.Getenv("SESSION_API_KEY")),
 		agentwire.WithResultRetention(cfg.resultTTL, cfg.keepResults),
+		agentwire.WithLogRing(ring),
 		agentwire.WithLogger(log))
 	if err != nil {
 		x.Close()

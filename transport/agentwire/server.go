@@ -61,6 +61,7 @@ type serverOptions struct {
 	logger          *slog.Logger
 	openHands       bool
 	expiredCapacity int
+	logRing         *LogRing // PathLogs (logs.go)
 }
 
 // ServerOption configures NewServer.
@@ -225,6 +226,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST "+PathUpload, s.serveUpload)
 	mux.HandleFunc("GET "+PathDownload, s.serveDownload)
 	s.mountPorts(mux)
+	mux.HandleFunc("GET "+PathLogs, s.serveLogs)
 	if s.o.openHands {
 		s.mountOpenHands(mux)
 	}
