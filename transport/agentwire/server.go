@@ -226,6 +226,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST "+PathUpload, s.serveUpload)
 	mux.HandleFunc("GET "+PathDownload, s.serveDownload)
 	s.mountPorts(mux)
+	s.mountMCP(mux)
 	mux.HandleFunc("GET "+PathLogs, s.serveLogs)
 	if s.o.openHands {
 		s.mountOpenHands(mux)

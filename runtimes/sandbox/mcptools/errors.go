@@ -42,6 +42,10 @@ func (e *PartialError) Error() string {
 	return strings.Join(lines, "\n")
 }
 
+// Partial marks the error as non-fatal for callers that cannot import this
+// package (agentwire tests for interface{ Partial() bool } with errors.As).
+func (e *PartialError) Partial() bool { return true }
+
 func (e *PartialError) Unwrap() []error {
 	out := make([]error, len(e.Failed))
 	for i, f := range e.Failed {
