@@ -17,6 +17,8 @@ import (
 	"corral/eventbus"
 	"corral/runtimes"
 	"corral/runtimes/sandbox"
+	"corral/runtimes/sandbox/mcptools"
+	"corral/transport/agentwire"
 )
 
 // InProcess runs the sandbox executor inside this process: no agent, no
@@ -269,6 +271,18 @@ func (c *InProcessConn) Upload(_ context.Context, dest string, r io.Reader, file
 // Download writes a zip of path, as OpenHands' /download_files.
 func (c *InProcessConn) Download(_ context.Context, path string, w io.Writer) error {
 	return c.x.DownloadZip(w, path)
+}
+
+// ConfigureMCP replaces the executor's MCP servers (the engine calls it on
+// every connect). Servers that failed to start come back as an
+// *agentwire.MCPStartError, as over HTTP, so the engine treats both
+// connections alike.
+func (c *InProcessConn) ConfigureMCP(ctx context.Context, cfg eventbus.MCPConfig) error {
+	err := c.x.ConfigureMCP(ctx, cfg)
+	if pe, ok := errors.AsType[*mcptools.PartialError](err); ok {
+		return &agentwire.MCPStartError{Log: pe.Error()}
+	}
+	return err
 }
 
 // Close does nothing: the executor belongs to the backend (Destroy).
