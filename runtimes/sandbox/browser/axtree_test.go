@@ -43,7 +43,7 @@ func loadAXFixture(t *testing.T, name string) axFixture {
 // first, redundant StaticText dropped, Python quoting of ' " \n and \xa0,
 // ints and floats as Python prints them, clickable before properties).
 func TestAXTreeTextMatchesBrowserGym(t *testing.T) {
-	for _, name := range []string{"links", "form"} {
+	for _, name := range []string{"links", "form", "text"} {
 		t.Run(name, func(t *testing.T) {
 			fx := loadAXFixture(t, name)
 			want, err := os.ReadFile(filepath.Join("testdata", "axtree", name+".txt"))
