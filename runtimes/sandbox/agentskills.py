@@ -585,7 +585,8 @@ def _latex_skip_opt(s, i):
     return i
 
 
-def _latex_to_text(src):
+def _latex_to_text(src, depth=0):
+    # depth bounds the recursion into section titles (hostile input nests them).
     import re
 
     src = re.sub(r"(?<!\\)%[^\n]*\n?[ \t]*", "", src)
@@ -626,11 +627,12 @@ def _latex_to_text(src):
                 i = _latex_group(src, i)
             out.append(_LATEX_REPLACE_ARG.get(name, ""))
             continue
-        if name in _LATEX_SECTIONS:
+        if name in _LATEX_SECTIONS and depth < 8:
             i = _latex_skip_opt(src, i)
             if i < len(src) and src[i] == "{":
                 end = _latex_group(src, i)
-                out.append("\n\n" + _LATEX_SECTIONS[name] + _latex_to_text(src[i + 1 : end - 1]).strip() + "\n\n")
+                title = _latex_to_text(src[i + 1 : end - 1], depth + 1).strip()
+                out.append("\n\n" + _LATEX_SECTIONS[name] + title + "\n\n")
                 i = end
             continue
         # Any other macro: drop its name; its {arguments} stay as text.
