@@ -101,6 +101,9 @@ func WithLogger(l *slog.Logger) Option { return func(h *Handler) { h.logger = l 
 // {base}/runtime-api/sandbox/{runtime_id}/execute_action etc.
 const SandboxPathPrefix = "/sandbox/"
 
+// proxiedHost is the host name proxied requests carry to the agent.
+const proxiedHost = "sandbox"
+
 // New returns the Runtime API handler; apiKey must be non-empty (without a
 // key the Runtime API is off and callers should not mount it).
 func New(prov Provisioner, apiKey string, opts ...Option) (*Handler, error) {
@@ -325,19 +328,26 @@ func (h *Handler) build(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) proxy(w http.ResponseWriter, r *http.Request) {
 	rid := r.PathValue("rid")
 	rest := "/" + r.PathValue("rest")
+	public := mountPrefix(r) + SandboxPathPrefix + url.PathEscape(rid) // this sandbox's root as the client sees it
 	proxied := false
 	err := h.prov.AgentHTTP(r.Context(), rid, func(ctx context.Context, rt http.RoundTripper) error {
 		proxied = true
 		rp := &httputil.ReverseProxy{
 			Rewrite: func(pr *httputil.ProxyRequest) {
 				pr.Out.URL.Scheme = "http"
-				pr.Out.URL.Host = "sandbox"
+				pr.Out.URL.Host = proxiedHost
 				pr.Out.URL.Path = rest
 				pr.Out.URL.RawPath = ""
-				pr.Out.Host = "sandbox"
+				pr.Out.Host = proxiedHost
 			},
-			Transport:     rt,
+			Transport: rt,
+			// Every write is flushed at once: event streams (the agent's
+			// /mcp/sse) reach the client event by event.
 			FlushInterval: -1,
+			ModifyResponse: func(resp *http.Response) error {
+				rewriteSSEEndpoint(resp, public)
+				return nil
+			},
 			ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 				writeDetail(w, http.StatusBadGateway, fmt.Sprintf("sandbox %s: %v", rid, err))
 			},
