@@ -356,3 +356,8 @@ func pyNumber(n json.Number) string {
 	}
 	return pyFloat(f)
 }
+
+// MCPTools lists the tools of the running MCP servers (the first server
+// offering a name wins), sorted by name: what an agent may call with
+// call_tool_mcp.
+func (x *Executor) MCPTools() []mcp.Tool { return x.mcpHub().Tools() }

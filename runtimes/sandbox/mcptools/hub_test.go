@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -298,5 +299,45 @@ func TestCloseStopsEveryServer(t *testing.T) {
 	}
 	if err := h.Configure(context.Background(), eventbus.MCPConfig{}); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Configure after Close: %v", err)
+	}
+}
+
+// TestConcurrentCallsAndConfigureNeverLeak races calls (including crashes,
+// whose restart may meet a removal) against configuration changes; under
+// -race this checks the locking, and afterwards that no process is left.
+func TestConcurrentCallsAndConfigureNeverLeak(t *testing.T) {
+	h := New()
+	cfgs := []eventbus.MCPConfig{
+		{StdioServers: []eventbus.MCPStdioServer{stdio("a", nil)}},
+		{StdioServers: []eventbus.MCPStdioServer{stdio("a", map[string]string{"MCPSERVER_TAG": "2"})}},
+		{},
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Go(func() {
+			tool := []string{"echo", "crash", "add", "echo"}[i]
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				_, _ = h.Call(ctx, tool, []byte(`{"text":"x","a":1,"b":2}`), 10*time.Second)
+			}
+		})
+	}
+	for i := range 12 {
+		if err := h.Configure(ctx, cfgs[i%len(cfgs)]); err != nil {
+			t.Errorf("Configure %d: %v", i, err)
+		}
+	}
+	close(done)
+	wg.Wait()
+	h.Close()
+	if n := mcptest.CountProcesses(serverBin); n != 0 {
+		t.Fatalf("%d processes after Close, want 0", n)
 	}
 }

@@ -40,12 +40,19 @@ type server struct {
 	remote eventbus.MCPRemoteServer
 	o      *options
 
+	// restartMu makes concurrent calls that find the server down start it
+	// once, not once each.
+	restartMu sync.Mutex
+
 	mu     sync.Mutex // guards the fields below
 	c      *client.Client
 	cmd    *exec.Cmd
 	stderr *tail
 	tools  []mcp.Tool
 	down   error // why c is nil after a crash; the next call restarts
+	// removed is set by stop: a call still holding the server must not
+	// start it again (the process would outlive the configuration).
+	removed bool
 }
 
 func newStdioServer(s eventbus.MCPStdioServer, o *options) *server {
@@ -92,6 +99,11 @@ func (s *server) start(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	s.c, s.down = c, nil
+	if s.removed {
+		s.stopLocked()
+		s.mu.Unlock()
+		return errRemoved
+	}
 	s.mu.Unlock()
 	tools, err := s.handshake(ctx, c)
 	if err != nil {
@@ -199,6 +211,8 @@ func (s *server) dial(ctx context.Context) (*client.Client, error) {
 
 // client returns the live connection, restarting a server that died.
 func (s *server) client(ctx context.Context) (*client.Client, error) {
+	s.restartMu.Lock()
+	defer s.restartMu.Unlock()
 	s.mu.Lock()
 	c, down := s.c, s.down
 	s.mu.Unlock()
@@ -213,6 +227,13 @@ func (s *server) client(ctx context.Context) (*client.Client, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.c == nil { // stopped or died again since the restart
+		err := s.down
+		if err == nil {
+			err = errRemoved
+		}
+		return nil, &ServerError{Kind: s.kind, Server: s.name, Err: err}
+	}
 	return s.c, nil
 }
 
@@ -244,10 +265,15 @@ func (s *server) died(c *client.Client, cause error) error {
 	return s.down
 }
 
-// stop ends the connection and kills a stdio server's process group.
+// errRemoved is a restart of a server that a new configuration removed.
+var errRemoved = errors.New("the server was removed or replaced by a new MCP configuration")
+
+// stop ends the connection and kills a stdio server's process group, for
+// good: the server is never started again.
 func (s *server) stop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.removed = true
 	s.stopLocked()
 }
 
