@@ -24,6 +24,14 @@ import (
 // the directory holding agent.crt/agent.key.
 func startTLSAgent(t testing.TB, token string, extra ...string) (addr, certDir string) {
 	t.Helper()
+	addr, certDir, _ = startTLSAgentProc(t, token, extra...)
+	return addr, certDir
+}
+
+// startTLSAgentProc is startTLSAgent that also returns the agent's process
+// (stopped by the test's cleanup if the test did not end it).
+func startTLSAgentProc(t testing.TB, token string, extra ...string) (addr, certDir string, cmd *exec.Cmd) {
+	t.Helper()
 	bin := buildAgent(t)
 	certDir = t.TempDir()
 	if out, err := exec.Command(bin, "--generate-cert", certDir, "--cert-hosts", "127.0.0.2").CombinedOutput(); err != nil {
@@ -31,7 +39,7 @@ func startTLSAgent(t testing.TB, token string, extra ...string) (addr, certDir s
 	}
 	args := append([]string{"--listen", "127.0.0.2:0", "--token", token, "--workdir", t.TempDir(),
 		"--tls-cert", filepath.Join(certDir, "agent.crt"), "--tls-key", filepath.Join(certDir, "agent.key")}, extra...)
-	cmd := exec.Command(bin, args...)
+	cmd = exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
 	stdout, _ := cmd.StdoutPipe()
 	cmd.Stderr = io.Discard
@@ -63,7 +71,7 @@ func startTLSAgent(t testing.TB, token string, extra ...string) (addr, certDir s
 	case <-time.After(60 * time.Second):
 		t.Fatal("agent did not print its address")
 	}
-	return addr, certDir
+	return addr, certDir, cmd
 }
 
 func agentHost(addr, certDir, token string) HostConfig {

@@ -1,0 +1,172 @@
+package remote
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"corral/runtimes"
+)
+
+// readLogs reads a log to its end. The timeout is a hang guard, not a
+// synchronisation: a followed log must end on its own.
+func readLogs(t *testing.T, rc io.ReadCloser) (lines []string, err error) {
+	t.Helper()
+	type res struct {
+		b   []byte
+		err error
+	}
+	done := make(chan res, 1)
+	go func() {
+		b, err := io.ReadAll(rc)
+		done <- res{b, err}
+	}()
+	var r res
+	select {
+	case r = <-done:
+	case <-time.After(90 * time.Second):
+		rc.Close()
+		<-done
+		t.Fatal("the log did not end")
+	}
+	rc.Close()
+	body := strings.TrimSuffix(string(r.b), "\n")
+	if body == "" {
+		return nil, r.err
+	}
+	for _, l := range strings.Split(body, "\n") {
+		stamp, _, ok := strings.Cut(l, " ")
+		if _, perr := time.Parse(time.RFC3339Nano, stamp); !ok || perr != nil {
+			t.Errorf("log line %q does not start with an RFC 3339 timestamp and a space", l)
+		}
+		lines = append(lines, l)
+	}
+	return lines, r.err
+}
+
+func logsOf(t *testing.T, ctx context.Context, b *Backend, hd *runtimes.Handle, opts runtimes.LogOptions) io.ReadCloser {
+	t.Helper()
+	rc, err := b.Logs(ctx, hd, opts)
+	if err != nil {
+		t.Fatalf("Logs(%+v): %v", opts, err)
+	}
+	return rc
+}
+
+func containsLine(lines []string, s string) bool {
+	for _, l := range lines {
+		if strings.Contains(l, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkWholeAndTail reads the whole log (the agent's start line) and a
+// one-line tail of a running agent.
+func checkWholeAndTail(t *testing.T, ctx context.Context, b *Backend, hd *runtimes.Handle) {
+	t.Helper()
+	lines, err := readLogs(t, logsOf(t, ctx, b, hd, runtimes.LogOptions{Tail: -1}))
+	if err != nil || !containsLine(lines, "corral-agent started") {
+		t.Fatalf("whole log = %q, %v; want the agent's start line", lines, err)
+	}
+	tail, err := readLogs(t, logsOf(t, ctx, b, hd, runtimes.LogOptions{Tail: 1}))
+	if err != nil || len(tail) != 1 || tail[0] != lines[len(lines)-1] {
+		t.Fatalf("tail 1 = %q, %v; want the last line %q", tail, err, lines[len(lines)-1])
+	}
+}
+
+func TestLogsOfAnSSHSandboxFollowUntilItStopsThenItIsGone(t *testing.T) {
+	srv := startSSHD(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	b, err := New(Config{AgentBinary: buildAgent(t), Hosts: []HostConfig{{Name: "h1", Mode: "ssh", SSH: srv.config(t)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	hd, err := b.Start(ctx, runtimes.Spec{SessionID: "logs-ssh"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Destroy(context.Background(), hd)
+	checkWholeAndTail(t, ctx, b, hd)
+
+	// Following from the end: Stop (SIGTERM to the group) makes the agent
+	// log its shutdown, which arrives, and then the log ends cleanly.
+	rc := logsOf(t, ctx, b, hd, runtimes.LogOptions{Follow: true, Tail: 0})
+	if err := b.Stop(ctx, hd, 0); err != nil {
+		t.Fatal(err)
+	}
+	lines, err := readLogs(t, rc)
+	if err != nil || !containsLine(lines, "shutting down") || containsLine(lines, "corral-agent started") {
+		t.Fatalf("followed log = %q, %v; want only the lines after tail=0, ending after the shutdown line", lines, err)
+	}
+
+	_, err = b.Logs(ctx, hd, runtimes.LogOptions{Tail: -1})
+	if !errors.Is(err, runtimes.ErrNotFound) || !strings.Contains(err.Error(), "exited") {
+		t.Fatalf("logs of a stopped agent: err = %v, want ErrNotFound saying it exited", err)
+	}
+}
+
+func TestLogsOfAnSSHSandboxEndCleanlyWhenItsAgentIsKilled(t *testing.T) {
+	srv := startSSHD(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	b, err := New(Config{AgentBinary: buildAgent(t), Hosts: []HostConfig{{Name: "h1", Mode: "ssh", SSH: srv.config(t)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	hd, err := b.Start(ctx, runtimes.Spec{SessionID: "logs-kill"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Destroy(context.Background(), hd)
+	rc := logsOf(t, ctx, b, hd, runtimes.LogOptions{Follow: true, Tail: 1})
+	pgid, _ := strconv.Atoi(hd.Meta["pgid"])
+	if err := syscall.Kill(-pgid, syscall.SIGKILL); err != nil { // the "remote" host is this one
+		t.Fatal(err)
+	}
+	lines, err := readLogs(t, rc)
+	if err != nil || len(lines) != 1 {
+		t.Fatalf("followed log of a killed agent = %q, %v; want its last line and a clean end", lines, err)
+	}
+}
+
+func TestLogsOfAnAgentModeHostOverTLS(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	addr, certDir, cmd := startTLSAgentProc(t, "secret-logs")
+	b, err := New(Config{Hosts: []HostConfig{agentHost(addr, certDir, "secret-logs")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	hd, err := b.Start(ctx, runtimes.Spec{SessionID: "logs-tls"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Destroy(context.Background(), hd)
+	checkWholeAndTail(t, ctx, b, hd)
+
+	// The operator stops the agent: its last words arrive, then the end.
+	rc := logsOf(t, ctx, b, hd, runtimes.LogOptions{Follow: true, Tail: 0})
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	lines, err := readLogs(t, rc)
+	if err != nil || !containsLine(lines, "shutting down") {
+		t.Fatalf("followed log = %q, %v; want the shutdown line and a clean end", lines, err)
+	}
+	_, err = b.Logs(ctx, hd, runtimes.LogOptions{Tail: -1})
+	if !errors.Is(err, runtimes.ErrNotFound) {
+		t.Fatalf("logs of an agent that is gone: err = %v, want ErrNotFound", err)
+	}
+}
