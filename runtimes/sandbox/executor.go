@@ -132,6 +132,8 @@ type Executor struct {
 	staticW sync.WaitGroup
 
 	mcp mcpState // MCP servers (executor_mcp.go)
+
+	browser browserState // Chromium for browse actions (executor_browser.go)
 }
 
 // New starts an executor and its main bash session.
@@ -239,6 +241,7 @@ func (x *Executor) Close() error {
 	}
 	x.pyMu.Unlock()
 	x.closeMCP()
+	x.closeBrowser()
 	x.staticW.Wait()
 	return err
 }
@@ -308,8 +311,10 @@ func (x *Executor) dispatch(ctx context.Context, act eventbus.Action, timeout fl
 		return x.writeFile(a, x.Cwd())
 	case *eventbus.FileEditAction:
 		return x.edit(a)
-	case *eventbus.BrowseURLAction, *eventbus.BrowseInteractiveAction:
-		return eventbus.NewError(eventbus.InvalidID, "", "Browser functionality is not supported or disabled.")
+	case *eventbus.BrowseURLAction:
+		return x.browse(ctx, false, a.URL, a.ReturnAxtree, timeout)
+	case *eventbus.BrowseInteractiveAction:
+		return x.browse(ctx, true, a.BrowserActions, a.ReturnAxtree, timeout)
 	case *eventbus.MCPAction:
 		return x.callMCP(ctx, a, timeout)
 	}

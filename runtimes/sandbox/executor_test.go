@@ -77,8 +77,6 @@ func TestExecuteDispatchesUnsupportedActionsToErrors(t *testing.T) {
 		content string
 		errorID string
 	}{
-		{"browse", xAct(1, &eventbus.BrowseURLAction{URL: "http://x"}), "Browser functionality is not supported or disabled.", ""},
-		{"browse_interactive", xAct(1, &eventbus.BrowseInteractiveAction{BrowserActions: "goto('x')"}), "Browser functionality is not supported or disabled.", ""},
 		{"mcp", xAct(1, &eventbus.MCPAction{Name: "fetch"}), `MCP tool calls are not supported by this runtime: tool "fetch" was not called.`, ErrorIDBadAction},
 		{"non-runnable think", xAct(1, &eventbus.AgentThinkAction{Thought: "hm"}), "Action think is not supported in the current runtime.", ErrorIDBadAction},
 		{"non-runnable message", xAct(1, &eventbus.MessageAction{Content: "hi"}), "Action message is not supported in the current runtime.", ErrorIDBadAction},
