@@ -329,9 +329,21 @@ func (h *Handler) proxy(w http.ResponseWriter, r *http.Request) {
 	rid := r.PathValue("rid")
 	rest := "/" + r.PathValue("rest")
 	public := mountPrefix(r) + SandboxPathPrefix + url.PathEscape(rid) // this sandbox's root as the client sees it
-	proxied := false
+	proxied, aborted := false, false
 	err := h.prov.AgentHTTP(r.Context(), rid, func(ctx context.Context, rt http.RoundTripper) error {
 		proxied = true
+		// ReverseProxy aborts a response cut while streaming (a client
+		// leaving an event stream) with panic(http.ErrAbortHandler). do may
+		// run on another goroutine than the server's, which would not
+		// recover it: catch it there and abort from the handler below.
+		defer func() {
+			if p := recover(); p != nil {
+				if p != http.ErrAbortHandler {
+					panic(p)
+				}
+				aborted = true
+			}
+		}()
 		rp := &httputil.ReverseProxy{
 			Rewrite: func(pr *httputil.ProxyRequest) {
 				pr.Out.URL.Scheme = "http"
@@ -355,6 +367,9 @@ func (h *Handler) proxy(w http.ResponseWriter, r *http.Request) {
 		rp.ServeHTTP(w, r.WithContext(ctx))
 		return nil
 	})
+	if aborted {
+		panic(http.ErrAbortHandler)
+	}
 	if err == nil || proxied {
 		return
 	}
