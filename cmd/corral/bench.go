@@ -25,7 +25,8 @@ Scenarios:
   events     event store: durable and never appends, fan-out, replay
              (baselines: raw write(2) + fdatasync; write(2); Go channels; read(2); encoding/json)
   roundtrip  one action's round trip at each layer        (baseline: fork/exec of bash -c true)
-  start      sandbox start per backend                    (baseline: bash -c true; docker run --rm IMAGE true via the API)
+  start      sandbox start per backend, docker also from a warm pool (warm_pool = 1)
+             (baseline: bash -c true; docker run --rm IMAGE true via the API)
   sessions   N concurrent sessions x M actions, at N = each of --sessions
   farm       a farm of N synthetic jobs                   (baseline: sum of sandbox starts / concurrency)
 
