@@ -66,6 +66,8 @@ type Backend struct {
 
 	mu     sync.Mutex
 	active map[string]int // host name -> sandboxes placed
+
+	readers logReaders // followed logs, ended by Stop (logs.go)
 }
 
 type host struct {
@@ -414,6 +416,9 @@ func (b *Backend) Stop(ctx context.Context, hd *runtimes.Handle, _ time.Duration
 	if err != nil {
 		return err
 	}
+	// After the kill: an ssh agent ends its own log stream with its last
+	// words; only an agent-mode host's (which keeps running) needs this.
+	defer b.readers.end(hd.ID)
 	if h.ssh == nil {
 		return nil
 	}
@@ -429,6 +434,7 @@ func (b *Backend) Destroy(ctx context.Context, hd *runtimes.Handle) error {
 	}
 	defer b.release(h.cfg.Name)
 	if h.ssh == nil {
+		b.readers.end(hd.ID)
 		return nil
 	}
 	if err := b.Stop(ctx, hd, 0); err != nil {

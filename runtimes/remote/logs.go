@@ -48,10 +48,47 @@ func (b *Backend) Logs(ctx context.Context, hd *runtimes.Handle, opts runtimes.L
 	}
 	lr := &logReader{b: b, hd: hd, body: resp.Body, client: c, ctx: rctx, cancel: cancel, follow: opts.Follow}
 	if opts.Follow {
+		b.readers.add(lr)
 		lr.wg.Add(1)
 		go lr.watch(rctx)
 	}
 	return lr, nil
+}
+
+// logReaders are the followed logs open on a backend, so that Stop and
+// Destroy end them: an agent-mode host's agent outlives its sandbox (it is
+// the operator's), and its log would otherwise follow on forever.
+type logReaders struct {
+	mu sync.Mutex
+	m  map[*logReader]struct{}
+}
+
+func (r *logReaders) add(l *logReader) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.m == nil {
+		r.m = map[*logReader]struct{}{}
+	}
+	r.m[l] = struct{}{}
+}
+
+func (r *logReaders) remove(l *logReader) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.m, l)
+}
+
+// end ends the followed logs of sandbox id cleanly (EOF after what was
+// read): the sandbox is stopped.
+func (r *logReaders) end(id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for l := range r.m {
+		if l.hd.ID == id {
+			l.exited.Store(true)
+			l.cancel()
+		}
+	}
 }
 
 // requestLogs sends GET agentwire.PathLogs and checks the answer.
@@ -169,6 +206,7 @@ func (l *logReader) watch(ctx context.Context) {
 
 func (l *logReader) Close() error {
 	l.once.Do(func() {
+		l.b.readers.remove(l)
 		l.cancel()
 		_ = l.body.Close()
 		l.wg.Wait()

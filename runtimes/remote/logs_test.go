@@ -156,8 +156,18 @@ func TestLogsOfAnAgentModeHostOverTLS(t *testing.T) {
 	defer b.Destroy(context.Background(), hd)
 	checkWholeAndTail(t, ctx, b, hd)
 
+	// Destroying the sandbox leaves the operator's agent running but ends
+	// the sandbox's followed log.
+	rc := logsOf(t, ctx, b, hd, runtimes.LogOptions{Follow: true, Tail: 1})
+	if err := b.Destroy(ctx, hd); err != nil {
+		t.Fatal(err)
+	}
+	if lines, err := readLogs(t, rc); err != nil || len(lines) != 1 {
+		t.Fatalf("followed log across Destroy = %q, %v; want the last line and a clean end", lines, err)
+	}
+
 	// The operator stops the agent: its last words arrive, then the end.
-	rc := logsOf(t, ctx, b, hd, runtimes.LogOptions{Follow: true, Tail: 0})
+	rc = logsOf(t, ctx, b, hd, runtimes.LogOptions{Follow: true, Tail: 0})
 	if err := cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
 	}
