@@ -54,22 +54,7 @@ func TestAXTreeTextMatchesBrowserGym(t *testing.T) {
 			for _, b := range fx.Clickable {
 				clickable[b] = true
 			}
-			got := AXTreeText(fx.AXTree.Nodes, fx.Bids, clickable)
-			if got != string(want) {
-				gl, wl := strings.Split(got, "\n"), strings.Split(string(want), "\n")
-				for i := 0; i < max(len(gl), len(wl)); i++ {
-					g, w := "<none>", "<none>"
-					if i < len(gl) {
-						g = gl[i]
-					}
-					if i < len(wl) {
-						w = wl[i]
-					}
-					if g != w {
-						t.Fatalf("line %d differs\n got %q\nwant %q", i+1, g, w)
-					}
-				}
-			}
+			diffLines(t, AXTreeText(fx.AXTree.Nodes, fx.Bids, clickable), string(want))
 		})
 	}
 }
