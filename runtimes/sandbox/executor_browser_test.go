@@ -126,7 +126,9 @@ func TestExecutorBrowseTimeoutInterruptAndCloseDoNotHang(t *testing.T) {
 	}
 
 	done := make(chan *eventbus.Event, 1)
-	go func() { done <- x.Execute(context.Background(), xAct(9, &eventbus.BrowseURLAction{URL: site.URL + "/slow"}), nil) }()
+	go func() {
+		done <- x.Execute(context.Background(), xAct(9, &eventbus.BrowseURLAction{URL: site.URL + "/slow"}), nil)
+	}()
 	select {
 	case <-site.SlowHit:
 	case <-time.After(60 * time.Second):
