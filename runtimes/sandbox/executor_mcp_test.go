@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -161,6 +162,31 @@ func TestStdioServerStartsInTheExecutorsCurrentDirectory(t *testing.T) {
 	}
 	if err := x.ConfigureMCP(context.Background(), eventbus.MCPConfig{StdioServers: []eventbus.MCPStdioServer{{Name: "bad", Command: "two words"}}}); err == nil || errors.As(err, new(*mcptools.PartialError)) {
 		t.Fatalf("invalid config: err = %v, want a validation error", err)
+	}
+}
+
+func TestStdioServerRunsAsTheExecutorsUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: an executor runs its processes as another user only when it runs as root")
+	}
+	name := xLoginUser(t)
+	bin := mcpTestServer(t)
+	dir := t.TempDir()
+	// t.TempDir's parents are private to root; the user must reach them.
+	for _, d := range []string{filepath.Dir(dir), dir, filepath.Dir(bin), filepath.Dir(filepath.Dir(bin))} {
+		os.Chmod(d, 0o755)
+	}
+	x, err := New(context.Background(), WithWorkDir(dir), WithUser(name), WithEnv([]string{"HOME=" + dir}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	if err := x.ConfigureMCP(context.Background(), eventbus.MCPConfig{StdioServers: []eventbus.MCPStdioServer{{Name: "s", Command: bin}}}); err != nil {
+		t.Fatal(err)
+	}
+	obs := mcpCall(t, x, "echo", `{"text": "x", "show": "uid"}`, 30)
+	if want := fmt.Sprintf(`"text": "x uid=%d"`, x.access.uid); !strings.Contains(obs.Content, want) {
+		t.Fatalf("server does not run as %s (%s): %s", name, want, obs.Content)
 	}
 }
 

@@ -54,6 +54,8 @@ func main() {
 				text += " tag=" + os.Getenv("MCPSERVER_TAG") + " home_env=" + os.Getenv("CORRAL_TEST_EXEC_ENV")
 			case "pid":
 				text += fmt.Sprintf(" pid=%d", os.Getpid())
+			case "uid":
+				text += fmt.Sprintf(" uid=%d", os.Getuid())
 			}
 			return mcp.NewToolResultText(text), nil
 		})
