@@ -74,7 +74,7 @@ func (a *EngineAdapter) CreateSession(ctx context.Context, req SessionRequest) (
 }
 
 // ListSessions implements Engine: every session the engine knows, running
-// or not.
+// or not, forks with their forked_from as GetSession shows it.
 func (a *EngineAdapter) ListSessions(ctx context.Context) ([]Session, error) {
 	infos, err := a.eng.List(ctx)
 	if err != nil {
@@ -82,7 +82,9 @@ func (a *EngineAdapter) ListSessions(ctx context.Context) ([]Session, error) {
 	}
 	out := make([]Session, 0, len(infos))
 	for _, info := range infos {
-		out = append(out, toSession(info))
+		s := toSession(info)
+		s.ForkedFrom = a.forkPoint(ctx, info.ID)
+		out = append(out, s)
 	}
 	return out, nil
 }

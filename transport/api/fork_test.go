@@ -38,6 +38,16 @@ func TestForkThroughTheAPI(t *testing.T) {
 	if got.ForkedFrom == nil || *got.ForkedFrom != *fs.ForkedFrom {
 		t.Fatalf("GET of the fork: forked_from %+v, want %+v", got.ForkedFrom, fs.ForkedFrom)
 	}
+	var list struct{ Sessions []Session }
+	f.mustJSON("GET", "/api/sessions", nil, 200, &list)
+	for _, s := range list.Sessions {
+		if want := map[string]*ForkPoint{parent: nil, "api-fork": fs.ForkedFrom}[s.ID]; (s.ForkedFrom == nil) != (want == nil) || want != nil && *s.ForkedFrom != *want {
+			t.Fatalf("session list: %s has forked_from %+v, want %+v", s.ID, s.ForkedFrom, want)
+		}
+	}
+	if len(list.Sessions) != 2 {
+		t.Fatalf("session list has %d sessions, want the parent and the fork", len(list.Sessions))
+	}
 	var ps Session // a fresh value: decoding leaves absent fields as they were
 	f.mustJSON("GET", "/api/sessions/"+parent, nil, 200, &ps)
 	if ps.ForkedFrom != nil {

@@ -78,6 +78,7 @@ async function refreshSessions() {
     top.append(el("span", "badge " + s.status, s.status), " ", el("span", "sid", s.id));
     const where = [s.node, s.backend, s.image].filter(Boolean).join(" · ");
     li.append(top, el("span", "meta", where + (s.queue_position ? " · queued #" + s.queue_position : "") + " · active " + ago(s.last_activity)));
+    if (s.forked_from) li.append(el("span", "meta", "forked from " + s.forked_from.session + " @ " + s.forked_from.event_id));
     if (s.error) li.append(el("span", "meta error", s.error));
     li.addEventListener("click", () => openSession(s.id));
     li.addEventListener("keydown", (ev) => { if (ev.key === "Enter") openSession(s.id); });
