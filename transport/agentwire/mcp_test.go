@@ -1,6 +1,7 @@
 package agentwire_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"io"
@@ -211,5 +212,45 @@ func TestUpdateMCPServerListKeepsRemoteServersAndExecuteActionCallsTools(t *test
 		if resp.StatusCode != 200 || obs.Observation != "mcp" || obs.Content != want || obs.Extras.Name != tool || string(obs.Extras.Arguments) != `{"text":"hi"}` {
 			t.Fatalf("%s: %d %s", tool, resp.StatusCode, raw)
 		}
+	}
+}
+
+// TestMCPSSEEndpointEventHonoursForwardedPrefix reads the first SSE event
+// while the stream stays open (so it was flushed) and checks that a proxy's
+// X-Forwarded-Prefix leads the message endpoint.
+func TestMCPSSEEndpointEventHonoursForwardedPrefix(t *testing.T) {
+	a := startMCPAgent(t)
+	tests := []struct{ name, prefix, want string }{
+		{"direct", "", "/mcp/message?sessionId="},
+		{"behind a proxy", "/api/runtimes/r1/", "/api/runtimes/r1/mcp/message?sessionId="},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, a.url+"/mcp/sse", nil)
+			req.Header.Set("X-Session-API-Key", mcpToken)
+			if tc.prefix != "" {
+				req.Header.Set("X-Forwarded-Prefix", tc.prefix)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if ct := resp.Header.Get("Content-Type"); resp.StatusCode != 200 || ct != "text/event-stream" {
+				t.Fatalf("status %d, content type %q", resp.StatusCode, ct)
+			}
+			sc := bufio.NewScanner(resp.Body)
+			for sc.Scan() {
+				if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+					if !strings.HasPrefix(data, tc.want) {
+						t.Fatalf("endpoint %q, want prefix %q", data, tc.want)
+					}
+					return
+				}
+			}
+			t.Fatalf("no endpoint event: %v", sc.Err())
+		})
 	}
 }
