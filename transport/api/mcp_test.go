@@ -162,7 +162,7 @@ func TestMCPConfigThroughTheAPIRunsCallToolMCP(t *testing.T) {
 		backend func(*testing.T) closableBackend
 	}{
 		{"local runtime (corral-agent over HTTP)", newLocalBackend},
-		{"cli runtime (in-process executor)", func(*testing.T) closableBackend { return inProcessBackend{local.NewInProcess(local.InProcessTempDir(t.TempDir()))} }},
+		{"cli runtime (in-process executor)", newInProcessBackend},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -183,6 +183,10 @@ func TestMCPConfigThroughTheAPIRunsCallToolMCP(t *testing.T) {
 
 // inProcessBackend gives the cli backend the Close the fixture calls.
 type inProcessBackend struct{ *local.InProcess }
+
+func newInProcessBackend(t *testing.T) closableBackend {
+	return inProcessBackend{local.NewInProcess(local.InProcessTempDir(t.TempDir()))}
+}
 
 func (inProcessBackend) Close() error { return nil }
 
