@@ -14,7 +14,8 @@ import (
 const logsUsage = `usage: corral logs [flags] SESSION
 
 Prints the own log of a session's sandbox (its agent's output: the
-container's stdout and stderr on Docker, the agent's log file on local),
+container's stdout and stderr on Docker, the agent's log file on local,
+what the agent logged on remote hosts),
 one line per entry, each prefixed with its RFC 3339 UTC timestamp. It reads
 through the API of a running "corral serve" (GET /api/sessions/SESSION/logs),
 the one process that owns the sessions' store; --server or CORRAL_SERVER_URL
