@@ -107,11 +107,17 @@ def _header(path, total):
 
 
 def _show(path, target, window, from_current, line_check=None):
-    """Shared body of open_file/goto_line/scroll_*: count, check, print."""
+    """Header and window for open_file/goto_line/scroll_*, or None after an error.
+
+    line_check(total) validates or moves the position before the window is
+    drawn; a target of None means the current line after that.
+    """
     try:
         total = _count_lines(path)
         if line_check is not None and not line_check(total):
             return None
+        if target is None:
+            target = CURRENT_LINE
         body = _render_window(path, target, window, from_current)
     except UnicodeDecodeError as e:
         _not_text(path, e)
@@ -183,19 +189,15 @@ def goto_line(line_number):
 
 
 def _scroll(delta):
-    global CURRENT_LINE
     if not _have_open_file():
         return
-    try:
-        total = _count_lines(CURRENT_FILE)
-    except UnicodeDecodeError as e:
-        _not_text(CURRENT_FILE, e)
-        return
-    except OSError as e:
-        _error("Cannot read %s: %s" % (CURRENT_FILE, e.strerror or e))
-        return
-    CURRENT_LINE = _clamp(CURRENT_LINE + delta, 1, total)
-    out = _show(CURRENT_FILE, CURRENT_LINE, WINDOW, True)
+
+    def move(total):
+        global CURRENT_LINE
+        CURRENT_LINE = _clamp(CURRENT_LINE + delta, 1, total)
+        return True
+
+    out = _show(CURRENT_FILE, None, WINDOW, True, move)
     if out is not None:
         print(out)
 
@@ -536,109 +538,218 @@ def parse_pptx(file_path):
         print("Error reading PowerPoint file: %s" % e)
 
 
-# LaTeX: OpenHands uses pylatexenc's LatexNodes2Text. This is a small
-# standard-library converter for the common subset (no Debian tool gives the
-# same text without pulling in pandoc or TeX Live): preamble and comments
-# dropped, formatting macros unwrapped, references and citations as
-# pylatexenc writes them, escapes resolved.
-_LATEX_DROP_WITH_ARG = {
-    "label", "usepackage", "documentclass", "bibliographystyle", "bibliography",
-    "vspace", "hspace", "includegraphics", "input", "include", "pagestyle",
-    "thispagestyle", "setlength", "newcommand", "renewcommand", "author", "title", "date",
+# LaTeX: OpenHands uses pylatexenc 2's LatexNodes2Text. No Debian tool gives
+# the same text without pulling in pandoc or TeX Live, so this is a small
+# standard-library converter for the common subset, following pylatexenc's
+# observable output: whitespace kept as written, comments dropped (their
+# newline kept), a macro's name and the blanks after it dropped, its known
+# arguments formatted as below, unknown macros dropped with their {groups}
+# left as text.
+_LATEX_MACROS = {
+    # name: (number of {arguments}, format of the last one or None to drop)
+    "emph": (1, "%s"), "textbf": (1, "%s"), "textit": (1, "%s"), "textrm": (1, "%s"),
+    "textsc": (1, "%s"), "textsl": (1, "%s"), "text": (1, "%s"), "underline": (1, "%s"),
+    "overline": (1, "%s"), "footnote": (1, "[%s]"), "url": (1, "<%s>"),
+    "ref": (1, "<ref>"), "autoref": (1, "<ref>"), "cref": (1, "<ref>"), "Cref": (1, "<Ref>"),
+    "eqref": (1, "(<ref>)"), "cite": (1, "<cit.>"), "citet": (1, "<cit.>"), "citep": (1, "<cit.>"),
+    "section": (1, "\n\n\u00a7 %S\n"), "subsection": (1, "\n\n \u00a7.\u00a7 %s\n"),
+    "subsubsection": (1, "\n\n  \u00a7.\u00a7.\u00a7 %s\n"), "chapter": (1, "\n\nCHAPTER: %S\n"),
+    # pylatexenc reads no argument for these two: the {title} stays as text.
+    "part": (0, "\n\nPART: \n"), "paragraph": (0, "\n\n  \n"), "subparagraph": (1, "\n\n    %s\n"),
+    "vspace": (1, "\n"), "hspace": (1, None), "label": (1, None), "mbox": (1, None),
+    "textup": (1, None), "textmd": (1, None), "textsf": (1, None), "texttt": (1, None),
+    "input": (1, None), "include": (1, None), "bibliography": (1, None),
+    "documentclass": (1, None), "usepackage": (1, None), "setlength": (2, None),
+    "newcommand": (2, None), "renewcommand": (2, None), "frac": (2, "%s/%s"),
+    "textcolor": (2, "%s"), "href": (2, "%s <%s>"),
+    "title": (1, "title"), "author": (1, "author"), "date": (1, "date"),
 }
-_LATEX_REPLACE_ARG = {"ref": "<ref>", "eqref": "<ref>", "cite": "<cit.>", "citep": "<cit.>", "citet": "<cit.>"}
-_LATEX_SECTIONS = {"part": "§ ", "chapter": "§ ", "section": "§ ", "subsection": "§.§ ", "subsubsection": "§.§.§ ", "paragraph": "", "subparagraph": ""}
-_LATEX_SYMBOLS = {
-    "\\": "\n", ",": " ", ";": " ", ":": " ", "!": "", " ": " ", "%": "%", "&": "&", "#": "#",
-    "$": "$", "_": "_", "{": "{", "}": "}", "LaTeX": "LaTeX", "TeX": "TeX", "ldots": "…",
-    "dots": "…", "item": "\n  * ", "newline": "\n", "par": "\n\n", "maketitle": "", "today": "",
-    "noindent": "", "centering": "", "textbackslash": "\\", "S": "§",
+_LATEX_WORDS = {"ldots": "\u2026", "dots": "\u2026", "textbackslash": "\\", "item": "\n  * "}
+_LATEX_ESCAPES = {"\\": "\n", " ": " ", ",": " ", ";": " ", ":": " ", "!": "", "%": "%", "&": "&",
+                  "#": "#", "$": "$", "_": "_", "{": "{", "}": "}"}
+_LATEX_SPECIALS = [("---", "\u2014"), ("--", "\u2013"), ("``", "\u201c"), ("''", "\u201d"), ("~", "\u00a0"), ("&", "   ")]
+_LATEX_ENVS = {  # name: ({arguments} after \begin{name} to skip, format)
+    "center": (0, "\n%s\n"), "flushleft": (0, "\n%s\n"), "flushright": (0, "\n%s\n"),
+    "equation": (0, "\n    %s\n"), "equation*": (0, "\n    %s\n"), "align": (0, "\n    %s\n"),
+    "align*": (0, "\n    %s\n"), "gather": (0, "\n    %s\n"), "gather*": (0, "\n    %s\n"),
+    "multline": (0, "\n    %s\n"), "multline*": (0, "\n    %s\n"), "eqnarray": (0, "\n    %s\n"),
+    "eqnarray*": (0, "\n    %s\n"), "tabular": (1, "%s"), "tabular*": (2, "%s"), "minipage": (1, "%s"),
+    "verbatim": (0, ""),
 }
+# Deeper nesting than this is emitted as plain text: hostile input must not
+# exhaust the recursion limit.
+_LATEX_MAX_DEPTH = 50
 
 
-def _latex_group(s, i):
-    """Index after the balanced {...} group starting at s[i] == '{'."""
-    depth = 0
-    while i < len(s):
-        ch = s[i]
-        if ch == "\\":
-            i += 2
-            continue
-        if ch == "{":
-            depth += 1
-        elif ch == "}":
-            depth -= 1
-            if depth == 0:
-                return i + 1
-        i += 1
-    return len(s)
+class _Latex:
+    def __init__(self, src):
+        self.src, self.meta = src, {}
 
+    def opt(self, i):
+        """Index after blanks and one [optional] argument at i, if any."""
+        j = self.blank(i)
+        if j < len(self.src) and self.src[j] == "[":
+            k = self.src.find("]", j)
+            return i if k < 0 else k + 1
+        return i
 
-def _latex_skip_opt(s, i):
-    """Skip blanks and one optional [...] argument."""
-    j = i
-    while j < len(s) and s[j] in " \t":
-        j += 1
-    if j < len(s) and s[j] == "[":
-        k = s.find("]", j)
-        return i if k < 0 else k + 1
-    return i
-
-
-def _latex_to_text(src, depth=0):
-    # depth bounds the recursion into section titles (hostile input nests them).
-    import re
-
-    src = re.sub(r"(?<!\\)%[^\n]*\n?[ \t]*", "", src)
-    m = re.search(r"\\begin\s*\{document\}(.*?)(\\end\s*\{document\}|\Z)", src, re.S)
-    if m:
-        src = m.group(1)
-    out, i = [], 0
-    while i < len(src):
-        ch = src[i]
-        if ch in "{}$":
+    def blank(self, i):
+        while i < len(self.src) and self.src[i] in " \t\n":
             i += 1
-            continue
-        if ch == "~":
-            out.append(" ")
+        return i
+
+    def group(self, i):
+        """(text inside, index after) of the {group} at i, or (None, i)."""
+        s, j = self.src, self.blank(i)
+        if j >= len(s) or s[j] != "{":
+            return None, i
+        depth, k = 0, j
+        while k < len(s):
+            if s[k] == "\\":
+                k += 2
+                continue
+            if s[k] == "{":
+                depth += 1
+            elif s[k] == "}":
+                depth -= 1
+                if depth == 0:
+                    return s[j + 1 : k], k + 1
+            k += 1
+        return s[j + 1 :], len(s)
+
+    def post_space(self, i):
+        # Blanks after a macro name go, and one newline, but not a paragraph break.
+        s = self.src
+        while i < len(s) and s[i] in " \t":
             i += 1
-            continue
-        if ch != "\\":
-            out.append(ch)
+        if i < len(s) and s[i] == "\n" and not s.startswith("\n", self.blank_line_end(i + 1)):
             i += 1
-            continue
-        m = re.compile(r"\\([A-Za-z]+\*?|.)").match(src, i)
-        if m is None:
+            while i < len(s) and s[i] in " \t":
+                i += 1
+        return i
+
+    def blank_line_end(self, i):
+        while i < len(self.src) and self.src[i] in " \t":
             i += 1
-            continue
-        name, i = m.group(1).rstrip("*"), m.end()
-        if name in ("begin", "end"):
-            i = _latex_skip_opt(src, i)
-            if i < len(src) and src[i] == "{":
-                i = _latex_group(src, i)
-            i = _latex_skip_opt(src, i)
-            continue
-        if name in _LATEX_SYMBOLS:
-            out.append(_LATEX_SYMBOLS[name])
-            continue
-        if name in _LATEX_DROP_WITH_ARG or name in _LATEX_REPLACE_ARG:
-            i = _latex_skip_opt(src, i)
-            while i < len(src) and src[i] == "{":
-                i = _latex_group(src, i)
-            out.append(_LATEX_REPLACE_ARG.get(name, ""))
-            continue
-        if name in _LATEX_SECTIONS and depth < 8:
-            i = _latex_skip_opt(src, i)
-            if i < len(src) and src[i] == "{":
-                end = _latex_group(src, i)
-                title = _latex_to_text(src[i + 1 : end - 1], depth + 1).strip()
-                out.append("\n\n" + _LATEX_SECTIONS[name] + title + "\n\n")
-                i = end
-            continue
-        # Any other macro: drop its name; its {arguments} stay as text.
-    text = "".join(out)
-    lines = [re.sub(r"[ \t]+", " ", ln).strip() for ln in text.split("\n")]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines))
+        return i
+
+    def macro(self, name, i, depth):
+        """(text, index after) for the macro `name` whose name ends at i."""
+        if name in _LATEX_WORDS:
+            i = self.post_space(i)
+            if name == "item" and self.opt(i) != i:
+                j = self.opt(i)
+                return "\n  " + self.convert(self.src[self.blank(i) + 1 : j - 1], depth + 1), j
+            return _LATEX_WORDS[name], i
+        if name == "maketitle":
+            m = self.meta
+            t, a = m.get("title", "[NO \\title GIVEN]"), m.get("author", "[NO \\author GIVEN]")
+            d = m.get("date") or _latex_today()
+            bar = "=" * max(len(t), 4 + len(a), 4 + len(d))
+            return "%s\n    %s\n    %s\n%s\n\n" % (t, a, d, bar), self.post_space(i)
+        if name == "today":
+            return _latex_today(), self.post_space(i)
+        if name not in _LATEX_MACROS:
+            return "", self.post_space(i)
+        nargs, fmt = _LATEX_MACROS[name]
+        if nargs == 0:
+            return fmt, self.post_space(i)
+        i = self.opt(self.post_space(i))
+        args = []
+        for _ in range(nargs):
+            text, i = self.group(i)
+            if text is None:
+                break
+            args.append(self.convert(text, depth + 1))
+            i = self.opt(i)
+        if fmt in ("title", "author", "date"):
+            self.meta[fmt] = args[0] if args else ""
+            return "", i
+        if fmt is None or not args:
+            return "", i
+        if fmt.count("%") == 2 and len(args) == 2:
+            return fmt % (args[1], args[0]) if name == "href" else fmt % (args[0], args[1]), i
+        last = args[-1]
+        return fmt.replace("%S", last.upper()).replace("%s", last) if "%" in fmt else fmt, i
+
+    def environment(self, i, depth):
+        """(text, index after) for \\begin whose name ends at i."""
+        name, j = self.group(i)
+        if name is None:
+            return "", i
+        name = name.strip()
+        nargs, fmt = _LATEX_ENVS.get(name, (0, "%s"))
+        j = self.opt(j)
+        for _ in range(nargs):
+            _, j = self.group(j)
+            j = self.opt(j)
+        end = self.src.find("\\end{" + name + "}", j)
+        if end < 0:
+            end = len(self.src)
+        body = self.src[j:end]
+        after = min(len(self.src), end + len("\\end{" + name + "}"))
+        return (fmt % self.convert(body, depth + 1) if "%s" in fmt else fmt), after
+
+    def convert(self, src, depth=0):
+        if depth > _LATEX_MAX_DEPTH:
+            return src
+        saved, self.src = self.src, src
+        try:
+            return self._convert(depth)
+        finally:
+            self.src = saved
+
+    def _convert(self, depth):
+        import re
+
+        s, out, i = self.src, [], 0
+        name_re = re.compile(r"[A-Za-z]+\*?")
+        while i < len(s):
+            ch = s[i]
+            if ch == "%":
+                nl = s.find("\n", i)
+                i = len(s) if nl < 0 else nl
+                continue
+            if ch in "{}$":
+                i += 1
+                continue
+            if ch == "\\":
+                m = name_re.match(s, i + 1)
+                if m is None:
+                    c = s[i + 1 : i + 2]
+                    out.append(_LATEX_ESCAPES.get(c, ""))
+                    i = self.opt(i + 2) if c == "\\" else i + 2
+                    continue
+                name, i = m.group().rstrip("*"), m.end()
+                if name == "begin":
+                    text, i = self.environment(i, depth)
+                elif name == "end":
+                    _, i = self.group(i)
+                    text = ""
+                else:
+                    text, i = self.macro(name, i, depth)
+                out.append(text)
+                continue
+            for lit, rep in _LATEX_SPECIALS:
+                if s.startswith(lit, i):
+                    out.append(rep)
+                    i += len(lit)
+                    break
+            else:
+                out.append(ch)
+                i += 1
+        return "".join(out)
+
+
+def _latex_today():
+    import datetime
+
+    d = datetime.date.today()
+    return "%s %d, %d" % (d.strftime("%B"), d.day, d.year)
+
+
+def _latex_to_text(src):
+    return _Latex(src).convert(src)
 
 
 def parse_latex(file_path):

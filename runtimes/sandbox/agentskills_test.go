@@ -265,9 +265,64 @@ func TestAgentSkillsParserErrorsAreClear(t *testing.T) {
 			return testDocxXML(t, `<w:p><w:r><w:t>a</w:t><w:tab/><w:t>b</w:t><w:br/><w:t>c</w:t></w:r><w:hyperlink><w:r><w:t>-link</w:t></w:r></w:hyperlink></w:p><w:tbl><w:tr><w:tc><w:p><w:r><w:t>in table</w:t></w:r></w:p></w:tc></w:tr></w:tbl>`)
 		}), steps: []skillStep{
 			{"parse_docx({dir} + '/r.docx')", "[Reading DOCX file from {dir}/r.docx]\n@@ Page 1 @@\na\tb\nc-link"}}},
-		{name: "latex formatting, references and sections", files: map[string]string{"s.tex": "\\section{Intro}\nSee \\textbf{bold} and \\emph{it}~\\cite{k} in \\ref{x}. 50\\% done % comment\n"}, steps: []skillStep{
-			{"parse_latex({dir} + '/s.tex')", "[Reading LaTex file from {dir}/s.tex]\n§ Intro\n\nSee bold and it <cit.> in <ref>. 50% done"}}},
 	})
+}
+
+// The expected texts are what pylatexenc 2.10 (OpenHands' LaTeX library)
+// prints for the same sources.
+func TestAgentSkillsLatexFollowsPylatexenc(t *testing.T) {
+	cases := []struct{ name, src, want string }{
+		{"sections, references, escapes and comments",
+			"\\section{Intro}\nSee \\textbf{bold} and \\emph{it}~\\cite{k} in \\ref{x}. 50\\% done % comment\n",
+			"§ INTRO\n\nSee bold and it\u00a0<cit.> in <ref>. 50% done"},
+		{"the preamble is dropped, lists are bulleted",
+			"\\documentclass[11pt]{article}\n\\usepackage[margin=1in]{geometry}\n\\begin{document}\n\\subsection{Plan}\n\\begin{itemize}\n  \\item First\n  \\item[-] Second\n\\end{itemize}\n\\end{document}\n",
+			"§.§ Plan\n\n\n  \n  * First\n  \n  - Second"},
+		{"quotes, dashes and table cells",
+			"``Yes'' -- 3---4\n\\begin{tabular}{|l|r|}\nA & 1 \\\\\nB & 2\n\\end{tabular}",
+			"\u201cYes\u201d \u2013 3\u20144\n\nA     1 \n\nB     2"},
+		{"unknown macros keep their groups, known ones are formatted",
+			"\\foo{kept} \\texttt{dropped} \\footnote{note} \\url{http://x} \\frac{1}{2}",
+			"kept  [note] <http://x> 1/2"},
+		{"display environments are indented",
+			"\\begin{center}Mid\\end{center}\n\\begin{equation}E=mc^2\\end{equation}",
+			"Mid\n\n\n    E=mc^2"},
+	}
+	var sc []skillCase
+	for _, tc := range cases {
+		sc = append(sc, skillCase{name: tc.name, files: map[string]string{"s.tex": tc.src}, steps: []skillStep{
+			{"parse_latex({dir} + '/s.tex')", "[Reading LaTex file from {dir}/s.tex]\n" + tc.want}}})
+	}
+	runSkillCases(t, sc)
+}
+
+func TestAgentSkillsAreInEveryInterpreterAndNotInArgv(t *testing.T) {
+	x, dir := newTestExecutor(t)
+	os.WriteFile(filepath.Join(dir, "a.txt"), []byte("x\n"), 0o644)
+	check := func(when string) {
+		t.Helper()
+		got := cell(t, x, "import sys, agentskills\nprint(sys.argv, sorted(agentskills.__all__) == sorted(n for n in agentskills.__all__ if callable(globals()[n])))\nopen_file('a.txt')", 0, false)
+		want := "['-c'] True\n" + window(filepath.Join(dir, "a.txt"), 1, 1, 1, func(int) string { return "x" }, false)
+		if got != strings.TrimRight(want, "\n") {
+			t.Fatalf("%s: %q, want %q", when, got, want)
+		}
+	}
+	check("first interpreter")
+	if got := cell(t, x, "import os\nos._exit(1)", 0, false); !strings.Contains(got, "interpreter exited") {
+		t.Fatalf("exit: %q", got)
+	}
+	check("restarted interpreter")
+	if got := cell(t, x, "help(scroll_down)", 0, false); !strings.Contains(got, "Moves the window down by 100 lines.") {
+		t.Fatalf("docstring: %q", got)
+	}
+}
+
+func TestAgentSkillsSourceFitsInOneArgument(t *testing.T) {
+	// ipython.go passes the module as one argv string; Linux refuses a
+	// single argument over MAX_ARG_STRLEN (32 pages) with E2BIG.
+	if n, limit := len(agentSkills), 32*4096; n >= limit {
+		t.Fatalf("agentskills.py is %d bytes, over the %d a single exec argument may hold: load it another way (a file in the kernel's temp dir)", n, limit)
+	}
 }
 
 func writeFixture(name string, body func(*testing.T) []byte) func(*testing.T, string) {
