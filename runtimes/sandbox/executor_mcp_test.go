@@ -21,22 +21,6 @@ import (
 	"corral/runtimes/sandbox/mcptools/mcptest"
 )
 
-// mcpTestServer builds the test MCP server into t.TempDir() and checks at
-// cleanup that none of its processes outlived the test.
-func mcpTestServer(t testing.TB) string {
-	t.Helper()
-	bin, err := mcptest.BuildTestServer(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if n := mcptest.CountProcesses(bin); n != 0 {
-			t.Errorf("%d test MCP server processes outlived the test", n)
-		}
-	})
-	return bin
-}
-
 // mcpCall runs a call_tool_mcp action given as OpenHands' JSON.
 func mcpCall(t *testing.T, x *Executor, name, args string, timeout float64) *eventbus.Event {
 	t.Helper()
@@ -79,7 +63,7 @@ func wantErrorContaining(t *testing.T, obs *eventbus.Event, parts ...string) {
 
 func TestCallToolMCPThroughTheExecutor(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	bin := mcpTestServer(t)
+	bin := mcptest.Server(t)
 	x, _ := newTestExecutor(t)
 	obs := mcpCall(t, x, "echo", `{"text": "hi"}`, 30)
 	wantErrorContaining(t, obs, "No MCP clients found", "mcp_config", `"echo"`)
@@ -136,7 +120,7 @@ func TestCallToolMCPThroughTheExecutor(t *testing.T) {
 }
 
 func TestStdioServerStartsInTheExecutorsCurrentDirectory(t *testing.T) {
-	bin := mcpTestServer(t)
+	bin := mcptest.Server(t)
 	x, dir := newTestExecutor(t)
 	sub := filepath.Join(dir, "sub")
 	if err := os.Mkdir(sub, 0o755); err != nil {
@@ -160,7 +144,7 @@ func TestStdioServerRunsAsTheExecutorsUser(t *testing.T) {
 		t.Skip("needs root: an executor runs its processes as another user only when it runs as root")
 	}
 	name := xLoginUser(t)
-	bin := mcpTestServer(t)
+	bin := mcptest.Server(t)
 	dir := t.TempDir()
 	// t.TempDir's parents are private to root; the user must reach them.
 	for _, d := range []string{filepath.Dir(dir), dir, filepath.Dir(bin), filepath.Dir(filepath.Dir(bin))} {
@@ -238,7 +222,7 @@ func FuzzDumpCallToolResult(f *testing.F) {
 // executor against mcp-go's client calling the same stdio server directly
 // (the baseline, measured in the same run).
 func BenchmarkCallToolMCP(b *testing.B) {
-	bin := mcpTestServer(b)
+	bin := mcptest.Server(b)
 	dir := b.TempDir()
 	x, err := New(context.Background(), WithWorkDir(dir), WithEnv([]string{"HOME=" + dir}))
 	if err != nil {

@@ -34,10 +34,7 @@ type mcpAgent struct {
 
 func startMCPAgent(t *testing.T) *mcpAgent {
 	t.Helper()
-	bin, err := mcptest.BuildTestServer(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := mcptest.Server(t)
 	dir := t.TempDir()
 	x, err := sandbox.New(context.Background(), sandbox.WithWorkDir(dir), sandbox.WithEnv([]string{"HOME=" + dir}))
 	if err != nil {
@@ -52,9 +49,6 @@ func startMCPAgent(t *testing.T) *mcpAgent {
 		x.Close() // ends the MCP sessions, so hs.Close does not wait on SSE streams
 		hs.Close()
 		srv.Close()
-		if n := mcptest.CountProcesses(bin); n != 0 {
-			t.Errorf("%d test MCP server processes outlived the agent", n)
-		}
 	})
 	return &mcpAgent{url: hs.URL, x: x, bin: bin}
 }

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"testing"
 )
 
 // BuildTestServer builds the test MCP server (mcptools/testdata/mcpserver)
@@ -48,4 +49,20 @@ func CountProcesses(path string) int {
 		}
 	}
 	return n
+}
+
+// Server builds the test MCP server into t.TempDir() and, at cleanup, fails
+// t if any of its processes outlived the test.
+func Server(t testing.TB) string {
+	t.Helper()
+	bin, err := BuildTestServer(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if n := CountProcesses(bin); n != 0 {
+			t.Errorf("%d test MCP server processes outlived the test", n)
+		}
+	})
+	return bin
 }
