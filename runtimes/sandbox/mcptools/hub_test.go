@@ -341,3 +341,45 @@ func TestConcurrentCallsAndConfigureNeverLeak(t *testing.T) {
 		t.Fatalf("%d processes after Close, want 0", n)
 	}
 }
+
+func TestServerThatNeverAnswersIsStoppedAtTheStartTimeout(t *testing.T) {
+	h := newHub(t, WithStartTimeout(500*time.Millisecond))
+	err := h.Configure(context.Background(), eventbus.MCPConfig{StdioServers: []eventbus.MCPStdioServer{stdio("mute", map[string]string{"MCPSERVER_HANG": "1"})}})
+	var partial *PartialError
+	if !errors.As(err, &partial) {
+		t.Fatalf("err = %v, want PartialError", err)
+	}
+	for _, want := range []string{`"mute"`, "no answer to initialize within 500ms", "hanging before the handshake"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+	if n := mcptest.CountProcesses(serverBin); n != 0 {
+		t.Fatalf("%d processes left after the failed start, want 0", n)
+	}
+}
+
+func TestTailKeepsTheLastBytes(t *testing.T) {
+	tests := []struct {
+		name   string
+		writes []string
+		want   string
+	}{
+		{"short output is kept whole", []string{"a", "b\n"}, "ab"},
+		{"long output keeps its end", []string{"0123456789", "abcdef"}, "89abcdef"},
+		{"one huge write keeps its end", []string{"xxxxxxxxxxxxxxxxxxxxyz"}, "xxxxxxyz"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tl := newTail(8)
+			for _, w := range tc.writes {
+				if n, err := tl.Write([]byte(w)); n != len(w) || err != nil {
+					t.Fatalf("Write = %d, %v", n, err)
+				}
+			}
+			if got := tl.String(); got != tc.want {
+				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

@@ -4,7 +4,7 @@
 // tool, a tool that kills the server and a tool whose result is not valid
 // MCP content. MCPSERVER_PREFIX renames its tools (prefix + name) so two
 // copies can run side by side; MCPSERVER_FAIL makes it exit at once with
-// that text on stderr.
+// that text on stderr; MCPSERVER_HANG makes it never answer.
 package main
 
 import (
@@ -39,6 +39,10 @@ func main() {
 	if msg := os.Getenv("MCPSERVER_FAIL"); msg != "" {
 		fmt.Fprintln(os.Stderr, msg)
 		os.Exit(3)
+	}
+	if os.Getenv("MCPSERVER_HANG") != "" {
+		fmt.Fprintln(os.Stderr, "mcpserver: hanging before the handshake")
+		select {}
 	}
 	p := os.Getenv("MCPSERVER_PREFIX")
 	s := server.NewMCPServer("corral-test-mcpserver", "1.0.0", server.WithToolCapabilities(false))
