@@ -68,7 +68,11 @@ func WithStderrBytes(n int) Option { return func(o *options) { o.stderrBytes = n
 type Hub struct {
 	o options
 
-	cfgMu sync.Mutex // serialises Configure and Close
+	// ctx ends at Close, aborting the starts of a running Configure.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	cfgMu sync.Mutex // serialises Configure calls
 
 	mu      sync.RWMutex // guards the fields below
 	cfg     eventbus.MCPConfig
@@ -102,6 +106,7 @@ func New(opts ...Option) *Hub {
 		o.stderrBytes = DefaultStderrBytes
 	}
 	h := &Hub{o: o, index: map[string]*server{}}
+	h.ctx, h.cancel = context.WithCancel(context.Background())
 	h.agg = newAggregate(h)
 	return h
 }
@@ -125,6 +130,9 @@ func (h *Hub) Configure(ctx context.Context, cfg eventbus.MCPConfig) error {
 	}
 	h.cfgMu.Lock()
 	defer h.cfgMu.Unlock()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(h.ctx, cancel)()
 	h.mu.RLock()
 	closed, old := h.closed, h.servers
 	h.mu.RUnlock()
@@ -167,6 +175,13 @@ func (h *Hub) Configure(ctx context.Context, cfg eventbus.MCPConfig) error {
 		running = append(running, s)
 	}
 	h.mu.Lock()
+	if h.closed { // Close ran meanwhile and stopped the old servers
+		h.mu.Unlock()
+		for _, s := range running {
+			s.stop()
+		}
+		return ErrClosed
+	}
 	h.cfg, h.servers, h.failed = cfg, running, failed
 	h.index = buildIndex(running)
 	h.mu.Unlock()
@@ -316,11 +331,11 @@ func (h *Hub) lookup(name string) (*server, error) {
 	return nil, &UnknownToolError{Tool: name, Known: known, Failed: append([]*ServerError(nil), h.failed...)}
 }
 
-// Close stops every server and ends the aggregated server's sessions.
-// Idempotent.
+// Close stops every server and ends the aggregated server's sessions. It
+// does not wait for a running Configure: that one's starts are aborted and
+// it stops what it started. Idempotent.
 func (h *Hub) Close() error {
-	h.cfgMu.Lock()
-	defer h.cfgMu.Unlock()
+	h.cancel()
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()

@@ -383,3 +383,30 @@ func TestTailKeepsTheLastBytes(t *testing.T) {
 		})
 	}
 }
+
+func TestCloseAbortsARunningConfigure(t *testing.T) {
+	h := New(WithStartTimeout(time.Hour))
+	errc := make(chan error, 1)
+	go func() {
+		errc <- h.Configure(context.Background(), eventbus.MCPConfig{StdioServers: []eventbus.MCPStdioServer{stdio("mute", map[string]string{"MCPSERVER_HANG": "1"})}})
+	}()
+	deadline := time.Now().Add(time.Minute)
+	for mcptest.CountProcesses(serverBin) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the server process never started")
+		}
+		time.Sleep(10 * time.Millisecond) // polling a condition, not synchronising on time
+	}
+	h.Close()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, ErrClosed) {
+			t.Fatalf("Configure = %v, want ErrClosed", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("Configure did not return after Close")
+	}
+	if n := mcptest.CountProcesses(serverBin); n != 0 {
+		t.Fatalf("%d processes left, want 0", n)
+	}
+}
