@@ -2,7 +2,6 @@ package mcptools
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
@@ -42,28 +41,31 @@ func (a *aggregate) sync(running []*server) {
 				continue
 			}
 			seen[t.Name] = true
-			tools = append(tools, mcpserver.ServerTool{Tool: t, Handler: a.call})
+			tools = append(tools, mcpserver.ServerTool{Tool: t, Handler: a.handler(s)})
 		}
 	}
 	a.srv.SetTools(tools...)
 }
 
-// call forwards a tool call to its server. Failures become tool errors
-// (isError results with the explanation), JSON-RPC errors stay errors.
-func (a *aggregate) call(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-	args, err := json.Marshal(req.Params.Arguments)
-	if err != nil {
-		return mcp.NewToolResultError("bad arguments: " + err.Error()), nil
+// handler forwards a tool call to stdio server s (not to a remote server
+// that offers the same name). Failures become tool errors (isError results
+// with the explanation); JSON-RPC errors stay errors.
+func (a *aggregate) handler(s *server) mcpserver.ToolHandlerFunc {
+	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		args := req.GetArguments()
+		if a.h.isClosed() {
+			return mcp.NewToolResultError(ErrClosed.Error()), nil
+		}
+		res, err := callOn(ctx, s, req.Params.Name, args, 0)
+		var rpc *RPCError
+		switch {
+		case err == nil:
+			return res, nil
+		case errors.As(err, &rpc):
+			return nil, rpc.Err
+		}
+		return mcp.NewToolResultError(err.Error()), nil
 	}
-	res, err := a.h.Call(ctx, req.Params.Name, args, 0)
-	var rpc *RPCError
-	switch {
-	case err == nil:
-		return res, nil
-	case errors.As(err, &rpc):
-		return nil, rpc.Err
-	}
-	return mcp.NewToolResultError(err.Error()), nil
 }
 
 // Handler serves the aggregated server under prefix (e.g. "/mcp"):

@@ -277,6 +277,11 @@ func (h *Hub) Call(ctx context.Context, name string, args json.RawMessage, limit
 			return nil, fmt.Errorf("the arguments of MCP tool %q must be a JSON object: %w", name, err)
 		}
 	}
+	return callOn(ctx, s, name, arguments, limit)
+}
+
+// callOn calls tool name on server s (see Call).
+func callOn(ctx context.Context, s *server, name string, arguments map[string]any, limit time.Duration) (*mcp.CallToolResult, error) {
 	if st := s.callTimeout(); st > 0 && (limit <= 0 || st < limit) {
 		limit = st
 	}
@@ -329,6 +334,12 @@ func (h *Hub) lookup(name string) (*server, error) {
 	}
 	sort.Strings(known)
 	return nil, &UnknownToolError{Tool: name, Known: known, Failed: append([]*ServerError(nil), h.failed...)}
+}
+
+func (h *Hub) isClosed() bool {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.closed
 }
 
 // Close stops every server and ends the aggregated server's sessions. It

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 	"go.uber.org/goleak"
 
@@ -408,5 +410,53 @@ func TestCloseAbortsARunningConfigure(t *testing.T) {
 	}
 	if n := mcptest.CountProcesses(serverBin); n != 0 {
 		t.Fatalf("%d processes left, want 0", n)
+	}
+}
+
+// TestAggregateCallsTheStdioServerEvenWhenARemoteOneHasTheName: Call picks
+// the first server in OpenHands' order (remote ones first), but the
+// aggregate lists stdio tools and must run them on the stdio server.
+func TestAggregateCallsTheStdioServerEvenWhenARemoteOneHasTheName(t *testing.T) {
+	inner := newHub(t)
+	mustConfigure(t, inner, eventbus.MCPConfig{StdioServers: []eventbus.MCPStdioServer{stdio("inner", nil)}})
+	innerSrv := httptest.NewServer(inner.Handler("/mcp"))
+	defer innerSrv.Close()
+	defer inner.Close()
+
+	outer := newHub(t)
+	mustConfigure(t, outer, eventbus.MCPConfig{
+		SHTTPServers: []eventbus.MCPRemoteServer{{URL: innerSrv.URL + "/mcp"}},
+		StdioServers: []eventbus.MCPStdioServer{stdio("local", nil)},
+	})
+	outerSrv := httptest.NewServer(outer.Handler("/mcp"))
+	defer outerSrv.Close()
+	defer outer.Close()
+
+	viaCall, err := call(t, outer, "echo", `{"text":"","show":"pid"}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	tr, err := transport.NewStreamableHTTP(outerSrv.URL + "/mcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := client.NewClient(tr, client.WithLegacyProtocolOnly())
+	defer c.Close()
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Initialize(ctx, mcp.InitializeRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	req := mcp.CallToolRequest{}
+	req.Params.Name, req.Params.Arguments = "echo", map[string]any{"text": "", "show": "pid"}
+	viaAggregate, err := c.CallTool(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if text(t, viaCall) == text(t, viaAggregate) {
+		t.Fatalf("the aggregate ran echo on the remote server (%s), not on the stdio one", text(t, viaAggregate))
 	}
 }
