@@ -24,11 +24,21 @@ import (
 //go:embed ipython_driver.py
 var pythonDriver string
 
-// agentSkills is OpenHands' agent skills module (open_file, search_dir,
-// parse_pdf, ...), which the driver loads as `agentskills` at start.
-//
-//go:embed agentskills.py
-var agentSkills string
+// The agent skills OpenHands imports into its kernel (open_file,
+// search_dir, parse_pdf, ...); the driver serves them as the modules
+// agentskills (imported at start) and agentskills_readers (the document
+// parsers, compiled on first use).
+var (
+	//go:embed agentskills.py
+	agentSkills string
+	//go:embed agentskills_readers.py
+	agentSkillsReaders string
+)
+
+// skillModules is the driver's module arguments: name, source, ...
+func skillModules() []string {
+	return []string{"agentskills", agentSkills, "agentskills_readers", agentSkillsReaders}
+}
 
 const (
 	// pythonStartTimeout bounds how long a new interpreter may take to say
@@ -70,12 +80,12 @@ type kernelEvent struct {
 }
 
 func startPythonKernel(ctx context.Context, python string, env []string, cred *syscall.Credential, dir string) (*pythonKernel, error) {
-	return startPythonKernelWith(ctx, python, env, cred, dir, agentSkills)
+	return startPythonKernelWith(ctx, python, env, cred, dir, skillModules())
 }
 
-// startPythonKernelWith starts the driver with skills (Python source, may
-// be empty) loaded as the module agentskills.
-func startPythonKernelWith(ctx context.Context, python string, env []string, cred *syscall.Credential, dir, skills string) (*pythonKernel, error) {
+// startPythonKernelWith starts the driver serving modules (name, Python
+// source pairs; none for a bare interpreter).
+func startPythonKernelWith(ctx context.Context, python string, env []string, cred *syscall.Credential, dir string, modules []string) (*pythonKernel, error) {
 	reqR, reqW, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("start python: request pipe: %w", err)
@@ -96,11 +106,7 @@ func startPythonKernelWith(ctx context.Context, python string, env []string, cre
 		waited: make(chan struct{}),
 		cwd:    dir,
 	}
-	args := []string{"-u", "-c", pythonDriver}
-	if skills != "" {
-		args = append(args, skills)
-	}
-	cmd := exec.Command(python, args...)
+	cmd := exec.Command(python, append([]string{"-u", "-c", pythonDriver}, modules...)...)
 	cmd.Env = append(append([]string{}, env...), "CORRAL_PY_NONCE="+k.nonce, "PYTHONUNBUFFERED=1", "PYTHONIOENCODING=utf-8")
 	cmd.Dir = dir
 	cmd.Stdout = outW

@@ -8,6 +8,8 @@
 # SIGINT interrupts the running cell only; between cells it is ignored.
 import ast
 import builtins
+import importlib
+import importlib.machinery
 import json
 import linecache
 import os
@@ -15,7 +17,6 @@ import signal
 import subprocess
 import sys
 import traceback
-import types
 
 NONCE = os.environ.pop("CORRAL_PY_NONCE", "")
 os.dup2(1, 2)
@@ -101,23 +102,43 @@ def transform(code):
 ns = {"__name__": "__main__", "__builtins__": builtins, "__corral_shell__": _shell, "__corral_magic__": _magic}
 
 
+class SourceModules:
+    """An import hook serving modules whose source ipython.go passed on the
+    command line; each is compiled only when first imported."""
+
+    def __init__(self, sources):
+        self.sources = sources
+
+    def find_spec(self, name, path=None, target=None):
+        if name not in self.sources:
+            return None
+        return importlib.machinery.ModuleSpec(name, self, origin="<%s>" % name)
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        fname = module.__spec__.origin
+        src = self.sources[module.__name__]
+        linecache.cache[fname] = (len(src), None, src.splitlines(True), fname)
+        exec(compile(src, fname, "exec"), module.__dict__)
+
+
 def load_skills():
-    # ipython.go passes agentskills.py's source as argv[1]: it becomes the
-    # module `agentskills` and its __all__ goes into the cells' globals, as
-    # OpenHands' kernel does with `from ...agentskills import *` at start.
-    if len(sys.argv) < 2:
+    # argv after "-c driver" is name/source pairs. agentskills' __all__ goes
+    # into the cells' globals, as OpenHands' kernel does with
+    # `from ...agentskills import *` at start.
+    args = sys.argv[1:]
+    del sys.argv[1:]
+    if not args:
         return
-    src = sys.argv.pop(1)
-    fname = "<agentskills>"
-    linecache.cache[fname] = (len(src), None, src.splitlines(True), fname)
-    mod = types.ModuleType("agentskills")
-    mod.__file__ = fname
-    sys.modules["agentskills"] = mod
+    # First on the meta path: a project's own agentskills.py must not
+    # replace the skills.
+    sys.meta_path.insert(0, SourceModules(dict(zip(args[::2], args[1::2]))))
     try:
-        exec(compile(src, fname, "exec"), mod.__dict__)
+        mod = importlib.import_module("agentskills")
     except Exception:
         # A broken skills module must not cost the agent its Python cells.
-        del sys.modules["agentskills"]
         return
     for name in mod.__all__:
         ns[name] = getattr(mod, name)
