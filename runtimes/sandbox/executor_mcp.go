@@ -22,19 +22,25 @@ import (
 // mcpState holds the executor's MCP hub, created on first use so that an
 // executor that never sees MCP starts nothing.
 type mcpState struct {
-	once sync.Once
-	hub  *mcptools.Hub
+	mu     sync.Mutex
+	hub    *mcptools.Hub
+	closed bool // a hub created after Close is closed at once
 }
 
 func (x *Executor) mcpHub() *mcptools.Hub {
-	x.mcp.once.Do(func() {
+	x.mcp.mu.Lock()
+	defer x.mcp.mu.Unlock()
+	if x.mcp.hub == nil {
 		x.mcp.hub = mcptools.New(
 			mcptools.WithDir(x.Cwd),
 			mcptools.WithEnv(x.cfg.environ()),
 			mcptools.WithCredential(x.cred),
 			mcptools.WithLogger(x.cfg.logger),
 		)
-	})
+		if x.mcp.closed {
+			_ = x.mcp.hub.Close()
+		}
+	}
 	return x.mcp.hub
 }
 
@@ -66,7 +72,13 @@ func (x *Executor) MCPHandler(prefix string) http.Handler { return x.mcpHub().Ha
 
 // closeMCP stops the MCP servers; the hub answers ErrClosed afterwards.
 func (x *Executor) closeMCP() {
-	_ = x.mcpHub().Close()
+	x.mcp.mu.Lock()
+	x.mcp.closed = true
+	h := x.mcp.hub
+	x.mcp.mu.Unlock()
+	if h != nil {
+		_ = h.Close()
+	}
 }
 
 // callMCP runs call_tool_mcp as OpenHands' call_tool_mcp does: an `mcp`
