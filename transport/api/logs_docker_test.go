@@ -27,7 +27,7 @@ var (
 
 // needDocker skips the test when no Docker Engine is reachable, and fails
 // it instead when CORRAL_REQUIRE_DOCKER=1 (CI); it returns a client.
-func needDocker(t *testing.T) *client.Client {
+func needDocker(t testing.TB) *client.Client {
 	t.Helper()
 	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
 	if err == nil {
@@ -50,7 +50,7 @@ func needDocker(t *testing.T) *client.Client {
 
 // buildStaticAgent builds the static corral-agent a container needs, once
 // per test binary, next to the one buildAgent makes.
-func buildStaticAgent(t *testing.T) string {
+func buildStaticAgent(t testing.TB) string {
 	t.Helper()
 	dir := filepath.Dir(buildAgent(t))
 	staticAgentOnce.Do(func() {
@@ -69,7 +69,7 @@ func buildStaticAgent(t *testing.T) string {
 
 // newDockerFixture is a server over the real engine with the Docker runtime
 // (the minimal image) and an on-disk event store.
-func newDockerFixture(t *testing.T) *fixture {
+func newDockerFixture(t testing.TB) *fixture {
 	t.Helper()
 	cli := needDocker(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -92,7 +92,7 @@ func newDockerFixture(t *testing.T) *fixture {
 }
 
 // readyDockerSession creates a Docker session and waits for READY.
-func readyDockerSession(t *testing.T, f *fixture) string {
+func readyDockerSession(t testing.TB, f *fixture) string {
 	t.Helper()
 	var s Session
 	f.mustJSON("POST", "/api/sessions", map[string]any{"runtime": "docker", "image": docker.MinimalImage}, 201, &s)

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 
 	"corral/transport/agentwire"
 )
@@ -105,9 +106,24 @@ func (s *Server) proxyPort(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	stop := context.AfterFunc(s.baseCtx, cancel) // the server is closing: end proxied WebSockets too
 	defer stop()
-	proxied := false
+	run := &proxyRun{done: make(chan struct{})}
 	err = pe.AgentHTTP(ctx, id, func(ctx context.Context, rt http.RoundTripper) error {
-		proxied = true
+		if !run.begin() {
+			return ctx.Err() // the handler has returned: w is no longer ours
+		}
+		defer close(run.done)
+		// ReverseProxy aborts a response cut while streaming with
+		// panic(http.ErrAbortHandler); do runs on the engine's goroutine,
+		// where nothing recovers it and the whole server would die: catch
+		// it here and abort from the handler below (as runtimeapi does).
+		defer func() {
+			if p := recover(); p != nil {
+				if p != http.ErrAbortHandler {
+					panic(p)
+				}
+				run.aborted = true
+			}
+		}()
 		rp := &httputil.ReverseProxy{
 			Rewrite: func(pr *httputil.ProxyRequest) {
 				pr.Out.URL.Scheme, pr.Out.URL.Host, pr.Out.Host = "http", "agent", ""
@@ -135,7 +151,44 @@ func (s *Server) proxyPort(w http.ResponseWriter, r *http.Request) {
 		rp.ServeHTTP(w, r.WithContext(ctx))
 		return nil
 	})
+	proxied, aborted := run.wait()
+	if aborted {
+		panic(http.ErrAbortHandler)
+	}
 	if err != nil && !proxied {
 		s.engineError(w, r, fmt.Sprintf("port %d of session %q", port, id), err)
 	}
+}
+
+// proxyRun keeps a proxied request's work on the engine's goroutine within
+// its handler: AgentHTTP returns as soon as the request's context ends (a
+// client leaving mid-download), possibly while that work still writes to
+// the ResponseWriter, which the handler must not return under. wait marks
+// the handler as leaving and waits for work that began; work that had not
+// begun by then never does.
+type proxyRun struct {
+	mu      sync.Mutex
+	started bool
+	left    bool
+	done    chan struct{} // closed when started work has ended
+	aborted bool          // set before done closes
+}
+
+func (p *proxyRun) begin() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.started = !p.left
+	return p.started
+}
+
+func (p *proxyRun) wait() (proxied, aborted bool) {
+	p.mu.Lock()
+	p.left = true
+	started := p.started
+	p.mu.Unlock()
+	if !started {
+		return false, false
+	}
+	<-p.done
+	return true, p.aborted
 }
