@@ -157,20 +157,7 @@ func (b *Browser) startLocked(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("create the browser's user data directory: %w", err)
 	}
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(bin),
-		chromedp.UserDataDir(dir),
-		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		// A page restored from the back-forward cache fires no load event,
-		// so go_back would wait for one forever (Playwright disables it too).
-		chromedp.Flag("disable-back-forward-cache", true),
-		chromedp.Flag("disable-features", "BackForwardCache"),
-		chromedp.WindowSize(b.cfg.width, b.cfg.height),
-	}
-	allocCtx, allocCancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	allocCtx, allocCancel := chromedp.NewExecAllocator(context.Background(), b.execOptions(bin, dir)...)
 	root, rootCancel := chromedp.NewContext(allocCtx, chromedp.WithLogf(b.logf), chromedp.WithErrorf(b.debugf))
 	fail := func(err error) error {
 		rootCancel()
@@ -215,6 +202,24 @@ func (b *Browser) startLocked(ctx context.Context) error {
 		return fmt.Errorf("open the first tab: %w", err)
 	}
 	return nil
+}
+
+// execOptions are Chromium's command line: headless, no sandbox (it runs
+// as root in containers), no GPU, no first-run or background traffic.
+func (b *Browser) execOptions(bin, dataDir string) []chromedp.ExecAllocatorOption {
+	return []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(bin),
+		chromedp.UserDataDir(dataDir),
+		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		// A page restored from the back-forward cache fires no load event,
+		// so go_back would wait for one forever (Playwright disables it too).
+		chromedp.Flag("disable-back-forward-cache", true),
+		chromedp.Flag("disable-features", "BackForwardCache"),
+		chromedp.WindowSize(b.cfg.width, b.cfg.height),
+	}
 }
 
 // setDownloads makes downloads land in the download directory.

@@ -284,17 +284,15 @@ func (t *tab) pressCombo(ctx context.Context, combo string) error {
 // splitCombo splits on "+", keeping a "+" key ("Shift++" is Shift and +).
 func splitCombo(s string) []string {
 	var out []string
-	cur := ""
+	start := 0
 	for i := 0; i < len(s); i++ {
-		if s[i] == '+' && cur != "" {
-			out = append(out, cur)
-			cur = ""
-			continue
+		if s[i] == '+' && i > start {
+			out = append(out, s[start:i])
+			start = i + 1
 		}
-		cur += string(s[i])
 	}
-	if cur != "" {
-		out = append(out, cur)
+	if start < len(s) {
+		out = append(out, s[start:])
 	}
 	return out
 }
