@@ -77,7 +77,6 @@ func TestExecuteDispatchesUnsupportedActionsToErrors(t *testing.T) {
 		content string
 		errorID string
 	}{
-		{"mcp", xAct(1, &eventbus.MCPAction{Name: "fetch"}), `MCP tool calls are not supported by this runtime: tool "fetch" was not called.`, ErrorIDBadAction},
 		{"non-runnable think", xAct(1, &eventbus.AgentThinkAction{Thought: "hm"}), "Action think is not supported in the current runtime.", ErrorIDBadAction},
 		{"non-runnable message", xAct(1, &eventbus.MessageAction{Content: "hi"}), "Action message is not supported in the current runtime.", ErrorIDBadAction},
 		{"an observation", eventbus.NewObservation(3, "x", &eventbus.NullObservation{}), "Action null (an observation) is not supported in the current runtime.", ErrorIDBadAction},
