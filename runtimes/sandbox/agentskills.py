@@ -12,6 +12,7 @@
 # Rules for this file: standard library only (the sandbox may have a bare
 # python3); nothing expensive at import time (every kernel start pays for
 # compiling this file).
+import io
 import os
 
 CURRENT_FILE = None
@@ -41,13 +42,24 @@ def _clamp(value, lo, hi):
     return max(lo, min(value, hi))
 
 
-def _count_lines(path):
+def _line_count(text):
     # OpenHands counts by iterating the text file (universal newlines) and
     # never reports fewer than one line; the window below splits with
     # str.splitlines, which also breaks on \v, \f, \x1c.. and \u2028: the two
     # counts can differ for such files, exactly as they do in OpenHands.
-    with open(path) as f:
-        return max(1, sum(1 for _ in f))
+    return max(1, text.count("\n") + (1 if text and not text.endswith("\n") else 0))
+
+
+def _read_text(path):
+    """The file's text, or None after printing why it cannot be shown."""
+    try:
+        with open(path) as f:
+            return f.read()
+    except UnicodeDecodeError as e:
+        _not_text(path, e)
+    except OSError as e:
+        _error("Cannot read %s: %s" % (path, e.strerror or e))
+    return None
 
 
 def _not_text(path, err):
@@ -57,9 +69,8 @@ def _not_text(path, err):
     )
 
 
-def _have_open_file(path=None):
-    path = path or CURRENT_FILE
-    if not path or not os.path.isfile(path):
+def _have_open_file():
+    if not CURRENT_FILE or not os.path.isfile(CURRENT_FILE):
         _error("No file open. Use the open_file function first.")
         return False
     return True
@@ -80,16 +91,12 @@ def _window_bounds(current, total, window, from_current):
     return start, end
 
 
-def _render_window(path, target, window, from_current=False):
-    """The numbered window text (without the header), or None after an error."""
+def _render_window(text, target, window, from_current=False):
+    """The numbered window of text around target, without the header."""
     global CURRENT_LINE
-    if not _have_open_file(path):
-        return None
-    with open(path) as f:
-        content = f.read()
-    if not content.endswith("\n"):
-        content += "\n"
-    lines = content.splitlines(True)
+    if not text.endswith("\n"):
+        text += "\n"
+    lines = text.splitlines(True)
     total = len(lines)
     CURRENT_LINE = _clamp(target, 1, total)
     start, end = _window_bounds(CURRENT_LINE, total, window, from_current)
@@ -111,22 +118,15 @@ def _show(path, target, window, from_current, line_check=None):
     line_check(total) validates or moves the position before the window is
     drawn; a target of None means the current line after that.
     """
-    try:
-        total = _count_lines(path)
-        if line_check is not None and not line_check(total):
-            return None
-        if target is None:
-            target = CURRENT_LINE
-        body = _render_window(path, target, window, from_current)
-    except UnicodeDecodeError as e:
-        _not_text(path, e)
+    text = _read_text(path)
+    if text is None:
         return None
-    except OSError as e:
-        _error("Cannot read %s: %s" % (path, e.strerror or e))
+    total = _line_count(text)
+    if line_check is not None and not line_check(total):
         return None
-    if body is None:
-        return None
-    return _header(path, total) + body
+    if target is None:
+        target = CURRENT_LINE
+    return _header(path, total) + _render_window(text, target, window, from_current)
 
 
 def open_file(path, line_number=1, context_lines=WINDOW):
@@ -287,18 +287,11 @@ def search_file(search_term, file_path=None):
     if not os.path.isfile(file_path):
         _error("File %s not found." % file_path)
         return
-    matches = []
-    try:
-        with open(file_path) as f:
-            for n, line in enumerate(f, 1):
-                if search_term in line:
-                    matches.append((n, line.strip()))
-    except UnicodeDecodeError as e:
-        _not_text(file_path, e)
+    text = _read_text(file_path)
+    if text is None:
         return
-    except OSError as e:
-        _error("Cannot read %s: %s" % (file_path, e.strerror or e))
-        return
+    # StringIO iterates lines as the file would (on "\n" only).
+    matches = [(n, line.strip()) for n, line in enumerate(io.StringIO(text), 1) if search_term in line]
     if not matches:
         print('[No matches found for "%s" in %s]' % (search_term, file_path))
         return
@@ -331,49 +324,51 @@ def find_file(file_name, dir_path="./"):
 
 
 # ---------------------------------------------------------------- parsers
-# Thin entry points: the code is in agentskills_readers, compiled on the
-# first call (most kernels never parse a document).
+# Thin entry points carrying OpenHands' docstrings: the code is in
+# agentskills_readers, compiled on the first call (most kernels never parse
+# a document).
 
 
-def parse_pdf(file_path):
+def _reader(name, doc):
+    def parse(file_path):
+        import agentskills_readers
+
+        getattr(agentskills_readers, name)(file_path)
+
+    parse.__name__ = parse.__qualname__ = name
+    parse.__doc__ = doc
+    return parse
+
+
+parse_pdf = _reader(
+    "parse_pdf",
     """Parses the content of a PDF file and prints it.
 
     Args:
         file_path: str: The path to the file to open.
-    """
-    from agentskills_readers import parse_pdf as impl
-
-    impl(file_path)
-
-
-def parse_docx(file_path):
+    """,
+)
+parse_docx = _reader(
+    "parse_docx",
     """Parses the content of a DOCX file and prints it.
 
     Args:
         file_path: str: The path to the file to open.
-    """
-    from agentskills_readers import parse_docx as impl
-
-    impl(file_path)
-
-
-def parse_latex(file_path):
+    """,
+)
+parse_latex = _reader(
+    "parse_latex",
     """Parses the content of a LaTex file and prints it.
 
     Args:
         file_path: str: The path to the file to open.
-    """
-    from agentskills_readers import parse_latex as impl
-
-    impl(file_path)
-
-
-def parse_pptx(file_path):
+    """,
+)
+parse_pptx = _reader(
+    "parse_pptx",
     """Parses the content of a pptx file and prints it.
 
     Args:
         file_path: str: The path to the file to open.
-    """
-    from agentskills_readers import parse_pptx as impl
-
-    impl(file_path)
+    """,
+)

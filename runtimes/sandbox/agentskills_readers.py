@@ -7,7 +7,7 @@
 # functions, shell out to Debian tools where OpenHands uses a PyPI library.
 import os
 
-from agentskills import _error, _not_text
+from agentskills import _error, _read_text
 
 # A document part bigger than this is refused rather than inflated into
 # memory (a zip bomb would otherwise take the kernel down).
@@ -417,13 +417,6 @@ def parse_latex(file_path):
     print("[Reading LaTex file from %s]" % file_path)
     if not _readable(file_path):
         return
-    try:
-        with open(file_path) as f:
-            data = f.read()
-    except UnicodeDecodeError as e:
-        _not_text(file_path, e)
-        return
-    except OSError as e:
-        _error("Cannot read %s: %s" % (file_path, e.strerror or e))
-        return
-    print(_latex_to_text(data).strip())
+    data = _read_text(file_path)
+    if data is not None:
+        print(_latex_to_text(data).strip())

@@ -184,6 +184,9 @@ func TestAgentSkillsFileOpsMatchOpenHands(t *testing.T) {
 func TestAgentSkillsEdgeCases(t *testing.T) {
 	const huge = 100000
 	runSkillCases(t, []skillCase{
+		// First, so the parsers module is not imported yet.
+		{name: "a project's own agentskills_readers.py does not replace the parsers", files: map[string]string{"agentskills_readers.py": "raise SystemExit('shadowed')", "t.tex": "x"}, steps: []skillStep{
+			{inDir("import sys; print('agentskills_readers' in sys.modules); parse_latex('t.tex')"), "False\n[Reading LaTex file from t.tex]\nx"}}},
 		{name: "an empty file is one empty line", files: map[string]string{"e.txt": ""}, steps: []skillStep{
 			{"open_file({dir} + '/e.txt')", "[File: {dir}/e.txt (1 lines total)]\n(this is the beginning of the file)\n1|\n(this is the end of the file)"},
 			{"search_file('x')", "[No matches found for \"x\" in {dir}/e.txt]"}}},
