@@ -44,7 +44,7 @@ type serveConfig struct {
 	// MCP is the [mcp] section: the MCP servers of sessions that name
 	// none (see mcp.go); MCPTOML holds it while a file is read.
 	MCP     eventbus.MCPConfig `toml:"-"`
-	MCPTOML map[string]any     `toml:"mcp"`
+	MCPTOML mcpTOML            `toml:"mcp"`
 }
 
 // serveRuntimeConfig selects and configures the sandbox backends:
