@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -186,6 +187,16 @@ func dumpContentBlock(in *pyObj) *pyObj {
 	for _, f := range fields {
 		v := in.get(f)
 		switch f {
+		case "description", "mimeType":
+			// mcp-go writes a resource link's missing description and
+			// mimeType as "", Python keeps None.
+			if v == "" {
+				v = nil
+			}
+		case "uri":
+			if u, ok := v.(string); ok {
+				v = pyAnyURL(u)
+			}
 		case "annotations":
 			if a, ok := v.(*pyObj); ok {
 				v = dumpAnnotations(a)
@@ -198,6 +209,21 @@ func dumpContentBlock(in *pyObj) *pyObj {
 		out.set(strings.TrimPrefix(f, "_"), v)
 	}
 	return out
+}
+
+// pyAnyURL applies the normalisation of pydantic's AnyUrl that matters
+// for MCP resource URIs: an http(s)/ws(s) URL with an empty path gets "/".
+func pyAnyURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" || u.Path != "" || u.Opaque != "" {
+		return s
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "http", "https", "ws", "wss":
+		u.Path = "/"
+		return u.String()
+	}
+	return s
 }
 
 // dumpAnnotations: audience, priority (a float), then extra fields.
@@ -220,7 +246,11 @@ func dumpAnnotations(in *pyObj) *pyObj {
 // dumpResourceContents: uri, mimeType, meta, then text or blob.
 func dumpResourceContents(in *pyObj) *pyObj {
 	out := &pyObj{}
-	out.set("uri", in.get("uri"))
+	uri := in.get("uri")
+	if u, ok := uri.(string); ok {
+		uri = pyAnyURL(u)
+	}
+	out.set("uri", uri)
 	out.set("mimeType", in.get("mimeType"))
 	out.set("meta", in.get("_meta"))
 	for _, k := range []string{"text", "blob"} {
