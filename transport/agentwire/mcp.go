@@ -14,7 +14,9 @@ import (
 // OpenHands' POST /update_mcp_server and serves the aggregated MCP server
 // of the sandbox's stdio servers at /mcp (streamable HTTP) and /mcp/sse
 // (SSE, with its message endpoint /mcp/message), all behind
-// X-Session-API-Key like the other OpenHands endpoints.
+// X-Session-API-Key like the other OpenHands endpoints. They are mounted
+// even with WithoutOpenHandsAPI: Corral's controller configures MCP through
+// them (Client.ConfigureMCP).
 type MCPServers interface {
 	// ConfigureMCP replaces the whole MCP configuration. An error that
 	// has a Partial() bool method returning true is not fatal: the named
