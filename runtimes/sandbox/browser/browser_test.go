@@ -210,6 +210,8 @@ func newSite(t *testing.T) *site {
 		io.WriteString(w, "a,b\n1,2\n")
 	})
 	mux.HandleFunc("/events", page(eventsHTML))
+	mux.HandleFunc("/framed", page(`<html><body><h1>Outer</h1><iframe id="f" src="/inner"></iframe></body></html>`))
+	mux.HandleFunc("/inner", page(`<html><body><button id="ib" onclick="parent.document.title = 'inner clicked'">Inner button</button></body></html>`))
 	mux.HandleFunc("/dynamic", page(`<html><body><button id="add" onclick="const p=document.createElement('p');p.id='new';p.textContent='added';document.body.appendChild(p)">Add</button><p id="old">old</p></body></html>`))
 	s.Server = httptest.NewServer(mux)
 	t.Cleanup(func() {
@@ -635,5 +637,23 @@ func TestCloseEndsARunningActionAndChromium(t *testing.T) {
 	}
 	if _, err := b.Browse(ctxFor(t, 5*time.Second), s.URL, false); !errors.Is(err, ErrClosed) {
 		t.Errorf("browse after Close: %v", err)
+	}
+}
+
+func TestSameOriginFrameElementsHaveBidsAndTakeClicks(t *testing.T) {
+	s := newSite(t)
+	b, _ := testBrowser(t)
+	r := mustOK(t, b, fmt.Sprintf("goto(%q)", s.URL+"/framed"))
+	frame := bid(t, b, "#f")
+	inner := evalActive[string](t, b, `document.querySelector("#f").contentDocument.querySelector("#ib").getAttribute("bid")`)
+	if !strings.HasPrefix(inner, frame) || inner == frame {
+		t.Fatalf("inner bid %q must extend the frame's bid %q (BrowserGym's frame prefix)", inner, frame)
+	}
+	if !strings.Contains(r.AXTree, "["+inner+"] button 'Inner button'") {
+		t.Fatalf("the frame's tree is not merged under its iframe:\n%s", r.AXTree)
+	}
+	mustOK(t, b, fmt.Sprintf("click(%q)", inner))
+	if title := evalActive[string](t, b, "document.title"); title != "inner clicked" {
+		t.Fatalf("click in the frame did not reach the button: title %q", title)
 	}
 }

@@ -102,9 +102,8 @@ func readPage(ctx context.Context) (snapshot, error) {
 	keep("mark elements with bids", err)
 	s.dom, s.bids, err = readDOM(ctx)
 	keep("map bids to the DOM", err)
-	ax, err := chromedp.Call(ctx, accessibility.GetFullAXTree, accessibility.GetFullAXTreeParams{})
+	s.nodes, err = mergedAXTree(ctx)
 	keep("read the accessibility tree", err)
-	s.nodes = ax.Nodes
 	s.focused, err = focusedBid(ctx)
 	keep("read the focused element", err)
 	s.shot, err = screenshot(ctx)
