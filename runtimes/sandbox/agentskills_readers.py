@@ -110,7 +110,10 @@ def _docx_run_text(r):
 def _docx_paragraphs(xml_bytes):
     import xml.etree.ElementTree as ET
 
-    body = ET.fromstring(xml_bytes).find(_W + "body")
+    root = ET.fromstring(xml_bytes)
+    if root.tag != _W + "document":
+        raise ValueError("its main part is %s, not a Word document" % root.tag)
+    body = root.find(_W + "body")
     if body is None:
         return []
     paras = []
@@ -151,7 +154,10 @@ def _pptx_slides(z):
 
     pres = _main_part(z, "ppt/presentation.xml")
     rels = _rels(z, pres)
-    ids = ET.fromstring(_zip_part(z, pres)).find(_P + "sldIdLst")
+    root = ET.fromstring(_zip_part(z, pres))
+    if root.tag != _P + "presentation":
+        raise ValueError("file is not a PowerPoint file, its main part is %s" % root.tag)
+    ids = root.find(_P + "sldIdLst")
     if ids is None:
         return []
     return [rels[s.get(_R + "id")][1] for s in ids.findall(_P + "sldId") if s.get(_R + "id") in rels]

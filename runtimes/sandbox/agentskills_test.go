@@ -264,6 +264,13 @@ func TestAgentSkillsParserErrorsAreClear(t *testing.T) {
 		{name: "documents that are not zips are reported", files: map[string]string{"a.docx": "plain", "a.pptx": "plain"}, steps: []skillStep{
 			{"parse_docx({dir} + '/a.docx')", "[Reading DOCX file from {dir}/a.docx]\nERROR: {dir}/a.docx is not a readable DOCX file (BadZipFile: File is not a zip file)."},
 			{"parse_pptx({dir} + '/a.pptx')", "[Reading PowerPoint file from {dir}/a.pptx]\nError reading PowerPoint file: File is not a zip file"}}},
+		{name: "a docx given to parse_pptx and a pptx to parse_docx are refused",
+			setup: func(t *testing.T, dir string) {
+				writeFixture("w.docx", func(t *testing.T) []byte { return testDocx(t, "x") })(t, dir)
+				writeFixture("p.pptx", func(t *testing.T) []byte { return testPptx(t, "x") })(t, dir)
+			}, steps: []skillStep{
+				{"parse_pptx({dir} + '/w.docx')", "[Reading PowerPoint file from {dir}/w.docx]\nError reading PowerPoint file: file is not a PowerPoint file, its main part is {http://schemas.openxmlformats.org/wordprocessingml/2006/main}document"},
+				{"parse_docx({dir} + '/p.pptx')", "[Reading DOCX file from {dir}/p.pptx]\nERROR: {dir}/p.pptx is not a readable DOCX file (ValueError: its main part is {http://schemas.openxmlformats.org/presentationml/2006/main}presentation, not a Word document)."}}},
 		{name: "docx run text follows python-docx: tabs, breaks, hyperlinks", setup: writeFixture("r.docx", func(t *testing.T) []byte {
 			return testDocxXML(t, `<w:p><w:r><w:t>a</w:t><w:tab/><w:t>b</w:t><w:br/><w:t>c</w:t></w:r><w:hyperlink><w:r><w:t>-link</w:t></w:r></w:hyperlink></w:p><w:tbl><w:tr><w:tc><w:p><w:r><w:t>in table</w:t></w:r></w:p></w:tc></w:tr></w:tbl>`)
 		}), steps: []skillStep{
