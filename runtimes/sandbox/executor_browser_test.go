@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"corral/eventbus"
 	"corral/runtimes/sandbox/browser/browsertest"
 )
@@ -33,8 +35,16 @@ func browseObs(t *testing.T, obs *eventbus.Event) *eventbus.BrowserOutputObserva
 	return o
 }
 
+// noLeaks checks, after every other cleanup of the test (the executor's,
+// the site's), that no goroutine it started is left.
+func noLeaks(t *testing.T) {
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
+}
+
 func TestExecutorBrowsesClicksAndClosesChromium(t *testing.T) {
 	browsertest.RequireChromium(t)
+	noLeaks(t)
 	tag := browsertest.Tag(t)
 	site := browsertest.NewSite(t)
 	x, dir := newTestExecutor(t)
@@ -108,6 +118,7 @@ func TestExecutorBrowseJSONAsOpenHandsSendsIt(t *testing.T) {
 
 func TestExecutorBrowseTimeoutInterruptAndCloseDoNotHang(t *testing.T) {
 	browsertest.RequireChromium(t)
+	noLeaks(t)
 	tag := browsertest.Tag(t)
 	site := browsertest.NewSite(t)
 	x, _ := newTestExecutor(t)

@@ -244,6 +244,7 @@ const eventsHTML = `<html><head><style>
 <button id="dbl" ondblclick="L('dblclick')" onclick="L('click:' + event.button + ':' + event.ctrlKey + ':' + event.shiftKey)"
   oncontextmenu="L('contextmenu'); return false" onauxclick="L('auxclick:' + event.button)">Double me</button>
 <div id="hov" onmouseover="L('hover')">Hover me</div>
+<button id="alert" onclick="L(confirm('sure?') ? 'confirmed' : 'dismissed')">Ask</button>
 <input id="keys" onkeydown="L('key:' + event.key + ':' + event.ctrlKey)" value="typed">
 <input id="other" onfocus="L('focus-other')">
 <div id="drag" draggable="true" ondragstart="event.dataTransfer.setData('text/plain', 'x'); L('dragstart')">Drag</div>
@@ -282,7 +283,6 @@ func decodePNG(t *testing.T, what, dataURL string) []byte {
 func TestBrowseShowsPageTextScreenshotsAndFollowsLinks(t *testing.T) {
 	s := newSite(t)
 	b, work := testBrowser(t, WithScreenshotDir(filepath.Join(t.TempDir(), "shots")))
-	_ = work
 	r, err := b.Browse(ctxFor(t, 90*time.Second), s.URL+"/", false)
 	if err != nil {
 		t.Fatal(err)
@@ -310,6 +310,13 @@ func TestBrowseShowsPageTextScreenshotsAndFollowsLinks(t *testing.T) {
 	if string(o.OpenPagesURLs) != fmt.Sprintf("[%q]", s.URL+"/") || o.ActivePageIndex != 0 {
 		t.Errorf("open pages %s active %d", o.OpenPagesURLs, o.ActivePageIndex)
 	}
+	if err := os.WriteFile(filepath.Join(work, "local.html"), []byte("<h1>A local file</h1>"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := b.Browse(ctxFor(t, 90*time.Second), "local.html", false); err != nil || r.Obs.Error || !strings.Contains(r.Content, "A local file") {
+		t.Fatalf("a path is browsed as a file of the work dir: %v %+v", err, r)
+	}
+	mustOK(t, b, fmt.Sprintf("goto(%q)", s.URL+"/"))
 	next := bid(t, b, "#next")
 	if !strings.Contains(r.AXTree, "["+next+"]") {
 		t.Errorf("the accessibility tree lacks the link's bid %s:\n%s", next, r.AXTree)
@@ -388,6 +395,10 @@ drag_and_drop(%q, %q)`, dbl, dbl, dbl, hov, keys, keys, other, drag, drop))
 	}
 	if r.Obs.FocusedElementBid != keys {
 		t.Errorf("focused bid %q, want %q", r.Obs.FocusedElementBid, keys)
+	}
+	mustOK(t, b, fmt.Sprintf("click(%q)", bid(t, b, "#alert")))
+	if got := evalActive[[]string](t, b, "window.log"); got[len(got)-1] != "dismissed" {
+		t.Errorf("a confirm() dialog must be dismissed, not block the page: log %q", got)
 	}
 	mustOK(t, b, "scroll(0, 2000)")
 	if y := evalActive[float64](t, b, "window.scrollY"); y < 1000 {

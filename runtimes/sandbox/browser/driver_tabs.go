@@ -46,6 +46,14 @@ func newTab(id target.ID, ctx context.Context, cancel context.CancelFunc) (*tab,
 			}
 		case *page.EventDomContentEventFired:
 			t.setLoading(false)
+		case *page.EventJavascriptDialogOpening:
+			// An open alert/confirm/prompt blocks the page's scripts, so
+			// every later action would hang. Dismiss it, as Playwright
+			// does by default. Not here: a listener must not send
+			// commands.
+			go func() {
+				_, _ = chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: e.Type == page.DialogTypeBeforeunload})
+			}()
 		}
 	})
 	if err != nil {
