@@ -48,7 +48,9 @@ func TestAgentAnswersEveryEndpointOfOpenHandsClient(t *testing.T) {
 		{"list_files", "POST", "/list_files", "application/json", `{}`, func(b []byte) bool { return strings.Contains(string(b), `"f.txt"`) }},
 		{"copy_from", "GET", "/download_files?path=" + work, "", "", func(b []byte) bool { return bytes.HasPrefix(b, []byte("PK")) }},
 		{"copy_to", "POST", "/upload_file?destination=" + work + "&recursive=false", mw.FormDataContentType(), mp.String(),
-			func(b []byte) bool { return string(b) == `{"destination":"`+work+`","filename":"up.txt","recursive":false}` }},
+			func(b []byte) bool {
+				return string(b) == `{"destination":"`+work+`","filename":"up.txt","recursive":false}`
+			}},
 		{"get_vscode_token", "GET", "/vscode/connection_token", "", "", func(b []byte) bool { return string(b) == `{"token":null}` }},
 		{"send_action_for_execution", "POST", "/execute_action", "application/json", `{"action":{"action":"run","args":{"command":"echo hi","blocking":true},"timeout":30}}`,
 			func(b []byte) bool { return strings.Contains(string(b), `"observation":"run"`) }},
