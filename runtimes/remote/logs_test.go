@@ -82,20 +82,28 @@ func checkWholeAndTail(t *testing.T, ctx context.Context, b *Backend, hd *runtim
 	}
 }
 
-func TestLogsOfAnSSHSandboxFollowUntilItStopsThenItIsGone(t *testing.T) {
+// sshSandbox starts a sandbox on a backend with one ssh host (a real sshd
+// on loopback); the test's cleanup destroys it and closes the backend.
+func sshSandbox(t *testing.T, ctx context.Context, sessionID string) (*Backend, *runtimes.Handle) {
+	t.Helper()
 	srv := startSSHD(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
-	defer cancel()
 	b, err := New(Config{AgentBinary: buildAgent(t), Hosts: []HostConfig{{Name: "h1", Mode: "ssh", SSH: srv.config(t)}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close()
-	hd, err := b.Start(ctx, runtimes.Spec{SessionID: "logs-ssh"})
+	t.Cleanup(func() { b.Close() })
+	hd, err := b.Start(ctx, runtimes.Spec{SessionID: sessionID})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Destroy(context.Background(), hd)
+	t.Cleanup(func() { _ = b.Destroy(context.Background(), hd) })
+	return b, hd
+}
+
+func TestLogsOfAnSSHSandboxFollowUntilItStopsThenItIsGone(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	b, hd := sshSandbox(t, ctx, "logs-ssh")
 	checkWholeAndTail(t, ctx, b, hd)
 
 	// Following from the end: Stop (SIGTERM to the group) makes the agent
@@ -116,19 +124,9 @@ func TestLogsOfAnSSHSandboxFollowUntilItStopsThenItIsGone(t *testing.T) {
 }
 
 func TestLogsOfAnSSHSandboxEndCleanlyWhenItsAgentIsKilled(t *testing.T) {
-	srv := startSSHD(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	b, err := New(Config{AgentBinary: buildAgent(t), Hosts: []HostConfig{{Name: "h1", Mode: "ssh", SSH: srv.config(t)}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	hd, err := b.Start(ctx, runtimes.Spec{SessionID: "logs-kill"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Destroy(context.Background(), hd)
+	b, hd := sshSandbox(t, ctx, "logs-kill")
 	rc := logsOf(t, ctx, b, hd, runtimes.LogOptions{Follow: true, Tail: 1})
 	pgid, _ := strconv.Atoi(hd.Meta["pgid"])
 	if err := syscall.Kill(-pgid, syscall.SIGKILL); err != nil { // the "remote" host is this one
