@@ -351,15 +351,14 @@ func (h *Handler) proxy(w http.ResponseWriter, r *http.Request) {
 				pr.Out.URL.Path = rest
 				pr.Out.URL.RawPath = ""
 				pr.Out.Host = proxiedHost
+				// The agent names URLs of its own (the MCP SSE stream's
+				// message endpoint) under the path the client sees.
+				pr.Out.Header.Set("X-Forwarded-Prefix", public)
 			},
 			Transport: rt,
 			// Every write is flushed at once: event streams (the agent's
 			// /mcp/sse) reach the client event by event.
 			FlushInterval: -1,
-			ModifyResponse: func(resp *http.Response) error {
-				rewriteSSEEndpoint(resp, public)
-				return nil
-			},
 			ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 				writeDetail(w, http.StatusBadGateway, fmt.Sprintf("sandbox %s: %v", rid, err))
 			},
