@@ -219,8 +219,13 @@ def scroll_up():
     _scroll(-WINDOW)
 
 
-def _regular_files(dir_path, skip_hidden):
-    """(path, name) of the regular files under dir_path, in os.walk order.
+def _print_matches(term, where, lines):
+    print('[Found %d matches for "%s" in %s]' % (len(lines), term, where))
+    print("\n".join(lines + ['[End of matches for "%s" in %s]' % (term, where)]))
+
+
+def _regular_files(dir_path):
+    """The regular, non-hidden files under dir_path, in os.walk order.
 
     FIFOs, sockets and devices are skipped: opening a FIFO would block the
     cell forever.
@@ -229,7 +234,7 @@ def _regular_files(dir_path, skip_hidden):
 
     for root, _, files in os.walk(dir_path):
         for name in files:
-            if skip_hidden and name.startswith("."):
+            if name.startswith("."):
                 continue
             path = os.path.join(root, name)
             try:
@@ -237,7 +242,7 @@ def _regular_files(dir_path, skip_hidden):
                     continue
             except OSError:
                 continue
-            yield path, name
+            yield path
 
 
 def search_dir(search_term, dir_path="./"):
@@ -251,7 +256,7 @@ def search_dir(search_term, dir_path="./"):
         _error("Directory %s not found" % dir_path)
         return
     matches = []
-    for path, _ in _regular_files(dir_path, skip_hidden=True):
+    for path in _regular_files(dir_path):
         try:
             with open(path, "r", errors="ignore") as f:
                 for n, line in enumerate(f, 1):
@@ -266,10 +271,7 @@ def search_dir(search_term, dir_path="./"):
     if files > 100:
         print('More than %d files matched for "%s" in %s. Please narrow your search.' % (files, search_term, dir_path))
         return
-    out = ['[Found %d matches for "%s" in %s]' % (len(matches), search_term, dir_path)]
-    out += ["%s (Line %d): %s" % m for m in matches]
-    out.append('[End of matches for "%s" in %s]' % (search_term, dir_path))
-    print("\n".join(out))
+    _print_matches(search_term, dir_path, ["%s (Line %d): %s" % m for m in matches])
 
 
 def search_file(search_term, file_path=None):
@@ -295,10 +297,7 @@ def search_file(search_term, file_path=None):
     if not matches:
         print('[No matches found for "%s" in %s]' % (search_term, file_path))
         return
-    out = ['[Found %d matches for "%s" in %s]' % (len(matches), search_term, file_path)]
-    out += ["Line %d: %s" % m for m in matches]
-    out.append('[End of matches for "%s" in %s]' % (search_term, file_path))
-    print("\n".join(out))
+    _print_matches(search_term, file_path, ["Line %d: %s" % m for m in matches])
 
 
 def find_file(file_name, dir_path="./"):
@@ -317,10 +316,7 @@ def find_file(file_name, dir_path="./"):
     if not matches:
         print('[No matches found for "%s" in %s]' % (file_name, dir_path))
         return
-    out = ['[Found %d matches for "%s" in %s]' % (len(matches), file_name, dir_path)]
-    out += matches
-    out.append('[End of matches for "%s" in %s]' % (file_name, dir_path))
-    print("\n".join(out))
+    _print_matches(file_name, dir_path, matches)
 
 
 # ---------------------------------------------------------------- parsers

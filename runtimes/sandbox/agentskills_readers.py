@@ -39,7 +39,8 @@ def parse_pdf(file_path):
             "Install the Debian/Ubuntu package poppler-utils (apt-get install -y poppler-utils) and call parse_pdf again."
         )
         return
-    r = subprocess.run([tool, "-enc", "UTF-8", file_path, "-"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # An absolute path: a name starting with "-" must not read as an option.
+    r = subprocess.run([tool, "-enc", "UTF-8", os.path.abspath(file_path), "-"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     if r.returncode != 0:
         # The last line is the reason; earlier ones are parse warnings.
         lines = r.stderr.decode("utf-8", "replace").strip().splitlines()

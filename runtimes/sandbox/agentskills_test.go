@@ -251,6 +251,8 @@ func TestAgentSkillsParserErrorsAreClear(t *testing.T) {
 	runSkillCases(t, []skillCase{
 		{name: "a multi-page PDF numbers its pages", setup: writeFixture("two.pdf", func(*testing.T) []byte { return testPDF("first page", "second page") }), steps: []skillStep{
 			{"parse_pdf({dir} + '/two.pdf')", "[Reading PDF file from {dir}/two.pdf]\n@@ Page 1 @@\nfirst page\n\n@@ Page 2 @@\nsecond page"}}},
+		{name: "a PDF whose name starts with a dash is read, not taken as an option", setup: writeFixture("-v.pdf", func(*testing.T) []byte { return testPDF("dash") }), steps: []skillStep{
+			{inDir("parse_pdf('-v.pdf')"), "[Reading PDF file from -v.pdf]\n@@ Page 1 @@\ndash"}}},
 		{name: "parse_pdf without pdftotext names the package to install", setup: writeFixture("test.pdf", func(*testing.T) []byte { return testPDF("x") }), steps: []skillStep{
 			{"import os\n_p = os.environ['PATH']\nos.environ['PATH'] = '/nonexistent'\ntry:\n    parse_pdf({dir} + '/test.pdf')\nfinally:\n    os.environ['PATH'] = _p",
 				"[Reading PDF file from {dir}/test.pdf]\nERROR: parse_pdf needs the pdftotext command, which is not installed in this sandbox. Install the Debian/Ubuntu package poppler-utils (apt-get install -y poppler-utils) and call parse_pdf again."}}},
