@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +17,7 @@ import (
 	"corral/actors"
 	"corral/eventbus"
 	"corral/runtimes"
+	"corral/runtimes/docker"
 	"corral/runtimes/local"
 	"corral/runtimes/sandbox/mcptools/mcptest"
 )
@@ -261,5 +264,41 @@ func TestCreateSessionRefusesABadMCPConfigNamingTheField(t *testing.T) {
 				t.Fatalf("POST /api/sessions %s = %d %s, want 400 invalid_request naming %q", tc.body, code, b, tc.want)
 			}
 		})
+	}
+}
+
+// TestMCPOnADockerSandbox: a stdio server (a static binary in the
+// workspace) runs inside the container, started by its agent from the
+// session's mcp_config.
+func TestMCPOnADockerSandbox(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a real container; skipped in -short mode")
+	}
+	f := newDockerFixture(t)
+	ws := t.TempDir()
+	if err := os.Chmod(ws, 0o777); err != nil { // the sandbox's user is not root
+		t.Fatal(err)
+	}
+	cmd := exec.Command("go", "build", "-o", filepath.Join(ws, "mcpserver"), "../../runtimes/sandbox/mcptools/testdata/mcpserver")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0") // the minimal image has no libc
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build the static MCP server: %v\n%s", err, out)
+	}
+	var s Session
+	f.mustJSON("POST", "/api/sessions", map[string]any{"runtime": "docker", "image": docker.MinimalImage, "workspace": ws,
+		"mcp_config": map[string]any{"stdio_servers": []any{map[string]any{"name": "tools", "command": "/workspace/mcpserver"}}}}, 201, &s)
+	m := &mcpEngine{fixture: f}
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(20 * time.Millisecond) {
+		f.mustJSON("GET", "/api/sessions/"+s.ID, nil, 200, &s)
+		if s.Status == actors.StateRunning && s.RuntimeStatus == eventbus.StatusReady {
+			break
+		}
+		if s.Status == actors.StateError || time.Now().After(deadline) {
+			t.Fatalf("docker session never became ready: %+v", s)
+		}
+	}
+	obs := m.callTool(s.ID, "echo", map[string]any{"text": "in a container", "show": "cwd"})
+	if _, ok := obs.Observation.(*eventbus.MCPObservation); !ok || !strings.Contains(obs.Content, "in a container cwd=/workspace") {
+		t.Fatalf("call_tool_mcp in the container = %T %q, want the server's echo run in /workspace", obs.Observation, obs.Content)
 	}
 }
