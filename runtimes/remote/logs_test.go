@@ -2,9 +2,17 @@ package remote
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -12,6 +20,7 @@ import (
 	"time"
 
 	"corral/runtimes"
+	"corral/transport/agentwire"
 )
 
 // readLogs reads a log to its end. The timeout is a hang guard, not a
@@ -176,5 +185,49 @@ func TestLogsOfAnAgentModeHostOverTLS(t *testing.T) {
 	_, err = b.Logs(ctx, hd, runtimes.LogOptions{Tail: -1})
 	if !errors.Is(err, runtimes.ErrNotFound) {
 		t.Fatalf("logs of an agent that is gone: err = %v, want ErrNotFound", err)
+	}
+}
+
+// TestLogsOfAnAgentTooOldToServeThemIsNotSupported: an agent without
+// GET /agentwire/logs (here the real agent behind a proxy that answers
+// that path with a plain 404, as an older agent's router does) is
+// ErrNotSupported with what to do, not a hang or a bare 404.
+func TestLogsOfAnAgentTooOldToServeThemIsNotSupported(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	addr, certDir := startTLSAgent(t, "secret-old")
+	pem, err := os.ReadFile(filepath.Join(certDir, "agent.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pem)
+	target := &url.URL{Scheme: "https", Host: addr}
+	rp := &httputil.ReverseProxy{
+		Rewrite:   func(pr *httputil.ProxyRequest) { pr.SetURL(target); pr.Out.Host = "" },
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: "127.0.0.2"}},
+	}
+	old := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == agentwire.PathLogs {
+			http.NotFound(w, r)
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	defer old.Close()
+	b, err := New(Config{Hosts: []HostConfig{{Name: "old", Mode: "agent", Addr: old.Listener.Addr().String(), Token: "secret-old", Plaintext: true}}},
+		WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	hd, err := b.Start(ctx, runtimes.Spec{SessionID: "old-agent"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Destroy(context.Background(), hd)
+	_, err = b.Logs(ctx, hd, runtimes.LogOptions{Tail: -1})
+	if !errors.Is(err, runtimes.ErrNotSupported) || !strings.Contains(err.Error(), "older than this Corral") {
+		t.Fatalf("logs of an old agent: err = %v, want ErrNotSupported saying the agent is too old", err)
 	}
 }
