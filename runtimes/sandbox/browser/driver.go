@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/dom"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"corral/eventbus"
@@ -261,36 +262,85 @@ func (t *tab) history(ctx context.Context, name string) error {
 	return err
 }
 
-// uploadFiles sets the files of an <input type=file> (upload_file).
-// Relative paths resolve against the work directory.
-func (b *Browser) uploadFiles(ctx context.Context, bid string, files []string) error {
+// uploadFiles sets the files of a file input (upload_file). A bid of an
+// <input type=file> gets them at once; any other element is clicked and
+// must open a file chooser, as BrowserGym's upload_file expects (a styled
+// button or label in front of a hidden input). Relative paths resolve
+// against the work directory.
+func (b *Browser) uploadFiles(ctx context.Context, t *tab, bid string, files []string) error {
 	bx, err := locateBid(ctx, bid)
 	if err != nil {
 		return err
 	}
-	if bx.Tag != "input" || bx.Type != "file" {
-		return &actionFailure{kind: "Error", msg: fmt.Sprintf("upload_file: element with bid %q is a <%s> and not an <input type=\"file\">; give the bid of the file input", bid, bx.Tag)}
+	abs, err := b.absFiles(files)
+	if err != nil {
+		return err
 	}
+	if bx.Tag == "input" && bx.Type == "file" {
+		obj, err := elementObject(ctx, bid)
+		if err != nil {
+			return err
+		}
+		if _, err := chromedp.Call(ctx, dom.SetFileInputFiles, dom.SetFileInputFilesParams{Files: abs, ObjectID: obj}); err != nil {
+			return fmt.Errorf("set the files of bid %q: %w", bid, err)
+		}
+		return nil
+	}
+	what := fmt.Sprintf("element with bid %q (a <%s>)", bid, bx.Tag)
+	return t.uploadViaChooser(ctx, what, abs, func() error { return t.clickAt(ctx, bx.X, bx.Y, "left", 1, 0) })
+}
+
+// absFiles resolves upload paths and checks the files exist.
+func (b *Browser) absFiles(files []string) ([]string, error) {
 	abs := make([]string, len(files))
 	for i, f := range files {
 		if !filepath.IsAbs(f) {
 			f = filepath.Join(b.cfg.workDir, f)
 		}
+		if _, err := os.Stat(f); err != nil {
+			return nil, &actionFailure{kind: "Error", msg: fmt.Sprintf("upload_file: %v", err)}
+		}
 		abs[i] = f
 	}
-	for _, f := range abs {
-		if _, err := os.Stat(f); err != nil {
-			return &actionFailure{kind: "Error", msg: fmt.Sprintf("upload_file: %v", err)}
-		}
+	return abs, nil
+}
+
+// chooserWait bounds the wait for the file chooser a click should open.
+const chooserWait = 5 * time.Second
+
+// uploadViaChooser runs click, which must open a file chooser, and gives
+// the chooser's input the files.
+func (t *tab) uploadViaChooser(ctx context.Context, what string, files []string, click func() error) error {
+	if _, err := chromedp.Call(ctx, page.SetInterceptFileChooserDialog, page.SetInterceptFileChooserDialogParams{Enabled: true}); err != nil {
+		return fmt.Errorf("intercept the file chooser: %w", err)
 	}
-	obj, err := elementObject(ctx, bid)
-	if err != nil {
+	defer func() {
+		off, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_, _ = chromedp.Call(off, page.SetInterceptFileChooserDialog, page.SetInterceptFileChooserDialogParams{Enabled: false})
+	}()
+	wctx, cancel := context.WithTimeout(ctx, chooserWait)
+	defer cancel()
+	opened := chromedp.Events(wctx, page.FileChooserOpened)
+	if err := click(); err != nil {
 		return err
 	}
-	if _, err := chromedp.Call(ctx, dom.SetFileInputFiles, dom.SetFileInputFilesParams{Files: abs, ObjectID: obj}); err != nil {
-		return fmt.Errorf("set the files of bid %q: %w", bid, err)
+	for ev, err := range opened {
+		if err != nil {
+			break
+		}
+		if ev.BackendNodeID == 0 {
+			return &actionFailure{kind: "Error", msg: "upload_file: the file chooser " + what + " opened belongs to no <input type=\"file\">"}
+		}
+		if _, err := chromedp.Call(ctx, dom.SetFileInputFiles, dom.SetFileInputFilesParams{Files: files, BackendNodeID: ev.BackendNodeID}); err != nil {
+			return fmt.Errorf("set the chosen files: %w", err)
+		}
+		return nil
 	}
-	return nil
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return &actionFailure{kind: "TimeoutError", msg: fmt.Sprintf("upload_file: clicking %s opened no file chooser within %s; give the bid of the file input or of what opens it", what, chooserWait)}
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {

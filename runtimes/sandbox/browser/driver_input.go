@@ -29,7 +29,7 @@ func (b *Browser) runElementCall(ctx context.Context, t *tab, c Call) error {
 		_, err := elementOp(ctx, "focus", map[string]any{"bid": bid})
 		return err
 	case "fill", "clear":
-		return t.fill(ctx, bid, c.Str("value"))
+		return t.fill(ctx, bid, c.Str("value"), c.Bool("enable_autocomplete_menu"))
 	case "select_option":
 		_, err := elementOp(ctx, "select", map[string]any{"bid": bid, "options": c.Strs("options")})
 		return err
@@ -41,17 +41,17 @@ func (b *Browser) runElementCall(ctx context.Context, t *tab, c Call) error {
 	case "drag_and_drop":
 		return t.dragBids(ctx, c.Str("from_bid"), c.Str("to_bid"))
 	case "upload_file":
-		return b.uploadFiles(ctx, bid, c.Strs("file"))
+		return b.uploadFiles(ctx, t, bid, c.Strs("file"))
 	case "scroll":
 		return t.wheel(ctx, t.mouseX, t.mouseY, c.Float("delta_x"), c.Float("delta_y"))
 	case "scroll_at":
 		return t.wheel(ctx, c.Float("x"), c.Float("y"), c.Float("dx"), c.Float("dy"))
 	}
-	return t.runCoordCall(ctx, c)
+	return b.runCoordCall(ctx, t, c)
 }
 
 // runCoordCall runs the coordinate and keyboard calls.
-func (t *tab) runCoordCall(ctx context.Context, c Call) error {
+func (b *Browser) runCoordCall(ctx context.Context, t *tab, c Call) error {
 	x, y, btn := c.Float("x"), c.Float("y"), c.Str("button")
 	switch c.Name {
 	case "mouse_move":
@@ -66,6 +66,13 @@ func (t *tab) runCoordCall(ctx context.Context, c Call) error {
 		return t.clickAt(ctx, x, y, btn, 2, 0)
 	case "mouse_drag_and_drop":
 		return chromedp.Do(ctx, chromedp.DragAndDropXY(c.Float("from_x"), c.Float("from_y"), c.Float("to_x"), c.Float("to_y")))
+	case "mouse_upload_file":
+		abs, err := b.absFiles(c.Strs("file"))
+		if err != nil {
+			return err
+		}
+		what := fmt.Sprintf("at (%g, %g)", x, y)
+		return t.uploadViaChooser(ctx, what, abs, func() error { return t.clickAt(ctx, x, y, "left", 1, 0) })
 	case "keyboard_press":
 		return t.pressCombo(ctx, c.Str("key"))
 	case "keyboard_down", "keyboard_up":
@@ -191,8 +198,10 @@ const nextFrames = `new Promise(r => {
 })`
 
 // fill types value over a field's content as Playwright's fill does
-// (clear when value is empty).
-func (t *tab) fill(ctx context.Context, bid, value string) error {
+// (clear when value is empty). With autocomplete, the last character is
+// typed as a key press so that the page's autocomplete menu opens, as
+// BrowserGym's fill(..., enable_autocomplete_menu=True).
+func (t *tab) fill(ctx context.Context, bid, value string, autocomplete bool) error {
 	r, err := elementOp(ctx, "fill", map[string]any{"bid": bid, "value": value})
 	if err != nil || r.Done {
 		return err
@@ -200,8 +209,20 @@ func (t *tab) fill(ctx context.Context, bid, value string) error {
 	if value == "" {
 		return t.pressCombo(ctx, "Delete")
 	}
-	_, err = chromedp.Call(ctx, input.InsertText, input.InsertTextParams{Text: value})
-	return err
+	last := ""
+	if autocomplete {
+		_, n := utf8.DecodeLastRuneInString(value)
+		value, last = value[:len(value)-n], value[len(value)-n:]
+	}
+	if value != "" {
+		if _, err := chromedp.Call(ctx, input.InsertText, input.InsertTextParams{Text: value}); err != nil {
+			return err
+		}
+	}
+	if last != "" {
+		return chromedp.Do(ctx, chromedp.KeyEvent(last))
+	}
+	return nil
 }
 
 // dragBids drags the element of from onto the element of to.
