@@ -439,7 +439,7 @@ func TestTabsOpenFocusCloseAndPopups(t *testing.T) {
 		t.Fatalf("closing the last tab must leave a blank one: %s", r.Obs.OpenPagesURLs)
 	}
 	r = do(t, b, "tab_focus(3)")
-	if !strings.Contains(r.Obs.LastBrowserActionError, "tab_focus(3)") {
+	if !strings.HasPrefix(r.Obs.LastBrowserActionError, "IndexError: ") || !strings.Contains(r.Obs.LastBrowserActionError, "tab_focus(3)") {
 		t.Errorf("bad tab index error: %q", r.Obs.LastBrowserActionError)
 	}
 }

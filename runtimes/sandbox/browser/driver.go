@@ -162,7 +162,10 @@ func (b *Browser) runCallsLocked(ctx context.Context, calls []Call) error {
 			return err
 		}
 	}
-	t := b.activeTab()
+	t, err := b.currentTabLocked(ctx)
+	if err != nil {
+		return err
+	}
 	actx, cancel := b.actionCtx(ctx, t)
 	defer cancel()
 	t.settle(actx)
@@ -175,11 +178,9 @@ func (b *Browser) runCallsLocked(ctx context.Context, calls []Call) error {
 // timeoutError reports a call cut short by the action's deadline (or by
 // an interrupt), and stops the page's loading so the browser is usable.
 func (b *Browser) timeoutError(ctx context.Context, c Call) error {
-	what := "the action's timeout"
-	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= 0 && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+	what := "the action was interrupted"
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		what = "the action's timeout was reached"
-	} else {
-		what = "the action was interrupted"
 	}
 	if b.life.Err() == nil && len(b.tabs) > 0 {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -212,7 +213,10 @@ func (b *Browser) runCallLocked(ctx context.Context, c Call) error {
 	case "tab_focus":
 		return b.focusTabLocked(ctx, int(c.Float("index")))
 	}
-	t := b.activeTab()
+	t, err := b.currentTabLocked(ctx)
+	if err != nil {
+		return err
+	}
 	actx, cancel := b.actionCtx(ctx, t)
 	defer cancel()
 	switch c.Name {

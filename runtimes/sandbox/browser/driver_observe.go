@@ -61,7 +61,7 @@ func (b *Browser) observeLocked(ctx context.Context, trigger string, axt bool) (
 	obs.OpenPagesURLs, _ = json.Marshal(urls)
 	obs.ActivePageIndex = b.active
 	obs.URL = urls[b.active]
-	t := b.activeTab()
+	t := b.activeTab() // syncTabsLocked left at least one
 	actx, cancel := b.actionCtx(ctx, t)
 	defer cancel()
 	if loc, err := evalJS[string](actx, `document.location.href`); err == nil {

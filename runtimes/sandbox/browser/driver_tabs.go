@@ -135,8 +135,20 @@ func (b *Browser) newTabLocked() (*tab, error) {
 	return b.activeTab(), nil
 }
 
-// activeTab is the page actions run on.
+// activeTab is the page actions run on; there must be one (see
+// currentTabLocked).
 func (b *Browser) activeTab() *tab { return b.tabs[b.active] }
+
+// currentTabLocked is the active tab, opening a blank one when a failed
+// tab operation left none.
+func (b *Browser) currentTabLocked(ctx context.Context) (*tab, error) {
+	if len(b.tabs) == 0 {
+		if err := b.syncTabsLocked(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return b.activeTab(), nil
+}
 
 // actionCtx is a context for commands on tab t that ends with ctx, with
 // the browser's life, or when cancel is called; the tab itself lives on.
@@ -199,7 +211,10 @@ func (b *Browser) syncTabsLocked(ctx context.Context) error {
 // closeTabLocked closes the active tab; the last remaining one becomes
 // active, and a new blank one opens when none is left (BrowserGym).
 func (b *Browser) closeTabLocked(ctx context.Context) error {
-	t := b.activeTab()
+	t, err := b.currentTabLocked(ctx)
+	if err != nil {
+		return err
+	}
 	b.tabs = slices.Delete(b.tabs, b.active, b.active+1)
 	t.cancel()
 	b.active = len(b.tabs) - 1
@@ -214,7 +229,7 @@ func (b *Browser) closeTabLocked(ctx context.Context) error {
 // focusTabLocked makes tab i active (tab_focus).
 func (b *Browser) focusTabLocked(ctx context.Context, i int) error {
 	if i < 0 || i >= len(b.tabs) {
-		return fmt.Errorf("IndexError: list index out of range (tab_focus(%d) with %d open tab(s); indices start at 0)", i, len(b.tabs))
+		return &actionFailure{kind: "IndexError", msg: fmt.Sprintf("list index out of range (tab_focus(%d) with %d open tab(s); indices start at 0)", i, len(b.tabs))}
 	}
 	b.active = i
 	return b.bringToFront(ctx)
@@ -223,12 +238,16 @@ func (b *Browser) focusTabLocked(ctx context.Context, i int) error {
 // bringToFront activates the active tab in Chromium and fires pageshow,
 // as BrowserGym does, so pages that track visibility see it.
 func (b *Browser) bringToFront(ctx context.Context) error {
-	actx, cancel := b.actionCtx(ctx, b.activeTab())
+	t, err := b.currentTabLocked(ctx)
+	if err != nil {
+		return err
+	}
+	actx, cancel := b.actionCtx(ctx, t)
 	defer cancel()
 	if _, err := chromedp.Call(actx, page.BringToFront, cdp.Empty{}); err != nil {
 		return fmt.Errorf("bring the tab to the front: %w", err)
 	}
-	_, err := evalJS[bool](actx, `(() => { window.dispatchEvent(new Event('pageshow', {bubbles: true})); return true; })()`)
+	_, err = evalJS[bool](actx, `(() => { window.dispatchEvent(new Event('pageshow', {bubbles: true})); return true; })()`)
 	return err
 }
 
