@@ -278,10 +278,3 @@ func (b *Browser) shutdownLocked() error {
 	}
 	return nil
 }
-
-// Started reports whether Chromium runs.
-func (b *Browser) Started() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.started
-}
