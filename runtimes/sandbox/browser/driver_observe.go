@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/chromedp/cdproto/accessibility"
 	"github.com/chromedp/cdproto/cdp"
@@ -29,6 +30,13 @@ type Result struct {
 
 	axtreeErr string // why the tree could not be flattened, if so
 }
+
+// readTries and readRetryDelay bound the re-reads of a page that changed
+// under the read.
+const (
+	readTries      = 3
+	readRetryDelay = 300 * time.Millisecond
+)
 
 // snapshot is what is read from the active page.
 type snapshot struct {
@@ -68,6 +76,13 @@ func (b *Browser) observeLocked(ctx context.Context, trigger string, axt bool) (
 		obs.URL = loc
 	}
 	snap, err := readPage(actx)
+	// A page that navigates while it is read loses its JavaScript context
+	// half-way; BrowserGym retries the extraction for the same reason.
+	for try := 1; err != nil && try < readTries && actx.Err() == nil; try++ {
+		t.settle(actx)
+		_ = sleepCtx(actx, readRetryDelay)
+		snap, err = readPage(actx)
+	}
 	obs.FocusedElementBid = snap.focused
 	if len(snap.shot) > 0 {
 		obs.Screenshot = pngDataURL(snap.shot)
