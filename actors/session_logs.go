@@ -57,7 +57,7 @@ func (e *Engine) Logs(ctx context.Context, sid string, opts runtimes.LogOptions)
 	src, ok := r.backend.(runtimes.LogSource)
 	if !ok {
 		return nil, &Error{Code: actorpb.ErrorCode_ERROR_CODE_NOT_SUPPORTED,
-			Message: fmt.Sprintf("the %s runtime of session %s cannot read its sandbox's logs (the docker and local runtimes can)", r.backend.Name(), sid)}
+			Message: fmt.Sprintf("the %s runtime of session %s cannot read its sandbox's logs (the docker, local and remote runtimes can)", r.backend.Name(), sid)}
 	}
 	rc, err := src.Logs(ctx, r.handle, opts)
 	if err != nil {
