@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -118,4 +119,43 @@ func TestExecWithMCPConfigRunsCallToolMCP(t *testing.T) {
 			t.Fatalf("exit %d, stderr %q; want %d naming the file and the field", code, stderr, exitUsage)
 		}
 	})
+}
+
+// FuzzMCPSection: any corral.toml text either is refused with an error or
+// gives a valid MCP configuration that means the same in the API's JSON.
+func FuzzMCPSection(f *testing.F) {
+	for _, seed := range []string{
+		"",
+		"[mcp]\nsse_servers = [\"http://h/sse\", { url = \"https://h/sse\", api_key = \"k\" }]\n",
+		"[mcp]\nshttp_servers = [{ url = \"http://h/mcp\", timeout = 30 }]\n",
+		"[[mcp.stdio_servers]]\nname = \"a\"\ncommand = \"x\"\nargs = \"-v -q\"\nenv = \"A=1,B=2\"\n",
+		"[[mcp.stdio_servers]]\nname = \"a\"\ncommand = \"x\"\nargs = [\"1\"]\nenv = { A = \"1\" }\n",
+		"[mcp]\nstdio_servers = 5\n",
+		"[mcp]\nsse_servers = [1, true]\n",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, text string) {
+		cfg := defaultServeConfig()
+		if err := decodeConfig("fuzz.toml", text, &cfg); err != nil {
+			return
+		}
+		if err := cfg.MCP.Validate(); err != nil {
+			t.Fatalf("accepted an invalid [mcp]: %v\n%s", err, text)
+		}
+		data, err := json.Marshal(cfg.MCP)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := eventbus.ParseMCPConfig(data)
+		if err != nil || !reflect.DeepEqual(normalMCP(again), normalMCP(cfg.MCP)) {
+			t.Fatalf("[mcp] %+v does not round-trip through mcp_config JSON: %+v, %v", cfg.MCP, again, err)
+		}
+	})
+}
+
+// normalMCP makes empty and nil lists and maps alike.
+func normalMCP(c eventbus.MCPConfig) string {
+	b, _ := json.Marshal(c)
+	return strings.NewReplacer("null", "[]", "{}", "[]").Replace(string(b))
 }
