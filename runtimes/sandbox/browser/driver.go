@@ -110,15 +110,11 @@ func (b *Browser) step(ctx context.Context, trigger, src string, calls []Call, p
 	return res, nil
 }
 
-// observeCtx is the context to read the page with: the action's own while
-// it has time left, else a short grace period, so that an action that ran
-// out of time still shows where the browser is.
+// observeCtx is the context to read the page with: a grace period of its
+// own after the action, so that an action that ran out of time (or used
+// almost all of it) still shows where the browser is. Close ends it.
 func (b *Browser) observeCtx(ctx context.Context) (context.Context, context.CancelFunc) {
-	base := ctx
-	if ctx.Err() != nil {
-		base = context.WithoutCancel(ctx)
-	}
-	c, cancel := context.WithTimeout(base, observeGrace)
+	c, cancel := context.WithTimeout(context.WithoutCancel(ctx), observeGrace)
 	stop := context.AfterFunc(b.life, cancel)
 	return c, func() { stop(); cancel() }
 }
