@@ -199,3 +199,38 @@ func TestSessionSpecMCPRoundTripsThroughTheProtoMessage(t *testing.T) {
 		t.Fatalf("no MCP config came back as %+v, want nil (the engine's default applies)", got)
 	}
 }
+
+// TestMCPAfterRecover: a session recovered by a new engine on the same
+// store, whose sandbox died with the old one, gets its MCP servers in the
+// new sandbox from its stored record.
+func TestMCPAfterRecover(t *testing.T) {
+	bin := buildMCPServer(t)
+	dir, state := t.TempDir(), t.TempDir()
+	first := durableEngine(t, dir, localBackend(t, state), testConfig())
+	sid := startSession(t, first, SessionSpec{MCP: stdioMCP(bin)})
+	ctx := ctxT(t)
+	if _, obs, err := first.Run(ctx, sid, mcpCall("echo", `{"text":"before"}`)); err != nil {
+		t.Fatal(err)
+	} else {
+		wantEchoed(t, obs, "before")
+	}
+	pid := agentPID(t, first, sid)
+	detachAndReopen(t, first)
+	must(t, syscall.Kill(pid, syscall.SIGKILL)) // the sandbox does not survive
+
+	second := durableEngine(t, dir, localBackend(t, state), testConfig())
+	if rep, err := second.Recover(ctx); err != nil || len(rep.Sessions) != 1 {
+		t.Fatalf("Recover = %+v, %v", rep, err)
+	}
+	if err := second.WaitReady(ctx, sid); err != nil {
+		t.Fatal(err)
+	}
+	if newPID := agentPID(t, second, sid); newPID == pid {
+		t.Fatalf("agent pid unchanged (%d): the session was not given a new sandbox", pid)
+	}
+	_, obs, err := second.Run(ctx, sid, mcpCall("echo", `{"text":"after recover"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantEchoed(t, obs, "after recover")
+}
