@@ -46,7 +46,7 @@ func applyMCP(ctx context.Context, conn runtimes.AgentConn, cfg *eventbus.MCPCon
 	mc, ok := conn.(mcpConfigurer)
 	if !ok {
 		logger.Warn("the session asks for MCP servers but its runtime cannot configure them; call_tool_mcp will fail", "session", sid, "runtime", backend)
-		return fmt.Sprintf("the session's MCP servers (%s) are not available: the %s runtime's sandbox connection cannot configure MCP servers; use the local or docker runtime",
+		return fmt.Sprintf("the session's MCP servers (%s) are not available: the %s runtime's sandbox connection cannot configure MCP servers; use a runtime whose agent serves MCP (local, docker, remote)",
 			mcpServerNames(*cfg), backend)
 	}
 	cctx, cancel := context.WithTimeout(ctx, mcpConfigureTimeout)
