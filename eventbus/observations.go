@@ -66,8 +66,8 @@ type FileEditObservation struct {
 	Diff       *string `json:"diff"`
 }
 
-// BrowserOutputObservation is a browser's state ("browse"). Corral has no
-// browser; the type exists so recorded trajectories decode.
+// BrowserOutputObservation is a browser's state ("browse"), the answer to
+// browse and browse_interactive (runtimes/sandbox/browser).
 type BrowserOutputObservation struct {
 	URL                    string          `json:"url"`
 	TriggerByAction        string          `json:"trigger_by_action"`

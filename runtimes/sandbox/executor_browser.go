@@ -17,6 +17,8 @@ type browserState struct {
 	mu     sync.Mutex
 	b      *browser.Browser
 	closed bool
+	// interrupt cancels the browse action in flight (nil when none runs).
+	interrupt context.CancelFunc
 }
 
 // getBrowser returns the session's browser, creating it (not starting
@@ -65,6 +67,8 @@ func (x *Executor) browse(ctx context.Context, interactive bool, arg string, axt
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(timeout*float64(time.Second)))
 	defer cancel()
+	ctx, stop := x.browseInterruptible(ctx)
+	defer stop()
 	var res *browser.Result
 	if interactive {
 		res, err = b.Interactive(ctx, arg, axtree)
@@ -78,4 +82,36 @@ func (x *Executor) browse(ctx context.Context, interactive bool, arg string, axt
 		return errorEvent("The browser failed: " + err.Error())
 	}
 	return eventbus.NewObservation(eventbus.InvalidID, res.Content, res.Obs)
+}
+
+// browseInterruptible makes ctx end on Interrupt, the way Ctrl-C ends a
+// command: the action then reports what the cancelled call left (its
+// error names the call), and the browser stays usable. stop must be
+// called when the action ends.
+func (x *Executor) browseInterruptible(ctx context.Context) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	s := &x.browser
+	s.mu.Lock()
+	s.interrupt = cancel
+	s.mu.Unlock()
+	return ctx, func() {
+		s.mu.Lock()
+		s.interrupt = nil
+		s.mu.Unlock()
+		cancel()
+	}
+}
+
+// interruptBrowser ends the browse action in flight; it reports whether
+// one was running.
+func (x *Executor) interruptBrowser() bool {
+	s := &x.browser
+	s.mu.Lock()
+	cancel := s.interrupt
+	s.mu.Unlock()
+	if cancel == nil {
+		return false
+	}
+	cancel()
+	return true
 }

@@ -136,6 +136,16 @@ func TestExecutorBrowseTimeoutInterruptAndCloseDoNotHang(t *testing.T) {
 		t.Fatalf("after a timeout the browser must work: %q\n%s", o.LastBrowserActionError, obs.Content)
 	}
 
+	drain := func() { // /slow hits of earlier actions
+		for {
+			select {
+			case <-site.SlowHit:
+			default:
+				return
+			}
+		}
+	}
+	drain()
 	done := make(chan *eventbus.Event, 1)
 	go func() {
 		done <- x.Execute(context.Background(), xAct(9, &eventbus.BrowseURLAction{URL: site.URL + "/slow"}), nil)
@@ -154,6 +164,30 @@ func TestExecutorBrowseTimeoutInterruptAndCloseDoNotHang(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("Interrupt hung on a browse action")
+	}
+	// The interrupted browse ends on its own (its timeout is the default
+	// 120 s, far beyond the wait), like a command after Ctrl-C.
+	select {
+	case obs := <-done:
+		if o, ok := obs.Observation.(*eventbus.BrowserOutputObservation); ok && !o.Error {
+			t.Fatalf("the interrupted browse reports success: %q", obs.Content)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("Interrupt did not end the running browse")
+	}
+	obs = xExec(t, x, &eventbus.BrowseURLAction{URL: site.URL + "/page2"})
+	if o = browseObs(t, obs); o.Error || !strings.Contains(obs.Content, "Page two") {
+		t.Fatalf("after an interrupt the browser must work: %q\n%s", o.LastBrowserActionError, obs.Content)
+	}
+
+	drain()
+	go func() {
+		done <- x.Execute(context.Background(), xAct(11, &eventbus.BrowseURLAction{URL: site.URL + "/slow"}), nil)
+	}()
+	select {
+	case <-site.SlowHit:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the slow page was never requested the second time")
 	}
 	if err := x.Close(); err != nil {
 		t.Fatal(err)

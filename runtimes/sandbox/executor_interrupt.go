@@ -10,7 +10,8 @@ import (
 // not queued behind. The command of the main bash session (and of any
 // is_static shell) gets Ctrl-C (BashSession.Interrupt); a running Python
 // cell gets SIGINT, which ends it with a KeyboardInterrupt traceback in its
-// output (Jupyter's interrupt), its interpreter and variables kept. The
+// output (Jupyter's interrupt), its interpreter and variables kept; a
+// browse action is cancelled, the browser kept. The
 // interrupted action's observation follows as usual from Execute.
 //
 // It reports whether anything was running; with nothing running it does
@@ -22,7 +23,7 @@ func (x *Executor) Interrupt() (bool, error) {
 		return false, errors.New("the sandbox executor is closed; nothing to interrupt")
 	}
 	var errs []error
-	hit := false
+	hit := x.interruptBrowser()
 	if x.inCell.Load() && x.pyMu.TryLock() {
 		// TryLock: pyMu is held while an interpreter starts (up to 30 s);
 		// then no cell code runs yet and there is nothing to interrupt.
