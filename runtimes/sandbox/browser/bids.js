@@ -263,41 +263,11 @@
     }
   }
 
-  const OVERLAY = "__corral_som_overlay";
-  function drawMarks(props) {
-    clearMarks();
-    const o = document.createElement("div");
-    o.id = OVERLAY;
-    o.setAttribute("style", "all: initial; position: fixed; left: 0; top: 0; width: 0; height: 0; z-index: 2147483647; pointer-events: none;");
-    for (const [bid, p] of Object.entries(props)) {
-      if (!p.set_of_marks) continue;
-      const [x, y, w, h] = p.bbox;
-      const b = document.createElement("div");
-      b.setAttribute("style", `all: initial; position: fixed; left: ${x}px; top: ${y}px; width: ${w}px; height: ${h}px; border: 2px solid #e6194b; box-sizing: border-box; pointer-events: none;`);
-      const t = document.createElement("div");
-      t.textContent = bid;
-      t.setAttribute("style", `all: initial; position: fixed; left: ${x}px; top: ${Math.max(0, y - 14)}px; background: #e6194b; color: white; font: bold 11px/14px monospace; padding: 0 2px; pointer-events: none;`);
-      o.appendChild(b);
-      o.appendChild(t);
-    }
-    (document.body || document.documentElement).appendChild(o);
-    return true;
-  }
-  function clearMarks() {
-    const o = document.getElementById(OVERLAY);
-    if (o) o.remove();
-    return true;
-  }
-
   switch (op) {
     case "mark":
       return mark(window, "", 0, 0, {});
     case "focused":
       return focusedBid();
-    case "som":
-      return drawMarks(arg.props);
-    case "unsom":
-      return clearMarks();
   }
   // The rest act on one element.
   const l = locate(arg.bid, op !== "element" && op !== "peek");

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/chromedp/cdproto/accessibility"
@@ -102,53 +103,65 @@ func (b *Browser) observeLocked(ctx context.Context, trigger string, axt bool) (
 }
 
 // readPage marks bids and reads the accessibility tree, focus, HTML and
-// the two screenshots. It keeps going after a failure so that as much as
-// possible is shown, and returns the first error.
+// the screenshot, then draws the set-of-marks image onto a copy of that
+// screenshot. It keeps going after a failure so that as much as possible
+// is shown, and returns the errors joined.
+//
+// The reads run at once: the screenshot waits for Chromium to produce a
+// new frame, which is most of the time of an observation, and the DOM and
+// accessibility reads fit in that wait. The screenshot still shows the
+// page after the action: the action's input events were handled (their
+// handlers ran) before Input.dispatchMouseEvent/dispatchKeyEvent
+// answered, and the action settled before this runs, so the frame the
+// capture forces is drawn from the DOM as the action left it. Marking
+// bids only sets attributes, which changes nothing drawn.
 func readPage(ctx context.Context) (snapshot, error) {
 	var s snapshot
-	var errs []error
-	keep := func(what string, err error) {
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", what, err))
+	var shotErr, markErr, domErr, axErr, focusErr, somErr error
+	shotDone := make(chan struct{})
+	go func() {
+		defer close(shotDone)
+		s.shot, shotErr = screenshot(ctx)
+	}()
+	s.props, markErr = markBids(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		// The marks' boxes are CSS pixels; the screenshot has device
+		// pixels. A failed read draws them 1:1.
+		viewportW, _ := evalJS[float64](ctx, `window.innerWidth`)
+		<-shotDone
+		if shotErr == nil && markErr == nil && len(s.props) > 0 {
+			s.som, somErr = drawSetOfMarks(s.shot, s.props, viewportW)
 		}
-	}
-	var err error
-	s.props, err = markBids(ctx)
-	keep("mark elements with bids", err)
-	s.dom, s.bids, err = readDOM(ctx)
-	keep("map bids to the DOM", err)
-	s.nodes, err = mergedAXTree(ctx)
-	keep("read the accessibility tree", err)
-	s.focused, err = focusedBid(ctx)
-	keep("read the focused element", err)
-	s.shot, err = screenshot(ctx)
-	keep("take a screenshot", err)
-	if err == nil && len(s.props) > 0 {
-		s.som, err = setOfMarks(ctx, s.props)
-		keep("draw the set-of-marks screenshot", err)
+	})
+	// The bids' map needs the DOM as marked, so these wait for markBids.
+	wg.Go(func() { s.dom, s.bids, domErr = readDOM(ctx) })
+	wg.Go(func() { s.nodes, axErr = mergedAXTree(ctx) })
+	s.focused, focusErr = focusedBid(ctx)
+	wg.Wait()
+	errs := []error{
+		wrapIf("mark elements with bids", markErr), wrapIf("map bids to the DOM", domErr),
+		wrapIf("read the accessibility tree", axErr), wrapIf("read the focused element", focusErr),
+		wrapIf("take a screenshot", shotErr), wrapIf("draw the set-of-marks screenshot", somErr),
 	}
 	return s, errors.Join(errs...)
 }
 
-// screenshot is a PNG of the viewport.
-func screenshot(ctx context.Context) ([]byte, error) {
-	fast := true // zlib's fastest level: much quicker, a bit larger
-	r, err := chromedp.Call(ctx, page.CaptureScreenshot, page.CaptureScreenshotParams{Format: page.CaptureScreenshotFormatPng, OptimizeForSpeed: &fast})
-	return r.Data, err
+// wrapIf wraps err with what was being done, or is nil.
+func wrapIf(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", what, err)
 }
 
-// setOfMarks is a screenshot with a box and a bid label drawn on each
-// element BrowserGym marks (set_of_marks), drawn by the page itself in an
-// overlay that is removed right after.
-func setOfMarks(ctx context.Context, props map[string]elemProps) ([]byte, error) {
-	if _, err := helper[bool](ctx, "som", map[string]any{"props": props}); err != nil {
-		return nil, err
-	}
-	shot, err := screenshot(ctx)
-	if _, uerr := helper[bool](ctx, "unsom", struct{}{}); err == nil && uerr != nil {
-		err = uerr
-	}
-	return shot, err
+// screenshot is a PNG of the viewport. Chromium draws a new frame for
+// it; optimizeForSpeed only makes the PNG encoding cheaper (zlib's
+// fastest level: much quicker, a bit larger).
+func screenshot(ctx context.Context) ([]byte, error) {
+	fast := true
+	r, err := chromedp.Call(ctx, page.CaptureScreenshot, page.CaptureScreenshotParams{Format: page.CaptureScreenshotFormatPng, OptimizeForSpeed: &fast})
+	return r.Data, err
 }
 
 // pngDataURL is OpenHands' image_to_png_base64_url(add_data_prefix=True).
