@@ -22,9 +22,20 @@ type FullImageOptions struct {
 	Tag      string   // image tag; default DefaultImage
 	Mirror   string   // Debian mirror; default: the first one in this machine's apt sources
 	Suite    string   // Debian suite (bookworm, ...); default: from the apt sources
-	Include  []string // packages; default bash, coreutils, git, python3, ca-certificates
+	Include  []string // packages; default DefaultFullImagePackages()
 	TempDir  string   // where the root filesystem is assembled; default os.TempDir()
 	Progress io.Writer
+}
+
+// DefaultFullImagePackages are the Debian packages of the full image:
+// bash, coreutils, git, python3 and ca-certificates for the shell and
+// IPython tools, chromium and a font for the browser tool (without a font
+// Chromium renders every glyph as a box in screenshots). dbus-x11 is there
+// because debootstrap does not resolve virtual packages: chromium pulls in
+// dconf-service, which needs "default-dbus-session-bus | dbus-session-bus",
+// and without a provider named here the bootstrap fails configuring it.
+func DefaultFullImagePackages() []string {
+	return []string{"bash", "coreutils", "git", "python3", "ca-certificates", "chromium", "fonts-liberation", "dbus-x11"}
 }
 
 // BuildFullImage bootstraps a Debian root filesystem with `debootstrap
@@ -36,7 +47,7 @@ func BuildFullImage(ctx context.Context, cli client.APIClient, opts FullImageOpt
 		opts.Tag = DefaultImage
 	}
 	if len(opts.Include) == 0 {
-		opts.Include = []string{"bash", "coreutils", "git", "python3", "ca-certificates"}
+		opts.Include = DefaultFullImagePackages()
 	}
 	progress := opts.Progress
 	if progress == nil {
