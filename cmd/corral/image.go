@@ -105,6 +105,6 @@ func imageFlags(stderr io.Writer, o *imageOpts) *flag.FlagSet {
 	fs.StringVar(&o.busybox, "busybox", "/bin/busybox", "--minimal: static busybox binary (Debian busybox-static)")
 	fs.StringVar(&o.mirror, "mirror", "", "Debian mirror (default: from /etc/apt/sources.list{,.d})")
 	fs.StringVar(&o.suite, "suite", "", "Debian suite (default: from the apt sources)")
-	fs.StringVar(&o.include, "include", "", "comma-separated packages (default bash,coreutils,git,python3,ca-certificates)")
+	fs.StringVar(&o.include, "include", "", "comma-separated packages (default "+strings.Join(docker.DefaultFullImagePackages(), ",")+")")
 	return fs
 }

@@ -200,18 +200,27 @@ func TestOOMKill(t *testing.T) {
 }
 
 // The full image takes minutes to bootstrap, so TestMain does not build it:
-// this test uses it when present and, under CORRAL_REQUIRE_DOCKER=1 (CI),
-// builds it when it is not, so CI always checks it.
+// the tests that need it use it when present and, under
+// CORRAL_REQUIRE_DOCKER=1 (CI), build it when it is not, so CI always
+// checks it. Tests of one run share the build (buildFullOnce).
+func requireFullImage(t *testing.T, b *Backend) {
+	t.Helper()
+	if _, err := b.cli.ImageInspect(testCtx(t, 10*time.Second), DefaultImage); err == nil {
+		return
+	} else if os.Getenv("CORRAL_REQUIRE_DOCKER") != "1" {
+		t.Skipf("%s is not built on this engine and CORRAL_REQUIRE_DOCKER is not 1 (build it with `corral image build`, ~5 min): %v", DefaultImage, err)
+	}
+	env.fullOnce.Do(func() {
+		_, env.fullErr = BuildFullImage(testCtx(t, 20*time.Minute), b.cli, FullImageOptions{})
+	})
+	if env.fullErr != nil {
+		t.Fatalf("build %s: %v", DefaultImage, env.fullErr)
+	}
+}
+
 func TestFullImageRunsPythonAndGit(t *testing.T) {
 	b := newBackend(t)
-	if _, err := b.cli.ImageInspect(testCtx(t, 10*time.Second), DefaultImage); err != nil {
-		if os.Getenv("CORRAL_REQUIRE_DOCKER") != "1" {
-			t.Skipf("%s is not built on this engine and CORRAL_REQUIRE_DOCKER is not 1 (build it with `corral image build`, ~5 min): %v", DefaultImage, err)
-		}
-		if _, err := BuildFullImage(testCtx(t, 20*time.Minute), b.cli, FullImageOptions{}); err != nil {
-			t.Fatalf("build %s: %v", DefaultImage, err)
-		}
-	}
+	requireFullImage(t, b)
 	h := start(t, b, runtimes.Spec{Image: DefaultImage})
 	c := dial(t, h)
 	if out, code := run(t, c, "python3 -c 'print(6*7)'"); out != "42" || code != 0 {

@@ -34,8 +34,9 @@ type FullImageOptions struct {
 // because debootstrap does not resolve virtual packages: chromium pulls in
 // dconf-service, which needs "default-dbus-session-bus | dbus-session-bus",
 // and without a provider named here the bootstrap fails configuring it.
+// poppler-utils gives the agent skills' parse_pdf its pdftotext.
 func DefaultFullImagePackages() []string {
-	return []string{"bash", "coreutils", "git", "python3", "ca-certificates", "chromium", "fonts-liberation", "dbus-x11"}
+	return []string{"bash", "coreutils", "git", "python3", "ca-certificates", "chromium", "fonts-liberation", "dbus-x11", "poppler-utils"}
 }
 
 // BuildFullImage bootstraps a Debian root filesystem with `debootstrap

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,7 +24,9 @@ type testEnv struct {
 	agent    string // static corral-agent binary
 	image    string // the minimal image, built (or reused) in TestMain
 	stateDir string
-	node     string // node id of every backend the tests make
+	node     string    // node id of every backend the tests make
+	fullOnce sync.Once // builds the full image at most once (requireFullImage)
+	fullErr  error
 }
 
 var env testEnv
