@@ -95,8 +95,10 @@ func BenchmarkFirstBrowse(b *testing.B) {
 }
 
 // BenchmarkWarmClick is a browse_interactive click on a warm browser (with
-// its full observation: bids, AX tree, DOM, two screenshots) against raw
-// chromedp's click on the same kind of page, interleaved in one run.
+// its full observation: bids, AX tree, DOM, the screenshot and the
+// set-of-marks image drawn on it) against raw chromedp's click on the same
+// kind of page, interleaved in one run. Most of Corral's time is the
+// screenshot, for which Chromium draws a new frame.
 func BenchmarkWarmClick(b *testing.B) {
 	browsertest.RequireChromium(b)
 	site := benchSite(b)

@@ -39,12 +39,24 @@ func drawSetOfMarks(shot []byte, props map[string]elemProps, viewportW float64) 
 	if err != nil {
 		return nil, fmt.Errorf("decode the page screenshot to draw the marks on: %w", err)
 	}
-	b := src.Bounds()
-	img := image.NewRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
-	draw.Draw(img, img.Bounds(), src, b.Min, draw.Src)
+	// The decoded image is already a copy of the screenshot: draw on it
+	// when it is RGBA or NRGBA (Chromium's PNGs are), which spares
+	// copying megabytes.
+	// Any other model (grey, paletted) could not show the marks' colours.
+	var img draw.Image
+	switch src := src.(type) {
+	case *image.RGBA:
+		img = src
+	case *image.NRGBA:
+		img = src
+	default:
+		rgba := image.NewRGBA(src.Bounds())
+		draw.Draw(rgba, rgba.Bounds(), src, src.Bounds().Min, draw.Src)
+		img = rgba
+	}
 	scale := 1.0
 	if viewportW > 0 {
-		scale = float64(b.Dx()) / viewportW
+		scale = float64(img.Bounds().Dx()) / viewportW
 	}
 	markAll(img, props, scale)
 	var out bytes.Buffer
@@ -57,7 +69,7 @@ func drawSetOfMarks(shot []byte, props map[string]elemProps, viewportW float64) 
 
 // markAll draws every set_of_marks element of props, in bid order so that
 // overlapping tags always stack the same way.
-func markAll(img *image.RGBA, props map[string]elemProps, scale float64) {
+func markAll(img draw.Image, props map[string]elemProps, scale float64) {
 	bids := make([]string, 0, len(props))
 	for bid, p := range props {
 		if p.SetOfMarks {
@@ -87,7 +99,7 @@ func finite(vs ...float64) bool {
 
 // dashedBox draws the four edges clockwise from the top left, each dashed
 // from its own start, as BrowserGym's linedashed calls do.
-func dashedBox(img *image.RGBA, x0, y0, x1, y1 float64) {
+func dashedBox(img draw.Image, x0, y0, x1, y1 float64) {
 	dashedLine(img, x0, y0, x1, y0)
 	dashedLine(img, x1, y0, x1, y1)
 	dashedLine(img, x1, y1, x0, y1)
@@ -97,7 +109,7 @@ func dashedBox(img *image.RGBA, x0, y0, x1, y1 float64) {
 // dashedLine draws an axis-parallel dashed line of somLineWidth pixels
 // from (x0, y0) towards (x1, y1). Dashes wholly outside the image are not
 // visited, so a huge box costs no more than the image.
-func dashedLine(img *image.RGBA, x0, y0, x1, y1 float64) {
+func dashedLine(img draw.Image, x0, y0, x1, y1 float64) {
 	dx, dy := x1-x0, y1-y0
 	length := math.Hypot(dx, dy)
 	if length == 0 {
@@ -136,7 +148,7 @@ func outsideBy(r image.Rectangle, x, y float64) float64 {
 
 // thickSegment fills the segment's pixels widened to somLineWidth across
 // it (one pixel before the line, one on it), clipped to the image.
-func thickSegment(img *image.RGBA, xa, ya, xb, yb float64) {
+func thickSegment(img draw.Image, xa, ya, xb, yb float64) {
 	lo := func(a, b float64) int { return int(math.Min(a, b)) }
 	hi := func(a, b float64) int { return int(math.Max(a, b)) }
 	var r image.Rectangle
@@ -159,7 +171,7 @@ func tagSize(bid string) (w, h int) {
 
 // drawTag pastes bid's tag with its top left at (x, y - h/2 + 4), rounded,
 // where BrowserGym pastes it.
-func drawTag(img *image.RGBA, bid string, x, y float64) {
+func drawTag(img draw.Image, bid string, x, y float64) {
 	w, h := tagSize(bid)
 	px, py := int(math.Round(x)), int(math.Round(y-float64(h)/2+4))
 	tag := image.Rect(px, py, px+w, py+h)
@@ -176,7 +188,7 @@ func drawTag(img *image.RGBA, bid string, x, y float64) {
 			for col := range glyphW {
 				if g[row]&(1<<(glyphW-1-col)) != 0 {
 					if p := image.Pt(cx+col, py+somTagMargin+1+row); p.In(bounds) {
-						img.SetRGBA(p.X, p.Y, somTxt)
+						img.Set(p.X, p.Y, somTxt)
 					}
 				}
 			}

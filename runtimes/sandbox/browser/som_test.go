@@ -126,3 +126,33 @@ func FuzzSetOfMarks(f *testing.F) {
 		}
 	})
 }
+
+func TestSetOfMarksDrawsOnEveryPNGColourModel(t *testing.T) {
+	props := map[string]elemProps{"5": {BBox: [4]float64{10, 20, 30, 20}, SetOfMarks: true}}
+	models := map[string]image.Image{
+		"translucent NRGBA": image.NewNRGBA(image.Rect(0, 0, 60, 50)),
+		"grey":              image.NewGray(image.Rect(0, 0, 60, 50)),
+		"paletted without black": image.NewPaletted(image.Rect(0, 0, 60, 50),
+			color.Palette{color.RGBA{200, 0, 0, 255}, color.RGBA{0, 0, 200, 255}}),
+	}
+	for name, src := range models {
+		t.Run(name, func(t *testing.T) {
+			var buf bytes.Buffer
+			if err := png.Encode(&buf, src); err != nil {
+				t.Fatal(err)
+			}
+			out, err := drawSetOfMarks(buf.Bytes(), props, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			img := decodeImage(t, out)
+			// Tag at (10, round(20-6.5+4)=18): white outline, black inside.
+			if c := img.At(10, 18); !isColor(c, somTxt) {
+				t.Errorf("tag outline is %v, want white", c)
+			}
+			if c := img.At(11, 19); !isColor(c, somInk) {
+				t.Errorf("tag inside is %v, want black", c)
+			}
+		})
+	}
+}
