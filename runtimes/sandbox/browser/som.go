@@ -41,8 +41,8 @@ func drawSetOfMarks(shot []byte, props map[string]elemProps, viewportW float64) 
 	}
 	// The decoded image is already a copy of the screenshot: draw on it
 	// when it is RGBA or NRGBA (Chromium's PNGs are), which spares
-	// copying megabytes.
-	// Any other model (grey, paletted) could not show the marks' colours.
+	// copying megabytes. Any other model (grey, paletted) could not show
+	// the marks' colours, so it is converted.
 	var img draw.Image
 	switch src := src.(type) {
 	case *image.RGBA:
@@ -183,6 +183,9 @@ func drawTag(img draw.Image, bid string, x, y float64) {
 	draw.Draw(img, tag.Inset(1).Intersect(bounds), &image.Uniform{somInk}, image.Point{}, draw.Src)
 	cx := px + somTagMargin + 1
 	for _, r := range bid {
+		if cx >= bounds.Max.X {
+			break // the rest of a long bid is off the image
+		}
 		g := somGlyph(r)
 		for row := range glyphH {
 			for col := range glyphW {
