@@ -254,8 +254,10 @@ func serve(cfg config, stdout io.Writer, log *slog.Logger, ring *agentwire.LogRi
 	}
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
-	fmt.Fprintf(stdout, "listening on %s\n", shown)
+	// The start line is logged before the readiness line: whoever waits for
+	// "listening on" finds it already in the log.
 	log.Info("corral-agent started", "version", version, "listen", shown, "pid", os.Getpid())
+	fmt.Fprintf(stdout, "listening on %s\n", shown)
 
 	var serveErr error
 	select {

@@ -20,14 +20,22 @@ func TestLogsFollowAKilledContainerToItsEndThenAreGone(t *testing.T) {
 	h := start(t, b, runtimes.Spec{})
 	ctx := testCtx(t, time.Minute)
 
-	rc, err := b.Logs(ctx, h, runtimes.LogOptions{Tail: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	all, err := io.ReadAll(rc)
-	rc.Close()
-	if err != nil || !strings.Contains(string(all), "corral-agent started") {
-		t.Fatalf("logs = %q, %v; want the agent's start line", all, err)
+	// The agent is reachable before Docker has necessarily copied its
+	// stderr into the container log: read until the start line is there.
+	var all []byte
+	for !strings.Contains(string(all), "corral-agent started") {
+		if ctx.Err() != nil {
+			t.Fatalf("logs = %q; want the agent's start line", all)
+		}
+		rc, err := b.Logs(ctx, h, runtimes.LogOptions{Tail: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		all, err = io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			t.Fatalf("read logs: %v", err)
+		}
 	}
 	for _, l := range strings.Split(strings.TrimSuffix(string(all), "\n"), "\n") {
 		stamp, _, _ := strings.Cut(l, " ")
