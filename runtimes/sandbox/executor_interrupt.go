@@ -3,6 +3,7 @@ package sandbox
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Interrupt interrupts what runs in the sandbox now, out of band: it does
@@ -31,6 +32,7 @@ func (x *Executor) Interrupt() (bool, error) {
 		x.pyMu.Unlock()
 		if k.interruptIfAlive() {
 			hit = true
+			k.chaseInterrupt()
 		}
 	}
 	shells := []shell{x.main}
@@ -53,6 +55,42 @@ func (x *Executor) Interrupt() (bool, error) {
 		return hit, fmt.Errorf("interrupt: %w", err)
 	}
 	return hit, nil
+}
+
+// Python may take a SIGINT and still not stop: one that lands after the
+// interpreter's last check for signals and before a blocking call (the
+// sleep in `print(...); time.sleep(100)`) is handled only when that call
+// returns. Like a person pressing Ctrl-C again, the chase sends SIGINT
+// again while the same cell still runs.
+const (
+	pythonChaseEvery = 300 * time.Millisecond
+	pythonChaseTimes = 5
+)
+
+// chaseInterrupt re-sends SIGINT while the cell that was interrupted is
+// still running, up to pythonChaseTimes. Its goroutine ends at the next
+// tick after that cell ends, and at once when the interpreter exits (close
+// kills it), so it never outlives the kernel.
+func (k *pythonKernel) chaseInterrupt() {
+	cell := k.running.Load()
+	if cell == 0 {
+		return
+	}
+	go func() {
+		tick := time.NewTicker(pythonChaseEvery)
+		defer tick.Stop()
+		for range pythonChaseTimes {
+			select {
+			case <-k.waited:
+				return
+			case <-tick.C:
+			}
+			if k.running.Load() != cell {
+				return
+			}
+			k.interrupt()
+		}
+	}()
 }
 
 // interruptIfAlive sends SIGINT to a kernel whose process has not been

@@ -72,6 +72,32 @@ func TestExecutorInterruptStopsAPythonCell(t *testing.T) {
 	}
 }
 
+// A SIGINT that lands just before a blocking call is handled only when the
+// call returns (CPython's signal race, widened on a loaded machine). The
+// cell here swallows the first SIGINT the same way; the interrupt's chase
+// sends another, which stops it.
+func TestExecutorInterruptChasesACellThatMissedTheFirstSIGINT(t *testing.T) {
+	x, _ := newTestExecutor(t)
+	code := strings.Join([]string{
+		"import signal, time",
+		"driver = signal.getsignal(signal.SIGINT)",
+		"def swallow(sig, frame):",
+		"    signal.signal(signal.SIGINT, driver)",
+		"signal.signal(signal.SIGINT, swallow)",
+		"print('started', flush=True)",
+		"time.sleep(100)",
+	}, "\n")
+	seen, obs := execLive(x, &eventbus.IPythonRunCellAction{Code: code}, 60, "started")
+	<-seen
+	if running, err := x.Interrupt(); err != nil || !running {
+		t.Fatalf("Interrupt = %v, %v; want true, nil", running, err)
+	}
+	ev := <-obs
+	if !strings.Contains(ev.Content, "KeyboardInterrupt") {
+		t.Fatalf("got %s %q; want a KeyboardInterrupt from the chase's second SIGINT", ev.Type(), ev.Content)
+	}
+}
+
 func TestExecutorInterruptAfterCloseIsAnError(t *testing.T) {
 	x, _ := newTestExecutor(t)
 	x.Close()

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -67,6 +68,9 @@ type pythonKernel struct {
 	cellID int
 	cwd    string // directory the kernel last chdir'ed to
 	dead   bool
+	// running is the id of the cell in flight, 0 between cells; read by
+	// interrupts, which do not hold the action lock.
+	running atomic.Int64
 
 	closeOnce sync.Once
 }
@@ -234,6 +238,8 @@ type cellResult struct {
 func (k *pythonKernel) run(ctx context.Context, code, cwd string, timeout time.Duration, onOutput func([]byte)) (cellResult, error) {
 	k.cellID++
 	id := k.cellID
+	k.running.Store(int64(id))
+	defer k.running.Store(0)
 	req := map[string]any{"id": id, "code": code}
 	if cwd != "" && cwd != k.cwd {
 		req["cwd"] = cwd
