@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
+	"unicode"
 
 	"corral/eventbus"
 )
@@ -108,6 +110,18 @@ func decodeJSON(body []byte, v any) error {
 	return nil
 }
 
+// jsonFieldPath drops the Go names of embedded structs that encoding/json
+// puts in an UnmarshalTypeError's path ("SessionRequest.env" for a request
+// wrapped around an embedded SessionRequest): the client sent "env". The
+// API's JSON fields are all lower case, Go's embedded names are not.
+func jsonFieldPath(field string) string {
+	parts := strings.Split(field, ".")
+	for len(parts) > 1 && parts[0] != "" && unicode.IsUpper(rune(parts[0][0])) {
+		parts = parts[1:]
+	}
+	return strings.Join(parts, ".")
+}
+
 func describeJSONError(err error, body []byte) error {
 	var se *json.SyntaxError
 	var ese *eventbus.SyntaxError
@@ -118,7 +132,7 @@ func describeJSONError(err error, body []byte) error {
 	case errors.As(err, &ese):
 		return fmt.Errorf("malformed JSON at byte offset %d (line %d): %s", ese.Offset, lineOf(body, ese.Offset), ese.Msg)
 	case errors.As(err, &te):
-		return fmt.Errorf("malformed JSON at byte offset %d: field %q must be %s, not a JSON %s", te.Offset, te.Field, te.Type, te.Value)
+		return fmt.Errorf("malformed JSON at byte offset %d: field %q must be %s, not a JSON %s", te.Offset, jsonFieldPath(te.Field), te.Type, te.Value)
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return fmt.Errorf("malformed JSON: the body ends at byte offset %d in the middle of a value; send a complete JSON object", len(body))
 	}

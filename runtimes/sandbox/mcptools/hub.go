@@ -346,16 +346,19 @@ func (h *Hub) isClosed() bool {
 // does not wait for a running Configure: that one's starts are aborted and
 // it stops what it started. Idempotent.
 func (h *Hub) Close() error {
-	h.cancel()
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
 		return nil
 	}
+	// closed is set before the starts are cancelled: a Configure whose
+	// starts fail from the cancel then finds it set and answers ErrClosed,
+	// not the start failures.
 	h.closed = true
 	servers := h.servers
 	h.servers, h.index = nil, map[string]*server{}
 	h.mu.Unlock()
+	h.cancel()
 	var wg sync.WaitGroup
 	for _, s := range servers {
 		wg.Go(s.stop)

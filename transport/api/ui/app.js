@@ -475,6 +475,13 @@ function renderObservation(e) {
   if (md.prefix && md.prefix.trim()) d.append(el("div", "suffix", md.prefix.trim()));
   if (e.content) d.append(el("pre", "content", e.content));
   if (md.suffix && md.suffix.trim()) d.append(el("div", "suffix", md.suffix.trim()));
+  // A browse observation carries the page's screenshot (base64 PNG).
+  if (e.observation === "browse" && typeof x.screenshot === "string" && x.screenshot) {
+    const img = el("img", "shot");
+    img.alt = "screenshot of " + (x.url || "the page");
+    img.src = x.screenshot.startsWith("data:") ? x.screenshot : "data:image/png;base64," + x.screenshot;
+    d.append(img);
+  }
   append(d);
 }
 
