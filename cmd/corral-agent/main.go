@@ -254,10 +254,13 @@ func serve(cfg config, stdout io.Writer, log *slog.Logger, ring *agentwire.LogRi
 	}
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
-	// The start line is logged before the readiness line: whoever waits for
-	// "listening on" finds it already in the log.
-	log.Info("corral-agent started", "version", version, "listen", shown, "pid", os.Getpid())
+	// The readiness line stays the log's first line and the slog start line
+	// its last at start: a local sandbox's log stamps a line without a time
+	// with the one before it, so a tail of the unstamped readiness line would
+	// differ from the same line in the whole log. Readers that need the start
+	// line wait for it (the Docker log is copied asynchronously anyway).
 	fmt.Fprintf(stdout, "listening on %s\n", shown)
+	log.Info("corral-agent started", "version", version, "listen", shown, "pid", os.Getpid())
 
 	var serveErr error
 	select {
