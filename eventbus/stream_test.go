@@ -176,6 +176,16 @@ func TestSlowSubscriberOverflowsWithoutSlowingOthersAndCanResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer fast.Close()
+	// Both must be live before the first append: a subscription whose
+	// replay goroutine has not run yet replays from the store instead,
+	// blocking rather than overflowing, and would then catch up and wait
+	// for more (the range below would never end).
+	for deadline := time.Now().Add(time.Minute); s.nlive.Load() != 2; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of 2 subscriptions live after a minute", s.nlive.Load())
+		}
+		time.Sleep(time.Millisecond) // polling a condition, not synchronising on time
+	}
 	// The fast subscriber reports each id it receives; the writer paces
 	// itself on the fast one only, so the fast one never lags, while the
 	// slow one reads nothing until the writer is done.
