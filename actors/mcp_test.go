@@ -14,19 +14,7 @@ import (
 	"corral/runtimes/sandbox/mcptools/mcptest"
 )
 
-func buildMCPServer(t *testing.T) string {
-	t.Helper()
-	bin, err := mcptest.BuildTestServer(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if n := mcptest.CountProcesses(bin); n != 0 {
-			t.Errorf("%d MCP server processes outlived their sessions", n)
-		}
-	})
-	return bin
-}
+func buildMCPServer(t *testing.T) string { return mcptest.Server(t) }
 
 func mcpCall(name, args string) *eventbus.Event {
 	return runAction(eventbus.SourceAgent, &eventbus.MCPAction{Name: name, Arguments: json.RawMessage(args), SecurityRisk: eventbus.RiskUnknown})

@@ -24,19 +24,7 @@ import (
 
 // mcpServerBin builds the sandbox's test MCP server (a real stdio server
 // using mcp-go) once per test.
-func mcpServerBin(t *testing.T) string {
-	t.Helper()
-	bin, err := mcptest.BuildTestServer(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if n := mcptest.CountProcesses(bin); n != 0 {
-			t.Errorf("%d MCP server processes outlived their sessions", n)
-		}
-	})
-	return bin
-}
+func mcpServerBin(t *testing.T) string { return mcptest.Server(t) }
 
 // mcpEngine is the HTTP API over the real engine on backend and a durable
 // store in dir; stop ends it (once), so that a second engine can take the
