@@ -46,6 +46,7 @@ type config struct {
 	insecurePlaintext            bool
 	generateCert                 string
 	certHosts                    string
+	copyTo                       string
 }
 
 func newFlagSet(cfg *config, stderr io.Writer) *flag.FlagSet {
@@ -66,6 +67,7 @@ func newFlagSet(cfg *config, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&cfg.tlsClientCA, "tls-client-ca", "", "require client certificates signed by this PEM CA (mutual TLS)")
 	fs.BoolVar(&cfg.insecurePlaintext, "insecure-plaintext", false, "allow a non-loopback HOST:PORT listener without TLS (the token and all traffic cross the network in clear text)")
 	fs.StringVar(&cfg.generateCert, "generate-cert", "", "write a self-signed agent.crt and agent.key into this directory for --cert-hosts, then exit")
+	fs.StringVar(&cfg.copyTo, "copy-to", "", "copy this executable to `PATH` (mode 0755, atomically, creating its directory), then exit; how the Kubernetes backend's init container installs the agent into a pod")
 	fs.StringVar(&cfg.certHosts, "cert-hosts", "127.0.0.1,localhost", "comma-separated IPs and DNS names --generate-cert puts in the certificate")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: corral-agent --listen ADDR [flags]\n\n"+
@@ -98,6 +100,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "corral-agent: unexpected argument %q; see --help\n", fs.Arg(0))
 		return 2
 	}
+	if isFlagSet(fs, "copy-to") {
+		n, err := copySelf(cfg.copyTo)
+		if err != nil {
+			fmt.Fprintf(stderr, "corral-agent: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "copied corral-agent (%d bytes) to %s\n", n, cfg.copyTo)
+		return 0
+	}
 	if cfg.resultTTL <= 0 || cfg.keepResults <= 0 {
 		fmt.Fprintf(stderr, "corral-agent: --result-ttl (%s) and --keep-results (%d) must be positive\n", cfg.resultTTL, cfg.keepResults)
 		return 2
@@ -120,6 +131,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// isFlagSet reports whether name was given on the command line (even as
+// an empty string, which then gets its own error).
+func isFlagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // resolveToken applies the documented order: --token, CORRAL_AGENT_TOKEN,

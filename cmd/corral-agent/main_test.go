@@ -467,7 +467,7 @@ func TestAgentFlagsAndTokenSources(t *testing.T) {
 				t.Fatalf("exit %d output %q; want exit %d containing %q", cmd.ProcessState.ExitCode(), out, tc.wantCode, tc.wantOut)
 			}
 			if tc.name == "help documents every flag" {
-				for _, f := range []string{"--listen", "--token", "--token-file", "--workdir", "--user", "--no-change-timeout", "--result-ttl", "--keep-results", "--version"} {
+				for _, f := range []string{"--listen", "--token", "--token-file", "--workdir", "--user", "--no-change-timeout", "--result-ttl", "--keep-results", "--version", "--copy-to"} {
 					if !strings.Contains(string(out), f+" ") && !strings.Contains(string(out), f+"\n") {
 						t.Errorf("--help does not document %s", f)
 					}
