@@ -45,6 +45,8 @@ type Backend struct {
 	client kubernetes.Interface
 	node   string
 	logger *slog.Logger
+	// fwd holds the port-forwards of open agent connections (connect.go).
+	fwd forwarders
 }
 
 // New connects to the cluster cfg names and checks that its namespace
