@@ -26,12 +26,15 @@ import (
 const (
 	DefaultImage = "corral-sandbox:latest"
 	MinimalImage = "corral-sandbox:minimal"
+	// AgentImage holds only the static corral-agent (`corral image build
+	// --agent`, BuildAgentImage): the Kubernetes backend's agent_image.
+	AgentImage = "corral-agent:latest"
 )
 
 // Image labels Corral puts on the images it builds.
 const (
-	LabelImageKind = "corral.image.kind" // "minimal" or "full"
-	LabelImageHash = "corral.image.hash" // sha256 of the build input (minimal only)
+	LabelImageKind = "corral.image.kind" // "minimal", "full" or "agent"
+	LabelImageHash = "corral.image.hash" // sha256 of the build input (minimal and agent only)
 )
 
 // MinimalImageOptions configures BuildMinimalImage.
