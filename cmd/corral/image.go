@@ -13,7 +13,7 @@ import (
 	"corral/runtimes/docker"
 )
 
-const imageUsage = `usage: corral image build [--minimal] [--tag TAG] [flags]
+const imageUsage = `usage: corral image build [--minimal | --agent] [--tag TAG] [flags]
 
 Builds the sandbox image on the local Docker Engine (nothing is pulled).
 
@@ -22,6 +22,10 @@ Builds the sandbox image on the local Docker Engine (nothing is pulled).
                                  tagged ` + docker.DefaultImage + `; needs root and debootstrap
   corral image build --minimal   FROM scratch with static bash + busybox, tagged
                                  ` + docker.MinimalImage + `; needs bash-static and busybox-static
+  corral image build --agent     FROM scratch with only the static corral-agent at
+                                 /corral-agent, tagged ` + docker.AgentImage + `: the
+                                 Kubernetes backend's agent_image (its init container
+                                 copies the agent into each pod)
 
 Flags:
 `
@@ -54,6 +58,10 @@ func runImage(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "corral image build: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
+	if o.minimal && o.agent {
+		fmt.Fprintln(stderr, "corral image build: --minimal and --agent build different images; give one")
+		return 2
+	}
 	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
 	if err != nil {
 		fmt.Fprintf(stderr, "corral image build: Docker client from the environment: %v\n", err)
@@ -62,11 +70,16 @@ func runImage(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	defer cli.Close()
 
 	var id string
-	if o.minimal {
+	switch {
+	case o.agent:
+		id, err = docker.BuildAgentImage(ctx, cli, docker.AgentImageOptions{
+			Tag: o.tagOr(docker.AgentImage), Agent: o.agentBinary, Progress: stdout, Force: o.force,
+		})
+	case o.minimal:
 		id, err = docker.BuildMinimalImage(ctx, cli, docker.MinimalImageOptions{
 			Tag: o.tagOr(docker.MinimalImage), Bash: o.bash, Busybox: o.busybox, Progress: stdout, Force: o.force,
 		})
-	} else {
+	default:
 		var include []string
 		if o.include != "" {
 			include = strings.Split(o.include, ",")
@@ -79,13 +92,24 @@ func runImage(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "corral image build: %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "built %s %s\n", o.tagOr(map[bool]string{true: docker.MinimalImage, false: docker.DefaultImage}[o.minimal]), id)
+	fmt.Fprintf(stdout, "built %s %s\n", o.tagOr(o.defaultTag()), id)
 	return 0
 }
 
 type imageOpts struct {
-	tag, bash, busybox, mirror, suite, include string
-	minimal, force                             bool
+	tag, bash, busybox, mirror, suite, include, agentBinary string
+	minimal, agent, force                                   bool
+}
+
+// defaultTag is the tag of the image the flags select.
+func (o *imageOpts) defaultTag() string {
+	switch {
+	case o.agent:
+		return docker.AgentImage
+	case o.minimal:
+		return docker.MinimalImage
+	}
+	return docker.DefaultImage
 }
 
 func (o *imageOpts) tagOr(def string) string {
@@ -98,9 +122,11 @@ func (o *imageOpts) tagOr(def string) string {
 func imageFlags(stderr io.Writer, o *imageOpts) *flag.FlagSet {
 	fs := flag.NewFlagSet("corral image build", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.tag, "tag", "", "image tag (default "+docker.DefaultImage+", or "+docker.MinimalImage+" with --minimal)")
+	fs.StringVar(&o.tag, "tag", "", "image tag (default "+docker.DefaultImage+", "+docker.MinimalImage+" with --minimal, "+docker.AgentImage+" with --agent)")
 	fs.BoolVar(&o.minimal, "minimal", false, "build the FROM-scratch static bash + busybox image (seconds; no python3)")
-	fs.BoolVar(&o.force, "force", false, "--minimal: rebuild even if an up-to-date image exists")
+	fs.BoolVar(&o.agent, "agent", false, "build the FROM-scratch image holding only the static corral-agent (the Kubernetes backend's [runtime.kubernetes] agent_image)")
+	fs.StringVar(&o.agentBinary, "agent-binary", "", "--agent: the static corral-agent to put in it (default: next to corral, then $PATH)")
+	fs.BoolVar(&o.force, "force", false, "--minimal, --agent: rebuild even if an up-to-date image exists")
 	fs.StringVar(&o.bash, "bash", "/bin/bash-static", "--minimal: static bash binary (Debian bash-static)")
 	fs.StringVar(&o.busybox, "busybox", "/bin/busybox", "--minimal: static busybox binary (Debian busybox-static)")
 	fs.StringVar(&o.mirror, "mirror", "", "Debian mirror (default: from /etc/apt/sources.list{,.d})")
