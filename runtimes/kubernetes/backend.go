@@ -4,7 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
+	"time"
 
+	authv1 "k8s.io/api/authorization/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -47,6 +52,8 @@ type Backend struct {
 	logger *slog.Logger
 	// fwd holds the port-forwards of open agent connections (connect.go).
 	fwd forwarders
+	// watch follows the pods of the namespace (watch.go).
+	watch *watcher
 }
 
 // New connects to the cluster cfg names and checks that its namespace
@@ -78,7 +85,112 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Backend, error) {
 		node = runtimes.Hostname()
 	}
 	b := &Backend{cfg: cfg, o: o, rest: rc, client: client, node: node, logger: o.logger}
+	// The checks are bounded even when ctx is not: an API server address
+	// that drops packets would otherwise hang New.
+	cctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	defer cancel()
+	if err := b.checkAccess(cctx); err != nil {
+		return nil, fmt.Errorf("kubernetes backend: %w", err)
+	}
+	if b.watch, err = newWatcher(cctx, b); err != nil {
+		return nil, fmt.Errorf("kubernetes backend: %w", err)
+	}
 	return b, nil
+}
+
+// checkTimeout bounds New's checks of the cluster.
+const checkTimeout = 30 * time.Second
+
+// Close stops the pod watch (closing pending Wait channels without a
+// value) and the port-forwards of open agent connections. Sandboxes keep
+// running: they are the engine's to destroy or reap.
+func (b *Backend) Close() error {
+	if b.watch != nil {
+		b.watch.close()
+	}
+	b.fwd.closeAll()
+	return nil
+}
+
+// Namespace is the namespace of the backend's pods.
+func (b *Backend) Namespace() string { return b.cfg.Namespace }
+
+// Client is the backend's Kubernetes client.
+func (b *Backend) Client() kubernetes.Interface { return b.client }
+
+// checkAccess makes sure the API server answers, the namespace exists and
+// the kubeconfig's user may do what a sandbox's life needs there, so that
+// a wrong setting fails New, not the first session.
+func (b *Backend) checkAccess(ctx context.Context) error {
+	ns := b.cfg.Namespace
+	_, err := b.client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+	switch {
+	case err == nil:
+	case apierrors.IsForbidden(err):
+		// Users confined to their namespace may not read it: the
+		// access review below says what matters.
+		b.logger.Debug("cannot read the namespace object; checking pod access only", "namespace", ns, "err", err)
+	case apierrors.IsNotFound(err):
+		return fmt.Errorf("namespace %q does not exist on the cluster at %s: create it (kubectl create namespace %s) or set [runtime.kubernetes] namespace to an existing one", ns, b.rest.Host, ns)
+	default:
+		return explainAPIErr(b.rest.Host, ns, "get", "namespaces", err)
+	}
+	return b.checkRBAC(ctx)
+}
+
+// access is one permission a sandbox's life needs.
+type access struct{ verb, resource, sub string }
+
+func (a access) String() string {
+	if a.sub != "" {
+		return a.verb + " " + a.resource + "/" + a.sub
+	}
+	return a.verb + " " + a.resource
+}
+
+// needed lists the permissions of the backend's configuration.
+func (b *Backend) needed() []access {
+	need := []access{{"create", "pods", ""}, {"get", "pods", ""}, {"list", "pods", ""}, {"watch", "pods", ""}, {"delete", "pods", ""}, {"get", "pods", "log"}}
+	if b.cfg.Connect == ConnectPortForward {
+		need = append(need, access{"create", "pods", "portforward"})
+	}
+	if b.cfg.WorkspaceSize != "" {
+		need = append(need, access{"create", "persistentvolumeclaims", ""}, access{"delete", "persistentvolumeclaims", ""})
+	}
+	return need
+}
+
+// checkRBAC asks the API server (SelfSubjectAccessReview) whether the
+// user may do each needed thing in the namespace and names all it may not.
+func (b *Backend) checkRBAC(ctx context.Context) error {
+	ns := b.cfg.Namespace
+	var denied []string
+	for _, a := range b.needed() {
+		r, err := b.client.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authv1.SelfSubjectAccessReview{
+			Spec: authv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authv1.ResourceAttributes{
+				Namespace: ns, Verb: a.verb, Resource: a.resource, Subresource: a.sub,
+			}},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			if apierrors.IsForbidden(err) || apierrors.IsNotFound(err) {
+				b.logger.Warn("cannot review access; pod calls will tell", "err", err)
+				return nil
+			}
+			return explainAPIErr(b.rest.Host, ns, "create", "selfsubjectaccessreviews", err)
+		}
+		if !r.Status.Allowed {
+			d := a.String()
+			if r.Status.Reason != "" {
+				d += " (" + r.Status.Reason + ")"
+			}
+			denied = append(denied, d)
+		}
+	}
+	if len(denied) > 0 {
+		return fmt.Errorf("RBAC forbids the kubeconfig's user, in namespace %q: %s; grant it a Role there allowing create, get, list, watch and delete on pods, get on pods/log and create on pods/portforward (and create and delete on persistentvolumeclaims with workspace_size)",
+			ns, strings.Join(denied, ", "))
+	}
+	return nil
 }
 
 // loadRESTConfig reads the kubeconfig (or the in-cluster config) cfg names.
