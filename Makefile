@@ -8,10 +8,10 @@ RACE_PKGS ?= ./...
 TEST_TIMEOUT ?= 30m
 LISTEN    ?= 127.0.0.1:7070
 
-.PHONY: help build run test test-deps test-short bench lint fmt proto fuzz clean image
+.PHONY: help build run test test-deps test-short bench lint fmt proto fuzz clean image k8s-up k8s-down
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
 
 build: ## build bin/corral and the static bin/corral-agent
 	@mkdir -p $(BIN)
@@ -50,6 +50,12 @@ fuzz: ## run each fuzzer for FUZZTIME (default 30s)
 
 image: build ## build the minimal Docker sandbox image (busybox + bash-static)
 	$(BIN)/corral image build --minimal
+
+k8s-up: build ## bring up the single-node Kubernetes testbed (idempotent; last line KUBECONFIG=PATH; env in /var/tmp/corral-k8s/env)
+	./scripts/k8s/up.sh
+
+k8s-down: ## remove everything k8s-up created (keeps the cached binaries)
+	./scripts/k8s/down.sh
 
 clean: ## remove build output
 	rm -rf $(BIN)
