@@ -107,6 +107,7 @@ func DefaultConfig() Config {
 		Connect:           ConnectPortForward,
 		AgentPort:         DefaultAgentPort,
 		NodeSelector:      map[string]string{},
+		Tolerations:       []Toleration{}, // as `tolerations = []` decodes: the example file states the defaults exactly
 		Labels:            map[string]string{},
 		StartTimeout:      runtimes.Duration(2 * time.Minute),
 		DeleteGracePeriod: runtimes.Duration(5 * time.Second),
