@@ -7,9 +7,11 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"corral/runtimes"
 	"corral/runtimes/docker"
+	"corral/runtimes/kubernetes"
 	"corral/runtimes/local"
 )
 
@@ -117,19 +119,69 @@ warm_pool = 2
 				t.Errorf("reap_orphans = false still reaps: %v", got)
 			}
 		}},
-		{name: "reap_orphans defaults on for docker only", text: "", check: func(t *testing.T, c serveConfig) {
-			if got := c.Runtime.ReapOrphans([]string{"local", "docker", "cli", "remote"}); !reflect.DeepEqual(got, []string{"docker"}) {
+		{name: "reap_orphans defaults on for docker and kubernetes only", text: "", check: func(t *testing.T, c serveConfig) {
+			if got := c.Runtime.ReapOrphans([]string{"local", "docker", "cli", "kubernetes", "remote"}); !reflect.DeepEqual(got, []string{"docker", "kubernetes"}) {
 				t.Errorf("ReapOrphans = %v", got)
 			}
 		}},
+		{name: "kubernetes keys reach kubernetes' Config", text: `
+[runtime]
+enabled = ["kubernetes"]
+[runtime.kubernetes]
+kubeconfig = "/etc/k.conf"
+context = "lab"
+namespace = "sandboxes"
+image = "img:3"
+agent_image = "agent:3"
+image_pull_policy = "Never"
+connect = "pod-ip"
+agent_port = 8000
+node_id = "n1"
+cpu = "500m"
+memory = "1Gi"
+node_selector = { pool = "sandbox" }
+tolerations = [{ key = "sandbox", operator = "Exists", effect = "NoSchedule" }]
+runtime_class = "gvisor"
+service_account = "runner"
+run_as_user = 1000
+run_as_group = 1001
+fs_group = 1002
+workspace_size = "10Gi"
+workspace_storage_class = "fast"
+labels = { team = "eval" }
+start_timeout = "30s"
+delete_grace_period = "1s"
+reap_orphans = false
+`, check: func(t *testing.T, c serveConfig) {
+			k := c.Runtime.Backends["kubernetes"].(*kubernetes.Config)
+			want := kubernetes.DefaultConfig()
+			u, g, f := int64(1000), int64(1001), int64(1002)
+			want.Kubeconfig, want.Context, want.Namespace, want.Image, want.AgentImage = "/etc/k.conf", "lab", "sandboxes", "img:3", "agent:3"
+			want.ImagePullPolicy, want.Connect, want.AgentPort, want.NodeID, want.CPU, want.Memory = "Never", "pod-ip", 8000, "n1", "500m", "1Gi"
+			want.NodeSelector = map[string]string{"pool": "sandbox"}
+			want.Tolerations = []kubernetes.Toleration{{Key: "sandbox", Operator: "Exists", Effect: "NoSchedule"}}
+			want.RuntimeClass, want.ServiceAccount, want.RunAsUser, want.RunAsGroup, want.FSGroup = "gvisor", "runner", &u, &g, &f
+			want.WorkspaceSize, want.WorkspaceStorageClass, want.Labels = "10Gi", "fast", map[string]string{"team": "eval"}
+			want.StartTimeout, want.DeleteGracePeriod, want.ReapOrphans = runtimes.Duration(30*time.Second), runtimes.Duration(time.Second), false
+			if !reflect.DeepEqual(*k, want) {
+				t.Errorf("kubernetes config\n %+v\nwant\n %+v", *k, want)
+			}
+			if !reapRefused(c.Runtime, c.Runtime.Enabled) {
+				t.Error("reap_orphans = false in [runtime.kubernetes] does not turn reaping off")
+			}
+		}},
+		{name: "invalid kubernetes value names the section and key", text: "[runtime.kubernetes]\nconnect = \"ssh\"\n",
+			wantErr: `[runtime.kubernetes]: connect = "ssh"`},
+		{name: "unknown kubernetes key names the key and its section", text: "[runtime.kubernetes]\nnamepsace = \"x\"\n",
+			wantErr: "unknown key(s) runtime.kubernetes.namepsace"},
 		{name: "unknown docker key names the key and its section", text: "[runtime.docker]\nmemory = \"2g\"\n",
 			wantErr: "unknown key(s) runtime.docker.memory"},
 		{name: "unknown nested remote key", text: "[[runtime.remote.hosts]]\nmode = \"agent\"\nadress = \"x\"\n",
 			wantErr: "unknown key(s) runtime.remote.hosts.adress"},
 		{name: "unknown runtime in enabled lists the known ones", text: "[runtime]\nenabled = [\"dokcer\"]\n",
-			wantErr: `[runtime] enabled: unknown runtime "dokcer"; known: cli, docker, local, remote`},
+			wantErr: `[runtime] enabled: unknown runtime "dokcer"; known: cli, docker, kubernetes, local, remote`},
 		{name: "unknown runtime section lists the known ones", text: "[runtime.k8s]\nnamespace = \"x\"\n",
-			wantErr: `[runtime.k8s]: unknown runtime "k8s"; known: cli, docker, local, remote`},
+			wantErr: `[runtime.k8s]: unknown runtime "k8s"; known: cli, docker, kubernetes, local, remote`},
 		{name: "invalid docker value names the section and key", text: "[runtime.docker]\npause_mode = \"freeze\"\n",
 			wantErr: `[runtime.docker]: pause_mode = "freeze"`},
 		{name: "invalid local value", text: "[runtime.local]\nwarm_pool = -1\n", wantErr: "[runtime.local]: warm_pool = -1"},
@@ -179,6 +231,11 @@ func TestExampleDocumentsEveryRuntimeKey(t *testing.T) {
 		ct := reflect.TypeOf(cfg).Elem()
 		for k := range ct.NumField() {
 			key := ct.Field(k).Tag.Get("toml")
+			// An optional number (a pointer) has no TOML literal for its
+			// default, unset: it is shown commented out.
+			if ct.Field(k).Type.Kind() == reflect.Pointer && strings.Contains(section, "\n    # "+key+" = ") {
+				continue
+			}
 			if !strings.Contains(section, "\n    "+key+" = ") {
 				t.Errorf("[runtime.%s] %s is not documented", name, key)
 			}
@@ -188,7 +245,7 @@ func TestExampleDocumentsEveryRuntimeKey(t *testing.T) {
 
 func TestBuildBackendsUnknownRuntime(t *testing.T) {
 	_, err := buildBackends(context.Background(), defaultServeConfig().Runtime, []string{"cli", "podman"}, 0, runtimes.Owner{}, nil)
-	if _, ok := errors.AsType[*runtimes.UnknownRuntimeError](err); !ok || !strings.Contains(err.Error(), `unknown runtime "podman"; known: cli, docker, local, remote`) {
+	if _, ok := errors.AsType[*runtimes.UnknownRuntimeError](err); !ok || !strings.Contains(err.Error(), `unknown runtime "podman"; known: cli, docker, kubernetes, local, remote`) {
 		t.Fatalf("err = %v", err)
 	}
 	bs, err := buildBackends(context.Background(), defaultServeConfig().Runtime, []string{"cli"}, 0, runtimes.Owner{}, nil)

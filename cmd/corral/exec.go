@@ -17,7 +17,7 @@ import (
 	"corral/eventbus"
 )
 
-const execUsage = `usage: corral exec [--runtime local|cli|docker] [--workspace DIR] [--config FILE] [--file ACTIONS.json] [--mcp-config MCP.json] [--corral-events] [-v]
+const execUsage = `usage: corral exec [--runtime local|cli|docker|kubernetes|remote] [--image IMAGE] [--workspace DIR] [--config FILE] [--file ACTIONS.json] [--mcp-config MCP.json] [--corral-events] [-v]
 
 Runs OpenHands action events in one fresh session, in order, and writes every
 OpenHands event of the session (actions and observations) to stdout as one
@@ -42,8 +42,8 @@ flags:
 func cliFlags(name, text string, stderr io.Writer, o *cliOpts) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.runtime, "runtime", "local", "sandbox backend: local (agent subprocess), cli (in-process), docker or remote ([runtime.remote] hosts in --config)")
-	fs.StringVar(&o.image, "image", "", "docker image of the sandbox (default [runtime.docker] runtime_container_image, corral-sandbox:latest; build one with: corral image build)")
+	fs.StringVar(&o.runtime, "runtime", "local", "sandbox backend: local (agent subprocess), cli (in-process), docker (a container), kubernetes (a pod; [runtime.kubernetes] in --config, else $KUBECONFIG) or remote ([runtime.remote] hosts in --config)")
+	fs.StringVar(&o.image, "image", "", "image of the sandbox, docker and kubernetes (default [runtime.docker] runtime_container_image, corral-sandbox:latest, built by corral image build; [runtime.kubernetes] image, corral-sandbox:minimal)")
 	fs.StringVar(&o.workspace, "workspace", "", "workspace directory (default: a temporary one, removed afterwards)")
 	fs.StringVar(&o.config, "config", "", "TOML configuration file ([engine], [runtime] sections as for serve)")
 	fs.BoolVar(&o.verbose, "v", false, "log engine details to stderr")

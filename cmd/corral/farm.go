@@ -23,7 +23,7 @@ const farmUsage = `usage: corral farm [flags] JOBS.jsonl
 
 Runs an evaluation farm: every line of JOBS.jsonl (or - for stdin) is one job
   {"id": "...", "trajectory": "traj.json" | "actions": [OpenHands actions...],
-   "runtime": {"backend": "local"|"docker", "image": "...", "env": {...}},
+   "runtime": {"backend": "local"|"docker"|"kubernetes", "image": "...", "env": {...}},
    "timeout": SECONDS, "check": "shell command; exit 0 = pass"}
 each in its own sandbox. Results go to OUT/results.jsonl (one line per job,
 fsynced), OUT/events/<id>.jsonl (OpenHands JSON lines) and OUT/report.html.
@@ -61,8 +61,8 @@ func farmFlags(w io.Writer, o *farmOpts) *flag.FlagSet {
 	fs.IntVar(&o.concurrency, "concurrency", farm.DefaultConcurrency, "jobs running at once")
 	fs.StringVar(&o.out, "out", "farm-out", "output folder (reuse it to resume)")
 	fs.IntVar(&o.retries, "retries", farm.DefaultRetries, "retries per job after an infrastructure error (never after a failed check)")
-	fs.StringVar(&o.runtime, "runtime", "local", "backend of jobs whose runtime names none: local or docker")
-	fs.StringVar(&o.image, "image", "", "image of jobs whose runtime names none (docker; default: the backend's)")
+	fs.StringVar(&o.runtime, "runtime", "local", "backend of jobs whose runtime names none: local, docker or kubernetes (a pod per job; [runtime.kubernetes] in --config, else $KUBECONFIG)")
+	fs.StringVar(&o.image, "image", "", "image of jobs whose runtime names none (docker, kubernetes; default: the backend's)")
 	fs.DurationVar(&o.timeout, "timeout", farm.DefaultTimeout, "timeout of jobs that give none")
 	fs.DurationVar(&o.grace, "grace", farm.DefaultGrace, "after Ctrl-C, how long running jobs may finish before they are stopped")
 	fs.StringVar(&o.progress, "progress", "auto", "progress display: auto (bar on a terminal, else lines), bar, lines or none")

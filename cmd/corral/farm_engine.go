@@ -12,6 +12,7 @@ import (
 	"corral/eventbus"
 	"corral/runtimes"
 	"corral/runtimes/docker"
+	"corral/runtimes/kubernetes"
 )
 
 // benchEngine is an actors engine with the backends a farm or benchmark
@@ -24,9 +25,9 @@ type benchEngine struct {
 
 // engineSettings size the engine for the work at hand.
 type engineSettings struct {
-	backends    []string // "local", "docker"
+	backends    []string // "local", "docker", "kubernetes"
 	maxSessions int
-	image       string // docker default image
+	image       string // default image of docker and kubernetes
 	logger      *slog.Logger
 	// config, when set, is corral's configuration file ([engine] and
 	// [runtime] sections); farm flags override it.
@@ -63,6 +64,9 @@ func newBenchEngine(ctx context.Context, s engineSettings) (*benchEngine, error)
 		if dc.StartConcurrency == 0 {
 			dc.StartConcurrency = 16 // farms start many sandboxes at once
 		}
+	}
+	if kc, ok := rc.Backends["kubernetes"].(*kubernetes.Config); ok && s.image != "" {
+		kc.Image = s.image
 	}
 	// Leftover sandboxes are reaped once the engine runs, only those whose
 	// owner is gone.

@@ -13,7 +13,7 @@ import (
 	"corral/runtimes/sandbox"
 )
 
-const replayUsage = `usage: corral replay TRAJECTORY.json [--runtime local|cli|docker] [--workspace DIR] [--config FILE] [--no-map] [--diff] [--strict] [-v]
+const replayUsage = `usage: corral replay TRAJECTORY.json [--runtime local|cli|docker|kubernetes|remote] [--image IMAGE] [--workspace DIR] [--config FILE] [--no-map] [--diff] [--strict] [-v]
 
 Runs the runnable actions of an OpenHands trajectory (a JSON array of
 events) in a fresh session, in order, and prints for each the recorded

@@ -22,7 +22,6 @@ import (
 	"corral/eventbus"
 	"corral/metrics"
 	"corral/runtimes"
-	"corral/runtimes/docker"
 	"corral/transport/api"
 	"corral/transport/runtimeapi"
 )
@@ -69,6 +68,10 @@ type runtimeAPIConfig struct {
 	// APIKey is the X-API-Key OpenHands sends; without one the Runtime API
 	// is off. Env CORRAL_RUNTIME_API_KEY overrides.
 	APIKey string `toml:"api_key"`
+	// ImageRuntime is the backend /start runs images on (every image but
+	// "local"): "docker" or "kubernetes"; "": docker when enabled, else
+	// kubernetes when enabled.
+	ImageRuntime string `toml:"image_runtime"`
 }
 
 func defaultServeConfig() serveConfig {
@@ -101,7 +104,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) (exi
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "", "address to bind, HOST:PORT (default [server] listen, 127.0.0.1:7070)")
 	configPath := fs.String("config", "", "TOML configuration file")
-	runtimesFlag := fs.String("runtimes", "", "backends to start, comma-separated (default [runtime] enabled, local)")
+	runtimesFlag := fs.String("runtimes", "", "backends to start, comma-separated: local, cli, docker, kubernetes, remote (default [runtime] enabled, local)")
 	verbose := fs.Bool("v", false, "log engine and request details")
 	fs.Usage = func() { fmt.Fprint(stderr, serveUsage); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
@@ -135,6 +138,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) (exi
 	}
 	if len(cfg.Runtime.Enabled) == 0 {
 		fmt.Fprintln(stderr, "corral serve: no runtime enabled; set [runtime] enabled = [\"local\"] or --runtimes local")
+		return 2
+	}
+	if _, err := imageRuntime(cfg.RuntimeAPI, cfg.Runtime.Enabled); err != nil && cfg.RuntimeAPI.APIKey != "" {
+		fmt.Fprintf(stderr, "corral serve: %v\n", err)
 		return 2
 	}
 
@@ -177,13 +184,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) (exi
 	}
 	var handler http.Handler = srv
 	if cfg.RuntimeAPI.APIKey != "" {
-		prov := &runtimeapi.EngineProvisioner{Engine: st.eng, Runtimes: st.backends.reg, DefaultResources: map[string]runtimes.Resources{}}
-		if dc, ok := cfg.Runtime.Backends["docker"].(*docker.Config); ok {
-			// resource_factor scales the configured default limits.
-			prov.DefaultResources["docker"] = runtimes.Resources{MemoryBytes: dc.MemoryBytes, NanoCPUs: int64(dc.CPUs * 1e9), PidsLimit: dc.PidsLimit}
-		}
-		if st.backends.docker != nil {
-			prov.ImageExistsFunc = st.backends.docker.ImageExists
+		prov, err := newProvisioner(cfg, st)
+		if err != nil {
+			fmt.Fprintf(stderr, "corral serve: %v\n", err)
+			return 2
 		}
 		rh, err := runtimeapi.New(prov, cfg.RuntimeAPI.APIKey, runtimeapi.WithLogger(logger))
 		if err != nil {
@@ -276,8 +280,9 @@ func openServeStack(ctx context.Context, cfg serveConfig, logger *slog.Logger, m
 		_ = st.close(context.Background())
 		return nil, err
 	}
-	// bs.reapOrphans ([runtime.docker] reap_orphans) says whether the
-	// server should reap this node's leftover sandboxes at start; it must
+	// bs.reapRefused (reap_orphans = false in [runtime.docker] or
+	// [runtime.kubernetes]) says the server must not reap this node's
+	// leftover sandboxes at start; nor must it
 	// not with [engine] keep_runtime_alive (those are meant to be kept).
 	// Building the backends never reaps.
 	bs, err := buildBackends(ctx, cfg.Runtime, cfg.Runtime.Enabled, cfg.Engine.AgentGracePeriod.D(), actors.StoreOwner(store, true), logger)
@@ -307,8 +312,9 @@ func openServeStack(ctx context.Context, cfg serveConfig, logger *slog.Logger, m
 		logger.Warn("recovering sessions that were running when the previous server ended", "count", len(rep.Sessions))
 	}
 	// Reaping only removes sandboxes nobody will use again (runtimes.Reap);
-	// [runtime.docker] reap_orphans = false or keep_runtime_alive turn it off.
-	reapOff := cfg.Engine.KeepRuntimeAlive || (slices.Contains(cfg.Runtime.Enabled, "docker") && !bs.reapOrphans)
+	// reap_orphans = false in an enabled backend's section ([runtime.docker],
+	// [runtime.kubernetes]) or keep_runtime_alive turn it off.
+	reapOff := cfg.Engine.KeepRuntimeAlive || bs.reapRefused
 	if !reapOff {
 		reaped, err := eng.Reap(ctx)
 		for _, h := range reaped {

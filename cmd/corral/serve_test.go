@@ -57,7 +57,8 @@ func TestServeRefusesBadSettings(t *testing.T) {
 		{"unknown config key is named", nil, "[server]\nlisen = \"127.0.0.1:0\"\n", 2, "server.lisen"},
 		{"short token in the file", []string{"--listen", "127.0.0.1:0"}, "[server]\nauth_tokens = [\"abc\"]\n", 2, "at least 16"},
 		{"stray argument", []string{"now"}, "", 2, `unexpected argument "now"`},
-		{"unknown runtime", []string{"--listen", "127.0.0.1:0", "--runtimes", "vm"}, "[events]\nstore_dir = \"" + store + "\"\n", 1, `unknown runtime "vm"; known: cli, docker, local, remote`},
+		{"unknown runtime", []string{"--listen", "127.0.0.1:0", "--runtimes", "vm"}, "[events]\nstore_dir = \"" + store + "\"\n", 1, `unknown runtime "vm"; known: cli, docker, kubernetes, local, remote`},
+		{"runtime API images on a runtime that is not enabled", nil, "[runtime_api]\napi_key = \"k\"\nimage_runtime = \"kubernetes\"\n", 2, `[runtime_api] image_runtime = "kubernetes" is not in [runtime] enabled = ["local"]`},
 		{"missing config file", []string{"--config", "/nonexistent/corral.toml"}, "", 2, "no such file"},
 	}
 	for _, tt := range tests {

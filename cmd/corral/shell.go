@@ -16,7 +16,7 @@ import (
 	"corral/eventbus"
 )
 
-const shellUsage = `usage: corral shell [--runtime local|cli|docker] [--workspace DIR] [--config FILE] [-v]
+const shellUsage = `usage: corral shell [--runtime local|cli|docker|kubernetes|remote] [--image IMAGE] [--workspace DIR] [--config FILE] [-v]
 
 Starts one session and runs each line you type as a command in its bash,
 streaming its output as it comes. Each command ends with a dimmed line:

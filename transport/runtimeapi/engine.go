@@ -18,11 +18,12 @@ import (
 // same string (OpenHands treats it as opaque).
 type EngineProvisioner struct {
 	Engine *actors.Engine
-	// DockerRuntime names the runtime used for images other than "local"
-	// (default "docker"); LocalRuntime the one for "local" (default "local").
-	DockerRuntime, LocalRuntime string
-	// ImageExists answers /image_exists for Docker images; nil means only
-	// "local" exists.
+	// ImageRuntime names the runtime that runs images other than "local"
+	// (default "docker"; "kubernetes" runs each as a pod); LocalRuntime the
+	// one for "local" (default "local").
+	ImageRuntime, LocalRuntime string
+	// ImageExists answers /image_exists for the images of ImageRuntime;
+	// nil means only "local" exists.
 	ImageExistsFunc func(ctx context.Context, image string) (bool, error)
 	// Runtimes is the engine's registry of backends: a /start
 	// resource_factor other than 1 needs to know whether the session's
@@ -45,8 +46,8 @@ func (p *EngineProvisioner) runtimeFor(image string) string {
 		}
 		return "local"
 	}
-	if p.DockerRuntime != "" {
-		return p.DockerRuntime
+	if p.ImageRuntime != "" {
+		return p.ImageRuntime
 	}
 	return "docker"
 }
@@ -149,7 +150,7 @@ func (p *EngineProvisioner) resources(rt string, factor float64) (runtimes.Resou
 	}
 	if !caps.Limits {
 		return runtimes.Resources{}, &StatusError{Status: http.StatusBadRequest,
-			Message: fmt.Sprintf("resource_factor = %g: runtime %q cannot enforce resource limits; send resource_factor 1 (OpenHands' default) or use an image on a runtime that can (docker)", factor, rt)}
+			Message: fmt.Sprintf("resource_factor = %g: runtime %q cannot enforce resource limits; send resource_factor 1 (OpenHands' default) or use an image on a runtime that can (docker, kubernetes)", factor, rt)}
 	}
 	base := p.DefaultResources[rt]
 	scale := func(v int64) int64 {

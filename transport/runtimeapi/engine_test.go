@@ -203,7 +203,7 @@ func TestProxyRefusesARuntimeWithoutHTTP(t *testing.T) {
 // refused (400, naming the field) where the backend cannot enforce limits.
 func TestResourceFactor(t *testing.T) {
 	limited := newWrapped(t, "limited", runtimes.Capabilities{Pause: true, Limits: true})
-	prov := &EngineProvisioner{DockerRuntime: "limited", DefaultResources: map[string]runtimes.Resources{
+	prov := &EngineProvisioner{ImageRuntime: "limited", DefaultResources: map[string]runtimes.Resources{
 		"limited": {MemoryBytes: 1 << 30, NanoCPUs: 1e9, PidsLimit: 512},
 	}}
 	srv, _ := newEnv(t, prov, limited)

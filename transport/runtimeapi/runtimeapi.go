@@ -40,8 +40,9 @@ type StartRequest struct {
 // Provisioner is what the Runtime API needs from the engine.
 type Provisioner interface {
 	// StartSandbox provisions (or, for a session that already has a live
-	// sandbox, returns) the sandbox for req.SessionID. The image names a
-	// Docker image, or "local" for the local backend.
+	// sandbox, returns) the sandbox for req.SessionID. The image names an
+	// image of the image runtime (docker, or kubernetes: a pod), or
+	// "local" for the local backend.
 	StartSandbox(ctx context.Context, req StartRequest) (Sandbox, error)
 	// SandboxBySession and SandboxByRuntime look a sandbox up.
 	SandboxBySession(ctx context.Context, sessionID string) (Sandbox, bool)
@@ -214,7 +215,7 @@ func (h *Handler) start(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.SessionID == "" || req.Image == "" {
-		writeDetail(w, http.StatusBadRequest, "/start needs session_id and image (a local Docker image, or \"local\")")
+		writeDetail(w, http.StatusBadRequest, "/start needs session_id and image (an image for the docker or kubernetes runtime, or \"local\")")
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Minute)
