@@ -10,6 +10,7 @@ import (
 	authv1 "k8s.io/api/authorization/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -109,7 +110,19 @@ func (b *Backend) Close() error {
 		b.watch.close()
 	}
 	b.fwd.closeAll()
+	closeIdle(b.client)
 	return nil
+}
+
+// closeIdle closes the idle connections of c's transport, which client-go
+// shares between clients of the same configuration: only idle ones, so
+// other users of it lose nothing, and no connection outlives the last
+// Backend.
+func closeIdle(c kubernetes.Interface) {
+	if rc, ok := c.CoreV1().RESTClient().(*rest.RESTClient); ok && rc.Client != nil {
+		// The transport is wrapped (user agent, auth): unwrap to close.
+		utilnet.CloseIdleConnectionsFor(rc.Client.Transport)
+	}
 }
 
 // Namespace is the namespace of the backend's pods.

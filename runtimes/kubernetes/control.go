@@ -112,19 +112,21 @@ func (b *Backend) Destroy(ctx context.Context, h *runtimes.Handle) error {
 	if h == nil || (h.ID == "" && h.SessionID == "") {
 		return errors.New("kubernetes backend: destroy: empty handle")
 	}
-	name, uid, pvc := h.ID, types.UID(h.Meta[metaPodUID]), h.Meta[metaPVC]
-	if pod, err := b.lookup(ctx, h); err == nil {
-		name, uid = pod.Name, pod.UID
+	name, pvc := h.ID, h.Meta[metaPVC]
+	pod, err := b.lookup(ctx, h)
+	switch {
+	case err == nil:
+		name = pod.Name
 		if v := pod.Annotations[AnnotationWorkspacePVC]; v != "" {
 			pvc = v
 		}
-	} else if !errors.Is(err, runtimes.ErrNotFound) {
+		if _, err := b.deletePod(ctx, name, pod.UID, b.cfg.DeleteGracePeriod.D()); err != nil {
+			return fmt.Errorf("kubernetes backend: destroy pod %s: %w", name, err)
+		}
+	case !errors.Is(err, runtimes.ErrNotFound):
 		return err
 	}
 	if name != "" {
-		if _, err := b.deletePod(ctx, name, uid, b.cfg.DeleteGracePeriod.D()); err != nil {
-			return fmt.Errorf("kubernetes backend: destroy pod %s: %w", name, err)
-		}
 		b.watch.forget(name)
 	}
 	if err := b.deletePVC(ctx, pvc); err != nil {

@@ -99,12 +99,18 @@ func TestStartInspectStopDestroyLeavesNoPod(t *testing.T) {
 
 func TestRecoverAfterEngineRestartFindsThePod(t *testing.T) {
 	b1 := newBackend(t, nil)
-	h := start(t, b1, runtimes.Spec{})
+	h, err := b1.Start(testCtx(t, 3*time.Minute), runtimes.Spec{SessionID: t.Name()})
+	if err != nil {
+		t.Fatal(err)
+	}
 	c1 := connect(t, b1, h)
 	execCmd(t, c1, "echo kept > /workspace/mark", 30)
+	c1.Close()
 	b1.Close() // the engine goes away; the pod stays
 
 	b2 := newBackend(t, nil)
+	t.Cleanup(func() { b2.Destroy(context.Background(), h) })
+
 	ctx := testCtx(t, 2*time.Minute)
 	for _, tc := range []struct {
 		name string
@@ -326,9 +332,15 @@ func TestLogsHoldTheAgentsLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	first, _, _ := strings.Cut(string(data), "\n")
-	ts, text, _ := strings.Cut(first, " ")
-	if _, err := time.Parse(time.RFC3339Nano, ts); err != nil || !strings.Contains(text, "listening on") {
-		t.Errorf("first log line %q: want \"TIMESTAMP listening on ...\" (%v)", first, err)
+	listening := false
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		ts, text, _ := strings.Cut(line, " ")
+		if _, err := time.Parse(time.RFC3339Nano, ts); err != nil {
+			t.Errorf("log line %q does not start with an RFC 3339 timestamp: %v", line, err)
+		}
+		listening = listening || strings.HasPrefix(text, "listening on")
+	}
+	if !listening {
+		t.Errorf("the log has no \"listening on\" line:\n%s", data)
 	}
 }

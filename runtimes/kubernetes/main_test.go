@@ -52,6 +52,9 @@ func TestMain(m *testing.M) {
 			code = 1
 		}
 	}
+	if env.client != nil {
+		closeIdle(env.client)
+	}
 	if code == 0 {
 		if err := goleak.Find(goleak.IgnoreTopFunction("k8s.io/klog/v2.(*flushDaemon).run.func1")); err != nil {
 			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
