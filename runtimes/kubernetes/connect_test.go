@@ -211,96 +211,126 @@ func numberedOutput(t *testing.T, out string) int {
 	return n
 }
 
-// TestPortForwardCutMidCommandDeliversEveryChunkOnce cuts every connection
-// to the API server while a command prints numbered lines: the agentwire
-// client reconnects through a fresh port-forward and resumes, so every
+// TestPortForwardCutMidCommandDeliversEveryChunkOnce cuts the
+// port-forward twice while a command prints numbered lines: every TCP
+// connection to the API server (through a loopback proxy the test owns, as
+// an API server restart or a network drop would), or the upgraded
+// connection itself (as a reset stream would). The agentwire client
+// reconnects through a fresh port-forward each time and resumes, so every
 // chunk arrives once, in order, and the observation is complete. Closing
 // the connection and the backend leaves no goroutine behind.
 func TestPortForwardCutMidCommandDeliversEveryChunkOnce(t *testing.T) {
+	tests := []struct {
+		name string
+		cut  func(b *Backend, p *cutProxy) int
+	}{
+		{"EveryAPIServerConnectionDropped", func(_ *Backend, p *cutProxy) int { return p.cut() }},
+		{"UpgradedConnectionClosed", func(b *Backend, _ *cutProxy) int { return b.fwd.cut() }},
+	}
 	lifecycle := connBackend(t, ConnectPortForward, nil)
 	h := connStart(t, lifecycle, "pf-cut")
-	rc, proxy := proxiedConfig(t)
-	b := connBackend(t, ConnectPortForward, rc)
-	ignore := goleak.IgnoreCurrent()
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rc, proxy := proxiedConfig(t)
+			b := connBackend(t, ConnectPortForward, rc)
+			release := fmt.Sprintf("corral-release-%d", i)
+			cutMidCommand(t, lifecycle, b, h, release, func() int { return tc.cut(b, proxy) }, proxy)
+		})
+	}
+}
 
+// chunkLog records live output, checking that seqs run 1, 2, 3, ...
+type chunkLog struct {
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	lastSeq uint64
+	err     error
+	changed chan struct{}
+}
+
+func (l *chunkLog) add(seq uint64, data []byte) {
+	l.mu.Lock()
+	if seq != l.lastSeq+1 && l.err == nil {
+		l.err = fmt.Errorf("chunk seq %d after %d", seq, l.lastSeq)
+	}
+	l.lastSeq = seq
+	l.buf.Write(data)
+	l.mu.Unlock()
+	select {
+	case l.changed <- struct{}{}:
+	default:
+	}
+}
+
+func (l *chunkLog) lines() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Count(l.buf.String(), "\n")
+}
+
+// waitLines waits until n lines have streamed.
+func (l *chunkLog) waitLines(t *testing.T, ctx context.Context, n int) {
+	t.Helper()
+	for l.lines() < n {
+		select {
+		case <-l.changed:
+		case <-ctx.Done():
+			t.Fatalf("waiting for %d output lines: %v (have %d)", n, ctx.Err(), l.lines())
+		}
+	}
+}
+
+// cutMidCommand runs a command that prints until the file /tmp/release
+// exists over a connection of b, cuts twice while it prints, then
+// releases it through lifecycle's own connection and checks the output.
+func cutMidCommand(t *testing.T, lifecycle, b *Backend, h *runtimes.Handle, release string, cut func() int, proxy *cutProxy) {
+	ignore := goleak.IgnoreCurrent()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	c, err := b.Connect(ctx, h)
 	if err != nil {
 		t.Fatalf("Connect: %v", err)
 	}
-	// The command prints until the test releases it (bounded at 60 s).
-	const release = "/tmp/corral-release"
-	command := fmt.Sprintf("for i in $(seq 1 600); do echo line-$i; [ -e %s ] && break; sleep 0.1; done", release)
-	var (
-		mu      sync.Mutex
-		chunks  bytes.Buffer
-		lastSeq uint64
-		seqErr  error
-		changed = make(chan struct{}, 1)
-	)
-	onChunk := func(seq uint64, data []byte) {
-		mu.Lock()
-		if seq != lastSeq+1 && seqErr == nil {
-			seqErr = fmt.Errorf("chunk seq %d after %d", seq, lastSeq)
-		}
-		lastSeq = seq
-		chunks.Write(data)
-		mu.Unlock()
-		select {
-		case changed <- struct{}{}:
-		default:
-		}
-	}
-	lines := func() int {
-		mu.Lock()
-		defer mu.Unlock()
-		return strings.Count(chunks.String(), "\n")
-	}
-	waitLines := func(n int) {
-		for lines() < n {
-			select {
-			case <-changed:
-			case <-ctx.Done():
-				t.Fatalf("waiting for %d output lines: %v (have %d)", n, ctx.Err(), lines())
-			}
-		}
-	}
+	// Bounded at 60 s should the release never come.
+	command := fmt.Sprintf("for i in $(seq 1 600); do echo line-$i; [ -e /tmp/%s ] && break; sleep 0.1; done", release)
+	log := &chunkLog{changed: make(chan struct{}, 1)}
 	type result struct {
 		obs *eventbus.Event
 		err error
 	}
 	done := make(chan result, 1)
 	go func() {
-		obs, err := c.Execute(ctx, "", cmdEvent(command, 120), onChunk)
+		obs, err := c.Execute(ctx, "", cmdEvent(command, 120), log.add)
 		done <- result{obs, err}
 	}()
-	waitLines(5)
-	before := proxy.acceptedSoFar()
-	if n := proxy.cut(); n == 0 {
-		t.Fatal("no connection through the proxy to cut")
+	var cuts []int
+	for range 2 {
+		log.waitLines(t, ctx, log.lines()+5)
+		before := proxy.acceptedSoFar()
+		if n := cut(); n == 0 {
+			t.Fatal("no connection to cut")
+		}
+		cuts = append(cuts, log.lines())
+		log.waitLines(t, ctx, log.lines()+5) // output flows again
+		if proxy.acceptedSoFar() == before {
+			t.Fatal("output continued but no new connection reached the API server")
+		}
 	}
-	cutAt := lines()
-	waitLines(cutAt + 5) // output flows again, through a new port-forward
-	if proxy.acceptedSoFar() == before {
-		t.Fatal("output continued but no new connection reached the API server")
-	}
-	// Release the command through the lifecycle backend's own connection.
 	rel, err := lifecycle.Connect(ctx, h)
 	if err != nil {
 		t.Fatalf("second connection: %v", err)
 	}
-	if err := rel.Upload(ctx, "/tmp", strings.NewReader(""), "corral-release", false); err != nil {
+	if err := rel.Upload(ctx, "/tmp", strings.NewReader(""), release, false); err != nil {
 		t.Fatalf("upload of the release file: %v", err)
 	}
 	rel.Close()
 	r := <-done
 	if r.err != nil {
-		t.Fatalf("Execute across the cut: %v", r.err)
+		t.Fatalf("Execute across the cuts: %v", r.err)
 	}
-	mu.Lock()
-	streamed, serr := chunks.String(), seqErr
-	mu.Unlock()
+	log.mu.Lock()
+	streamed, serr := log.buf.String(), log.err
+	log.mu.Unlock()
 	if serr != nil {
 		t.Fatal(serr)
 	}
@@ -308,10 +338,7 @@ func TestPortForwardCutMidCommandDeliversEveryChunkOnce(t *testing.T) {
 	if got := numberedOutput(t, r.obs.Content); got != n {
 		t.Fatalf("observation has line-1..line-%d, streamed chunks line-1..line-%d", got, n)
 	}
-	if n <= cutAt {
-		t.Fatalf("the command ended (line-%d) before the cut at line %d", n, cutAt)
-	}
-	t.Logf("cut after line %d of %d; the proxy accepted %d connections", cutAt, n, proxy.acceptedSoFar())
+	t.Logf("cut after lines %v of %d; the proxy accepted %d connections", cuts, n, proxy.acceptedSoFar())
 	c.Close()
 	if got := b.fwd.open(); got != 0 {
 		t.Errorf("%d port-forwards open after Close", got)

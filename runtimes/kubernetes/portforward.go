@@ -89,6 +89,25 @@ func (f *forwarders) closeAll() {
 	}
 }
 
+// cut closes the upgraded connection of every port-forward, keeping the
+// port-forwards, as a dropped API server connection would (tests). It
+// returns how many connections it closed.
+func (f *forwarders) cut() int {
+	f.mu.Lock()
+	all := make([]*podForward, 0, len(f.m))
+	for _, pf := range f.m {
+		all = append(all, pf)
+	}
+	f.mu.Unlock()
+	n := 0
+	for _, pf := range all {
+		if pf.cut() {
+			n++
+		}
+	}
+	return n
+}
+
 // open returns the number of port-forwards held (tests).
 func (f *forwarders) open() int {
 	f.mu.Lock()
@@ -266,7 +285,7 @@ func (pf *podForward) close() {
 }
 
 // cut closes the current upgraded connection without closing the
-// port-forward, as a restarted API server would (tests).
+// port-forward (forwarders.cut).
 func (pf *podForward) cut() bool {
 	pf.mu.Lock()
 	conn := pf.conn
