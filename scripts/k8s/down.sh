@@ -44,7 +44,7 @@ stop etcd
 
 # 3. shims of our containerd that outlived it (each names our socket).
 for p in /proc/[0-9]*; do
-  tr '\0' ' ' < "$p/cmdline" 2>/dev/null | grep -q -- "-address $SOCK " || continue
+  tr '\0' ' ' 2>/dev/null < "$p/cmdline" | grep -q -- "-address $SOCK " || continue
   kill -KILL "${p#/proc/}" 2>/dev/null && log "killed leftover shim ${p#/proc/}"
 done
 

@@ -56,7 +56,9 @@ start() {
   local name=$1; shift
   if pid=$(pid_of "$name"); then log "$name already running (pid $pid)"; return 0; fi
   echo "=== $(date -u +%FT%TZ) start: $*" >> "$LOGS/$name.log"
-  setsid "$@" >> "$LOGS/$name.log" 2>&1 < /dev/null &
+  # 9>&-: the lock's fd must not live on in the daemons, or k8s-down would
+  # wait for it forever.
+  setsid "$@" >> "$LOGS/$name.log" 2>&1 < /dev/null 9>&- &
   echo $! > "$PIDS/$name.pid"
   log "started $name (pid $!)"
 }
