@@ -39,6 +39,7 @@ oom_score = 0
         runtime_type = "io.containerd.runc.v2"
         [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
           SystemdCgroup = false
+          Root = "$RUN/runc"
   [plugins."io.containerd.internal.v1.opt"]
     path = "$STATE/containerd-opt"
 TOML

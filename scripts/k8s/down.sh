@@ -48,6 +48,12 @@ for p in /proc/[0-9]*; do
   kill -KILL "${p#/proc/}" 2>/dev/null && log "killed leftover shim ${p#/proc/}"
 done
 
+# ...and pod processes that outlived their shims (a killed containerd or
+# shim re-parents them to init): whatever is left in the kubepods cgroups.
+for f in $(find /sys/fs/cgroup/pids/kubepods /sys/fs/cgroup/memory/kubepods -name cgroup.procs 2>/dev/null); do
+  for pid in $(cat "$f" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null && log "killed leftover pod process $pid"; done
+done
+
 # 4. mounts (kubelet volumes, overlay rootfs, sandbox shm, netns) under our
 #    dirs, deepest first; then the bridges (the pods' veths went with their
 #    network namespaces).
@@ -78,11 +84,31 @@ done
 # 6. the kubelet's cgroupfs hierarchy (empty once the pods' processes died).
 for d in /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/*/kubepods.slice; do
   [ -d "$d" ] || continue
-  find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
+  # a killed process leaves its cgroup a moment later: retry for 5 s
+  for ((i = 0; i < 50; i++)); do
+    find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
+    [ -d "$d" ] || break
+    sleep 0.1
+  done
   [ -d "$d" ] && log "WARNING: cgroup $d not removed (a process still in it?)"
 done
 
-# 7. state, unless a mount is left under it (rm -rf would then reach into
+# 7. our entries in the host paths the kubelet and libcni hard-code: the
+#    device-plugin socket, /var/log/containers links into our pod logs,
+#    libcni's result cache of our network (and the loopback entries of the
+#    same containers); then the dirs up.sh created, if now empty.
+rm -f /var/lib/kubelet/device-plugins/kubelet.sock
+find /var/log/containers -maxdepth 1 -type l -lname "$STATE/*" -delete 2>/dev/null
+for f in /var/lib/cni/results/corral-k8s-*; do
+  [ -e "$f" ] || continue
+  id=${f#/var/lib/cni/results/corral-k8s-}; id=${id%-*}
+  rm -f "$f" "/var/lib/cni/results/cni-loopback-$id-lo"
+done
+if [ -f "$STATE/created-dirs" ]; then
+  while read -r d; do [ -d "$d" ] && find "$d" -depth -type d -empty -delete 2>/dev/null; done < "$STATE/created-dirs"
+fi
+
+# 8. state, unless a mount is left under it (rm -rf would then reach into
 #    whatever is mounted there). The binary cache $BASE/v*/ stays.
 left=$(awk -v s="$STATE" -v r="$RUN" '{ if (index($2, s) == 1 || index($2, r) == 1) print $2 }' /proc/mounts)
 [ -z "$left" ] || die "mounts still under $STATE or $RUN, not removing them: $left"

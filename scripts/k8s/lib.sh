@@ -41,6 +41,10 @@ SANDBOX_IMAGE=corral-sandbox:minimal
 AGENT_IMAGE=corral-agent:latest
 
 ADMIN_KUBECONFIG=$CONF/admin.kubeconfig
+# Host paths the kubelet, libcni and containerd hard-code outside our dirs.
+# up.sh notes in $STATE/created-dirs which of them it created; down.sh
+# removes our entries from all of them and those dirs, once empty.
+HOST_DIRS=(/var/lib/kubelet /var/lib/cni /var/log/containers /run/containerd)
 # Components started in this order and stopped in the reverse one.
 COMPONENTS=(etcd containerd kube-apiserver kube-scheduler kubelet)
 

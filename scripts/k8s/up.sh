@@ -39,7 +39,10 @@ for c in "${need[@]}" kubectl; do command -v "$c" >/dev/null 2>&1 || die "$c not
 "$HERE/build.sh"
 for b in kube-apiserver kube-scheduler kubelet; do [ -x "$BINDIR/$b" ] || die "$BINDIR/$b missing after build.sh"; done
 
-# 3. PKI, configs, kubeconfigs, bridges.
+# 3. PKI, configs, kubeconfigs, bridges; which hard-coded host dirs we create.
+if [ ! -f "$STATE/created-dirs" ]; then
+  for d in "${HOST_DIRS[@]}"; do [ -e "$d" ] || echo "$d"; done > "$STATE/created-dirs"
+fi
 "$HERE/pki.sh"
 "$HERE/config.sh"
 ensure_bridge() { # NAME ADDR/LEN
@@ -128,10 +131,11 @@ data:
 $(sed 's/^/    /' "$PKI/ca.crt")
 YAML
 
-# 8. kube-scheduler and kubelet.
+# 8. kube-scheduler (no authentication/authorization kubeconfig: only its
+#    /healthz is used, and without a front proxy CA they log errors
+#    endlessly) and kubelet.
 start kube-scheduler "$BINDIR/kube-scheduler" \
   --kubeconfig="$CONF/kube-scheduler.kubeconfig" \
-  --authentication-kubeconfig="$CONF/kube-scheduler.kubeconfig" --authorization-kubeconfig="$CONF/kube-scheduler.kubeconfig" \
   --bind-address=127.0.0.1 --secure-port=10259 --leader-elect=false --profiling=false --v=1
 start kubelet "$BINDIR/kubelet" \
   --config="$CONF/kubelet.yaml" --kubeconfig="$CONF/kubelet.kubeconfig" \

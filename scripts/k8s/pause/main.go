@@ -23,15 +23,23 @@ func main() {
 		fmt.Println("corral testbed pause 3.10")
 		return
 	}
+	run(nil)
+}
+
+// run waits for SIGTERM or SIGINT, reaping children on every SIGCHLD, and
+// returns then (main exits 0: stopping the sandbox is the normal end of a
+// pod). ready, if set, is called once the signals are caught (tests).
+func run(ready func()) {
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGCHLD)
+	if ready != nil {
+		ready()
+	}
 	for sig := range sigs {
-		if sig == syscall.SIGCHLD {
-			reap()
-			continue
+		if sig != syscall.SIGCHLD {
+			return
 		}
-		// Stopping the sandbox is the normal end of a pod: exit 0.
-		os.Exit(0)
+		reap()
 	}
 }
 
