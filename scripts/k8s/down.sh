@@ -13,13 +13,14 @@ mkdir -p "$BASE"
 exec 9>"$LOCK"
 flock -w 600 9 || die "another k8s-up or k8s-down holds $LOCK for over 10 minutes"
 
-# stop NAME: SIGTERM to this testbed's NAME, SIGKILL after 15 s.
+# stop NAME [SECS]: SIGTERM to this testbed's NAME, SIGKILL after SECS
+# (default 15).
 stop() {
-  local pid i
+  local pid i secs=${2:-15}
   pid=$(pid_of "$1") || { rm -f "$PIDS/$1.pid"; return 0; }
   kill -TERM "$pid" 2>/dev/null
-  for ((i = 0; i < 150; i++)); do [ -d "/proc/$pid" ] || break; sleep 0.1; done
-  if [ -d "/proc/$pid" ]; then kill -KILL "$pid" 2>/dev/null; log "$1 (pid $pid) killed after 15 s"; fi
+  for ((i = 0; i < secs * 10; i++)); do [ -d "/proc/$pid" ] || break; sleep 0.1; done
+  if [ -d "/proc/$pid" ]; then kill -KILL "$pid" 2>/dev/null; log "$1 (pid $pid) killed after $secs s"; fi
   rm -f "$PIDS/$1.pid"
   log "stopped $1"
 }
@@ -31,7 +32,12 @@ if pid_of kube-apiserver >/dev/null && pid_of kubelet >/dev/null; then
 fi
 
 # 2. the control plane and kubelet, then whatever containers are left.
-for c in kubelet kube-scheduler kube-apiserver; do stop "$c"; done
+# The API server drains long-running requests (watches, port-forwards,
+# exec streams of clients still connected) for up to a minute; its state goes
+# with etcd's anyway, so it gets 3 s.
+stop kubelet
+stop kube-scheduler
+stop kube-apiserver 3
 if pid_of containerd >/dev/null; then
   for t in $(ctr_k8s tasks ls -q 2>/dev/null); do ctr_k8s tasks kill -s KILL "$t" >/dev/null 2>&1; done
   for t in $(ctr_k8s tasks ls -q 2>/dev/null); do

@@ -45,8 +45,6 @@ ADMIN_KUBECONFIG=$CONF/admin.kubeconfig
 # up.sh notes in $STATE/created-dirs which of them it created; down.sh
 # removes our entries from all of them and those dirs, once empty.
 HOST_DIRS=(/var/lib/kubelet /var/lib/cni /var/log/containers /run/containerd)
-# Components started in this order and stopped in the reverse one.
-COMPONENTS=(etcd containerd kube-apiserver kube-scheduler kubelet)
 
 T0=${T0:-$(date +%s%N)}
 # log prints a line stamped with the seconds since the script started.
@@ -67,16 +65,4 @@ pid_of() {
   exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 1
   [ "$(basename "${exe% (deleted)}")" = "$1" ] || return 1
   echo "$pid"
-}
-
-# wait_until DESC SECONDS CMD... runs CMD every 0.2 s until it succeeds;
-# after SECONDS it fails with DESC. Bring-up has no event to wait on, so it
-# polls with a deadline.
-wait_until() {
-  local desc=$1 secs=$2; shift 2
-  local end=$(( $(date +%s) + secs ))
-  until "$@" >/dev/null 2>&1; do
-    [ "$(date +%s)" -lt "$end" ] || return 1
-    sleep 0.2
-  done
 }
