@@ -78,10 +78,8 @@ func (b *Backend) dial(ctx context.Context, h *runtimes.Handle, opts ...agentwir
 	}
 	release := func() {}
 	if t.mode == ConnectPortForward {
-		u := b.client.CoreV1().RESTClient().Post().
-			Resource("pods").Namespace(t.ns).Name(h.ID).SubResource("portforward").URL()
-		pf := b.fwd.acquire(b.rest, u, t.ns, h.ID, t.port)
-		release = func() { b.fwd.release(pf) }
+		var pf *podForward
+		pf, release = b.holdForward(h, t)
 		opts = append(opts, agentwire.WithDialer(pf.dial))
 	}
 	c, err := agentwire.Dial(ctx, t.addr, h.Token, opts...)
@@ -90,6 +88,15 @@ func (b *Backend) dial(ctx context.Context, h *runtimes.Handle, opts ...agentwir
 		return nil, fmt.Errorf("kubernetes backend: connect to the agent of pod %s/%s (session %s, %s): %w", t.ns, h.ID, h.SessionID, t.mode, err)
 	}
 	return &agentConn{Client: c, release: release}, nil
+}
+
+// holdForward takes a reference on the port-forward of h's pod; release
+// gives it back.
+func (b *Backend) holdForward(h *runtimes.Handle, t target) (pf *podForward, release func()) {
+	u := b.client.CoreV1().RESTClient().Post().
+		Resource("pods").Namespace(t.ns).Name(h.ID).SubResource("portforward").URL()
+	pf = b.fwd.acquire(b.rest, u, t.ns, h.ID, t.port)
+	return pf, func() { b.fwd.release(pf) }
 }
 
 // target is where and how a handle's agent is reached.
@@ -139,7 +146,14 @@ func (b *Backend) target(h *runtimes.Handle) (target, error) {
 // agent may not listen yet. A wrong token or protocol fails at once; other
 // failures are retried until ctx ends, whose error then carries the last.
 func (b *Backend) waitAgent(ctx context.Context, h *runtimes.Handle) error {
+	// Holding the port-forward keeps one upgraded connection for every
+	// attempt instead of one per attempt.
+	if t, err := b.target(h); err == nil && t.mode == ConnectPortForward {
+		_, release := b.holdForward(h, t)
+		defer release()
+	}
 	delay := waitBackoffMin
+	var lastErr error
 	for {
 		actx, cancel := context.WithTimeout(ctx, waitAttemptTimeout)
 		c, err := b.dial(actx, h, agentwire.WithClientLogger(b.logger), agentwire.WithGracePeriod(0))
@@ -150,11 +164,16 @@ func (b *Backend) waitAgent(ctx context.Context, h *runtimes.Handle) error {
 		if errors.Is(err, agentwire.ErrUnauthorized) || errors.Is(err, agentwire.ErrVersionMismatch) {
 			return err
 		}
+		// An attempt cut short by ctx says less than the one before it
+		// (the kubelet's "connection refused", the API server's "not found").
+		if ctx.Err() == nil || lastErr == nil {
+			lastErr = err
+		}
 		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return fmt.Errorf("kubernetes backend: the agent of pod %s did not answer: %w (last error: %v)", h.ID, ctx.Err(), err)
+			return fmt.Errorf("kubernetes backend: the agent of pod %s did not answer: %w (last error: %v)", h.ID, ctx.Err(), lastErr)
 		case <-t.C:
 		}
 		delay = min(2*delay, waitBackoffMax)

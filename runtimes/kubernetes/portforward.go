@@ -142,7 +142,7 @@ func (pf *podForward) dial(ctx context.Context) (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		c, err := pf.streams(conn)
+		c, err := pf.streamsCtx(ctx, conn)
 		if err == nil {
 			return c, nil
 		}
@@ -231,6 +231,35 @@ func (pf *podForward) upgrade(ctx context.Context) (httpstream.Connection, error
 			}
 		}()
 		return nil, fmt.Errorf("port-forward to pod %s/%s through %s: %w", pf.ns, pf.pod, pf.rest.Host, ctx.Err())
+	}
+}
+
+// streamsCtx is streams bounded by ctx. A connection that went silent
+// without closing (a black-holed API server) would hold CreateStream for
+// its 30 s reply timeout: past ctx the connection is dropped instead, so
+// the next dial upgrades a new one within agentwire's grace period. The
+// abandoned CreateStream ends at its own timeout.
+func (pf *podForward) streamsCtx(ctx context.Context, conn httpstream.Connection) (net.Conn, error) {
+	type result struct {
+		c   net.Conn
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		c, err := pf.streams(conn)
+		ch <- result{c, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.c, r.err
+	case <-ctx.Done():
+		pf.drop(conn)
+		go func() {
+			if r := <-ch; r.c != nil {
+				r.c.Close()
+			}
+		}()
+		return nil, fmt.Errorf("opening streams: %w", ctx.Err())
 	}
 }
 
