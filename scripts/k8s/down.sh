@@ -10,8 +10,10 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
 [ "$(id -u)" -eq 0 ] || die "must run as root"
 mkdir -p "$BASE"
-exec 9>"$LOCK"
-flock -w 600 9 || die "another k8s-up or k8s-down holds $LOCK for over 10 minutes"
+if [ -z "${CORRAL_K8S_LOCKED:-}" ]; then # up.sh, holding the lock, calls us with it set
+  exec 9>"$LOCK"
+  flock -w 600 9 || die "another k8s-up or k8s-down holds $LOCK for over 10 minutes"
+fi
 
 # stop NAME [SECS]: SIGTERM to this testbed's NAME, SIGKILL after SECS
 # (default 15).

@@ -23,9 +23,21 @@ ROOT=$(cd "$HERE/../.." && pwd)
 . "$HERE/lib.sh"
 
 [ "$(id -u)" -eq 0 ] || die "must run as root (it starts containerd and the kubelet, creates bridges and cgroups)"
-mkdir -p "$BASE" "$STATE" "$LOGS" "$PIDS" "$RUN"
+mkdir -p "$BASE"
 exec 9>"$LOCK"
 flock -w 600 9 || die "another k8s-up or k8s-down holds $LOCK for over 10 minutes"
+
+# A testbed whose processes all died (the machine's session ended, say)
+# leaves mounts, cgroups and pods of the old run behind: clear it first.
+if compgen -G "$PIDS/*.pid" >/dev/null; then
+  alive_any=
+  for c in etcd containerd kube-apiserver kube-scheduler kubelet; do pid_of "$c" >/dev/null && alive_any=1; done
+  if [ -z "$alive_any" ]; then
+    log "the previous testbed's processes are all gone: removing what is left of it"
+    CORRAL_K8S_LOCKED=1 "$HERE/down.sh"
+  fi
+fi
+mkdir -p "$STATE" "$LOGS" "$PIDS" "$RUN"
 
 # 1. tools: Debian packages via scripts/test-deps; kubectl comes with this
 #    kind of machine.
