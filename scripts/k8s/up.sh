@@ -45,9 +45,12 @@ need=(etcd containerd ctr runc openssl iptables ip docker /usr/lib/cni/bridge /u
 for c in "${need[@]}"; do
   command -v "$c" >/dev/null 2>&1 || { log "missing $c: installing the test packages"; "$ROOT/scripts/test-deps"; break; }
 done
-for c in "${need[@]}" kubectl; do command -v "$c" >/dev/null 2>&1 || die "$c not found after scripts/test-deps"; done
+for c in "${need[@]}"; do command -v "$c" >/dev/null 2>&1 || die "$c not found after scripts/test-deps"; done
+command -v kubectl >/dev/null 2>&1 \
+  || die "kubectl not found: this kind of machine ships one (apt package kubectl); any kubectl 1.32 to 1.35 works. Put it in PATH and rerun"
 
-# 2. binaries (cached: instant when present; ~12 min cold on 2 cores).
+# 2. binaries (cached: instant when present; cold, 12 to 25 minutes on 2
+#    cores depending on what else runs).
 "$HERE/build.sh"
 for b in kube-apiserver kube-scheduler kubelet; do [ -x "$BINDIR/$b" ] || die "$BINDIR/$b missing after build.sh"; done
 
