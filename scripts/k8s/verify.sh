@@ -41,6 +41,12 @@ while :; do
     Succeeded) break ;;
     Failed) fail "pod $POD ended Failed" ;;
   esac
+  # A container stuck on one of these will not get better: fail now.
+  why=$(kc -n default get pod "$POD" -o 'jsonpath={.status.containerStatuses[0].state.waiting.reason}' 2>/dev/null || true)
+  case "$why" in
+    ErrImageNeverPull|ErrImagePull|ImagePullBackOff|InvalidImageName|CreateContainerError|CreateContainerConfigError|RunContainerError)
+      fail "pod $POD cannot start: $why" ;;
+  esac
   [ "$(date +%s)" -lt "$end" ] || fail "pod $POD not Succeeded within 90 s (phase '${p:-none}')"
   sleep 0.2
 done
