@@ -133,7 +133,7 @@ func TestExecExitCodes(t *testing.T) {
 	}{
 		{"all actions answered", good, []string{"exec", "--runtime", "cli"}, exitOK, ""},
 		{"actions from a file", "", []string{"exec", "--runtime", "cli", "--file", file}, exitOK, ""},
-		{"unknown runtime", good, []string{"exec", "--runtime", "nope"}, exitUsage, `unknown runtime "nope"; known: cli, docker, local, remote`},
+		{"unknown runtime", good, []string{"exec", "--runtime", "nope"}, exitUsage, `unknown runtime "nope"; known: cli, docker, kubernetes, local, remote`},
 		{"file missing", "", []string{"exec", "--file", "/nonexistent.json"}, exitUsage, "no such file"},
 		{"workspace missing", good, []string{"exec", "--runtime", "local", "--workspace", "/nonexistent/ws"}, exitNoSandbox, "workspace /nonexistent/ws does not exist"},
 		{"config with unknown key", good, []string{"exec", "--config", writeFile(t, "[engine]\nmax_sesions = 3\n")}, exitUsage, "max_sesions"},
