@@ -216,7 +216,7 @@ func TestExecOnKubernetesBadInput(t *testing.T) {
 // TestRuntimeAPIStartsKubernetesPods: with only kubernetes enabled, the
 // Runtime API's /start runs OpenHands' image as a pod, its
 // action-execution API answers through the proxy, /image_exists knows the
-// node's images, and /stop removes the pod.
+// node's images, /pause is refused (501) and /stop removes the pod.
 func TestRuntimeAPIStartsKubernetesPods(t *testing.T) {
 	kc := needKubeCluster(t)
 	node := testNode()
@@ -268,6 +268,14 @@ func TestRuntimeAPIStartsKubernetesPods(t *testing.T) {
 	code, obs := post(sandbox+"/execute_action", map[string]string{"X-Session-API-Key": key}, action)
 	if code != 200 || !strings.HasPrefix(fmt.Sprint(obs["content"]), "corral-") {
 		t.Fatalf("execute_action through the proxy = %d %v; want the pod's hostname", code, obs)
+	}
+	// A pod cannot be frozen: /pause is refused (501) and the sandbox runs on.
+	rid := map[string]string{"runtime_id": started["runtime_id"].(string)}
+	if code, m := post(base+"runtime-api/pause", ctl, rid); code != http.StatusNotImplemented || !strings.Contains(fmt.Sprint(m), "cannot pause") {
+		t.Errorf("/pause = %d %v, want 501 saying the runtime cannot pause", code, m)
+	}
+	if code, obs := post(sandbox+"/execute_action", map[string]string{"X-Session-API-Key": key}, action); code != 200 || !strings.HasPrefix(fmt.Sprint(obs["content"]), "corral-") {
+		t.Fatalf("execute_action after the refused pause = %d %v", code, obs)
 	}
 	if code, m := post(base+"runtime-api/stop", ctl, map[string]string{"runtime_id": started["runtime_id"].(string)}); code != 200 {
 		t.Errorf("/stop = %d %v", code, m)

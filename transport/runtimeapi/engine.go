@@ -189,15 +189,24 @@ func (p *EngineProvisioner) StopSandbox(ctx context.Context, rid string) error {
 	return err
 }
 
-// PauseSandbox implements Provisioner.
+// PauseSandbox implements Provisioner. A runtime that cannot pause
+// (kubernetes: a pod cannot be frozen) answers 501 and keeps running.
 func (p *EngineProvisioner) PauseSandbox(ctx context.Context, rid string) error {
 	_, err := p.Engine.Pause(ctx, rid)
-	return err
+	return notImplemented(err)
 }
 
 // ResumeSandbox implements Provisioner.
 func (p *EngineProvisioner) ResumeSandbox(ctx context.Context, rid string) error {
 	_, err := p.Engine.Resume(ctx, rid)
+	return notImplemented(err)
+}
+
+// notImplemented makes the engine's ErrNotSupported a 501.
+func notImplemented(err error) error {
+	if errors.Is(err, actors.ErrNotSupported) {
+		return &StatusError{Status: http.StatusNotImplemented, Message: err.Error()}
+	}
 	return err
 }
 
@@ -257,8 +266,5 @@ func (p *EngineProvisioner) AgentHTTP(ctx context.Context, rid string, do func(c
 	if wait {
 		<-finished
 	}
-	if errors.Is(err, actors.ErrNotSupported) {
-		return &StatusError{Status: http.StatusNotImplemented, Message: err.Error()}
-	}
-	return err
+	return notImplemented(err)
 }

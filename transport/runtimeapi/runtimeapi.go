@@ -252,7 +252,7 @@ func (h *Handler) runtimeOp(op func(context.Context, string) error) http.Handler
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Minute)
 		defer cancel()
 		if err := op(ctx, req.RuntimeID); err != nil {
-			writeDetail(w, http.StatusInternalServerError, err.Error())
+			writeDetail(w, statusOf(err, http.StatusInternalServerError), err.Error())
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"runtime_id": req.RuntimeID})
