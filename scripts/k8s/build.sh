@@ -11,6 +11,8 @@ KV=${CORRAL_K8S_VERSION:-v1.34.4}
 STAGING_V=v0${KV#v1}   # v1.34.4 -> v0.34.4
 CACHE=${CORRAL_K8S_CACHE:-/var/tmp/corral-k8s}/$KV
 BINS=(kube-apiserver kube-scheduler kubelet)
+# kubectl comes with this kind of machine; where it does not, build it too.
+command -v kubectl >/dev/null 2>&1 || BINS+=(kubectl)
 mkdir -p "$CACHE/bin" "$CACHE/build"
 
 missing=()
@@ -48,7 +50,7 @@ LD="-s -w -X k8s.io/component-base/version.gitVersion=$KV -X k8s.io/component-ba
  -X k8s.io/component-base/version.buildDate=2026-01-01T00:00:00Z"
 for b in "${missing[@]}"; do
   echo "== building $b $KV (the first build takes minutes on 2 cores)"; s=$(date +%s)
-  CGO_ENABLED=0 go build -trimpath -ldflags "$LD" -o "$CACHE/bin/$b.tmp" "k8s.io/kubernetes/cmd/$b"
+  CGO_ENABLED=0 go build -mod=mod -trimpath -ldflags "$LD" -o "$CACHE/bin/$b.tmp" "k8s.io/kubernetes/cmd/$b"
   mv "$CACHE/bin/$b.tmp" "$CACHE/bin/$b"
   echo "== $b built in $(( $(date +%s) - s ))s"
 done

@@ -52,7 +52,9 @@ log() { local ms=$(( ($(date +%s%N) - T0) / 1000000 )); printf '[k8s %3d.%03ds] 
 die() { echo "k8s testbed: $*" >&2; exit 1; }
 
 ctr_k8s() { ctr -a "$SOCK" -n k8s.io "$@"; }
-kc() { kubectl --kubeconfig "$ADMIN_KUBECONFIG" "$@"; }
+# kubectl: the machine's, else the one build.sh built into the cache.
+kubectl_bin() { command -v kubectl 2>/dev/null || echo "$BINDIR/kubectl"; }
+kc() { "$(kubectl_bin)" --kubeconfig "$ADMIN_KUBECONFIG" "$@"; }
 
 # pid_of NAME prints the pid of a component this testbed started and that is
 # still alive (its pid file exists and /proc/PID/exe is the component's

@@ -40,19 +40,18 @@ fi
 mkdir -p "$STATE" "$LOGS" "$PIDS" "$RUN"
 
 # 1. tools: Debian packages via scripts/test-deps; kubectl comes with this
-#    kind of machine.
+#    kind of machine (else build.sh builds it into the cache).
 need=(etcd containerd ctr runc openssl iptables ip docker /usr/lib/cni/bridge /usr/lib/cni/host-local /usr/lib/cni/portmap /usr/lib/cni/loopback)
 for c in "${need[@]}"; do
   command -v "$c" >/dev/null 2>&1 || { log "missing $c: installing the test packages"; "$ROOT/scripts/test-deps"; break; }
 done
 for c in "${need[@]}"; do command -v "$c" >/dev/null 2>&1 || die "$c not found after scripts/test-deps"; done
-command -v kubectl >/dev/null 2>&1 \
-  || die "kubectl not found: this kind of machine ships one (apt package kubectl); any kubectl 1.32 to 1.35 works. Put it in PATH and rerun"
 
 # 2. binaries (cached: instant when present; cold, 12 to 25 minutes on 2
 #    cores depending on what else runs).
 "$HERE/build.sh"
 for b in kube-apiserver kube-scheduler kubelet; do [ -x "$BINDIR/$b" ] || die "$BINDIR/$b missing after build.sh"; done
+[ -x "$(kubectl_bin)" ] || die "no kubectl on PATH and none built in $BINDIR"
 
 # 3. PKI, configs, kubeconfigs, bridges; which hard-coded host dirs we create.
 if [ ! -f "$STATE/created-dirs" ]; then
