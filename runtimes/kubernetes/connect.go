@@ -146,12 +146,6 @@ func (b *Backend) target(h *runtimes.Handle) (target, error) {
 // agent may not listen yet. A wrong token or protocol fails at once; other
 // failures are retried until ctx ends, whose error then carries the last.
 func (b *Backend) waitAgent(ctx context.Context, h *runtimes.Handle) error {
-	// Holding the port-forward keeps one upgraded connection for every
-	// attempt instead of one per attempt.
-	if t, err := b.target(h); err == nil && t.mode == ConnectPortForward {
-		_, release := b.holdForward(h, t)
-		defer release()
-	}
 	delay := waitBackoffMin
 	var lastErr error
 	for {

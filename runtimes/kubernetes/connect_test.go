@@ -66,6 +66,18 @@ func connLeakOpts(ignore goleak.Option) []goleak.Option {
 	}
 }
 
+// connSettle waits until no port-forward stream of b is being opened: a
+// dial abandoned when its ctx ended leaves CreateStream waiting for a
+// reply, at most its 30 s timeout.
+func connSettle(t testing.TB, b *Backend) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	defer cancel()
+	if err := b.fwd.opening.wait(ctx); err != nil {
+		t.Errorf("port-forward streams never settled: %v", err)
+	}
+}
+
 // cmdEvent is a confirmed bash action with a hard timeout.
 func cmdEvent(command string, timeout float64) *eventbus.Event {
 	ev := eventbus.NewAction(eventbus.SourceAgent, &eventbus.CmdRunAction{
@@ -344,6 +356,7 @@ func cutMidCommand(t *testing.T, lifecycle, b *Backend, h *runtimes.Handle, rele
 		t.Errorf("%d port-forwards open after Close", got)
 	}
 	b.Close()
+	connSettle(t, b)
 	goleak.VerifyNone(t, connLeakOpts(ignore)...)
 }
 
@@ -377,6 +390,7 @@ func TestConnectClosesCleanly(t *testing.T) {
 			if got := b.fwd.open(); got != 0 {
 				t.Errorf("%d port-forwards open after every connection closed", got)
 			}
+			connSettle(t, b)
 			goleak.VerifyNone(t, connLeakOpts(ignore)...)
 		})
 	}
@@ -418,6 +432,7 @@ func TestWaitAgentNamesWhyTheAgentCannotBeReached(t *testing.T) {
 	if err := b.waitAgent(context.Background(), h); err != nil {
 		t.Fatalf("waitAgent on the running sandbox: %v", err)
 	}
+	connSettle(t, b)
 }
 
 // TestConnectRefusesBadHandles: handles Connect cannot use are refused

@@ -34,12 +34,20 @@ import (
 // then closes both streams).
 const errStreamWait = time.Second
 
+// streamReplyGrace is how long a stream being opened when its dial's ctx
+// ends may still get its reply before the connection is judged dead.
+const streamReplyGrace = 2 * time.Second
+
 // forwarders holds the port-forward of every pod the backend has open
 // connections to, reference counted: the last release closes it. The zero
 // value is ready to use.
 type forwarders struct {
 	mu sync.Mutex
 	m  map[string]*podForward // by namespace/pod
+	// opening counts the streams being opened on any port-forward, also
+	// those abandoned by a dial whose ctx ended (they end within
+	// CreateStream's 30 s reply timeout).
+	opening openings
 }
 
 // acquire returns the pod's port-forward, taking a reference that release
@@ -55,7 +63,7 @@ func (f *forwarders) acquire(rc *rest.Config, podURL *url.URL, ns, pod string, p
 	if pf == nil {
 		pf = &podForward{
 			key: key, rest: rc, url: podURL, ns: ns, pod: pod, port: port,
-			sem: make(chan struct{}, 1),
+			sem: make(chan struct{}, 1), opening: &openings{}, all: &f.opening,
 		}
 		f.m[key] = pf
 	}
@@ -130,6 +138,8 @@ type podForward struct {
 	conn   httpstream.Connection
 	closed bool
 	nextID int
+	opening *openings // this pod's streams being opened (close waits)
+	all     *openings // every pod's (forwarders.opening)
 }
 
 // dial opens one stream pair to the pod's port, (re)connecting to the API
@@ -147,10 +157,10 @@ func (pf *podForward) dial(ctx context.Context) (net.Conn, error) {
 			return c, nil
 		}
 		lastErr = err
-		pf.drop(conn)
 		if ctx.Err() != nil {
-			break
+			break // streamsCtx has judged the connection
 		}
+		pf.drop(conn)
 	}
 	return nil, fmt.Errorf("port-forward to pod %s/%s port %d: %w", pf.ns, pf.pod, pf.port, lastErr)
 }
@@ -234,11 +244,14 @@ func (pf *podForward) upgrade(ctx context.Context) (httpstream.Connection, error
 	}
 }
 
-// streamsCtx is streams bounded by ctx. A connection that went silent
-// without closing (a black-holed API server) would hold CreateStream for
-// its 30 s reply timeout: past ctx the connection is dropped instead, so
-// the next dial upgrades a new one within agentwire's grace period. The
-// abandoned CreateStream ends at its own timeout.
+// streamsCtx is streams bounded by ctx. CreateStream waits up to 30 s
+// for the server's reply and cannot be cancelled; closing the connection
+// does not end that wait. So when ctx ends first, a reply is awaited for
+// streamReplyGrace more (a live connection answers in milliseconds; the
+// streams are then closed, nothing lingers); a connection that stays
+// silent (a black-holed API server) is dropped, so the next dial upgrades
+// a new one within agentwire's grace period, and the abandoned
+// CreateStream ends at its own timeout.
 func (pf *podForward) streamsCtx(ctx context.Context, conn httpstream.Connection) (net.Conn, error) {
 	type result struct {
 		c   net.Conn
@@ -249,18 +262,31 @@ func (pf *podForward) streamsCtx(ctx context.Context, conn httpstream.Connection
 		c, err := pf.streams(conn)
 		ch <- result{c, err}
 	}()
+	var r result
 	select {
-	case r := <-ch:
+	case r = <-ch:
 		return r.c, r.err
 	case <-ctx.Done():
+	}
+	t := time.NewTimer(streamReplyGrace)
+	defer t.Stop()
+	select {
+	case r = <-ch:
+		if r.c != nil {
+			r.c.Close()
+		}
+		if r.err != nil {
+			pf.drop(conn)
+		}
+	case <-t.C:
 		pf.drop(conn)
 		go func() {
 			if r := <-ch; r.c != nil {
 				r.c.Close()
 			}
 		}()
-		return nil, fmt.Errorf("opening streams: %w", ctx.Err())
 	}
+	return nil, fmt.Errorf("opening streams: %w", ctx.Err())
 }
 
 // streams opens the error/data stream pair of one forwarded connection.
@@ -269,6 +295,10 @@ func (pf *podForward) streams(conn httpstream.Connection) (net.Conn, error) {
 	id := pf.nextID
 	pf.nextID++
 	pf.mu.Unlock()
+	pf.opening.begin()
+	pf.all.begin()
+	defer pf.all.end()
+	defer pf.opening.end()
 	headers := http.Header{}
 	headers.Set(corev1.StreamType, corev1.StreamTypeError)
 	headers.Set(corev1.PortHeader, strconv.Itoa(pf.port))
@@ -287,7 +317,8 @@ func (pf *podForward) streams(conn httpstream.Connection) (net.Conn, error) {
 		return nil, fmt.Errorf("opening the data stream: %w", err)
 	}
 	c := &streamConn{conn: conn, data: data, errStream: errStream, errDone: make(chan struct{}),
-		addr: pfAddr(fmt.Sprintf("%s/%s:%d", pf.ns, pf.pod, pf.port))}
+		addr:   pfAddr(fmt.Sprintf("%s/%s:%d", pf.ns, pf.pod, pf.port)),
+		failed: func() { pf.drop(conn) }}
 	go c.readErrors()
 	return c, nil
 }
@@ -302,14 +333,63 @@ func (pf *podForward) drop(conn httpstream.Connection) {
 	conn.Close()
 }
 
-// close ends the connection; later dials fail.
+// close ends the connection; later dials fail. Streams still being
+// opened get up to streamReplyGrace to finish first: a connection closed
+// under CreateStream leaves it waiting 30 s for a reply that cannot come
+// (http.Transport finishes a dial in the background after its request
+// gave up, so the last connection's Close can race one).
 func (pf *podForward) close() {
 	pf.mu.Lock()
 	conn := pf.conn
 	pf.conn, pf.closed = nil, true
 	pf.mu.Unlock()
-	if conn != nil {
-		conn.Close()
+	if conn == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), streamReplyGrace)
+	_ = pf.opening.wait(ctx)
+	cancel()
+	conn.Close()
+}
+
+// openings counts streams being opened; wait returns when none are.
+type openings struct {
+	mu   sync.Mutex
+	n    int
+	idle chan struct{} // closed when n drops to 0
+}
+
+func (o *openings) begin() {
+	o.mu.Lock()
+	if o.n == 0 {
+		o.idle = make(chan struct{})
+	}
+	o.n++
+	o.mu.Unlock()
+}
+
+func (o *openings) end() {
+	o.mu.Lock()
+	if o.n--; o.n == 0 {
+		close(o.idle)
+	}
+	o.mu.Unlock()
+}
+
+// wait returns nil once no stream is being opened, or ctx's error.
+func (o *openings) wait(ctx context.Context) error {
+	o.mu.Lock()
+	idle := o.idle
+	n := o.n
+	o.mu.Unlock()
+	if n == 0 {
+		return nil
+	}
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%d port-forward streams still being opened: %w", n, ctx.Err())
 	}
 }
 
@@ -342,6 +422,11 @@ type streamConn struct {
 	data      httpstream.Stream
 	errStream httpstream.Stream
 	addr      pfAddr
+	// failed retires the connection after the kubelet reported an error:
+	// a stream pair that failed can leave the server's frame worker of
+	// its partition blocked, so later streams on that connection may
+	// never be answered (seen here as CreateStream waiting out its 30 s).
+	failed func()
 
 	errDone chan struct{} // closed when the error stream ended
 	errMsg  string        // what the kubelet reported, read after errDone
@@ -373,6 +458,7 @@ func (c *streamConn) Read(p []byte) (int, error) {
 	select {
 	case <-c.errDone:
 		if c.errMsg != "" {
+			c.failed()
 			return n, fmt.Errorf("port-forward to %s: %s", c.addr, c.errMsg)
 		}
 	case <-t.C:
