@@ -297,6 +297,9 @@ func (w *watcher) wait(ctx context.Context, name string, uid types.UID) (<-chan 
 	}
 	w.mu.Lock()
 	delete(bx.waiters, wt)
+	if bx.pod == nil && len(bx.waiters) == 0 && w.boxes[name] == bx && !bx.expect {
+		delete(w.boxes, name) // nothing to follow: do not keep a box per bad handle
+	}
 	w.mu.Unlock()
 	wt.finish(nil)
 	if apierrors.IsNotFound(err) {
