@@ -251,10 +251,14 @@ func (b *Backend) createPVC(ctx context.Context, name string, labels map[string]
 }
 
 // discard deletes what a failed start made, with a context of its own.
+// The pod goes without a grace period: nothing of the session ran in it,
+// and the kubelet, which confirms graceful deletions of pods stuck on an
+// image or a failed init container only on its next sync (10-20 s here),
+// still kills its containers.
 func (b *Backend) discard(name, pvc string) {
 	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
 	defer cancel()
-	if _, err := b.deletePod(ctx, name, "", time.Second); err != nil {
+	if _, err := b.deletePod(ctx, name, "", 0); err != nil {
 		b.logger.Warn("delete the pod of a failed start", "pod", name, "err", err)
 	}
 	b.watch.forget(name)
