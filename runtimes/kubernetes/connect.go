@@ -148,11 +148,13 @@ func (b *Backend) target(h *runtimes.Handle) (target, error) {
 func (b *Backend) waitAgent(ctx context.Context, h *runtimes.Handle) error {
 	delay := waitBackoffMin
 	var lastErr error
-	for {
+	t0 := time.Now()
+	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, waitAttemptTimeout)
 		c, err := b.dial(actx, h, agentwire.WithClientLogger(b.logger), agentwire.WithGracePeriod(0))
 		cancel()
 		if err == nil {
+			b.logger.Debug("agent answered", "pod", h.ID, "attempts", attempt, "after", time.Since(t0))
 			return c.Close()
 		}
 		if errors.Is(err, agentwire.ErrUnauthorized) || errors.Is(err, agentwire.ErrVersionMismatch) {
