@@ -133,11 +133,11 @@ type podForward struct {
 	port int
 	refs int // guarded by forwarders.mu
 
-	sem    chan struct{} // held while (re)connecting: one upgrade at a time
-	mu     sync.Mutex
-	conn   httpstream.Connection
-	closed bool
-	nextID int
+	sem     chan struct{} // held while (re)connecting: one upgrade at a time
+	mu      sync.Mutex
+	conn    httpstream.Connection
+	closed  bool
+	nextID  int
 	opening *openings // this pod's streams being opened (close waits)
 	all     *openings // every pod's (forwarders.opening)
 }
