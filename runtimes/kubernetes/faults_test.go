@@ -168,3 +168,27 @@ func assertNoPods(t *testing.T, b *Backend) {
 		}
 	}
 }
+
+// The test cluster has no volume provisioner: a workspace claim stays
+// unbound, the pod unschedulable, and the failed start removes the claim
+// with the pod.
+func TestUnboundWorkspaceClaimFailsTheStartAndIsRemoved(t *testing.T) {
+	b := newBackend(t, func(c *Config) {
+		c.WorkspaceSize = "1Mi"
+		c.StartTimeout = runtimes.Duration(5 * time.Second)
+	})
+	_, err := b.Start(testCtx(t, 2*time.Minute), runtimes.Spec{SessionID: "pvc"})
+	wantErr(t, "Start with an unbindable workspace claim", err, "start_timeout", "PersistentVolumeClaim")
+	assertNoPods(t, b)
+	pvcs, err := env.client.CoreV1().PersistentVolumeClaims(env.ns).List(testCtx(t, time.Minute), metav1.ListOptions{LabelSelector: LabelNode + "=" + labelValue(env.node)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Deleted claims keep the pvc-protection finalizer here: no
+	// controller-manager removes it. Deletion requested is what counts.
+	for _, pvc := range pvcs.Items {
+		if pvc.DeletionTimestamp == nil {
+			t.Errorf("workspace claim %s left after the failed start", pvc.Name)
+		}
+	}
+}

@@ -72,18 +72,23 @@ func (b *Backend) Start(ctx context.Context, spec runtimes.Spec) (*runtimes.Hand
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes backend: %s: %w", what, err)
 	}
-	ok := false
+	// Only what this start made is deleted when it fails: a name that
+	// collides with an existing pod or claim is someone else's.
+	ok, podMine, ownPVC := false, true, ""
 	defer func() {
 		if !ok {
-			b.discard(p.name, p.pvc)
+			b.discard(p.name, ownPVC, podMine)
 		}
 	}()
 	if p.pvc != "" {
 		if err := b.createPVC(ctx, p.pvc, pod.Labels); err != nil {
+			podMine = false // not created yet
 			return nil, fmt.Errorf("kubernetes backend: %s: %w", what, err)
 		}
+		ownPVC = p.pvc
 	}
 	if _, err := b.client.CoreV1().Pods(b.cfg.Namespace).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		podMine = !apierrors.IsAlreadyExists(err)
 		return nil, fmt.Errorf("kubernetes backend: %s: %w", what, b.apiErr("create", "pods", err))
 	}
 	h, err := b.await(ctx, bx)
@@ -255,13 +260,17 @@ func (b *Backend) createPVC(ctx context.Context, name string, labels map[string]
 // and the kubelet, which confirms graceful deletions of pods stuck on an
 // image or a failed init container only on its next sync (10-20 s here),
 // still kills its containers.
-func (b *Backend) discard(name, pvc string) {
+// podMine false: the pod was never created by this start (or the name
+// was another pod's); pvc "": no claim was made.
+func (b *Backend) discard(name, pvc string, podMine bool) {
+	defer b.watch.forget(name)
 	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
 	defer cancel()
-	if _, err := b.deletePod(ctx, name, "", 0); err != nil {
-		b.logger.Warn("delete the pod of a failed start", "pod", name, "err", err)
+	if podMine {
+		if _, err := b.deletePod(ctx, name, "", 0); err != nil {
+			b.logger.Warn("delete the pod of a failed start", "pod", name, "err", err)
+		}
 	}
-	b.watch.forget(name)
 	if err := b.deletePVC(ctx, pvc); err != nil {
 		b.logger.Warn("delete the workspace claim of a failed start", "pvc", pvc, "err", err)
 	}

@@ -171,6 +171,13 @@ func removeNamespace(ns string) error {
 	c := env.client.CoreV1()
 	zero := int64(0)
 	all := metav1.ListOptions{}
+	// Claims keep the pvc-protection finalizer that no controller removes.
+	if pvcs, err := c.PersistentVolumeClaims(ns).List(ctx, all); err == nil {
+		for _, pvc := range pvcs.Items {
+			pvc.Finalizers = nil
+			c.PersistentVolumeClaims(ns).Update(ctx, &pvc, metav1.UpdateOptions{})
+		}
+	}
 	errs := []error{
 		c.Pods(ns).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: &zero}, all),
 		c.PersistentVolumeClaims(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, all),
