@@ -460,3 +460,51 @@ func TestConnectRefusesBadHandles(t *testing.T) {
 		})
 	}
 }
+
+// TestPortForwardSharesOneUpgradedConnection: connections to one pod used
+// concurrently all travel over a single upgraded connection to the API
+// server (counted at a proxy the test owns), one stream pair each.
+func TestPortForwardSharesOneUpgradedConnection(t *testing.T) {
+	lifecycle := connBackend(t, ConnectPortForward, nil)
+	h := connStart(t, lifecycle, "pf-shared")
+	rc, proxy := proxiedConfig(t)
+	b := connBackend(t, ConnectPortForward, rc)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	before := proxy.acceptedSoFar()
+	const conns, calls = 6, 5
+	var wg sync.WaitGroup
+	errs := make(chan error, conns*calls)
+	for i := range conns {
+		c, err := b.Connect(ctx, h)
+		if err != nil {
+			t.Fatalf("Connect %d: %v", i, err)
+		}
+		defer c.Close()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range calls {
+				want := fmt.Sprintf("conn-%d-call-%d", i, j)
+				obs, err := c.Execute(ctx, "", cmdEvent("echo "+want, 30), nil)
+				switch {
+				case err != nil:
+					errs <- fmt.Errorf("%s: %w", want, err)
+				case !strings.Contains(obs.Content, want):
+					errs <- fmt.Errorf("%s: got %q", want, obs.Content)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if got := proxy.acceptedSoFar() - before; got != 1 {
+		t.Errorf("%d new connections to the API server for %d agent connections to one pod, want 1 shared upgraded connection", got, conns)
+	}
+	if got := b.fwd.open(); got != 1 {
+		t.Errorf("%d port-forwards held for one pod, want 1", got)
+	}
+}
