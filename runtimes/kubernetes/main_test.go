@@ -65,16 +65,14 @@ func TestMain(m *testing.M) {
 }
 
 // findKubeconfig follows the documented order: the env file named by
-// CORRAL_K8S_ENV, then make k8s-up's, then KUBECONFIG.
+// CORRAL_K8S_ENV (else make k8s-up's), then KUBECONFIG.
 func findKubeconfig() (path, from string) {
-	files := []string{os.Getenv("CORRAL_K8S_ENV"), defaultEnvFile}
-	for _, f := range files {
-		if f == "" {
-			continue
-		}
-		if kc := readEnvFile(f)["KUBECONFIG"]; kc != "" {
-			return kc, "env file " + f
-		}
+	f := os.Getenv("CORRAL_K8S_ENV")
+	if f == "" {
+		f = defaultEnvFile
+	}
+	if kc := readEnvFile(f)["KUBECONFIG"]; kc != "" {
+		return kc, "env file " + f
 	}
 	if kc := os.Getenv("KUBECONFIG"); kc != "" {
 		return kc, "$KUBECONFIG"
@@ -110,7 +108,7 @@ func setupEnv() int {
 	}
 	kc, from := findKubeconfig()
 	if kc == "" {
-		return fail("no cluster: neither $CORRAL_K8S_ENV, %s nor $KUBECONFIG names a kubeconfig", defaultEnvFile)
+		return fail("no cluster: neither the env file ($CORRAL_K8S_ENV, default %s) nor $KUBECONFIG names a kubeconfig", defaultEnvFile)
 	}
 	rc, err := clientcmd.BuildConfigFromFlags("", kc)
 	if err != nil {
