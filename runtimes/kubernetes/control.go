@@ -26,6 +26,9 @@ func (b *Backend) lookup(ctx context.Context, h *runtimes.Handle) (*corev1.Pod, 
 	if h == nil {
 		return nil, errors.New("kubernetes backend: nil handle")
 	}
+	if ns := h.Meta[metaNamespace]; ns != "" && ns != b.cfg.Namespace {
+		return nil, fmt.Errorf("kubernetes backend: pod %s is in namespace %q, but this backend serves namespace %q: use a backend configured with namespace = %q", h.ID, ns, b.cfg.Namespace, ns)
+	}
 	pods := b.client.CoreV1().Pods(b.cfg.Namespace)
 	if h.ID != "" {
 		pod, err := pods.Get(ctx, h.ID, metav1.GetOptions{})
