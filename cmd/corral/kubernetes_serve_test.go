@@ -275,6 +275,9 @@ func TestKubernetesServeKilledMidCommandReattachesThePodWithItsShellAndOutput(t 
 		t.Fatalf("the recovered session lost its shell: %q", got.Content)
 	}
 	checkRecoveredEvents(t, allEvents(second, sid), inflight, after)
+	if h := (&rig{t: t, store: r.store}).handleOf(sid); h != before.Name {
+		t.Fatalf("the recovered session's record names sandbox %q, want the re-attached pod %s", h, before.Name)
+	}
 	if pods := r.pods(); len(pods) != 1 || pods[0].Name != before.Name || pods[0].UID != before.UID {
 		t.Fatalf("pods after recovery = %v, want only the re-attached %s(%s)", podNames(pods), before.Name, before.UID)
 	}
@@ -358,7 +361,9 @@ func TestKubernetesServeLeavesALiveExecsPodAloneAndReapsADeadExecs(t *testing.T)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			r.t = t
-			e := startKubeExec(t, r, "sleep 12; echo exec-done")
+			// It prints every few seconds: OpenHands' run answers early
+			// after 10 s without output.
+			e := startKubeExec(t, r, "for i in 1 2 3 4; do sleep 3; echo tick-$i; done; echo exec-done")
 			pod := r.waitPods(func(p []corev1.Pod) bool { return len(p) == 1 && podReady(p[0]) }, "the exec's pod to be ready")[0]
 			if c.killed {
 				_ = e.cmd.Process.Signal(syscall.SIGKILL)
@@ -372,6 +377,11 @@ func TestKubernetesServeLeavesALiveExecsPodAloneAndReapsADeadExecs(t *testing.T)
 			alive := len(pods) == 1 && pods[0].UID == pod.UID && pods[0].DeletionTimestamp == nil
 			if alive != c.wantPod {
 				t.Fatalf("once serve is up: pods %v, exec's %s alive = %v, want %v", podNames(pods), pod.Name, alive, c.wantPod)
+			}
+			if c.killed && !strings.Contains(p.stderr.String(), "id="+pod.Name) {
+				// Any Corral process on the machine may reap it first (README,
+				// Crashes and restarts); only its absence is asserted.
+				t.Logf("serve's log does not name the reaped pod %s: another Corral process reaped it first", pod.Name)
 			}
 			if !c.killed {
 				if err := e.wait(t); err != nil {
