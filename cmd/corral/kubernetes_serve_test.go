@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -320,6 +321,9 @@ func startKubeExec(t *testing.T, r *kubeServeRig, command string) *execProc {
 	t.Helper()
 	cmd := exec.Command(r.corral, "exec", "--runtime", "kubernetes", "--config", r.cfg)
 	cmd.Stdin = strings.NewReader(fmt.Sprintf(`{"action":"run","args":{"command":%q}}`+"\n", command))
+	// exec's temporary event store (its owner lock) goes under the test's
+	// own directory: a killed exec cannot remove it, and nothing else does.
+	cmd.Env = append(os.Environ(), "TMPDIR="+t.TempDir())
 	e := &execProc{cmd: cmd, stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = e.stdout, e.stderr
 	if err := cmd.Start(); err != nil {
