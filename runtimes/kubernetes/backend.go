@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"time"
 
@@ -222,7 +223,7 @@ func loadRESTConfig(cfg Config) (*rest.Config, error) {
 	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: cfg.Context})
 	rc, err := cc.ClientConfig()
 	if err != nil {
-		return nil, fmt.Errorf("kubernetes backend: no usable kubeconfig (kubeconfig = %q, $KUBECONFIG, ~/.kube/config): %w; set [runtime.kubernetes] kubeconfig, export KUBECONFIG, or run `make k8s-up` for a local test cluster", cfg.Kubeconfig, err)
+		return nil, fmt.Errorf("kubernetes backend: no usable kubeconfig (kubeconfig = %q, $KUBECONFIG = %q, then ~/.kube/config): %w; set [runtime.kubernetes] kubeconfig, export KUBECONFIG, or run `make k8s-up` for a local test cluster", cfg.Kubeconfig, os.Getenv("KUBECONFIG"), err)
 	}
 	return rc, nil
 }
