@@ -4,8 +4,6 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -14,7 +12,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/client"
 )
 
@@ -61,35 +58,9 @@ func BuildAgentImage(ctx context.Context, cli client.APIClient, opts AgentImageO
 	if err != nil {
 		return "", err
 	}
-	sum := sha256.Sum256(buildCtx)
-	hash := hex.EncodeToString(sum[:])
-	if !opts.Force {
-		if insp, err := cli.ImageInspect(ctx, opts.Tag); err == nil && insp.Config != nil && insp.Config.Labels[LabelImageHash] == hash {
-			fmt.Fprintf(progress, "image %s is up to date (input %s)\n", opts.Tag, hash[:12])
-			return insp.ID, nil
-		}
-	}
-	fmt.Fprintf(progress, "building %s from scratch (agent %s)\n", opts.Tag, agentPath)
-	resp, err := cli.ImageBuild(ctx, bytes.NewReader(buildCtx), build.ImageBuildOptions{
-		Tags:        []string{opts.Tag},
-		Dockerfile:  "Dockerfile",
-		Remove:      true,
-		ForceRemove: true,
-		Labels:      map[string]string{LabelImageKind: "agent", LabelImageHash: hash},
-		Version:     build.BuilderV1,
+	return buildFromContext(ctx, cli, buildCtx, scratchBuild{
+		tag: opts.Tag, kind: "agent", force: opts.Force, progress: progress, what: "agent " + agentPath,
 	})
-	if err != nil {
-		return "", fmt.Errorf("build image %s: %w", opts.Tag, mapDaemonErr(cli, err))
-	}
-	defer resp.Body.Close()
-	if err := copyBuildStream(progress, resp.Body); err != nil {
-		return "", fmt.Errorf("build image %s: %w", opts.Tag, err)
-	}
-	insp, err := cli.ImageInspect(ctx, opts.Tag)
-	if err != nil {
-		return "", fmt.Errorf("build image %s: the build reported success but the image cannot be inspected: %w", opts.Tag, err)
-	}
-	return insp.ID, nil
 }
 
 const buildAgentHint = "build it with `CGO_ENABLED=0 go build -o corral-agent ./cmd/corral-agent`"

@@ -73,35 +73,52 @@ func BuildMinimalImage(ctx context.Context, cli client.APIClient, opts MinimalIm
 	if err != nil {
 		return "", err
 	}
+	return buildFromContext(ctx, cli, buildCtx, scratchBuild{
+		tag: opts.Tag, kind: "minimal", force: opts.Force, progress: progress,
+		what: fmt.Sprintf("bash %s, busybox %s", opts.Bash, opts.Busybox),
+	})
+}
+
+// scratchBuild says what buildFromContext builds.
+type scratchBuild struct {
+	tag, kind string // image tag; LabelImageKind value
+	what      string // the inputs, for the progress line
+	force     bool   // build even when an image with the same input hash exists
+	progress  io.Writer
+}
+
+// buildFromContext builds the tar build context buildCtx as sb.tag through
+// the Engine's ImageBuild, labelled with its kind and input hash, and
+// reuses an existing image with the same hash unless sb.force. It returns
+// the image id.
+func buildFromContext(ctx context.Context, cli client.APIClient, buildCtx []byte, sb scratchBuild) (string, error) {
 	sum := sha256.Sum256(buildCtx)
 	hash := hex.EncodeToString(sum[:])
-
-	if !opts.Force {
-		if insp, err := cli.ImageInspect(ctx, opts.Tag); err == nil && insp.Config != nil && insp.Config.Labels[LabelImageHash] == hash {
-			fmt.Fprintf(progress, "image %s is up to date (input %s)\n", opts.Tag, hash[:12])
+	if !sb.force {
+		if insp, err := cli.ImageInspect(ctx, sb.tag); err == nil && insp.Config != nil && insp.Config.Labels[LabelImageHash] == hash {
+			fmt.Fprintf(sb.progress, "image %s is up to date (input %s)\n", sb.tag, hash[:12])
 			return insp.ID, nil
 		}
 	}
-
-	fmt.Fprintf(progress, "building %s from scratch (bash %s, busybox %s)\n", opts.Tag, opts.Bash, opts.Busybox)
+	fmt.Fprintf(sb.progress, "building %s from scratch (%s)\n", sb.tag, sb.what)
 	resp, err := cli.ImageBuild(ctx, bytes.NewReader(buildCtx), build.ImageBuildOptions{
-		Tags:        []string{opts.Tag},
+		Tags:        []string{sb.tag},
 		Dockerfile:  "Dockerfile",
 		Remove:      true,
 		ForceRemove: true,
-		Labels:      map[string]string{LabelImageKind: "minimal", LabelImageHash: hash},
+		Labels:      map[string]string{LabelImageKind: sb.kind, LabelImageHash: hash},
 		Version:     build.BuilderV1,
 	})
 	if err != nil {
-		return "", fmt.Errorf("build image %s: %w", opts.Tag, mapDaemonErr(cli, err))
+		return "", fmt.Errorf("build image %s: %w", sb.tag, mapDaemonErr(cli, err))
 	}
 	defer resp.Body.Close()
-	if err := copyBuildStream(progress, resp.Body); err != nil {
-		return "", fmt.Errorf("build image %s: %w", opts.Tag, err)
+	if err := copyBuildStream(sb.progress, resp.Body); err != nil {
+		return "", fmt.Errorf("build image %s: %w", sb.tag, err)
 	}
-	insp, err := cli.ImageInspect(ctx, opts.Tag)
+	insp, err := cli.ImageInspect(ctx, sb.tag)
 	if err != nil {
-		return "", fmt.Errorf("build image %s: the build reported success but the image cannot be inspected: %w", opts.Tag, err)
+		return "", fmt.Errorf("build image %s: the build reported success but the image cannot be inspected: %w", sb.tag, err)
 	}
 	return insp.ID, nil
 }

@@ -36,25 +36,7 @@ type box struct {
 	expect  bool          // we asked it to stop (Stop, Pause in stop mode): a die is not a failure
 	oom     bool          // an oom event was seen since the last arm
 	exit    *runtimes.Exit
-	waiters map[*waiter]struct{}
-}
-
-type waiter struct {
-	ch   chan runtimes.Exit
-	once sync.Once
-	stop func() bool // unregisters the ctx callback
-}
-
-func (w *waiter) finish(e *runtimes.Exit) {
-	w.once.Do(func() {
-		if w.stop != nil {
-			w.stop()
-		}
-		if e != nil {
-			w.ch <- *e
-		}
-		close(w.ch)
-	})
+	waiters map[*runtimes.ExitWaiter]struct{}
 }
 
 func newWatcher(b *Backend) *watcher {
@@ -78,7 +60,7 @@ func (w *watcher) close() {
 	w.mu.Unlock()
 	for _, bx := range boxes {
 		for wt := range bx.waiters {
-			wt.finish(nil)
+			wt.Finish(nil)
 		}
 	}
 }
@@ -187,17 +169,17 @@ func (w *watcher) handle(ctx context.Context, m events.Message) {
 		e = exitFromState(&container.State{ExitCode: e.Code, OOMKilled: true})
 	}
 	close(bx.died)
-	var fire []*waiter
+	var fire []*runtimes.ExitWaiter
 	if !expected {
 		bx.exit = &e
 		for wt := range bx.waiters {
 			fire = append(fire, wt)
 		}
-		bx.waiters = map[*waiter]struct{}{}
+		bx.waiters = map[*runtimes.ExitWaiter]struct{}{}
 	}
 	w.mu.Unlock()
 	for _, wt := range fire {
-		wt.finish(&e)
+		wt.Finish(&e)
 	}
 	if !expected {
 		w.b.cfg.logger.Info("sandbox died", "container", id, "reason", e.Reason)
@@ -216,7 +198,7 @@ func isClosed(c chan struct{}) bool {
 func (w *watcher) boxLocked(id string) *box {
 	bx := w.boxes[id]
 	if bx == nil {
-		bx = &box{died: make(chan struct{}), waiters: map[*waiter]struct{}{}}
+		bx = &box{died: make(chan struct{}), waiters: map[*runtimes.ExitWaiter]struct{}{}}
 		w.boxes[id] = bx
 	}
 	return bx
@@ -246,16 +228,16 @@ func (w *watcher) expectStop(id string) <-chan struct{} {
 func (w *watcher) release(id string) {
 	w.mu.Lock()
 	bx := w.boxes[id]
-	var fire []*waiter
+	var fire []*runtimes.ExitWaiter
 	if bx != nil {
 		for wt := range bx.waiters {
 			fire = append(fire, wt)
 		}
-		bx.waiters = map[*waiter]struct{}{}
+		bx.waiters = map[*runtimes.ExitWaiter]struct{}{}
 	}
 	w.mu.Unlock()
 	for _, wt := range fire {
-		wt.finish(nil)
+		wt.Finish(nil)
 	}
 }
 
@@ -268,7 +250,7 @@ func (w *watcher) forget(id string) {
 }
 
 func (w *watcher) wait(ctx context.Context, id string) (<-chan runtimes.Exit, error) {
-	wt := &waiter{ch: make(chan runtimes.Exit, 1)}
+	wt := runtimes.NewExitWaiter()
 	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()
@@ -278,20 +260,20 @@ func (w *watcher) wait(ctx context.Context, id string) (<-chan runtimes.Exit, er
 	if known && bx.exit != nil {
 		e := *bx.exit
 		w.mu.Unlock()
-		wt.finish(&e)
-		return wt.ch, nil
+		wt.Finish(&e)
+		return wt.C(), nil
 	}
 	bx = w.boxLocked(id)
 	bx.waiters[wt] = struct{}{}
 	expected := bx.expect
 	// stop is set under mu: the callback and die events read it under mu.
-	wt.stop = context.AfterFunc(ctx, func() {
+	wt.Stop = context.AfterFunc(ctx, func() {
 		w.mu.Lock()
 		if cur := w.boxes[id]; cur != nil {
 			delete(cur.waiters, wt)
 		}
 		w.mu.Unlock()
-		wt.finish(nil)
+		wt.Finish(nil)
 	})
 	w.mu.Unlock()
 
@@ -316,19 +298,19 @@ func (w *watcher) wait(ctx context.Context, id string) (<-chan runtimes.Exit, er
 				}
 			}
 			w.mu.Unlock()
-			wt.finish(&e)
+			wt.Finish(&e)
 		}
 	}
-	return wt.ch, nil
+	return wt.C(), nil
 }
 
-func (w *watcher) forgetWaiter(id string, wt *waiter) {
+func (w *watcher) forgetWaiter(id string, wt *runtimes.ExitWaiter) {
 	w.mu.Lock()
 	if cur := w.boxes[id]; cur != nil {
 		delete(cur.waiters, wt)
 	}
 	w.mu.Unlock()
-	wt.finish(nil)
+	wt.Finish(nil)
 }
 
 // stopPaused reports whether a stopped container was stopped by Pause in

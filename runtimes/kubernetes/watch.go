@@ -41,25 +41,7 @@ type box struct {
 	gone    chan struct{} // closed once the pod object is deleted
 	expect  bool          // Corral itself stops or deletes it: no Exit to Wait
 	exit    *runtimes.Exit
-	waiters map[*waiter]struct{}
-}
-
-type waiter struct {
-	ch   chan runtimes.Exit
-	once sync.Once
-	stop func() bool // unregisters the ctx callback
-}
-
-func (w *waiter) finish(e *runtimes.Exit) {
-	w.once.Do(func() {
-		if w.stop != nil {
-			w.stop()
-		}
-		if e != nil {
-			w.ch <- *e
-		}
-		close(w.ch)
-	})
+	waiters map[*runtimes.ExitWaiter]struct{}
 }
 
 // newWatcher starts the informer and waits (within ctx) until its first
@@ -104,7 +86,7 @@ func (w *watcher) close() {
 	w.factory.Shutdown()
 	for _, bx := range boxes {
 		for wt := range bx.waiters {
-			wt.finish(nil)
+			wt.Finish(nil)
 		}
 	}
 }
@@ -136,7 +118,7 @@ func (w *watcher) onPod(obj any, deleted bool) {
 	}
 	w.mu.Unlock()
 	for _, wt := range fire {
-		wt.finish(bx.exit)
+		wt.Finish(bx.exit)
 	}
 	if len(fire) > 0 {
 		w.b.logger.Info("sandbox died", "pod", pod.Name, "reason", bx.exit.Reason)
@@ -145,7 +127,7 @@ func (w *watcher) onPod(obj any, deleted bool) {
 
 // noteLocked records a sandbox's death (e non-nil) once and returns the
 // waiters to tell; none when Corral caused it.
-func (w *watcher) noteLocked(bx *box, e *runtimes.Exit) []*waiter {
+func (w *watcher) noteLocked(bx *box, e *runtimes.Exit) []*runtimes.ExitWaiter {
 	if e == nil || chanClosed(bx.died) {
 		return nil
 	}
@@ -154,11 +136,11 @@ func (w *watcher) noteLocked(bx *box, e *runtimes.Exit) []*waiter {
 		return nil
 	}
 	bx.exit = e
-	var fire []*waiter
+	var fire []*runtimes.ExitWaiter
 	for wt := range bx.waiters {
 		fire = append(fire, wt)
 	}
-	bx.waiters = map[*waiter]struct{}{}
+	bx.waiters = map[*runtimes.ExitWaiter]struct{}{}
 	return fire
 }
 
@@ -174,7 +156,7 @@ func chanClosed(c chan struct{}) bool {
 func (w *watcher) boxLocked(name string) *box {
 	bx := w.boxes[name]
 	if bx == nil {
-		bx = &box{name: name, changed: make(chan struct{}, 1), died: make(chan struct{}), gone: make(chan struct{}), waiters: map[*waiter]struct{}{}}
+		bx = &box{name: name, changed: make(chan struct{}, 1), died: make(chan struct{}), gone: make(chan struct{}), waiters: map[*runtimes.ExitWaiter]struct{}{}}
 		w.boxes[name] = bx
 	}
 	return bx
@@ -232,10 +214,10 @@ func (w *watcher) expectEnd(name string) (*box, error) {
 	w.mu.Lock()
 	bx.expect = true
 	fire := bx.waiters
-	bx.waiters = map[*waiter]struct{}{}
+	bx.waiters = map[*runtimes.ExitWaiter]struct{}{}
 	w.mu.Unlock()
 	for wt := range fire {
-		wt.finish(nil)
+		wt.Finish(nil)
 	}
 	return bx, nil
 }
@@ -250,7 +232,7 @@ func (w *watcher) forget(name string) {
 		return
 	}
 	for wt := range bx.waiters {
-		wt.finish(nil)
+		wt.Finish(nil)
 	}
 }
 
@@ -260,7 +242,7 @@ func (w *watcher) wait(ctx context.Context, name string, uid types.UID) (<-chan 
 	if err != nil {
 		return nil, err
 	}
-	wt := &waiter{ch: make(chan runtimes.Exit, 1)}
+	wt := runtimes.NewExitWaiter()
 	w.mu.Lock()
 	known := bx.pod != nil
 	if known && uid != "" && bx.uid != uid {
@@ -270,30 +252,30 @@ func (w *watcher) wait(ctx context.Context, name string, uid types.UID) (<-chan 
 	if bx.exit != nil {
 		e := *bx.exit
 		w.mu.Unlock()
-		wt.finish(&e)
-		return wt.ch, nil
+		wt.Finish(&e)
+		return wt.C(), nil
 	}
 	if chanClosed(bx.died) { // ended by Corral
 		w.mu.Unlock()
-		wt.finish(nil)
-		return wt.ch, nil
+		wt.Finish(nil)
+		return wt.C(), nil
 	}
 	bx.waiters[wt] = struct{}{}
-	wt.stop = context.AfterFunc(ctx, func() {
+	wt.Stop = context.AfterFunc(ctx, func() {
 		w.mu.Lock()
 		delete(bx.waiters, wt)
 		w.mu.Unlock()
-		wt.finish(nil)
+		wt.Finish(nil)
 	})
 	w.mu.Unlock()
 	if known {
-		return wt.ch, nil
+		return wt.C(), nil
 	}
 	// Not in the informer's cache, which has been in sync since New: the
 	// pod does not exist (or is not ours). Ask once to tell which.
 	_, err = w.b.client.CoreV1().Pods(w.b.cfg.Namespace).Get(ctx, name, metav1.GetOptions{})
 	if err == nil {
-		return wt.ch, nil // created after the cache looked: events follow
+		return wt.C(), nil // created after the cache looked: events follow
 	}
 	w.mu.Lock()
 	delete(bx.waiters, wt)
@@ -301,7 +283,7 @@ func (w *watcher) wait(ctx context.Context, name string, uid types.UID) (<-chan 
 		delete(w.boxes, name) // nothing to follow: do not keep a box per bad handle
 	}
 	w.mu.Unlock()
-	wt.finish(nil)
+	wt.Finish(nil)
 	if apierrors.IsNotFound(err) {
 		return nil, fmt.Errorf("kubernetes backend: wait: pod %s in namespace %q: %w", name, w.b.cfg.Namespace, runtimes.ErrNotFound)
 	}
