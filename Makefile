@@ -5,7 +5,7 @@ BIN       ?= bin
 PKGS      ?= ./...
 # Packages whose tests run under the race detector (everything with goroutines).
 RACE_PKGS ?= ./...
-TEST_TIMEOUT ?= 30m
+TEST_TIMEOUT ?= 45m
 LISTEN    ?= 127.0.0.1:7070
 
 .PHONY: help build run test test-deps test-short bench lint fmt proto fuzz clean image k8s-up k8s-down
