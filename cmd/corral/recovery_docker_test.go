@@ -291,22 +291,29 @@ func contains(ids []string, id string) bool {
 	return false
 }
 
-// events are every stored event of the session.
+// events are every stored event of the session, page after page.
 func (p *serveProc) events(sid string) []apiEvent {
 	p.t.Helper()
-	code, b := p.do("GET", "api/sessions/"+sid+"/events?start_id=0", "")
-	if code != 200 {
-		p.t.Fatalf("events = %d %s", code, b)
-	}
-	var evs []apiEvent
-	if err := json.Unmarshal(b, &evs); err != nil {
-		var wrapped struct{ Events []apiEvent }
-		if err2 := json.Unmarshal(b, &wrapped); err2 != nil {
+	var all []apiEvent
+	for after := int64(-1); ; {
+		code, b := p.do("GET", fmt.Sprintf("api/sessions/%s/events?after=%d", sid, after), "")
+		if code != 200 {
+			p.t.Fatalf("events = %d %s", code, b)
+		}
+		var page struct {
+			Events    []apiEvent `json:"events"`
+			HasMore   bool       `json:"has_more"`
+			NextAfter int64      `json:"next_after"`
+		}
+		if err := json.Unmarshal(b, &page); err != nil {
 			p.t.Fatalf("events body: %v: %s", err, b)
 		}
-		evs = wrapped.Events
+		all = append(all, page.Events...)
+		if !page.HasMore {
+			return all
+		}
+		after = page.NextAfter
 	}
-	return evs
 }
 
 // answersTo are the observations whose cause is id.

@@ -117,7 +117,7 @@ func (p *serveProc) observationOf(sid string, id int64) apiEvent {
 	p.t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
 	for time.Now().Before(deadline) {
-		code, b := p.do("GET", fmt.Sprintf("api/sessions/%s/events?start_id=%d", sid, id), "")
+		code, b := p.do("GET", fmt.Sprintf("api/sessions/%s/events?after=%d", sid, id), "")
 		if code != 200 {
 			p.t.Fatalf("events = %d %s", code, b)
 		}
