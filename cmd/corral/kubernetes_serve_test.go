@@ -148,33 +148,6 @@ func podNames(pods []corev1.Pod) []string {
 	return out
 }
 
-// allEvents are every stored event of the session, Corral's own
-// (runtime_status) included, page by page.
-func allEvents(p *serveProc, sid string) []apiEvent {
-	p.t.Helper()
-	var out []apiEvent
-	after := int64(-1)
-	for {
-		code, b := p.do("GET", fmt.Sprintf("api/sessions/%s/events?corral_events=true&limit=100&after=%d", sid, after), "")
-		if code != 200 {
-			p.t.Fatalf("events = %d %s", code, b)
-		}
-		var page struct {
-			Events    []apiEvent `json:"events"`
-			HasMore   bool       `json:"has_more"`
-			NextAfter int64      `json:"next_after"`
-		}
-		if err := json.Unmarshal(b, &page); err != nil {
-			p.t.Fatalf("events page: %v: %s", err, b)
-		}
-		out = append(out, page.Events...)
-		if !page.HasMore {
-			return out
-		}
-		after = page.NextAfter
-	}
-}
-
 // outputWatch follows a session's live output over the events WebSocket.
 type outputWatch struct {
 	conn   *websocket.Conn
@@ -275,7 +248,7 @@ func TestKubernetesServeKilledMidCommandReattachesThePodWithItsShellAndOutput(t 
 	if got := second.observationOf(sid, after); !strings.Contains(got.Content, "still-here") {
 		t.Fatalf("the recovered session lost its shell: %q", got.Content)
 	}
-	checkRecoveredEvents(t, allEvents(second, sid), inflight, after)
+	checkRecoveredEvents(t, second.eventPages(sid, "corral_events=true"), inflight, after)
 	if h := (&rig{t: t, store: r.store}).handleOf(sid); h != before.Name {
 		t.Fatalf("the recovered session's record names sandbox %q, want the re-attached pod %s", h, before.Name)
 	}

@@ -291,12 +291,16 @@ func contains(ids []string, id string) bool {
 	return false
 }
 
-// events are every stored event of the session, page after page.
-func (p *serveProc) events(sid string) []apiEvent {
+// events are every stored OpenHands event of the session, page after page.
+func (p *serveProc) events(sid string) []apiEvent { return p.eventPages(sid, "") }
+
+// eventPages are every stored event of the session that GET /events with
+// the extra query (e.g. "corral_events=true") returns, page after page.
+func (p *serveProc) eventPages(sid, query string) []apiEvent {
 	p.t.Helper()
 	var all []apiEvent
 	for after := int64(-1); ; {
-		code, b := p.do("GET", fmt.Sprintf("api/sessions/%s/events?after=%d", sid, after), "")
+		code, b := p.do("GET", fmt.Sprintf("api/sessions/%s/events?after=%d&%s", sid, after, query), "")
 		if code != 200 {
 			p.t.Fatalf("events = %d %s", code, b)
 		}
