@@ -44,6 +44,10 @@ type Store struct {
 
 	mu   sync.Mutex
 	open map[string]*Stream
+
+	// replica, if set, receives every commit group and metadata record
+	// before it is acknowledged (WithReplica, cluster mode).
+	replica Replica
 }
 
 // StoreOption configures OpenStore.
