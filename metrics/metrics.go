@@ -48,6 +48,8 @@ type Registry struct {
 	httpRequests    *prometheus.CounterVec
 	httpLatency     *prometheus.HistogramVec
 
+	cluster clusterCollectors
+
 	window *window
 }
 
@@ -102,8 +104,10 @@ func New() *Registry {
 			Name: "corral_http_request_duration_seconds", Help: "API request handling time by route pattern (WebSocket routes excluded).",
 			Buckets: latencyBuckets,
 		}, []string{"route"}),
-		window: newWindow(windowSize),
+		cluster: newClusterCollectors(),
+		window:  newWindow(windowSize),
 	}
+	r.reg.MustRegister(r.cluster.all()...)
 	r.reg.MustRegister(
 		r.sessions, r.actions, r.actionLatency, r.runtimeStarts, r.runtimeRestarts,
 		r.runtimeFailures, r.startLatency, r.eventsAppended, r.appendLatency,

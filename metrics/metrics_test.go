@@ -168,3 +168,37 @@ func value(c prometheus.Collector) float64 {
 	}
 	return pb.Gauge.GetValue()
 }
+
+func TestClusterMetricsAreExposedUnderTheirNames(t *testing.T) {
+	r := New()
+	r.SetClusterMembers(3)
+	r.SetClusterSessions("n1", 4)
+	r.RoutedRequest("n2")
+	r.Failover("member_dead")
+	r.SetReplicationLag("n3", 7)
+	var nilReg *Registry
+	nilReg.RoutedRequest("n2") // a nil registry is a no-op
+	mfs, err := r.Gatherer().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]float64{
+		"corral_cluster_members": 3, "corral_cluster_sessions": 4, "corral_cluster_routed_requests_total": 1,
+		"corral_cluster_failovers_total": 1, "corral_cluster_replication_lag": 7,
+	}
+	for _, mf := range mfs {
+		v, ok := want[mf.GetName()]
+		if !ok {
+			continue
+		}
+		m := mf.GetMetric()[0]
+		got := m.GetGauge().GetValue() + m.GetCounter().GetValue()
+		if got != v {
+			t.Errorf("%s = %v, want %v", mf.GetName(), got, v)
+		}
+		delete(want, mf.GetName())
+	}
+	if len(want) != 0 {
+		t.Errorf("not exposed: %v", want)
+	}
+}
