@@ -132,7 +132,8 @@ func syncDir(dir string) error {
 // <root>/sessions/<srcSID>/events/<id>.json, keeping ids (gaps included).
 // Each file must decode as an event; an "id" inside it must equal the file
 // name. Events are stored re-encoded by Marshal (compact, unknown keys kept).
-// The session must not exist yet; on error it is removed again.
+// The session must not exist yet; on error it is removed again. A
+// replicated store (WithReplica) replicates the imported events.
 func (st *Store) Import(ctx context.Context, root, srcSID, sid string) error {
 	if err := ValidateSessionID(sid); err != nil {
 		return err
@@ -156,21 +157,23 @@ func (st *Store) Import(ctx context.Context, root, srcSID, sid string) error {
 	}
 	sort.Slice(files, func(i, j int) bool { return files[i].id < files[j].id })
 
-	return st.importInto(sid, func(s *Stream) error {
+	return st.importInto(sid, true, func(s *Stream) error {
 		return st.importFiles(ctx, s, dir, files)
 	})
 }
 
 // importInto creates session sid and fills it; the session must not exist
 // yet, and it is removed again when fill (or closing it) fails, so an
-// import lands whole or not at all.
-func (st *Store) importInto(sid string, fill func(*Stream) error) (err error) {
+// import lands whole or not at all. With replicate (and a Replica) the
+// events are replicated like appended ones, so an imported session
+// survives a failover; a failed import is deleted from the replica too.
+func (st *Store) importInto(sid string, replicate bool, fill func(*Stream) error) (err error) {
 	if _, serr := os.Stat(st.path(sid)); serr == nil {
 		return fmt.Errorf("eventbus: import into session %q: it already exists in %s; Delete it first or pick another id", sid, st.dir)
 	} else if !errors.Is(serr, os.ErrNotExist) {
 		return fmt.Errorf("eventbus: import into session %q: %w", sid, serr)
 	}
-	s, err := st.Open(sid)
+	s, err := st.openStream(sid, replicate)
 	if err != nil {
 		return err
 	}
@@ -181,6 +184,13 @@ func (st *Store) importInto(sid string, fill func(*Stream) error) (err error) {
 		}
 		if err != nil {
 			os.Remove(st.path(sid))
+			if replicate && st.replica != nil {
+				if derr := st.replicaCall(context.Background(), "delete the failed import", sid, func(ctx context.Context, r Replica) error {
+					return r.Delete(ctx, sid)
+				}); derr != nil {
+					err = errors.Join(err, derr)
+				}
+			}
 		}
 	}()
 	return fill(s)

@@ -1,6 +1,7 @@
 package eventbus
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -220,6 +221,12 @@ func (st *Store) LastWrite(sid string) time.Time {
 // Stream.Recovered. A session can be open once at a time; Close the stream
 // to open it again.
 func (st *Store) Open(sid string) (*Stream, error) {
+	return st.openStream(sid, true)
+}
+
+// openStream opens session sid; replicate false keeps its appends local
+// (Hydrate stores what came from the replica).
+func (st *Store) openStream(sid string, replicate bool) (*Stream, error) {
 	if err := ValidateSessionID(sid); err != nil {
 		return nil, err
 	}
@@ -237,6 +244,9 @@ func (st *Store) Open(sid string) (*Stream, error) {
 		return nil, err
 	}
 	l.wal, l.sid = st.wal, sid
+	if replicate {
+		l.replica = st.replica
+	}
 	if l.recovered == nil {
 		// Dropped from the file when the store replayed its log into it.
 		l.recovered = st.sessRecovered[sid]
@@ -292,44 +302,26 @@ func sessionOfFile(name string) (string, bool) {
 }
 
 // Delete removes a session's events and its metadata record. The session
-// must not be open.
+// must not be open. A replicated store (WithReplica) deletes the replica's
+// copy first, so a failed call leaves the session whole where it was.
 func (st *Store) Delete(sid string) error {
 	if err := ValidateSessionID(sid); err != nil {
 		return err
 	}
-	st.life.RLock()
-	defer st.life.RUnlock()
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if st.closed {
-		return errStoreClosed
-	}
-	if _, ok := st.open[sid]; ok {
-		return fmt.Errorf("eventbus: cannot delete session %q while it is open; Close its stream first", sid)
-	}
-	if st.wal != nil {
-		// A durable tombstone first: recovery must not bring the session's
-		// events back from the log once its files are gone.
-		if err := st.wal.commit(walKindDelete, sid, nil); err != nil {
-			return fmt.Errorf("eventbus: delete session %q: %w", sid, err)
+	if st.replica != nil {
+		st.mu.Lock()
+		_, open := st.open[sid]
+		st.mu.Unlock()
+		if open {
+			return fmt.Errorf("eventbus: cannot delete session %q while it is open; Close its stream first", sid)
+		}
+		if err := st.replicaCall(context.Background(), "delete", sid, func(ctx context.Context, r Replica) error {
+			return r.Delete(ctx, sid)
+		}); err != nil {
+			return err
 		}
 	}
-	delete(st.sessRecovered, sid)
-	found := false
-	// The events go first: a crash in between leaves a metadata record
-	// without events, which Sessions still lists and Delete removes.
-	for _, p := range []string{st.path(sid), st.metaPath(sid)} {
-		switch err := os.Remove(p); {
-		case err == nil:
-			found = true
-		case !errors.Is(err, os.ErrNotExist):
-			return fmt.Errorf("eventbus: delete session %q: %w", sid, err)
-		}
-	}
-	if !found {
-		return fmt.Errorf("eventbus: delete session %q: no such session in %s", sid, st.dir)
-	}
-	return nil
+	return st.deleteLocal(sid, true)
 }
 
 // errStoreClosed is returned by operations on a closed Store.

@@ -105,6 +105,9 @@ type eventLog struct {
 	// write-ahead log (sync_method "wal"), as session sid's entries.
 	wal *wal
 	sid string
+	// replica, if set, receives every written group before it is synced
+	// and acknowledged (cluster mode; see replicate).
+	replica Replica
 
 	// syncFile makes this file's writes durable: fdatasync unless a test
 	// replaced it.
@@ -438,6 +441,12 @@ func (l *eventLog) drive() {
 		if err := l.write(g, start); err != nil {
 			l.fail(g, err)
 			continue
+		}
+		if l.replica != nil {
+			if err := l.replicate(g); err != nil {
+				l.fail(g, err)
+				continue
+			}
 		}
 		if l.policy != SyncNever {
 			if err := l.sync(g); err != nil {

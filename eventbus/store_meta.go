@@ -1,6 +1,7 @@
 package eventbus
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,7 +23,9 @@ func (st *Store) metaPath(sid string) string { return filepath.Join(st.dir, sid+
 // may hold secrets: after a crash LoadMeta
 // returns either the previous record or this one, never a mix. The session
 // need not be open nor have events. Concurrent SaveMeta calls of one session
-// leave one of the records whole.
+// leave one of the records whole. A replicated store (WithReplica) stores
+// the record in the replica first and fails, changing nothing here, when
+// the replica does.
 func (st *Store) SaveMeta(sid string, data []byte) error {
 	if err := ValidateSessionID(sid); err != nil {
 		return err
@@ -30,6 +33,17 @@ func (st *Store) SaveMeta(sid string, data []byte) error {
 	if !json.Valid(data) {
 		return fmt.Errorf("eventbus: save metadata of session %q: the record is not valid JSON (%d bytes); pass one encoded JSON value", sid, len(data))
 	}
+	if err := st.replicaCall(context.Background(), "save metadata", sid, func(ctx context.Context, r Replica) error {
+		return r.SaveMeta(ctx, sid, data)
+	}); err != nil {
+		return err
+	}
+	return st.saveMetaLocal(sid, data)
+}
+
+// saveMetaLocal writes session sid's metadata record to the store
+// directory only.
+func (st *Store) saveMetaLocal(sid string, data []byte) error {
 	st.life.RLock()
 	defer st.life.RUnlock()
 	if st.closed {
@@ -59,3 +73,5 @@ func (st *Store) LoadMeta(sid string) ([]byte, error) {
 	}
 	return b, nil
 }
+
+func jsonValid(b []byte) bool { return json.Valid(b) }
