@@ -73,7 +73,11 @@ func (s *Server) engineError(w http.ResponseWriter, r *http.Request, what string
 	if status == http.StatusInternalServerError {
 		s.logger.Error("api: engine call failed", "what", what, "err", err)
 	}
-	writeError(w, status, code, fmt.Sprintf("%s: %v", what, err))
+	msg := fmt.Sprintf("%s: %v", what, err)
+	if status == http.StatusNotFound {
+		msg = notOwnedNote(w, r, msg)
+	}
+	writeError(w, status, code, msg)
 }
 
 // readBody reads a request body of at most limit bytes. On failure it has

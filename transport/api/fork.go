@@ -66,5 +66,6 @@ func (s *Server) forkSession(w http.ResponseWriter, r *http.Request) {
 		s.engineError(w, r, fmt.Sprintf("fork session %q", id), err)
 		return
 	}
+	s.stampNode(&fs)
 	writeJSON(w, http.StatusCreated, fs)
 }

@@ -93,11 +93,15 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_request", "session request: resources must not be negative (0 = the backend's default)")
 		return
 	}
+	if s.placeSession(w, r, body, &req) {
+		return
+	}
 	sess, err := s.eng.CreateSession(r.Context(), req)
 	if err != nil {
 		s.engineError(w, r, "create session", err)
 		return
 	}
+	s.stampNode(&sess)
 	w.Header().Set("Location", "/api/sessions/"+sess.ID)
 	writeJSON(w, http.StatusCreated, sess)
 }
@@ -121,6 +125,16 @@ func (s *Server) listSessions(w http.ResponseWriter, r *http.Request) {
 		s.engineError(w, r, "list sessions", err)
 		return
 	}
+	var failures []memberFailure
+	if s.cluster != nil {
+		if r.Header.Get(RoutedByHeader) != "" {
+			for i := range list {
+				s.stampNode(&list[i])
+			}
+		} else {
+			list, failures = s.clusterSessions(r, list)
+		}
+	}
 	slices.SortFunc(list, func(a, b Session) int {
 		if c := a.Created.Compare(b.Created); c != 0 {
 			return c
@@ -130,7 +144,12 @@ func (s *Server) listSessions(w http.ResponseWriter, r *http.Request) {
 	if list == nil {
 		list = []Session{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"sessions": list})
+	body := map[string]any{"sessions": list}
+	if len(failures) > 0 {
+		// Partial: the members that did not answer, whose sessions are missing.
+		body["unreachable"] = failures
+	}
+	writeJSON(w, http.StatusOK, body)
 }
 
 func (s *Server) getSession(w http.ResponseWriter, r *http.Request) {
@@ -156,6 +175,7 @@ func (s *Server) sessionCall(w http.ResponseWriter, r *http.Request, what string
 		s.engineError(w, r, fmt.Sprintf("%s %q", what, id), err)
 		return
 	}
+	s.stampNode(&sess)
 	writeJSON(w, http.StatusOK, sess)
 }
 

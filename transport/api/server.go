@@ -26,6 +26,7 @@ type Server struct {
 	cfg     Config
 	metrics *metrics.Registry
 	logger  *slog.Logger
+	cluster *clusterRouting // nil: a single node (WithRouter)
 
 	mux    *http.ServeMux
 	routes map[string]routeInfo // by mux pattern
@@ -99,6 +100,7 @@ func (s *Server) Close() {
 	s.wsMu.Unlock()
 	s.cancel()
 	s.wsWG.Wait()
+	s.closeCluster()
 }
 
 // trackWS registers a WebSocket handler for Close to wait for; false once
@@ -125,6 +127,9 @@ func (s *Server) Routes() []string {
 
 func (s *Server) handle(pattern string, info routeInfo, h http.HandlerFunc) {
 	s.routes[pattern] = info
+	if strings.Contains(pattern, "{id}") {
+		h = s.routed(h) // session-scoped: served by the session's owner
+	}
 	s.mux.Handle(pattern, h)
 }
 
@@ -136,6 +141,7 @@ func (s *Server) register() {
 	s.handle("GET /metrics", api, s.metrics.Handler().ServeHTTP)
 	s.handle("GET /api/openapi.json", pub, s.openAPI)
 	s.handle("GET /api/metrics/summary", api, s.metricsSummary)
+	s.handle("GET /api/cluster", api, s.clusterInfo)
 
 	s.handle("POST /api/sessions", api, s.createSession)
 	s.handle("GET /api/sessions", api, s.listSessions)
