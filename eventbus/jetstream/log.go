@@ -1,0 +1,320 @@
+package jetstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"corral/eventbus"
+)
+
+// Names of the stream, its subjects and the metadata bucket.
+const (
+	DefaultStreamName = "CORRAL_EVENTS"
+	subjectPrefix     = "corral.events."
+	MetaBucket        = "corral_meta"
+)
+
+// Message headers.
+const (
+	hdrFirstID = "Corral-First-Id"
+	hdrLastID  = "Corral-Last-Id"
+	hdrFence   = "Corral-Fence"
+)
+
+// maxGroupBytes is the most body bytes one message carries; larger commit
+// groups are split into chained messages (MaxPayload leaves room for
+// headers).
+const maxGroupBytes = 7 << 20
+
+// Log is the eventbus.Replica backed by JetStream, plus the readers a node
+// taking sessions over needs (Load, Fence, Sessions). Safe for concurrent
+// use; appends of one session must come from one goroutine at a time (an
+// eventbus Stream's writer), appends of different sessions may overlap.
+type Log struct {
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	stream jetstream.Stream
+	meta   jetstream.KeyValue
+	o      options
+
+	mu   sync.Mutex
+	seqs map[string]uint64 // last sequence this Log wrote or read per subject
+}
+
+var _ eventbus.Replica = (*Log)(nil)
+
+// Option configures Open.
+type Option func(*options)
+
+type options struct {
+	replicas   int
+	logger     *slog.Logger
+	stream     string
+	opTimeout  time.Duration
+	clientName string
+}
+
+// WithReplicas sets how many servers keep each message (JetStream's R;
+// default 1). An append is acknowledged once a majority of them stored it.
+func WithReplicas(n int) Option { return func(o *options) { o.replicas = n } }
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) {
+		if l != nil {
+			o.logger = l
+		}
+	}
+}
+
+// WithStreamName overrides the stream's name (default CORRAL_EVENTS); for
+// tests that share a server.
+func WithStreamName(name string) Option { return func(o *options) { o.stream = name } }
+
+// WithOpTimeout bounds each JetStream round trip of an append, fence or
+// metadata write (default 5s): past it, with no quorum answering, the call
+// fails wrapping eventbus.ErrReplicaUnavailable.
+func WithOpTimeout(d time.Duration) Option { return func(o *options) { o.opTimeout = d } }
+
+// WithClientName names the NATS connection (shown by the server's monitoring).
+func WithClientName(name string) Option { return func(o *options) { o.clientName = name } }
+
+// Open connects to the NATS server at url, creates or updates the stream
+// and the metadata bucket, and returns the Log. In a new cluster JetStream
+// needs a few seconds to elect its meta leader; Open retries until ctx ends
+// and then reports how many servers answered.
+func Open(ctx context.Context, url string, opts ...Option) (*Log, error) {
+	o := options{replicas: 1, logger: slog.Default(), stream: DefaultStreamName, opTimeout: 5 * time.Second, clientName: "corral"}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.replicas < 1 || o.replicas > 5 {
+		return nil, fmt.Errorf("jetstream: replicas = %d; JetStream keeps 1 to 5 copies (use 1 for a single node, 3 for a cluster)", o.replicas)
+	}
+	if o.opTimeout <= 0 {
+		return nil, fmt.Errorf("jetstream: op timeout %v must be positive", o.opTimeout)
+	}
+	nc, err := connect(ctx, url, o)
+	if err != nil {
+		return nil, err
+	}
+	l := &Log{nc: nc, o: o, seqs: map[string]uint64{}}
+	if l.js, err = jetstream.New(nc, jetstream.WithDefaultTimeout(o.opTimeout)); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	if err := l.setup(ctx); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// connect dials url, retrying until ctx ends.
+func connect(ctx context.Context, url string, o options) (*nats.Conn, error) {
+	var last error
+	for {
+		nc, err := nats.Connect(url, nats.Name(o.clientName), nats.Timeout(2*time.Second),
+			nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond))
+		if err == nil {
+			return nc, nil
+		}
+		last = err
+		if !sleepCtx(ctx, 200*time.Millisecond) {
+			return nil, fmt.Errorf("jetstream: cannot reach the NATS server at %s (%v) before the context ended; is the node's embedded server running and the address right? %w", url, last, ctx.Err())
+		}
+	}
+}
+
+// setup creates or updates the stream and the bucket, retrying while
+// JetStream is not ready (no meta leader yet).
+func (l *Log) setup(ctx context.Context) error {
+	scfg := jetstream.StreamConfig{
+		Name:        l.o.stream,
+		Subjects:    []string{subjectPrefix + ">"},
+		Storage:     jetstream.FileStorage,
+		Replicas:    l.o.replicas,
+		MaxMsgSize:  MaxPayload,
+		AllowDirect: false, // reads of state must come from the leader
+		Discard:     jetstream.DiscardOld,
+	}
+	kcfg := jetstream.KeyValueConfig{Bucket: MetaBucket, Storage: jetstream.FileStorage, Replicas: l.o.replicas, History: 1}
+	var last error
+	for {
+		actx, cancel := context.WithTimeout(ctx, l.o.opTimeout)
+		st, err := l.js.CreateOrUpdateStream(actx, scfg)
+		if err == nil {
+			l.stream = st
+			l.meta, err = l.js.CreateOrUpdateKeyValue(actx, kcfg)
+		}
+		cancel()
+		if err == nil {
+			return nil
+		}
+		last = err
+		l.o.logger.Debug("jetstream: stream not ready yet, retrying", "err", err)
+		if !sleepCtx(ctx, 250*time.Millisecond) {
+			return fmt.Errorf("jetstream: could not create the stream %s (R%d) before the context ended: %v; %s. A new cluster needs a quorum of its servers running to elect a leader: start more nodes or lower replicas: %w",
+				l.o.stream, l.o.replicas, last, l.peersAnswering(), ctx.Err())
+		}
+	}
+}
+
+// peersAnswering says which server the connection reached and how many
+// servers of its cluster it knows (routed to it), for error messages.
+func (l *Log) peersAnswering() string {
+	name := l.nc.ConnectedServerName()
+	if name == "" {
+		return "no server answered"
+	}
+	return fmt.Sprintf("server %q answered and knows %d other server(s) of its cluster", name, len(l.nc.DiscoveredServers()))
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// Close closes the connection.
+func (l *Log) Close() error {
+	l.nc.Close()
+	return nil
+}
+
+func subjectOf(sid string) string { return subjectPrefix + SubjectToken(sid) }
+
+// lastSeq returns the last sequence known for sid's subject, asking the
+// stream leader when this Log has not seen the subject yet.
+func (l *Log) lastSeq(ctx context.Context, sid string) (uint64, error) {
+	subj := subjectOf(sid)
+	l.mu.Lock()
+	seq, ok := l.seqs[subj]
+	l.mu.Unlock()
+	if ok {
+		return seq, nil
+	}
+	return l.fetchLastSeq(ctx, sid)
+}
+
+// fetchLastSeq asks the stream leader for sid's subject's last sequence (0
+// when it has none) and remembers it.
+func (l *Log) fetchLastSeq(ctx context.Context, sid string) (uint64, error) {
+	subj := subjectOf(sid)
+	ctx, cancel := context.WithTimeout(ctx, l.o.opTimeout)
+	defer cancel()
+	var seq uint64
+	m, err := l.stream.GetLastMsgForSubject(ctx, subj)
+	switch {
+	case err == nil:
+		seq = m.Sequence
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+	default:
+		return 0, l.classify(err, "read the last sequence of session "+strconv.Quote(sid))
+	}
+	l.setSeq(subj, seq)
+	return seq, nil
+}
+
+func (l *Log) setSeq(subj string, seq uint64) {
+	l.mu.Lock()
+	l.seqs[subj] = seq
+	l.mu.Unlock()
+}
+
+// AppendRecords publishes recs as one message (or several chained ones,
+// when over maxGroupBytes) on sid's subject, each expecting the subject's
+// last sequence to be the one this Log knows.
+func (l *Log) AppendRecords(ctx context.Context, sid string, recs []eventbus.ReplicaRecord) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	if err := eventbus.ValidateSessionID(sid); err != nil {
+		return err
+	}
+	seq, err := l.lastSeq(ctx, sid)
+	if err != nil {
+		return err
+	}
+	subj := subjectOf(sid)
+	for len(recs) > 0 {
+		n, size := 0, 0
+		for n < len(recs) && (n == 0 || size+len(recs[n].JSON)+1 <= maxGroupBytes) {
+			size += len(recs[n].JSON) + 1
+			n++
+		}
+		body, err := groupBody(recs[:n])
+		if err != nil {
+			return err
+		}
+		msg := nats.NewMsg(subj)
+		msg.Data = body
+		msg.Header.Set(hdrFirstID, strconv.FormatInt(recs[0].ID, 10))
+		msg.Header.Set(hdrLastID, strconv.FormatInt(recs[n-1].ID, 10))
+		if seq, err = l.publish(ctx, sid, msg, seq); err != nil {
+			return err
+		}
+		recs = recs[n:]
+	}
+	return nil
+}
+
+// publish sends msg expecting subject sequence expect, remembers the new
+// sequence and returns it.
+func (l *Log) publish(ctx context.Context, sid string, msg *nats.Msg, expect uint64) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, l.o.opTimeout)
+	defer cancel()
+	ack, err := l.js.PublishMsg(ctx, msg, jetstream.WithExpectLastSequencePerSubject(expect), jetstream.WithExpectStream(l.o.stream))
+	if err != nil {
+		if isWrongLastSeq(err) {
+			// Forget what we knew: a later Fence or Load learns it again.
+			l.mu.Lock()
+			delete(l.seqs, msg.Subject)
+			l.mu.Unlock()
+			return 0, fmt.Errorf("jetstream: session %q was written by another node after sequence %d (a fence or a newer owner): %w", sid, expect, eventbus.ErrFenced)
+		}
+		return 0, l.classify(err, "append to session "+strconv.Quote(sid))
+	}
+	l.setSeq(msg.Subject, ack.Sequence)
+	return ack.Sequence, nil
+}
+
+// isWrongLastSeq reports JetStream's refusal of an expected-last-sequence
+// check (10071; 10164 on replicated streams).
+func isWrongLastSeq(err error) bool {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant
+	}
+	return false
+}
+
+// classify wraps err: transport failures and "no leader" answers mean the
+// quorum is gone (eventbus.ErrReplicaUnavailable); anything else is a plain
+// error.
+func (l *Log) classify(err error, what string) error {
+	var apiErr *jetstream.APIError
+	unavailable := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
+		errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrDisconnected) ||
+		errors.Is(err, nats.ErrConnectionReconnecting) ||
+		errors.As(err, &apiErr) && (apiErr.Code == 503 || apiErr.Code == 500)
+	if unavailable {
+		return fmt.Errorf("jetstream: %s: the replicated store did not confirm within %v (%v): the cluster has lost its quorum (fewer than a majority of the %d replicas are reachable); nothing was acknowledged. Restart the stopped nodes or repair the network, then retry: %w",
+			what, l.o.opTimeout, err, l.o.replicas, eventbus.ErrReplicaUnavailable)
+	}
+	return fmt.Errorf("jetstream: %s: %w", what, err)
+}
