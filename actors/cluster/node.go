@@ -3,9 +3,17 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
+	protocluster "github.com/asynkron/protoactor-go/cluster"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Config is what a node needs to join a cluster.
@@ -46,38 +54,212 @@ type Member struct {
 	Self     bool   `json:"-"`
 }
 
-// ErrNotImplemented marks the skeleton (removed when the package is built).
-var ErrNotImplemented = errors.New("cluster: not implemented yet")
+// Errors callers can test with errors.Is.
+var (
+	// ErrNoSession: the placement bucket has no owner for the session (never placed, or forgotten).
+	ErrNoSession = errors.New("cluster: no member owns this session")
+	// ErrFull: no live member has room for another session (every one is at its capacity).
+	ErrFull = errors.New("cluster: every member is at its session capacity")
+	// ErrNoMember: no live member can take the session (all others are draining or gone).
+	ErrNoMember = errors.New("cluster: no live member can take the session")
+)
+
+// Stats are the node's counters since Start (for metrics and tests).
+type Stats struct {
+	Members   int   // live members in this node's view, self included
+	Claims    int64 // placement claims this node won (new sessions, failovers, drains)
+	Failovers int64 // sessions this node re-claimed from a dead owner
+	Drained   int64 // sessions this node moved away from a draining member
+}
+
+// Option tunes Start.
+type Option func(*options)
+
+type options struct {
+	logger   *slog.Logger
+	replicas int
+	refresh  time.Duration
+	sweep    time.Duration
+}
+
+// WithLogger sets the logger; protoactor's own logs go to it too, from level WARN up
+// (its INFO lines are per gossip tick and per request). Default: discard.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithReplicas sets the placement bucket's JetStream replicas. Default:
+// min(3, number of distinct members in Join plus self).
+func WithReplicas(n int) Option { return func(o *options) { o.replicas = n } }
+
+// WithRefresh sets how often the automanaged provider polls members and this
+// node republishes its gossip state (session count). Default 1s.
+func WithRefresh(d time.Duration) Option { return func(o *options) { o.refresh = d } }
+
+// WithSweep sets how often the node looks for sessions whose owner is not
+// alive (covers a missed topology event). Default 3s.
+func WithSweep(d time.Duration) Option { return func(o *options) { o.sweep = d } }
 
 // Node is this process's membership in the cluster.
 type Node struct {
-	cfg Config
+	cfg     Config
+	opts    options
+	log     *slog.Logger
+	ad      Adopter
+	sys     *actor.ActorSystem
+	c       *protocluster.Cluster
+	kv      jetstream.KeyValue
+	started time.Time
+
+	ctx    context.Context // lives until Shutdown; Adopt/Release calls and loops use it
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	kick   chan struct{} // topology changed: look for dead owners now
+
+	view    *view    // members as gossip and topology show them
+	mirror  *mirror  // local copy of the placement bucket
+	lookup  *lookup  // the IdentityLookup registered with protoactor
+	pending *pending // claims not yet visible in gossip session counts
+
+	released sync.Map // sids released on request (drain): their next owner change is expected
+
+	claims, failovers, drained atomic.Int64
+	stopOnce                   sync.Once
+	asyncMu                    sync.Mutex // orders goAsync's wg.Add before stop's wg.Wait
+	closed                     atomic.Bool
 }
 
-// Start joins the cluster described by cfg.
-func Start(ctx context.Context, cfg Config, ad Adopter, nc *nats.Conn) (*Node, error) {
-	return nil, ErrNotImplemented
+// Start joins the cluster described by cfg: protoactor member (remote,
+// gossip, provider), the placement bucket on nc's JetStream, and the
+// failover loops. ad is this node's engine.
+func Start(ctx context.Context, cfg Config, ad Adopter, nc *nats.Conn, opts ...Option) (*Node, error) {
+	o := options{refresh: time.Second, sweep: 3 * time.Second}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.logger == nil {
+		o.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	cfg = withDefaults(cfg)
+	if err := validate(cfg, ad, nc); err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg, opts: o, ad: ad, log: o.logger.With("component", "cluster", "node", cfg.NodeID),
+		kick: make(chan struct{}, 1), view: newView(), pending: newPending()}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	if err := n.openBucket(ctx, nc); err != nil {
+		n.cancel()
+		return nil, err
+	}
+	if err := n.startMember(); err != nil {
+		n.cancel()
+		n.wg.Wait()
+		return nil, err
+	}
+	if err := n.startMirror(ctx); err != nil {
+		n.stop(false)
+		return nil, err
+	}
+	if err := n.join(ctx); err != nil {
+		n.stop(false)
+		return nil, err
+	}
+	n.wg.Add(1)
+	go n.failoverLoop()
+	n.log.Info("cluster member started", "member", n.sys.ID, "address", n.sys.Address(), "members", len(n.view.alive()))
+	return n, nil
 }
 
-// Owner returns the owner of existing session sid, re-activating it on a
-// live member when its owner died.
-func (n *Node) Owner(ctx context.Context, sid string) (Member, error) { return Member{}, ErrNotImplemented }
+func withDefaults(cfg Config) Config {
+	if cfg.Name == "" {
+		cfg.Name = "corral"
+	}
+	if cfg.Provider == "" {
+		cfg.Provider = "automanaged"
+	}
+	if cfg.Host == "" {
+		cfg.Host = "127.0.0.1"
+	}
+	if cfg.FailureTimeout <= 0 {
+		cfg.FailureTimeout = 6 * time.Second
+	}
+	if cfg.JoinTimeout <= 0 {
+		cfg.JoinTimeout = 30 * time.Second
+	}
+	return cfg
+}
 
-// Place picks and claims the owner of a new session: the least-loaded live
-// member with capacity.
-func (n *Node) Place(ctx context.Context, sid string) (Member, error) { return Member{}, ErrNotImplemented }
-
-// Members lists the cluster's members.
-func (n *Node) Members(ctx context.Context) []Member { return nil }
+func validate(cfg Config, ad Adopter, nc *nats.Conn) error {
+	switch {
+	case cfg.NodeID == "":
+		return errors.New("cluster: the node id is empty: set --node-id or [cluster] node_id")
+	case ad == nil:
+		return errors.New("cluster: no Adopter (the engine) was given to Start")
+	case nc == nil:
+		return errors.New("cluster: no NATS connection was given to Start (the placement bucket lives in JetStream)")
+	case cfg.Provider != "automanaged" && cfg.Provider != "etcd":
+		return fmt.Errorf("cluster: unknown provider %q: use \"automanaged\" or \"etcd\"", cfg.Provider)
+	case cfg.Provider == "etcd" && len(cfg.Etcd) == 0:
+		return errors.New("cluster: provider \"etcd\" needs endpoints: set [cluster] etcd = [\"host:2379\", ...]")
+	case cfg.RemotePort <= 0:
+		return fmt.Errorf("cluster: remote port %d is not a port: set --cluster-listen HOST:PORT", cfg.RemotePort)
+	case cfg.Provider == "automanaged" && cfg.HealthPort <= 0:
+		return fmt.Errorf("cluster: health port %d is not a port: set [cluster] health_port or leave it 0 to derive it", cfg.HealthPort)
+	case cfg.Capacity < 0:
+		return fmt.Errorf("cluster: capacity %d is negative: use 0 for unlimited", cfg.Capacity)
+	}
+	return nil
+}
 
 // Self is this node.
-func (n *Node) Self() Member { return Member{ID: n.cfg.NodeID, Self: true} }
+func (n *Node) Self() Member {
+	return Member{ID: n.cfg.NodeID, Address: n.sys.Address(), API: n.cfg.APIURL, Status: "alive",
+		Sessions: n.ad.SessionCount(), Self: true}
+}
 
-// Drain moves node nodeID's sessions to other members.
-func (n *Node) Drain(ctx context.Context, nodeID string) error { return ErrNotImplemented }
+// Members lists the cluster's live members (those whose gossip state arrived).
+func (n *Node) Members(ctx context.Context) []Member {
+	if n.closed.Load() {
+		return []Member{n.Self()}
+	}
+	n.view.refresh(n.c, n.cfg.Name, n.log)
+	ms := n.view.alive()
+	out := make([]Member, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, n.asMember(m))
+	}
+	return out
+}
 
-// Forget drops a deleted session's placement.
-func (n *Node) Forget(ctx context.Context, sid string) error { return ErrNotImplemented }
+// Stats returns the node's counters.
+func (n *Node) Stats() Stats {
+	return Stats{Members: len(n.view.alive()), Claims: n.claims.Load(),
+		Failovers: n.failovers.Load(), Drained: n.drained.Load()}
+}
 
-// Shutdown drains this node (within ctx) and leaves the cluster.
-func (n *Node) Shutdown(ctx context.Context) error { return ErrNotImplemented }
+// Shutdown drains this node (within ctx) and leaves the cluster gracefully.
+// The returned error says which sessions could not be moved; the node leaves anyway.
+func (n *Node) Shutdown(ctx context.Context) error {
+	if n.closed.Load() {
+		return nil
+	}
+	err := n.Drain(ctx, n.cfg.NodeID)
+	n.stop(true)
+	if err != nil {
+		return fmt.Errorf("cluster: left the cluster, but draining node %s failed: %w", n.cfg.NodeID, err)
+	}
+	return nil
+}
+
+// stop ends the loops and the protoactor member. graceful=false is what a
+// crash looks like to the others: no "left" gossip, no deregistration; the
+// health endpoint and remote just stop answering.
+func (n *Node) stop(graceful bool) {
+	n.stopOnce.Do(func() {
+		n.closed.Store(true)
+		n.asyncMu.Lock()
+		n.cancel()
+		n.asyncMu.Unlock()
+		n.wg.Wait()
+		n.mirror.stop()
+		n.stopMember(graceful)
+	})
+}

@@ -1,0 +1,132 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// failoverLoop re-claims the sessions of dead owners: at once when the
+// topology changes (onEvent kicks it), and every sweep interval in case an
+// event was missed (or arrived before this node could judge the member dead).
+func (n *Node) failoverLoop() {
+	defer n.wg.Done()
+	t := time.NewTicker(n.opts.sweep)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-n.kick:
+		case <-t.C:
+		}
+		n.reclaimDead()
+	}
+}
+
+// reclaimDead claims every session whose owner member is surely dead (a
+// restarted node's old member id included: its entries name a member id no
+// longer alive). Every survivor does this; the bucket's compare-and-set lets
+// one win per session, and the winner activates it on the chosen member.
+func (n *Node) reclaimDead() {
+	dead := n.mirror.all(func(e entry) bool { return n.surelyDead(e.Member) })
+	for _, e := range dead {
+		if n.ctx.Err() != nil {
+			return
+		}
+		_, err := n.claim(n.ctx, e.rev, e.owner, "", false)
+		switch {
+		case err == nil:
+			n.failovers.Add(1)
+		case errors.Is(err, jetstream.ErrKeyRevisionMismatch):
+			// another survivor won this one
+		case errors.Is(err, ErrNoMember), errors.Is(err, ErrFull):
+			n.log.Warn("a dead member's session has nowhere to go yet", "sid", e.SID, "err", err)
+			return
+		default:
+			n.log.Warn("re-claiming a dead member's session failed", "sid", e.SID, "err", err)
+		}
+	}
+}
+
+// Drain moves node nodeID's sessions to other live members: each is
+// released on its owner, claimed for the least-loaded other member and
+// adopted there. New sessions are no longer placed on nodeID.
+func (n *Node) Drain(ctx context.Context, nodeID string) error {
+	if nodeID == "" {
+		return errors.New("cluster: Drain needs a node id")
+	}
+	n.view.setDraining(nodeID)
+	if nodeID == n.cfg.NodeID {
+		n.publishState(true)
+	} else if m, ok := n.memberOfNode(nodeID); ok {
+		if err := n.tell(ctx, m.Address, opDraining, ""); err != nil {
+			n.log.Warn("telling a node it is drained failed; it may still get new sessions from other members", "node", nodeID, "err", err)
+		}
+	}
+	owned := n.mirror.all(func(e entry) bool { return e.Node == nodeID })
+	var errs []error
+	for i, e := range owned {
+		if ctx.Err() != nil {
+			errs = append(errs, fmt.Errorf("%d sessions not moved: %w", len(owned)-i, ctx.Err()))
+			break
+		}
+		err := n.moveOne(ctx, e.SID, nodeID)
+		if errors.Is(err, ErrNoMember) || errors.Is(err, ErrFull) {
+			errs = append(errs, fmt.Errorf("%d sessions not moved: %w", len(owned)-i, err))
+			break
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("session %s: %w", e.SID, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// moveOne releases sid on its owner (if alive) and claims it elsewhere.
+func (n *Node) moveOne(ctx context.Context, sid, nodeID string) error {
+	for {
+		e, err := n.kv.Get(ctx, key(sid))
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			return nil // forgotten meanwhile
+		}
+		if err != nil {
+			return fmt.Errorf("cluster: reading the owner of session %s: %w", sid, err)
+		}
+		var rec entry
+		if rec, err = decodeEntry(e); err != nil {
+			return err
+		}
+		if rec.Node != nodeID {
+			return nil // moved meanwhile
+		}
+		if _, err := n.choose(sid, nodeID); err != nil {
+			return err // nowhere to go: keep it where it is
+		}
+		if addr, ok := n.view.address(rec.Member); ok {
+			if err := n.tell(ctx, addr, opRelease, sid); err != nil {
+				return fmt.Errorf("cluster: node %s releasing session %s: %w", nodeID, sid, err)
+			}
+		}
+		_, err = n.claim(ctx, rec.rev, rec.owner, nodeID, true)
+		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			continue
+		}
+		if err == nil {
+			n.drained.Add(1)
+		}
+		return err
+	}
+}
+
+func (n *Node) memberOfNode(nodeID string) (viewMember, bool) {
+	for _, m := range n.view.alive() {
+		if m.ID == nodeID {
+			return m, true
+		}
+	}
+	return viewMember{}, false
+}

@@ -1,0 +1,268 @@
+package cluster
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+const bucketName = "corral_owners"
+
+// owner is a placement record: the bucket's value for a session.
+type owner struct {
+	SID    string `json:"sid"`
+	Node   string `json:"node"`   // node id
+	Member string `json:"member"` // protoactor member id (one process start of that node)
+	Epoch  int64  `json:"epoch"`  // +1 on every change of owner
+}
+
+var plainKey = regexp.MustCompile(`^[-_=a-zA-Z0-9]+$`)
+
+// key is the bucket key of a session id: the id itself when it is a valid
+// key, else "b64_" + its base64url (ids starting with "b64_" are encoded too,
+// so two ids never share a key).
+func key(sid string) string {
+	if plainKey.MatchString(sid) && !strings.HasPrefix(sid, "b64_") {
+		return sid
+	}
+	return "b64_" + base64.RawURLEncoding.EncodeToString([]byte(sid))
+}
+
+// openBucket creates or opens the placement bucket. With replicas > 1 the
+// JetStream cluster may not have its peers yet: retried until JoinTimeout.
+func (n *Node) openBucket(ctx context.Context, nc *nats.Conn) error {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("cluster: JetStream on %s: %w", nc.ConnectedUrl(), err)
+	}
+	r := n.opts.replicas
+	if r <= 0 {
+		r = min(3, len(n.otherJoins())+1)
+	}
+	deadline := time.Now().Add(n.cfg.JoinTimeout)
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		kv, err := js.CreateOrUpdateKeyValue(cctx, jetstream.KeyValueConfig{Bucket: bucketName, Replicas: r, History: 1,
+			Description: "Corral: session id -> owning node (sticky placement, claimed by compare-and-set)"})
+		cancel()
+		if err == nil {
+			n.kv = kv
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("cluster: opening the placement bucket %s with %d replicas on JetStream at %s failed within %s: %w "+
+				"(replicas need that many JetStream servers routed together; set [cluster] replicas)", bucketName, r, nc.ConnectedUrl(), n.cfg.JoinTimeout, err)
+		}
+		n.log.Info("placement bucket not ready yet; retrying", "err", err)
+		if err := pause(ctx, 500*time.Millisecond); err != nil {
+			return fmt.Errorf("cluster: opening the placement bucket was cancelled: %w", err)
+		}
+	}
+}
+
+// Place picks and claims the owner of a new session: the least-loaded live
+// member with capacity. An already placed session keeps its owner.
+func (n *Node) Place(ctx context.Context, sid string) (Member, error) {
+	if sid == "" {
+		return Member{}, errors.New("cluster: Place needs a session id")
+	}
+	target, err := n.choose(sid, "")
+	if err != nil {
+		return Member{}, err
+	}
+	rec := owner{SID: sid, Node: target.ID, Member: target.memberID, Epoch: 1}
+	b, _ := json.Marshal(rec)
+	if _, err := n.kv.Create(ctx, key(sid), b); err != nil {
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			return n.Owner(ctx, sid)
+		}
+		return Member{}, fmt.Errorf("cluster: claiming session %s for node %s: %w", sid, target.ID, err)
+	}
+	n.pending.add(target.memberID)
+	n.claims.Add(1)
+	return n.asMember(target), nil
+}
+
+// Owner returns the owner of existing session sid. When its owner is not
+// alive, the session is claimed for the least-loaded live member and
+// activated there (Adopt) before Owner returns.
+func (n *Node) Owner(ctx context.Context, sid string) (Member, error) {
+	if e, ok := n.mirror.get(sid); ok {
+		if m, ok := n.liveOwner(e.owner); ok {
+			return m, nil
+		}
+	}
+	for {
+		e, err := n.kv.Get(ctx, key(sid))
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			return Member{}, fmt.Errorf("session %s: %w", sid, ErrNoSession)
+		}
+		if err != nil {
+			return Member{}, fmt.Errorf("cluster: reading the owner of session %s: %w", sid, err)
+		}
+		var rec owner
+		if err := json.Unmarshal(e.Value(), &rec); err != nil {
+			return Member{}, fmt.Errorf("cluster: the placement record of session %s is not JSON: %w", sid, err)
+		}
+		if m, ok := n.liveOwner(rec); ok {
+			return m, nil
+		}
+		if !n.surelyDead(rec.Member) {
+			if err := pause(ctx, 200*time.Millisecond); err != nil {
+				return Member{}, fmt.Errorf("cluster: waiting for the owner of session %s (member %s of node %s) to appear: %w", sid, rec.Member, rec.Node, err)
+			}
+			continue
+		}
+		m, err := n.claim(ctx, e.Revision(), rec, "", true)
+		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			continue // another member claimed it first: read the winner
+		}
+		return m, err
+	}
+}
+
+// liveOwner is the member named by rec when it is alive.
+func (n *Node) liveOwner(rec owner) (Member, bool) {
+	if !n.view.isAlive(rec.Member) {
+		return Member{}, false
+	}
+	if m, ok := n.view.member(rec.Member); ok {
+		return n.asMember(m), true
+	}
+	// alive, gossip not arrived yet: what the record and topology say
+	addr, _ := n.view.address(rec.Member)
+	return Member{ID: rec.Node, Address: addr, Status: "alive", Self: rec.Member == n.sys.ID}, true
+}
+
+func (n *Node) asMember(m viewMember) Member {
+	out := m.Member
+	out.Self = m.memberID == n.sys.ID
+	return out
+}
+
+// surelyDead: the member is not in the topology, and this node has been up
+// long enough to have seen every live member (a node that just started must
+// not take sessions from members its provider has not polled yet).
+func (n *Node) surelyDead(memberID string) bool {
+	return !n.view.isAlive(memberID) && time.Since(n.started) > n.cfg.FailureTimeout
+}
+
+// claim moves session rec.SID (bucket revision rev) to the least-loaded live
+// member other than node exclude, by compare-and-set, and activates it
+// there: synchronously when wait, else in the background. A lost race
+// returns an error wrapping jetstream.ErrKeyRevisionMismatch.
+func (n *Node) claim(ctx context.Context, rev uint64, rec owner, exclude string, wait bool) (Member, error) {
+	target, err := n.choose(rec.SID, exclude)
+	if err != nil {
+		return Member{}, err
+	}
+	next := owner{SID: rec.SID, Node: target.ID, Member: target.memberID, Epoch: rec.Epoch + 1}
+	b, _ := json.Marshal(next)
+	if _, err := n.kv.Update(ctx, key(rec.SID), b, rev); err != nil {
+		return Member{}, fmt.Errorf("cluster: claiming session %s for node %s: %w", rec.SID, target.ID, err)
+	}
+	n.pending.add(target.memberID)
+	n.claims.Add(1)
+	n.log.Info("session claimed", "sid", rec.SID, "from", rec.Node, "to", target.ID, "epoch", next.Epoch)
+	if !wait {
+		n.goAsync(func() {
+			actx, cancel := context.WithTimeout(n.ctx, activateTimeout)
+			defer cancel()
+			if err := n.activate(actx, target, rec.SID); err != nil {
+				n.log.Error("activating a claimed session failed", "sid", rec.SID, "node", target.ID, "err", err)
+			}
+		})
+		return n.asMember(target), nil
+	}
+	if err := n.activate(ctx, target, rec.SID); err != nil {
+		return n.asMember(target), err
+	}
+	return n.asMember(target), nil
+}
+
+// choose picks the least-loaded live member with room, other than node
+// exclude and draining members. Load = gossiped session count + claims this
+// node made that gossip does not show yet. Ties go to the member ranked
+// first for sid (rendezvous), so concurrent placers spread too.
+func (n *Node) choose(sid, exclude string) (viewMember, error) {
+	var best viewMember
+	bestLoad, found, full := 0, false, false
+	for _, m := range n.view.alive() {
+		if m.ID == exclude || m.draining || (m.ID == n.cfg.NodeID && m.memberID != n.sys.ID) {
+			continue
+		}
+		load := m.Sessions + n.pending.count(m.memberID)
+		if m.memberID == n.sys.ID {
+			load = n.ad.SessionCount() + n.pending.count(m.memberID)
+		}
+		if m.capacity > 0 && load >= m.capacity {
+			full = true
+			continue
+		}
+		if !found || load < bestLoad || (load == bestLoad && rank(sid, m.memberID) < rank(sid, best.memberID)) {
+			best, bestLoad, found = m, load, true
+		}
+	}
+	switch {
+	case found:
+		return best, nil
+	case full:
+		return viewMember{}, ErrFull
+	default:
+		return viewMember{}, ErrNoMember
+	}
+}
+
+func rank(sid, member string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(sid))
+	h.Write([]byte{0})
+	h.Write([]byte(member))
+	return h.Sum64()
+}
+
+// Forget drops a deleted session's placement.
+func (n *Node) Forget(ctx context.Context, sid string) error {
+	if err := n.kv.Delete(ctx, key(sid)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return fmt.Errorf("cluster: forgetting the placement of session %s: %w", sid, err)
+	}
+	return nil
+}
+
+// pending counts recent claims per member, until gossip shows them.
+type pending struct {
+	mu sync.Mutex
+	at map[string][]time.Time
+}
+
+const pendingFor = 3 * time.Second
+
+func newPending() *pending { return &pending{at: map[string][]time.Time{}} }
+
+func (p *pending) add(member string) {
+	p.mu.Lock()
+	p.at[member] = append(p.at[member], time.Now())
+	p.mu.Unlock()
+}
+
+func (p *pending) count(member string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ts := p.at[member]
+	i := 0
+	for i < len(ts) && time.Since(ts[i]) > pendingFor {
+		i++
+	}
+	p.at[member] = ts[i:]
+	return len(ts) - i
+}

@@ -1,0 +1,159 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"sort"
+	"sync"
+
+	protocluster "github.com/asynkron/protoactor-go/cluster"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+)
+
+// viewMember is a live member with what its gossip state says.
+type viewMember struct {
+	Member
+	memberID string
+	capacity int
+	draining bool
+}
+
+// view is this node's picture of the cluster: the topology (from protoactor's
+// provider, via the event stream) joined with each member's gossip state.
+// Liveness is the topology alone; node ids and API URLs come from gossip.
+type view struct {
+	mu       sync.Mutex
+	topo     map[string]string      // member id -> host:port
+	info     map[string]gossipState // member id -> its gossip state
+	draining map[string]bool        // node ids this node was told are draining
+	warned   map[string]bool        // member ids already logged as refused
+}
+
+func newView() *view {
+	return &view{topo: map[string]string{}, info: map[string]gossipState{}, draining: map[string]bool{}, warned: map[string]bool{}}
+}
+
+func (v *view) setTopology(ms []*protocluster.Member) {
+	topo := make(map[string]string, len(ms))
+	for _, m := range ms {
+		topo[m.Id] = m.Address()
+	}
+	v.mu.Lock()
+	v.topo = topo
+	v.mu.Unlock()
+}
+
+func (v *view) isAlive(memberID string) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	_, ok := v.topo[memberID]
+	return ok
+}
+
+func (v *view) address(memberID string) (string, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	a, ok := v.topo[memberID]
+	return a, ok
+}
+
+func (v *view) topologyOthers(self string) []string {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	var out []string
+	for id := range v.topo {
+		if id != self {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+func (v *view) setDraining(node string) {
+	v.mu.Lock()
+	v.draining[node] = true
+	v.mu.Unlock()
+}
+
+func (v *view) isDraining(node string) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.draining[node]
+}
+
+func (v *view) member(memberID string) (viewMember, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.memberLocked(memberID)
+}
+
+func (v *view) memberLocked(id string) (viewMember, bool) {
+	addr, alive := v.topo[id]
+	st, known := v.info[id]
+	if !alive || !known {
+		return viewMember{}, false
+	}
+	return viewMember{Member: Member{ID: st.Node, Address: addr, API: st.API, Status: "alive", Sessions: st.Sessions},
+		memberID: id, capacity: st.Capacity, draining: st.Draining || v.draining[st.Node]}, true
+}
+
+// alive lists live members whose gossip state arrived, by node id.
+func (v *view) alive() []viewMember {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	var out []viewMember
+	for id := range v.topo {
+		if m, ok := v.memberLocked(id); ok {
+			out = append(out, m)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// refresh reads every member's gossip state. Members of another cluster
+// name are left out (and logged once).
+func (v *view) refresh(c *protocluster.Cluster, cluster string, log *slog.Logger) {
+	state, err := c.Gossip.GetState(stateKey)
+	if err != nil {
+		return
+	}
+	info := make(map[string]gossipState, len(state))
+	for id, kv := range state {
+		var s wrapperspb.StringValue
+		var st gossipState
+		if kv.GetValue() == nil || kv.GetValue().UnmarshalTo(&s) != nil || json.Unmarshal([]byte(s.Value), &st) != nil {
+			continue
+		}
+		if st.Cluster != cluster {
+			v.warnOnce(log, id, "a member of another cluster is ignored", "member", id, "cluster", st.Cluster, "want", cluster)
+			continue
+		}
+		info[id] = st
+	}
+	v.mu.Lock()
+	v.info = info
+	v.mu.Unlock()
+}
+
+func (v *view) warnOnce(log *slog.Logger, id, msg string, args ...any) {
+	v.mu.Lock()
+	seen := v.warned[id]
+	v.warned[id] = true
+	v.mu.Unlock()
+	if !seen {
+		log.Warn(msg, args...)
+	}
+}
+
+// warnFilter passes protoactor's records from WARN up: its INFO lines come
+// per gossip tick, per topology change and per placement.
+type warnFilter struct{ h slog.Handler }
+
+func (f warnFilter) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelWarn && f.h.Enabled(ctx, l)
+}
+func (f warnFilter) Handle(ctx context.Context, r slog.Record) error { return f.h.Handle(ctx, r) }
+func (f warnFilter) WithAttrs(a []slog.Attr) slog.Handler            { return warnFilter{f.h.WithAttrs(a)} }
+func (f warnFilter) WithGroup(g string) slog.Handler                 { return warnFilter{f.h.WithGroup(g)} }
