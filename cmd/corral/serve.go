@@ -44,6 +44,9 @@ type serveConfig struct {
 	// none (see mcp.go); MCPTOML holds it while a file is read.
 	MCP     eventbus.MCPConfig `toml:"-"`
 	MCPTOML mcpTOML            `toml:"mcp"`
+	// Cluster is the [cluster] section (cluster_config.go): without join,
+	// serve is a single node.
+	Cluster clusterConfig `toml:"cluster"`
 }
 
 // serveRuntimeConfig selects and configures the sandbox backends:
@@ -80,10 +83,12 @@ func defaultServeConfig() serveConfig {
 		Engine:  actors.DefaultConfig(),
 		Events:  eventbus.DefaultConfig(),
 		Runtime: runtimeFactories().DefaultConfig("local"),
+		Cluster: defaultClusterConfig(),
 	}
 }
 
 const serveUsage = `usage: corral serve [--listen HOST:PORT] [--config FILE] [--runtimes local,docker] [-v]
+       corral serve --cluster-listen HOST:P --join HOST:P[,HOST:P...] --data DIR [--node-id ID] [...]
 
 Starts the API server, the web UI and the engine. Events are stored under
 [events] store_dir (default ~/.corral/sessions). Binding anything but a
@@ -91,7 +96,10 @@ loopback address needs [server] auth_tokens.
 
 Environment overrides (after the file, before flags):
   CORRAL_SERVER_LISTEN, CORRAL_SERVER_AUTH_TOKENS (comma-separated),
-  CORRAL_SERVER_ALLOWED_ORIGINS (comma-separated), CORRAL_EVENTS_STORE_DIR
+  CORRAL_SERVER_ALLOWED_ORIGINS (comma-separated), CORRAL_EVENTS_STORE_DIR,
+  CORRAL_CLUSTER_LISTEN, CORRAL_CLUSTER_JOIN (comma-separated),
+  CORRAL_CLUSTER_DATA, CORRAL_CLUSTER_NODE_ID, CORRAL_CLUSTER_NAME
+` + clusterUsage + `
 
 flags:
 `
@@ -106,6 +114,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) (exi
 	configPath := fs.String("config", "", "TOML configuration file")
 	runtimesFlag := fs.String("runtimes", "", "backends to start, comma-separated: local, cli, docker, kubernetes, remote (default [runtime] enabled, local)")
 	verbose := fs.Bool("v", false, "log engine and request details")
+	cf := clusterFlags(fs)
 	fs.Usage = func() { fmt.Fprint(stderr, serveUsage); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -132,7 +141,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) (exi
 	if *runtimesFlag != "" {
 		cfg.Runtime.Enabled = splitList(*runtimesFlag)
 	}
-	if err := errors.Join(cfg.Server.Validate(), cfg.Events.Validate(), cfg.Engine.Validate()); err != nil {
+	cf.apply(&cfg.Cluster)
+	if err := errors.Join(cfg.Server.Validate(), cfg.Events.Validate(), cfg.Engine.Validate(), cfg.Cluster.validate(cfg.Server.Listen)); err != nil {
 		fmt.Fprintf(stderr, "corral serve: invalid configuration:\n%v\n", err)
 		return 2
 	}
@@ -163,7 +173,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) (exi
 	defer ln.Close()
 
 	reg := metrics.New()
-	st, err := openServeStack(ctx, cfg, logger, reg)
+	var st *serveStack
+	if cfg.Cluster.enabled() {
+		st, err = openClusterStack(ctx, cfg, ln.Addr().String(), logger, reg)
+	} else {
+		st, err = openServeStack(ctx, cfg, logger, reg)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "corral serve: %v\n", err)
 		return 1
@@ -177,7 +192,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) (exi
 		}
 	}()
 
-	srv, err := api.New(api.NewEngineAdapter(st.eng), cfg.Server, api.WithMetrics(reg), api.WithLogger(logger))
+	srv, err := api.New(api.NewEngineAdapter(st.eng), cfg.Server, append(st.apiOpts, api.WithMetrics(reg), api.WithLogger(logger))...)
 	if err != nil {
 		fmt.Fprintf(stderr, "corral serve: %v\n", err)
 		return 2
@@ -221,6 +236,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) (exi
 		fmt.Fprintf(stderr, "corral serve: %v\n", err)
 		exit = 1
 	}
+	// A cluster member hands its sessions to the others while its API
+	// still answers (and routes) requests.
+	st.leave(cfg.Cluster.DrainTimeout.D(), stderr)
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil {
@@ -260,6 +278,7 @@ func applyServeEnv(cfg *serveConfig, getenv func(string) string) {
 	if v := getenv("CORRAL_RUNTIME_API_KEY"); v != "" {
 		cfg.RuntimeAPI.APIKey = v
 	}
+	applyClusterEnv(&cfg.Cluster, getenv)
 }
 
 // serveStack is what the server runs on: the store, the backends, the engine.
@@ -268,6 +287,12 @@ type serveStack struct {
 	eng      *actors.Engine
 	backends *backendSet
 	closers  []func() error // backends, in start order
+	// Cluster mode (cluster_serve.go): the API's router option, the
+	// node's leaving (drain) and what closes after the store (the
+	// replicated log, the NATS server), in start order.
+	apiOpts []api.Option
+	node    clusterMember
+	after   []func() error
 }
 
 func openServeStack(ctx context.Context, cfg serveConfig, logger *slog.Logger, met *metrics.Registry) (*serveStack, error) {
@@ -280,30 +305,10 @@ func openServeStack(ctx context.Context, cfg serveConfig, logger *slog.Logger, m
 		_ = st.close(context.Background())
 		return nil, err
 	}
-	// bs.reapRefused (reap_orphans = false in [runtime.docker] or
-	// [runtime.kubernetes]) says the server must not reap this node's
-	// leftover sandboxes at start; nor must it
-	// not with [engine] keep_runtime_alive (those are meant to be kept).
-	// Building the backends never reaps.
-	bs, err := buildBackends(ctx, cfg.Runtime, cfg.Runtime.Enabled, cfg.Engine.AgentGracePeriod.D(), actors.StoreOwner(store, true), logger)
-	if err != nil {
+	if err := st.startEngine(ctx, cfg, logger, met); err != nil {
 		return fail(err)
 	}
-	st.closers = append(st.closers, bs.close)
-	st.backends = bs
-	reg := bs.reg
-	ecfg := cfg.Engine
-	if !slices.Contains(cfg.Runtime.Enabled, ecfg.DefaultRuntime) {
-		if ecfg.DefaultRuntime != "" && ecfg.DefaultRuntime != actors.DefaultConfig().DefaultRuntime {
-			return fail(fmt.Errorf("[engine] default_runtime = %q is not in [runtime] enabled = %q; enable it or pick one of those", ecfg.DefaultRuntime, cfg.Runtime.Enabled))
-		}
-		ecfg.DefaultRuntime = cfg.Runtime.Enabled[0]
-	}
-	eng, err := actors.NewEngine(ecfg, reg, actors.WithStore(store), actors.WithLogger(logger), actors.WithMetrics(met), actors.WithDefaultMCP(cfg.MCP))
-	if err != nil {
-		return fail(fmt.Errorf("start the engine: %w", err))
-	}
-	st.eng = eng
+	eng, bs := st.eng, st.backends
 	rep, err := eng.Recover(ctx)
 	if err != nil {
 		return fail(fmt.Errorf("recover the sessions of %s: %w", store.Dir(), err))
@@ -327,9 +332,46 @@ func openServeStack(ctx context.Context, cfg serveConfig, logger *slog.Logger, m
 	return st, nil
 }
 
-// close stops every session, then the backends, then the store.
+// startEngine builds the backends and the engine on st.store; opts are
+// added to the engine's (cluster mode: actors.WithCluster).
+func (st *serveStack) startEngine(ctx context.Context, cfg serveConfig, logger *slog.Logger, met *metrics.Registry, opts ...actors.Option) error {
+	// bs.reapRefused (reap_orphans = false in [runtime.docker] or
+	// [runtime.kubernetes]) says the server must not reap this node's
+	// leftover sandboxes at start; nor must it
+	// not with [engine] keep_runtime_alive (those are meant to be kept).
+	// Building the backends never reaps.
+	bs, err := buildBackends(ctx, cfg.Runtime, cfg.Runtime.Enabled, cfg.Engine.AgentGracePeriod.D(), actors.StoreOwner(st.store, true), logger)
+	if err != nil {
+		return err
+	}
+	st.closers = append(st.closers, bs.close)
+	st.backends = bs
+	reg := bs.reg
+	ecfg := cfg.Engine
+	if !slices.Contains(cfg.Runtime.Enabled, ecfg.DefaultRuntime) {
+		if ecfg.DefaultRuntime != "" && ecfg.DefaultRuntime != actors.DefaultConfig().DefaultRuntime {
+			return fmt.Errorf("[engine] default_runtime = %q is not in [runtime] enabled = %q; enable it or pick one of those", ecfg.DefaultRuntime, cfg.Runtime.Enabled)
+		}
+		ecfg.DefaultRuntime = cfg.Runtime.Enabled[0]
+	}
+	opts = append([]actors.Option{actors.WithStore(st.store), actors.WithLogger(logger), actors.WithMetrics(met), actors.WithDefaultMCP(cfg.MCP)}, opts...)
+	eng, err := actors.NewEngine(ecfg, reg, opts...)
+	if err != nil {
+		return fmt.Errorf("start the engine: %w", err)
+	}
+	st.eng = eng
+	return nil
+}
+
+// close stops every session, then the backends, then the store (and in
+// cluster mode, first leaves the cluster if leave did not, and last closes
+// the replicated log and the NATS server).
 func (st *serveStack) close(ctx context.Context) error {
 	var errs []error
+	if st.node != nil {
+		errs = append(errs, st.node.Shutdown(ctx))
+		st.node = nil
+	}
 	if st.eng != nil {
 		if err := st.eng.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("engine: %w", err))
@@ -338,6 +380,11 @@ func (st *serveStack) close(ctx context.Context) error {
 	for i := len(st.closers) - 1; i >= 0; i-- {
 		errs = append(errs, st.closers[i]())
 	}
-	errs = append(errs, st.store.Close())
+	if st.store != nil {
+		errs = append(errs, st.store.Close())
+	}
+	for i := len(st.after) - 1; i >= 0; i-- {
+		errs = append(errs, st.after[i]())
+	}
 	return errors.Join(errs...)
 }

@@ -1,0 +1,81 @@
+//go:build corral_cluster_wired
+
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+
+	"github.com/nats-io/nats.go"
+
+	"corral/actors"
+	"corral/actors/cluster"
+	"corral/eventbus"
+	"corral/eventbus/jetstream"
+	"corral/metrics"
+	"corral/transport/api"
+)
+
+// openClusterStack starts a cluster member: its embedded NATS server
+// (routes to every other --join member), the replicated log on it, the
+// event store replicating to that log, the engine in cluster mode (no
+// Recover and no Reap: sessions come to it through Adopt), then the
+// membership. apiAddr is the API's bound address, advertised to the
+// others. Everything closes in reverse order (serveStack.close).
+func openClusterStack(ctx context.Context, cfg serveConfig, apiAddr string, logger *slog.Logger, met *metrics.Registry) (*serveStack, error) {
+	cc := cfg.Cluster
+	np, err := cc.ports()
+	if err != nil {
+		return nil, err
+	}
+	nodeID, err := cc.prepareDataDir(np.Remote)
+	if err != nil {
+		return nil, err
+	}
+	st := &serveStack{}
+	fail := func(err error) (*serveStack, error) {
+		_ = st.close(context.Background())
+		return nil, err
+	}
+	srv, err := jetstream.StartServer(ctx, jetstream.ServerConfig{
+		NodeID: nodeID, ClusterName: cc.Name, Host: np.Host, ClientPort: np.NATS, RoutePort: np.NATSRoute,
+		Routes: cc.otherMembers(3), StoreDir: filepath.Join(cc.Data, "jetstream"), Logger: logger,
+	})
+	if err != nil {
+		return fail(fmt.Errorf("start the embedded NATS server (ports %d, %d): %w", np.NATS, np.NATSRoute, err))
+	}
+	st.after = append(st.after, func() error { srv.Shutdown(); return nil })
+	log, err := jetstream.Open(ctx, srv.ClientURL(), jetstream.WithReplicas(cc.replicas()), jetstream.WithLogger(logger))
+	if err != nil {
+		return fail(fmt.Errorf("open the replicated event log (replicas %d): %w; %s", cc.replicas(), err, joinErrorHint(cc)))
+	}
+	st.after = append(st.after, log.Close)
+	nc, err := nats.Connect(srv.ClientURL(), nats.Name("corral-cluster-"+nodeID))
+	if err != nil {
+		return fail(fmt.Errorf("connect to the embedded NATS server: %w", err))
+	}
+	st.after = append(st.after, func() error { nc.Close(); return nil })
+	ecfg := cfg.Events
+	ecfg.StoreDir = filepath.Join(cc.Data, "events")
+	if st.store, err = eventbus.OpenStore(ecfg, eventbus.WithLogger(logger), eventbus.WithReplica(log)); err != nil {
+		return fail(fmt.Errorf("open the event store: %w", err))
+	}
+	if err := st.startEngine(ctx, cfg, logger, met, actors.WithCluster(log, nodeID)); err != nil {
+		return fail(err)
+	}
+	node, err := cluster.Start(ctx, cluster.Config{
+		NodeID: nodeID, Name: cc.Name, Host: np.Host, RemotePort: np.Remote, HealthPort: np.Health,
+		Join: shiftPorts(cc.members(), 1), Provider: cc.Provider, Etcd: cc.Etcd,
+		FailureTimeout: cc.FailureTimeout.D(), JoinTimeout: cc.JoinTimeout.D(), StartAlone: cc.StartAlone,
+		APIURL: advertisedAPI(apiAddr, np.Host), Capacity: cfg.Engine.MaxSessions,
+	}, st.eng, nc)
+	if err != nil {
+		return fail(fmt.Errorf("join the cluster as %s: %w", nodeID, err))
+	}
+	st.node = node
+	st.apiOpts = append(st.apiOpts, api.WithRouter(clusterRouter{node}))
+	logger.Info("cluster member started", "node", nodeID, "remote", np.Remote, "health", np.Health, "nats", np.NATS, "routes", np.NATSRoute)
+	return st, nil
+}
