@@ -117,6 +117,14 @@ type Engine struct {
 
 	wg     sync.WaitGroup // goroutines the engine started (writers, backend calls)
 	closed atomic.Bool
+
+	// Cluster mode (adopt.go): where sessions are taken over from, this
+	// node's id, the sessions the Manager holds (SessionCount) and the
+	// Adopt calls' tokens.
+	cluster  ReplicaSource
+	nodeID   string
+	owned    atomic.Int64
+	adoptSeq atomic.Uint64
 }
 
 // Option configures NewEngine.
@@ -184,6 +192,9 @@ func NewEngine(cfg Config, registry *runtimes.Registry, opts ...Option) (*Engine
 			return nil, fmt.Errorf("actors: the default MCP configuration ([mcp]): %w", err)
 		}
 	}
+	if err := e.validateCluster(); err != nil {
+		return nil, err
+	}
 	durable := e.store != nil
 	if e.store == nil {
 		if err := e.openTempStore(); err != nil {
@@ -192,7 +203,9 @@ func NewEngine(cfg Config, registry *runtimes.Registry, opts ...Option) (*Engine
 	}
 	e.owner = StoreOwner(e.store, durable)
 	records := map[string]*sessionRecord{}
-	if durable {
+	// In cluster mode the local store is a cache: what it holds may be
+	// owned by another node now. Sessions come by Adopt instead.
+	if durable && e.cluster == nil {
 		var errs []error
 		records, errs = loadRecords(e.store)
 		for _, err := range errs {
@@ -470,8 +483,11 @@ func (e *Engine) History(ctx context.Context, sid string, fromID int64) ([]*even
 	if err = r.err; !errors.Is(err, ErrNotRunning) && !errors.Is(err, ErrNotFound) {
 		return r.items, err
 	}
-	if errors.Is(err, ErrNotFound) && e.store.LastWrite(sid).IsZero() {
-		return nil, err // no log: opening one would create it (a deleted session would reappear)
+	if errors.Is(err, ErrNotFound) && (e.cluster != nil || e.store.LastWrite(sid).IsZero()) {
+		// No log: opening one would create it (a deleted session would
+		// reappear). In cluster mode a local log of a session this node
+		// does not own may be stale.
+		return nil, err
 	}
 	st, oerr := e.store.Open(sid)
 	if oerr != nil {

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -52,6 +53,12 @@ type streamWriter struct {
 	openErr  error
 	opened   chan struct{} // closed once the stream is open (or failed to)
 	closed   chan struct{} // closed once the stream is closed
+
+	// Replicated store (cluster mode; eventstream_replica.go).
+	hooks     writerHooks
+	fencedErr error         // set once an append was fenced: nothing more is written
+	down      bool          // a write is being retried because the replica has no quorum
+	wake      chan struct{} // cuts a retry's backoff short when the writer is closed
 }
 
 // writeJob is an append (req) or, with meta set, a save of the session's
@@ -67,7 +74,7 @@ type recordSaved struct{ err error }
 
 func newStreamWriter(store *eventbus.Store, sid string, sys *actor.ActorSystem, logger *slog.Logger, wg *sync.WaitGroup, met *metrics.Registry) *streamWriter {
 	w := &streamWriter{store: store, sid: sid, sys: sys, logger: logger, wg: wg, met: met,
-		opened: make(chan struct{}), closed: make(chan struct{})}
+		opened: make(chan struct{}), closed: make(chan struct{}), wake: make(chan struct{}, 1)}
 	// The stream is opened by the first drain, after the session's first
 	// record is saved (see drain).
 	return w
@@ -127,6 +134,10 @@ func (w *streamWriter) close() {
 	w.mu.Lock()
 	w.closing = true
 	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
 	w.kick()
 }
 
@@ -201,10 +212,11 @@ func (w *streamWriter) drain() {
 	}
 }
 
-// save writes a record job and tells its requester, if any.
+// save writes a record job and tells its requester, if any. A record the
+// replicated store cannot take yet is retried (see retry).
 func (w *streamWriter) save(j writeJob) {
-	err := w.store.SaveMeta(w.sid, j.meta)
-	if err != nil {
+	err := w.retry(false, func() error { return w.store.SaveMeta(w.sid, j.meta) })
+	if err != nil && !errors.Is(err, eventbus.ErrFenced) { // fenced: the Session says so once
 		w.logger.Error("saving the session record", "session", w.sid, "err", err)
 	}
 	if j.reply != nil {
@@ -213,30 +225,41 @@ func (w *streamWriter) save(j writeJob) {
 }
 
 func (w *streamWriter) write(r appendReq) *appended {
-	if w.openErr != nil {
-		return &appended{err: w.openErr, tag: r.tag}
-	}
-	ctx := context.Background()
-	start := time.Now()
-	ev, err := w.stream.Append(ctx, r.ev)
-	if err == nil {
-		w.met.ObserveAppend(1, time.Since(start))
-	}
+	_, isSubmit := r.tag.(*tagSubmit)
+	var ev *eventbus.Event
+	err := w.retry(isSubmit, func() (err error) {
+		ev, err = w.appendOne(r.ev)
+		return err
+	})
 	if err != nil {
-		return &appended{err: fmt.Errorf("store %s event of session %s: %w", r.ev.Type(), w.sid, err), tag: r.tag}
+		return &appended{err: err, tag: r.tag}
 	}
 	res := &appended{ev: ev, tag: r.tag}
 	if r.pairWith != nil {
 		o := r.pairWith.Clone()
 		id := ev.ID
 		o.ID, o.Cause = eventbus.InvalidID, &id
-		start = time.Now()
-		res.pair, res.err = w.stream.Append(ctx, o)
-		if res.err == nil {
-			w.met.ObserveAppend(1, time.Since(start))
-		}
+		// Only the observation is retried: the action is stored already.
+		res.err = w.retry(false, func() (err error) {
+			res.pair, err = w.appendOne(o)
+			return err
+		})
 	}
 	return res
+}
+
+// appendOne stores ev on the session's stream.
+func (w *streamWriter) appendOne(ev *eventbus.Event) (*eventbus.Event, error) {
+	if w.openErr != nil {
+		return nil, w.openErr
+	}
+	start := time.Now()
+	stored, err := w.stream.Append(context.Background(), ev)
+	if err != nil {
+		return nil, fmt.Errorf("store %s event of session %s: %w", ev.Type(), w.sid, err)
+	}
+	w.met.ObserveAppend(1, time.Since(start))
+	return stored, nil
 }
 
 // openStream waits until the stream is open.

@@ -26,6 +26,9 @@ type managerEntry struct {
 	// counted is the state this session is counted under in the sessions
 	// gauge ("" = not counted).
 	counted string
+	// leaving: the session is being released or was fenced (cluster
+	// mode); it is forgotten once it ended.
+	leaving bool
 }
 
 type permitPool struct {
@@ -60,11 +63,16 @@ type managerActor struct {
 
 	shuttingDown    bool
 	shutdownWaiters []*actor.PID
+
+	// Cluster mode (adopt_manager.go): take-overs in progress and the
+	// Release calls waiting for their session to end.
+	adopts    map[string]*adoptState
+	releasing map[string][]*actor.PID
 }
 
 func newManager(e *Engine, records map[string]*sessionRecord) *managerActor {
 	m := &managerActor{e: e, sessions: map[string]*managerEntry{}, ended: map[string]*actorpb.SessionInfo{},
-		records: records, permits: map[string]*permitPool{}}
+		records: records, permits: map[string]*permitPool{}, adopts: map[string]*adoptState{}, releasing: map[string][]*actor.PID{}}
 	for sid, rec := range records {
 		info := infoToPB(rec.info())
 		if !rec.ended() {
@@ -131,7 +139,18 @@ func (m *managerActor) Receive(ctx actor.Context) {
 		m.shutdown(ctx, &actorpb.SessionControl{Op: actorpb.ControlOp_CONTROL_OP_STOP})
 	case *detachAll:
 		m.shutdown(ctx, &detachSession{})
+	case *adoptBegin:
+		m.adoptBegin(ctx, msg)
+	case *adoptEnd:
+		m.adoptEnd(ctx, msg)
+	case *releaseReq:
+		m.releaseSession(ctx, msg.sid)
+	case *sessionLeaving:
+		if en, ok := m.sessions[msg.sid]; ok {
+			en.leaving = true
+		}
 	}
+	m.e.owned.Store(int64(len(m.sessions))) // Engine.SessionCount, read without asking
 }
 
 // HandleFailure keeps a failing Session's state and drops the message that
@@ -516,6 +535,9 @@ func (m *managerActor) sessionEnded(ctx actor.Context, info *actorpb.SessionInfo
 	m.count(en, "")
 	delete(m.sessions, sid)
 	m.running--
+	if en.leaving {
+		m.left(ctx, sid)
+	}
 	// A session that ended while waiting for or holding a start permit
 	// gives it back.
 	for backend := range m.permits {

@@ -34,6 +34,9 @@ type sessionRecord struct {
 	// lastActivity is when its events were last written (not stored in
 	// the record: the event log's own time says it).
 	lastActivity time.Time
+	// adopted: taken over from another node (Engine.Adopt), not recovered
+	// from this node's previous process (not stored either).
+	adopted bool
 }
 
 const recordVersion = 1

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	actorpb "corral/actors/proto"
 	"corral/runtimes"
 )
 
@@ -19,8 +20,13 @@ type RecoveryReport struct {
 // Recover is OpenHands' attach_to_existing, done fully: it admits every
 // session of the store that had not stopped (statuses follow on their
 // streams; WaitReady waits for each). Call it once, right after NewEngine
-// with a durable store, then Reap.
+// with a durable store, then Reap. In cluster mode (WithCluster) it
+// recovers nothing and returns an empty report: the cluster hands each
+// session to its owner through Adopt.
 func (e *Engine) Recover(ctx context.Context) (RecoveryReport, error) {
+	if e.cluster != nil {
+		return RecoveryReport{}, nil
+	}
 	res, err := e.ask(ctx, e.manager, &recoverAll{})
 	if err != nil {
 		return RecoveryReport{}, err
@@ -33,8 +39,14 @@ func (e *Engine) Recover(ctx context.Context) (RecoveryReport, error) {
 // stop), and those of other owners that are gone (never those of a live
 // owner or of another host; see runtimes.Reap). Any engine may call it at
 // start; it then also cleans up after crashed `exec`, `farm` and `shell`
-// processes.
+// processes. In cluster mode (WithCluster) it refuses (ErrNotSupported):
+// the sandboxes this node's store names may be another node's now, and an
+// owner that looks gone may be a live node's previous process.
 func (e *Engine) Reap(ctx context.Context) ([]*runtimes.Handle, error) {
+	if e.cluster != nil {
+		return nil, &Error{Code: actorpb.ErrorCode_ERROR_CODE_NOT_SUPPORTED,
+			Message: "Reap is refused in cluster mode: another node may own the sandboxes this node's store names, or have adopted those of a process that looks gone; do not call Reap on a cluster node"}
+	}
 	wanted, err := e.wantedSandboxes(ctx)
 	if err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -78,6 +79,7 @@ type (
 // its Runtime, the owner of its stream writer, live output hub and record.
 type sessionActor struct {
 	sid     string
+	node    string // cluster node id ("" outside a cluster)
 	mode    startMode
 	admit   admitWaiter   // answered once the first record is durable
 	rec     sessionRecord // what is persisted; changed only here
@@ -119,6 +121,13 @@ type sessionActor struct {
 	// pending times the stored actions that expect an observation, for
 	// ObserveAction (only while a metrics registry is set).
 	pending map[int64]actionMark
+	// Cluster mode (session_fence.go): fenced, another node owns the
+	// session; gone, what callers hear once it left this node (fenced or
+	// released); replicaErr, why the replicated store refuses writes (the
+	// queue is paused while set).
+	fenced     bool
+	gone       *actorpb.Error
+	replicaErr error
 }
 
 // obsWaiter is a Run caller waiting for an action's observation; local
@@ -135,7 +144,7 @@ type actionMark struct {
 }
 
 func newSessionActor(e *Engine, backend runtimes.Backend, rec *sessionRecord, mode startMode, admit admitWaiter) *sessionActor {
-	s := &sessionActor{sid: rec.Spec.ID, mode: mode, admit: admit, rec: *rec, cfg: e.cfg, chunks: &chunkHub{}, store: e.store,
+	s := &sessionActor{sid: rec.Spec.ID, node: e.nodeID, mode: mode, admit: admit, rec: *rec, cfg: e.cfg, chunks: &chunkHub{}, store: e.store,
 		logger: e.logger, manager: e.manager, metrics: e.metrics}
 	s.writer = newStreamWriter(e.store, s.sid, e.sys, e.logger, &e.wg, e.metrics)
 	memo := &runtimeMemo{handle: rec.Handle, setupFor: rec.SetupFor}
@@ -152,6 +161,12 @@ func (s *sessionActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
 		s.started(ctx)
+	case *fencedNotice:
+		s.onFenced(ctx, m.err)
+	case *replicaNotice:
+		s.onReplica(ctx, m)
+	case *releaseSession:
+		s.onRelease(ctx)
 	case *actorpb.SubmitAction:
 		s.submit(ctx, m)
 	case *submitLocal:
@@ -213,6 +228,7 @@ func (s *sessionActor) started(ctx actor.Context) {
 	s.ctlWaiters = map[actorpb.ControlOp][]*actor.PID{}
 	s.obsWaiters = map[int64]obsWaiter{}
 	s.pending = map[int64]actionMark{}
+	s.watchWriter(ctx)
 	s.rec.State = StateStarting
 	s.saveRecordNotify(ctx.Self())
 	self, sys := ctx.Self(), ctx.ActorSystem()
@@ -318,6 +334,9 @@ func (s *sessionActor) submitEvent(ctx actor.Context, ev *eventbus.Event, wait, 
 		ctx.Respond(&actorpb.SubmitReply{Error: s.notRunning()})
 		return
 	}
+	if s.refuseWrites(ctx) {
+		return
+	}
 	if !ev.IsAction() {
 		ctx.Respond(&actorpb.SubmitReply{Error: &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_INVALID,
 			Message: fmt.Sprintf("event is a %q observation; only actions can be submitted", ev.Type())}})
@@ -333,6 +352,9 @@ func (s *sessionActor) submitEvent(ctx actor.Context, ev *eventbus.Event, wait, 
 func (s *sessionActor) decide(ctx actor.Context, m *actorpb.DecideConfirmation) {
 	if s.stopping {
 		ctx.Respond(&actorpb.SubmitReply{Error: s.notRunning()})
+		return
+	}
+	if s.refuseWrites(ctx) {
 		return
 	}
 	act, ok := s.awaiting[m.EventId]
@@ -357,6 +379,8 @@ func (s *sessionActor) decide(ctx actor.Context, m *actorpb.DecideConfirmation) 
 func (s *sessionActor) onAppended(ctx actor.Context, m *appended) {
 	if m.err == nil {
 		s.lastActivity = time.Now()
+	} else if errors.Is(m.err, eventbus.ErrFenced) {
+		s.onFenced(ctx, m.err)
 	}
 	switch t := m.tag.(type) {
 	case *tagSubmit:
@@ -369,7 +393,7 @@ func (s *sessionActor) onAppended(ctx actor.Context, m *appended) {
 	case *tagObs:
 		s.onObserved(ctx, m)
 	default:
-		if m.err != nil {
+		if m.err != nil && !s.fenced {
 			s.logger.Error("event not stored", "session", s.sid, "err", m.err)
 		}
 	}
@@ -377,7 +401,7 @@ func (s *sessionActor) onAppended(ctx actor.Context, m *appended) {
 
 func (s *sessionActor) onSubmitted(ctx actor.Context, m *appended, t *tagSubmit) {
 	if m.err != nil {
-		ctx.Send(t.reply, &actorpb.SubmitReply{EventId: eventbus.InvalidID, Error: &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_INTERNAL, Message: m.err.Error()}})
+		ctx.Send(t.reply, &actorpb.SubmitReply{EventId: eventbus.InvalidID, Error: s.appendError(m.err)})
 		return
 	}
 	expects := ExpectsObservation(m.ev)
@@ -399,7 +423,9 @@ func (s *sessionActor) onSubmitted(ctx actor.Context, m *appended, t *tagSubmit)
 
 func (s *sessionActor) onObserved(ctx actor.Context, m *appended) {
 	if m.err != nil {
-		s.logger.Error("observation not stored", "session", s.sid, "err", m.err)
+		if !s.fenced {
+			s.logger.Error("observation not stored", "session", s.sid, "err", m.err)
+		}
 		return
 	}
 	if m.ev.Cause == nil {
@@ -432,7 +458,7 @@ func (s *sessionActor) onObserved(ctx actor.Context, m *appended) {
 // dispatch runs queued actions in order, OpenHands' run_action order
 // (reference §1.5), while the session is idle.
 func (s *sessionActor) dispatch(ctx actor.Context) {
-	for s.inflight == nil && len(s.queue) > 0 && !s.stopping && !s.recovering && s.state != StatePaused {
+	for s.inflight == nil && len(s.queue) > 0 && !s.stopping && !s.recovering && s.state != StatePaused && s.replicaErr == nil {
 		ev := s.queue[0]
 		if ev.Action.Runnable() && !s.ready {
 			return // wait for STATUS$READY
@@ -740,6 +766,9 @@ func levelOf(status string) string {
 }
 
 func (s *sessionActor) notRunning() *actorpb.Error {
+	if s.gone != nil {
+		return s.gone
+	}
 	return &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_NOT_RUNNING,
 		Message: fmt.Sprintf("session %s is %s and accepts no more actions", s.sid, strings.ToLower(s.state))}
 }

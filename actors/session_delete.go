@@ -57,13 +57,6 @@ func (m *managerActor) forget(ctx actor.Context, msg *forgetSession) {
 		ctx.Respond(&actorpb.ControlReply{Error: notFound(msg.sid)})
 		return
 	}
-	delete(m.ended, msg.sid)
-	delete(m.records, msg.sid)
-	for i, sid := range m.endedOrder {
-		if sid == msg.sid {
-			m.endedOrder = append(m.endedOrder[:i], m.endedOrder[i+1:]...)
-			break
-		}
-	}
+	m.drop(msg.sid)
 	ctx.Respond(&actorpb.ControlReply{Info: info})
 }

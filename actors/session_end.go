@@ -100,12 +100,21 @@ func (s *sessionActor) finish(ctx actor.Context) {
 		ctx.Send(w, &actorpb.ControlReply{Info: info, Error: s.startFailure()})
 	}
 	s.readyWaiters = nil
+	for op, ws := range s.ctlWaiters { // left by a detach (a stop answered them)
+		for _, w := range ws {
+			ctx.Send(w, &actorpb.ControlReply{Info: info, Error: s.notRunning()})
+		}
+		delete(s.ctlWaiters, op)
+	}
 	ctx.Stop(ctx.Self())
 }
 
 // startFailure is what a WaitReady caller gets when the runtime will not
 // become ready.
 func (s *sessionActor) startFailure() *actorpb.Error {
+	if s.gone != nil {
+		return s.gone
+	}
 	if s.rec.Error != "" {
 		return &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_NOT_RUNNING,
 			Message: fmt.Sprintf("session %s failed to start: %s", s.sid, s.rec.Error)}

@@ -117,8 +117,12 @@ func (s *sessionActor) resumeUnanswered(ctx actor.Context) {
 		if stop {
 			goOn = "the session is stopped ([engine] on_lost_sandbox = \"stop\"); start it again to go on"
 		}
+		why := "Corral restarted while this action was in flight and its sandbox did not survive; "
+		if s.rec.adopted {
+			why = fmt.Sprintf("This session moved to node %s while this action was in flight (its previous node stopped or handed it over), and its sandbox cannot be reached from here; ", s.node)
+		}
 		s.appendAnswer(ctx, acts[0], eventbus.NewError(acts[0].ID, ErrIDSandboxLost,
-			"Corral restarted while this action was in flight and its sandbox did not survive; "+goOn+". The action may or may not have taken effect; check before retrying."))
+			why+goOn+". The action may or may not have taken effect; check before retrying."))
 		acts = acts[1:]
 	}
 	s.queue = append(acts, s.queue...)

@@ -39,21 +39,23 @@ const (
 	ErrorCode_ERROR_CODE_NOT_SUPPORTED   ErrorCode = 7 // backend lacks the capability
 	ErrorCode_ERROR_CODE_INTERNAL        ErrorCode = 8
 	ErrorCode_ERROR_CODE_SHUTTING_DOWN   ErrorCode = 9
+	ErrorCode_ERROR_CODE_UNAVAILABLE     ErrorCode = 10 // the replicated event store has no quorum: nothing was stored, retry later
 )
 
 // Enum value maps for ErrorCode.
 var (
 	ErrorCode_name = map[int32]string{
-		0: "ERROR_CODE_UNSPECIFIED",
-		1: "ERROR_CODE_NOT_FOUND",
-		2: "ERROR_CODE_QUEUE_FULL",
-		3: "ERROR_CODE_INVALID",
-		4: "ERROR_CODE_NOT_RUNNING",
-		5: "ERROR_CODE_ALREADY_EXISTS",
-		6: "ERROR_CODE_UNKNOWN_RUNTIME",
-		7: "ERROR_CODE_NOT_SUPPORTED",
-		8: "ERROR_CODE_INTERNAL",
-		9: "ERROR_CODE_SHUTTING_DOWN",
+		0:  "ERROR_CODE_UNSPECIFIED",
+		1:  "ERROR_CODE_NOT_FOUND",
+		2:  "ERROR_CODE_QUEUE_FULL",
+		3:  "ERROR_CODE_INVALID",
+		4:  "ERROR_CODE_NOT_RUNNING",
+		5:  "ERROR_CODE_ALREADY_EXISTS",
+		6:  "ERROR_CODE_UNKNOWN_RUNTIME",
+		7:  "ERROR_CODE_NOT_SUPPORTED",
+		8:  "ERROR_CODE_INTERNAL",
+		9:  "ERROR_CODE_SHUTTING_DOWN",
+		10: "ERROR_CODE_UNAVAILABLE",
 	}
 	ErrorCode_value = map[string]int32{
 		"ERROR_CODE_UNSPECIFIED":     0,
@@ -66,6 +68,7 @@ var (
 		"ERROR_CODE_NOT_SUPPORTED":   7,
 		"ERROR_CODE_INTERNAL":        8,
 		"ERROR_CODE_SHUTTING_DOWN":   9,
+		"ERROR_CODE_UNAVAILABLE":     10,
 	}
 )
 
@@ -1458,7 +1461,7 @@ const file_corral_proto_rawDesc = "" +
 	"\n" +
 	"session_id\x18\x02 \x01(\tR\tsessionId\">\n" +
 	"\fSessionEnded\x12.\n" +
-	"\x04info\x18\x01 \x01(\v2\x1a.corral.actors.SessionInfoR\x04info*\xa4\x02\n" +
+	"\x04info\x18\x01 \x01(\v2\x1a.corral.actors.SessionInfoR\x04info*\xc0\x02\n" +
 	"\tErrorCode\x12\x1a\n" +
 	"\x16ERROR_CODE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14ERROR_CODE_NOT_FOUND\x10\x01\x12\x19\n" +
@@ -1469,7 +1472,9 @@ const file_corral_proto_rawDesc = "" +
 	"\x1aERROR_CODE_UNKNOWN_RUNTIME\x10\x06\x12\x1c\n" +
 	"\x18ERROR_CODE_NOT_SUPPORTED\x10\a\x12\x17\n" +
 	"\x13ERROR_CODE_INTERNAL\x10\b\x12\x1c\n" +
-	"\x18ERROR_CODE_SHUTTING_DOWN\x10\t*\x9a\x01\n" +
+	"\x18ERROR_CODE_SHUTTING_DOWN\x10\t\x12\x1a\n" +
+	"\x16ERROR_CODE_UNAVAILABLE\x10\n" +
+	"*\x9a\x01\n" +
 	"\tControlOp\x12\x1a\n" +
 	"\x16CONTROL_OP_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10CONTROL_OP_PAUSE\x10\x01\x12\x15\n" +
