@@ -47,6 +47,10 @@ type Log struct {
 
 	mu   sync.Mutex
 	seqs map[string]uint64 // last sequence this Log wrote or read per subject
+	// uncertain holds subjects whose last publish timed out: it may still
+	// be stored (a leader elected later commits it), so the next append
+	// first reads what follows the known sequence (resolve).
+	uncertain map[string]bool
 }
 
 var _ eventbus.Replica = (*Log)(nil)
@@ -106,7 +110,7 @@ func Open(ctx context.Context, url string, opts ...Option) (*Log, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Log{nc: nc, o: o, seqs: map[string]uint64{}}
+	l := &Log{nc: nc, o: o, seqs: map[string]uint64{}, uncertain: map[string]bool{}}
 	if l.js, err = jetstream.New(nc, jetstream.WithDefaultTimeout(o.opTimeout)); err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("jetstream: %w", err)
@@ -203,11 +207,44 @@ func (l *Log) lastSeq(ctx context.Context, sid string) (uint64, error) {
 	subj := subjectOf(sid)
 	l.mu.Lock()
 	seq, ok := l.seqs[subj]
+	unsure := l.uncertain[subj]
 	l.mu.Unlock()
-	if ok {
+	switch {
+	case unsure:
+		return l.resolve(ctx, sid, seq)
+	case ok:
 		return seq, nil
 	}
 	return l.fetchLastSeq(ctx, sid)
+}
+
+// resolve finds sid's last sequence after a publish whose outcome is
+// unknown: the messages after seq may only be this Log's own groups that
+// were stored after all (their ids are re-sent by the next group, and Load
+// keeps the later copy). A fence marker among them means another node took
+// the session over: ErrFenced.
+func (l *Log) resolve(ctx context.Context, sid string, seq uint64) (uint64, error) {
+	subj := subjectOf(sid)
+	for {
+		gctx, cancel := context.WithTimeout(ctx, l.o.opTimeout)
+		m, err := l.stream.GetMsg(gctx, seq+1, jetstream.WithGetMsgSubject(subj))
+		cancel()
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			break
+		}
+		if err != nil {
+			return 0, l.classify(err, "check the last append to session "+strconv.Quote(sid))
+		}
+		if m.Header.Get(hdrFence) != "" {
+			return 0, fmt.Errorf("jetstream: session %q was fenced by node %q while its last append was unconfirmed: %w", sid, m.Header.Get(hdrFence), eventbus.ErrFenced)
+		}
+		seq = m.Sequence
+	}
+	l.mu.Lock()
+	l.seqs[subj] = seq
+	delete(l.uncertain, subj)
+	l.mu.Unlock()
+	return seq, nil
 }
 
 // fetchLastSeq asks the stream leader for sid's subject's last sequence (0
@@ -231,6 +268,7 @@ func (l *Log) fetchLastSeq(ctx context.Context, sid string) (uint64, error) {
 
 func (l *Log) setSeq(subj string, seq uint64) {
 	l.mu.Lock()
+	delete(l.uncertain, subj)
 	l.seqs[subj] = seq
 	l.mu.Unlock()
 }
@@ -283,10 +321,19 @@ func (l *Log) publish(ctx context.Context, sid string, msg *nats.Msg, expect uin
 			// Forget what we knew: a later Fence or Load learns it again.
 			l.mu.Lock()
 			delete(l.seqs, msg.Subject)
+			delete(l.uncertain, msg.Subject)
 			l.mu.Unlock()
 			return 0, fmt.Errorf("jetstream: session %q was written by another node after sequence %d (a fence or a newer owner): %w", sid, expect, eventbus.ErrFenced)
 		}
-		return 0, l.classify(err, "append to session "+strconv.Quote(sid))
+		err = l.classify(err, "append to session "+strconv.Quote(sid))
+		if errors.Is(err, eventbus.ErrReplicaUnavailable) {
+			l.mu.Lock()
+			if _, ok := l.seqs[msg.Subject]; ok {
+				l.uncertain[msg.Subject] = true
+			}
+			l.mu.Unlock()
+		}
+		return 0, err
 	}
 	l.setSeq(msg.Subject, ack.Sequence)
 	return ack.Sequence, nil

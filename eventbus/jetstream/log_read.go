@@ -143,6 +143,7 @@ func (l *Log) Delete(ctx context.Context, sid string) error {
 	}
 	l.mu.Lock()
 	delete(l.seqs, subj)
+	delete(l.uncertain, subj)
 	l.mu.Unlock()
 	if err := l.meta.Purge(ctx, SubjectToken(sid)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return l.classify(err, "delete the metadata of session "+strconv.Quote(sid))
@@ -170,9 +171,7 @@ func (l *Log) Sessions(ctx context.Context) ([]string, error) {
 		for k := range keys.Keys() {
 			seen[k] = true
 		}
-		if err := keys.Stop(); err != nil && !errors.Is(err, jetstream.ErrNoKeysFound) {
-			return nil, l.classify(err, "list session metadata")
-		}
+		keys.Stop() // fails once the lister ended by itself; nothing to report
 	}
 	out := make([]string, 0, len(seen))
 	for tok := range seen {
