@@ -34,6 +34,12 @@ func (mr *mirror) get(sid string) (entry, bool) {
 	return e, ok
 }
 
+func (mr *mirror) forget(sid string) {
+	mr.mu.Lock()
+	delete(mr.m, key(sid))
+	mr.mu.Unlock()
+}
+
 // all returns the entries matching keep.
 func (mr *mirror) all(keep func(entry) bool) []entry {
 	mr.mu.Lock()

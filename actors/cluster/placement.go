@@ -236,6 +236,7 @@ func (n *Node) Forget(ctx context.Context, sid string) error {
 	if err := n.kv.Delete(ctx, key(sid)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return fmt.Errorf("cluster: forgetting the placement of session %s: %w", sid, err)
 	}
+	n.mirror.forget(sid) // the watcher would too, a moment later; this node's next Owner must not see it
 	return nil
 }
 
