@@ -272,3 +272,79 @@ func benchFanout(b *testing.B, clients, perRound int, pause time.Duration) {
 	b.ReportMetric(float64(pct(lags, 0.99))/float64(max(pct(baseLags, 0.99), time.Microsecond)), "ws/inproc_p99")
 	b.ReportMetric(float64(behind), "fell_behind")
 }
+
+// BenchmarkRoutedAction measures a request sent to a cluster member that
+// does not own the session (forwarded to the owner over the shared
+// keep-alive transport) against the same request sent to the owner itself,
+// alternately in the same run. The budget (issue 12) is p50 overhead <=
+// 0.3 ms. "action_real_engine": POST /actions?wait=true of `echo hi` on a
+// warm local session of the real engine (the owner is a plain server over
+// corral/actors; the entry member has the router). "get_session": GET
+// /api/sessions/{id} on the test engine, the routed hop with almost nothing
+// else in it.
+func BenchmarkRoutedAction(b *testing.B) {
+	b.Run("action_real_engine", func(b *testing.B) {
+		owner := newRealFixture(b, nil)
+		sid := owner.readySession()
+		c := newTestCluster(b, "a")
+		c.dir.mu.Lock()
+		c.dir.members = append(c.dir.members, ClusterMember{ID: "b", API: owner.ts.URL, Status: "alive"})
+		c.dir.owners[sid] = "b"
+		c.dir.mu.Unlock()
+		const body = `{"action":"run","args":{"command":"echo hi"}}`
+		benchRouted(b, owner.ts.URL, c.members["a"].ts.URL, func(client *http.Client, base string) (int, string) {
+			res, err := client.Post(base+"/api/sessions/"+sid+"/actions?wait=true", "application/json", strings.NewReader(body))
+			return readAll(b, res, err)
+		}, `"content":"hi"`)
+	})
+	b.Run("get_session", func(b *testing.B) {
+		c := newTestCluster(b, "a", "b")
+		c.sessionOn(b, "b", "s1")
+		benchRouted(b, c.members["b"].ts.URL, c.members["a"].ts.URL, func(client *http.Client, base string) (int, string) {
+			res, err := client.Get(base + "/api/sessions/s1")
+			return readAll(b, res, err)
+		}, `"id":"s1"`)
+	})
+}
+
+func readAll(b *testing.B, res *http.Response, err error) (int, string) {
+	if err != nil {
+		b.Fatal(err)
+	}
+	out, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	return res.StatusCode, string(out)
+}
+
+// benchRouted times call against the owner and through the entry member,
+// alternately, and reports both p50s, the overhead and the ratio.
+func benchRouted(b *testing.B, owner, entry string, call func(*http.Client, string) (int, string), want string) {
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
+	defer client.CloseIdleConnections()
+	timed := func(base string) time.Duration {
+		start := time.Now()
+		code, out := call(client, base)
+		d := time.Since(start)
+		if code != 200 || !strings.Contains(out, want) {
+			b.Fatalf("via %s = %d %s", base, code, out)
+		}
+		return d
+	}
+	for i := 0; i < 20; i++ { // warm both paths and the forwarding connection
+		timed(owner)
+		timed(entry)
+	}
+	var direct, routed []time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		direct = append(direct, timed(owner))
+		routed = append(routed, timed(entry))
+	}
+	b.StopTimer()
+	b.ReportMetric(us(pct(direct, 0.5)), "owner_p50_µs")
+	b.ReportMetric(us(pct(routed, 0.5)), "routed_p50_µs")
+	b.ReportMetric(us(pct(routed, 0.5)-pct(direct, 0.5)), "overhead_p50_µs")
+	b.ReportMetric(us(pct(direct, 0.99)), "owner_p99_µs")
+	b.ReportMetric(us(pct(routed, 0.99)), "routed_p99_µs")
+	b.ReportMetric(float64(pct(routed, 0.5))/float64(pct(direct, 0.5)), "routed/owner_p50")
+}
