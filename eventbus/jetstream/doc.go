@@ -18,11 +18,14 @@
 // subject. A new owner publishes a fence marker (header Corral-Fence:
 // <node id>, empty body) after the current last message (Fence); from then
 // on the old owner's next publish is refused by the stream leader
-// ("wrong last sequence", err code 10071) and AppendRecords fails wrapping
-// eventbus.ErrFenced. Load skips fence markers, and a group whose first id
-// is not above the previous one's last id replaces the overlapping ids
-// (a group the replica stored but the local sync then refused is re-sent
-// under the same ids).
+// ("wrong last sequence", err code 10071/10164); the Log then reads what
+// follows its known sequence: a fence marker there means AppendRecords
+// fails wrapping eventbus.ErrFenced; only its own earlier groups there
+// (a publish that timed out without quorum and was committed later) mean
+// it publishes after them. Load skips fence markers, and a group whose
+// first id is not above the previous one's last id replaces the overlapping
+// ids (such a group re-sends ids whose first publish was never
+// acknowledged).
 //
 // Quorum. A publish is acknowledged by JetStream only once a quorum of the
 // stream's replicas stored it. With too few servers alive the publish times

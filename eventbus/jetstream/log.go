@@ -218,8 +218,8 @@ func (l *Log) lastSeq(ctx context.Context, sid string) (uint64, error) {
 	return l.fetchLastSeq(ctx, sid)
 }
 
-// resolve finds sid's last sequence after a publish whose outcome is
-// unknown: the messages after seq may only be this Log's own groups that
+// resolve finds sid's last sequence after seq, the last one this Log is
+// sure of: the messages after it may only be this Log's own groups that
 // were stored after all (their ids are re-sent by the next group, and Load
 // keeps the later copy). A fence marker among them means another node took
 // the session over: ErrFenced.
@@ -311,32 +311,49 @@ func (l *Log) AppendRecords(ctx context.Context, sid string, recs []eventbus.Rep
 }
 
 // publish sends msg expecting subject sequence expect, remembers the new
-// sequence and returns it.
+// sequence and returns it. When the stream holds more than expect, the
+// messages after it decide: a fence marker among them means another node
+// owns the session (ErrFenced); otherwise they are this Log's own earlier
+// publishes whose outcome it did not learn (timed out, then committed by a
+// leader elected later), and msg is sent after them.
 func (l *Log) publish(ctx context.Context, sid string, msg *nats.Msg, expect uint64) (uint64, error) {
-	ctx, cancel := context.WithTimeout(ctx, l.o.opTimeout)
-	defer cancel()
-	ack, err := l.js.PublishMsg(ctx, msg, jetstream.WithExpectLastSequencePerSubject(expect), jetstream.WithExpectStream(l.o.stream))
-	if err != nil {
-		if isWrongLastSeq(err) {
-			// Forget what we knew: a later Fence or Load learns it again.
-			l.mu.Lock()
-			delete(l.seqs, msg.Subject)
-			delete(l.uncertain, msg.Subject)
-			l.mu.Unlock()
-			return 0, fmt.Errorf("jetstream: session %q was written by another node after sequence %d (a fence or a newer owner): %w", sid, expect, eventbus.ErrFenced)
+	deadline := time.Now().Add(l.o.opTimeout)
+	for {
+		pctx, cancel := context.WithTimeout(ctx, l.o.opTimeout)
+		ack, err := l.js.PublishMsg(pctx, msg, jetstream.WithExpectLastSequencePerSubject(expect), jetstream.WithExpectStream(l.o.stream))
+		cancel()
+		if err == nil {
+			l.setSeq(msg.Subject, ack.Sequence)
+			return ack.Sequence, nil
 		}
-		err = l.classify(err, "append to session "+strconv.Quote(sid))
-		if errors.Is(err, eventbus.ErrReplicaUnavailable) {
-			l.mu.Lock()
-			if _, ok := l.seqs[msg.Subject]; ok {
+		if !isWrongLastSeq(err) {
+			err = l.classify(err, "append to session "+strconv.Quote(sid))
+			if errors.Is(err, eventbus.ErrReplicaUnavailable) {
+				l.mu.Lock()
+				l.seqs[msg.Subject] = expect
 				l.uncertain[msg.Subject] = true
+				l.mu.Unlock()
 			}
-			l.mu.Unlock()
+			return 0, err
 		}
-		return 0, err
+		next, rerr := l.resolve(ctx, sid, expect)
+		if rerr != nil {
+			return 0, rerr // ErrFenced when a fence marker follows expect
+		}
+		if next != expect {
+			expect = next
+			continue
+		}
+		// Nothing follows expect, yet the check failed: a replicated stream
+		// refuses the check while an earlier proposal on the subject is in
+		// flight (err code 10164). Wait for it to settle, within the bound.
+		if time.Now().After(deadline) || !sleepCtx(ctx, 50*time.Millisecond) {
+			l.mu.Lock()
+			l.uncertain[msg.Subject] = true
+			l.mu.Unlock()
+			return 0, l.classify(fmt.Errorf("an earlier publish is still in flight: %w", context.DeadlineExceeded), "append to session "+strconv.Quote(sid))
+		}
 	}
-	l.setSeq(msg.Subject, ack.Sequence)
-	return ack.Sequence, nil
 }
 
 // isWrongLastSeq reports JetStream's refusal of an expected-last-sequence
