@@ -24,6 +24,7 @@ const state = {
   files: { dir: "", root: null, open: null, content: "" },
   py: new Map(),      // run_ipython action id -> its cell element
   logs: null,         // AbortController of the Logs tab's stream
+  cluster: null,      // GET /api/cluster's answer; null on a single node
 };
 
 function el(tag, cls, text) {
@@ -76,7 +77,8 @@ async function refreshSessions() {
     if (s.id === state.current) li.classList.add("selected");
     const top = el("div");
     top.append(el("span", "badge " + s.status, s.status), " ", el("span", "sid", s.id));
-    const where = [s.node, s.backend, s.image].filter(Boolean).join(" · ");
+    if (state.cluster && s.node) top.append(" ", el("span", "meta node", "@" + s.node));
+    const where = [state.cluster ? "" : s.node, s.backend, s.image].filter(Boolean).join(" · ");
     li.append(top, el("span", "meta", where + (s.queue_position ? " · queued #" + s.queue_position : "") + " · active " + ago(s.last_activity)));
     if (s.forked_from) li.append(el("span", "meta", "forked from " + s.forked_from.session + " @ " + s.forked_from.event_id));
     if (s.error) li.append(el("span", "meta error", s.error));
@@ -911,6 +913,24 @@ async function refreshMetrics() {
   $("m-p99").textContent = fmtMs(m.p99_ms);
 }
 
+// The cluster card: shown only when the server is a cluster member (a
+// single node answers 404 and the card stays hidden).
+async function refreshCluster() {
+  let c;
+  try { c = await api("GET", "/api/cluster"); } catch (_) { state.cluster = null; $("cluster").classList.add("hidden"); return; }
+  state.cluster = c;
+  $("cluster-self").textContent = "this node: " + c.self;
+  const body = $("cluster-members");
+  body.textContent = "";
+  for (const m of c.members) {
+    const tr = el("tr", m.id === c.self ? "self" : "");
+    tr.dataset.id = m.id;
+    tr.append(el("td", "id", m.id), el("td", "api", m.api), el("td", m.status, m.status), el("td", "n", String(m.sessions)));
+    body.append(tr);
+  }
+  $("cluster").classList.remove("hidden");
+}
+
 function fmtMs(v) {
   if (!v) return "–";
   return v < 10 ? v.toFixed(2) + " ms" : v < 1000 ? v.toFixed(0) + " ms" : (v / 1000).toFixed(1) + " s";
@@ -927,7 +947,7 @@ $("token-form").addEventListener("submit", (ev) => {
 });
 
 state.term = new window.CorralTerm.Term($("term"), 5000);
-refreshSessions();
+refreshCluster().then(refreshSessions);
 refreshMetrics();
 {
   const m = location.hash.match(/^#\/sessions\/([^/]+)$/);
@@ -935,3 +955,4 @@ refreshMetrics();
 }
 setInterval(refreshSessions, 2000);
 setInterval(refreshMetrics, 2000);
+setInterval(refreshCluster, 5000);
