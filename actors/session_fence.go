@@ -100,6 +100,7 @@ func (s *sessionActor) refuseWrites(ctx actor.Context) bool {
 	if s.replicaErr == nil {
 		return false
 	}
-	ctx.Respond(&actorpb.SubmitReply{EventId: eventbus.InvalidID, Error: s.appendError(s.replicaErr)})
+	ctx.Respond(&actorpb.SubmitReply{EventId: eventbus.InvalidID, Error: &actorpb.Error{Code: actorpb.ErrorCode_ERROR_CODE_UNAVAILABLE,
+		Message: fmt.Sprintf("session %s is paused: the cluster's replicated event store has no quorum, and an earlier event of the session waits for it; the action was not stored; retry once enough nodes are back (%v)", s.sid, s.replicaErr)}})
 	return true
 }
