@@ -58,7 +58,9 @@ func (n *natsNode) stop() {
 	}
 }
 
-func (n *natsNode) url() string { return "nats://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(n.cfg.ClientPort)) }
+func (n *natsNode) url() string {
+	return "nats://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(n.cfg.ClientPort))
+}
 
 // clusterEngine is one node of a cluster: its own replicated store (a
 // local directory plus its own JetStream Log on the shared server) and an
