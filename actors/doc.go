@@ -25,6 +25,17 @@
 // the agent answers from the running or finished request instead of
 // running it twice.
 //
+// In a cluster (WithCluster, WithNodeID; adopt.go) the store copies every
+// write to a replicated store, and the engine knows only the sessions it
+// owns: it recovers nothing at start and refuses Reap. Adopt takes a
+// session over from another node (fence the old owner, load the replica's
+// copy into the local store, then the same per-session recovery as after a
+// crash); Release hands one over (the session's actors stop, its sandbox
+// and record stay, its in-flight action is left for the adopter to answer
+// once). A Session whose append is fenced stops at once; one whose
+// replicated store lost its quorum pauses its queue and refuses actions
+// (ErrUnavailable) while it retries the writes it already promised.
+//
 // Messages that may cross nodes are the protobuf types of package actorpb;
 // messages that carry Go values (contexts, subscriptions, connections)
 // stay local structs (messages.go).
@@ -36,4 +47,8 @@
 // supervisor escalate to the root guardian, never install global
 // OpenTelemetry state, and never drop an observation: every runnable action
 // gets exactly one, an `error` observation when the runtime failed under it.
+// In a cluster it must never write for a session after a fence refused an
+// append, never tear down the sandbox of a fenced or released session (its
+// new owner uses it), never acknowledge a write the replicated store did
+// not take, and never reap sandboxes by store owner.
 package actors
