@@ -47,7 +47,11 @@ func openClusterStack(ctx context.Context, cfg serveConfig, apiAddr string, logg
 		return fail(fmt.Errorf("start the embedded NATS server (ports %d, %d): %w", np.NATS, np.NATSRoute, err))
 	}
 	st.after = append(st.after, func() error { srv.Shutdown(); return nil })
-	log, err := jetstream.Open(ctx, srv.ClientURL(), jetstream.WithReplicas(cc.replicas()), jetstream.WithLogger(logger))
+	// In a new cluster JetStream needs a quorum of the join members to
+	// elect its meta leader: Open waits for them up to join_timeout.
+	jctx, cancel := context.WithTimeout(ctx, cc.JoinTimeout.D())
+	defer cancel()
+	log, err := jetstream.Open(jctx, srv.ClientURL(), jetstream.WithReplicas(cc.replicas()), jetstream.WithLogger(logger), jetstream.WithClientName("corral-events-"+nodeID))
 	if err != nil {
 		return fail(fmt.Errorf("open the replicated event log (replicas %d): %w; %s", cc.replicas(), err, joinErrorHint(cc)))
 	}
@@ -62,7 +66,7 @@ func openClusterStack(ctx context.Context, cfg serveConfig, apiAddr string, logg
 	if st.store, err = eventbus.OpenStore(ecfg, eventbus.WithLogger(logger), eventbus.WithReplica(log)); err != nil {
 		return fail(fmt.Errorf("open the event store: %w", err))
 	}
-	if err := st.startEngine(ctx, cfg, logger, met, actors.WithCluster(log, nodeID)); err != nil {
+	if err := st.startEngine(ctx, cfg, logger, met, actors.WithCluster(log), actors.WithNodeID(nodeID)); err != nil {
 		return fail(err)
 	}
 	node, err := cluster.Start(ctx, cluster.Config{
@@ -70,7 +74,7 @@ func openClusterStack(ctx context.Context, cfg serveConfig, apiAddr string, logg
 		Join: shiftPorts(cc.members(), 1), Provider: cc.Provider, Etcd: cc.Etcd,
 		FailureTimeout: cc.FailureTimeout.D(), JoinTimeout: cc.JoinTimeout.D(), StartAlone: cc.StartAlone,
 		APIURL: advertisedAPI(apiAddr, np.Host), Capacity: cfg.Engine.MaxSessions,
-	}, st.eng, nc)
+	}, st.eng, nc, cluster.WithLogger(logger), cluster.WithReplicas(cc.replicas()))
 	if err != nil {
 		return fail(fmt.Errorf("join the cluster as %s: %w", nodeID, err))
 	}
