@@ -4,6 +4,11 @@ import "context"
 
 // Router tells the server which cluster member owns a session; nil on a
 // single node. *cluster.Node (through cmd/corral's adapter) implements it.
+// Members are compared by ID: the member whose ID is Self().ID is this
+// server. Errors: wrap ErrNotFound when no member owns the session (the
+// request is then served here and the engine answers 404), ErrQueueFull
+// when Place finds no member with capacity (503 queue_full); anything else
+// answers 503 cluster_unavailable with Retry-After.
 type Router interface {
 	// Owner returns the member that owns existing session sid.
 	Owner(ctx context.Context, sid string) (ClusterMember, error)
