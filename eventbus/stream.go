@@ -106,6 +106,11 @@ func (s *Stream) Recovered() *Recovered { return s.log.recovered }
 // LastID returns the id of the last durable event, InvalidID if none.
 func (s *Stream) LastID() int64 { return s.log.lastID() }
 
+// LiveSubscribers returns how many subscriptions receive live events now
+// (those still replaying stored events are not counted): for tests that
+// must know a subscriber is live, and for metrics.
+func (s *Stream) LiveSubscribers() int { return int(s.nlive.Load()) }
+
 // Len returns the number of stored events (less than LastID+1 when an
 // imported trajectory had gaps).
 func (s *Stream) Len() int { return s.log.count() }
