@@ -79,6 +79,22 @@
 // before going back. See wal.go for details and the alternatives ("syncfs",
 // "fsync").
 //
+// Replication (cluster mode): a Store opened WithReplica(r) hands every
+// commit group to r (Replica.AppendRecords) after writing it to the session
+// file and before syncing and acknowledging it, so an event is acknowledged
+// only once it is durable both locally and on the replica's quorum. A
+// replica failure fails the group exactly like a write failure (the file
+// is cut back, ids are rewound, nothing of it is acknowledged) and Append
+// returns an error naming the session that wraps ErrFenced (another node
+// owns the session now; the log refuses further appends) or
+// ErrReplicaUnavailable (no quorum; retrying later may succeed). The
+// replica is called before the local sync so that the write-ahead log never
+// holds a group the replica refused. SaveMeta and Delete call the replica
+// first; Import and ImportItems replicate what they store (an imported
+// session must survive a failover). Hydrate replaces a session's local copy
+// with what a new owner read from the replica, without calling it. Without
+// a Replica none of this runs: the single-node store is unchanged.
+//
 // This package must never import another Corral package (it is the bottom of
 // the import graph), never block an appender on a slow subscriber, never
 // acknowledge an event before it is stored, and never drop or reorder events
