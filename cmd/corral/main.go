@@ -27,6 +27,7 @@ commands:
   image    build sandbox images
   logs     print (or follow) a session's sandbox log, from corral serve
   fork     fork a running session (events and filesystem), through corral serve
+  node     list a cluster's members or drain one, through corral serve
   version  print the version
 
 Run "corral <command> --help" for a command's flags.
@@ -81,6 +82,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runLogs(ctx, rest, stdout, stderr)
 	case "fork":
 		return runFork(ctx, rest, stdout, stderr)
+	case "node":
+		return runNode(ctx, rest, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "corral %s\n", version)
 		return 0
