@@ -57,4 +57,3 @@ func TestNoSecretsMeansNoMasker(t *testing.T) {
 		t.Fatal("a masker was built with nothing to mask")
 	}
 }
-

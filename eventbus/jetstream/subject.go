@@ -1,8 +1,8 @@
 package jetstream
 
 import (
-	"encoding/json"
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
