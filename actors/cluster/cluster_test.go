@@ -325,7 +325,7 @@ func TestClusterPlacementFailoverAndDrain(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, sid := range moving {
-			m, err := from.n.Owner(ctx, sid)
+			m, err := to.n.Owner(ctx, sid) // the drainer's own view; others' mirrors follow the bucket a moment later
 			if err != nil || m.ID != to.cfg.NodeID {
 				t.Fatalf("after drain Owner(%s) = %+v, %v; want %s", sid, m, err, to.cfg.NodeID)
 			}

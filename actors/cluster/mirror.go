@@ -34,6 +34,16 @@ func (mr *mirror) get(sid string) (entry, bool) {
 	return e, ok
 }
 
+// put records a change this node made itself, so its own next Owner sees
+// it before the watcher delivers it (an older revision never overwrites).
+func (mr *mirror) put(rec owner, rev uint64) {
+	mr.mu.Lock()
+	if e, ok := mr.m[key(rec.SID)]; !ok || e.rev < rev {
+		mr.m[key(rec.SID)] = entry{owner: rec, rev: rev}
+	}
+	mr.mu.Unlock()
+}
+
 func (mr *mirror) forget(sid string) {
 	mr.mu.Lock()
 	delete(mr.m, key(sid))

@@ -82,12 +82,14 @@ func (n *Node) Place(ctx context.Context, sid string) (Member, error) {
 	}
 	rec := owner{SID: sid, Node: target.ID, Member: target.memberID, Epoch: 1}
 	b, _ := json.Marshal(rec)
-	if _, err := n.kv.Create(ctx, key(sid), b); err != nil {
+	rev, err := n.kv.Create(ctx, key(sid), b)
+	if err != nil {
 		if errors.Is(err, jetstream.ErrKeyExists) {
 			return n.Owner(ctx, sid)
 		}
 		return Member{}, fmt.Errorf("cluster: claiming session %s for node %s: %w", sid, target.ID, err)
 	}
+	n.mirror.put(rec, rev)
 	n.pending.add(target.memberID)
 	n.claims.Add(1)
 	return n.asMember(target), nil
@@ -168,9 +170,11 @@ func (n *Node) claim(ctx context.Context, rev uint64, rec owner, exclude string,
 	}
 	next := owner{SID: rec.SID, Node: target.ID, Member: target.memberID, Epoch: rec.Epoch + 1}
 	b, _ := json.Marshal(next)
-	if _, err := n.kv.Update(ctx, key(rec.SID), b, rev); err != nil {
+	newRev, err := n.kv.Update(ctx, key(rec.SID), b, rev)
+	if err != nil {
 		return Member{}, fmt.Errorf("cluster: claiming session %s for node %s: %w", rec.SID, target.ID, err)
 	}
+	n.mirror.put(next, newRev)
 	n.pending.add(target.memberID)
 	n.claims.Add(1)
 	n.log.Info("session claimed", "sid", rec.SID, "from", rec.Node, "to", target.ID, "epoch", next.Epoch)
