@@ -74,6 +74,12 @@ func newClusterRouting(r Router) *clusterRouting {
 		Transport:     tr,
 		FlushInterval: -1, // event streams, followed logs and waits go out at once
 		ErrorHandler:  c.proxyError,
+		// The entry member already answered CORS for this request; a
+		// second Access-Control-Allow-Origin would make browsers refuse it.
+		ModifyResponse: func(res *http.Response) error {
+			res.Header.Del("Access-Control-Allow-Origin")
+			return nil
+		},
 	}
 	return c
 }

@@ -392,3 +392,16 @@ func readEventsUntil(ctx context.Context, t *testing.T, conn *websocket.Conn, pr
 	}
 	return prev
 }
+
+// TestCORSThroughANonOwnerHasOneAllowOrigin: the entry member answers CORS
+// and the owner's copy of the header is dropped, so a browser sees one.
+func TestCORSThroughANonOwnerHasOneAllowOrigin(t *testing.T) {
+	c := newTestCluster(t, "a", "b")
+	c.sessionOn(t, "b", "s1")
+	a := c.members["a"]
+	origin := a.ts.URL // same origin as the page the UI is served from
+	code, body, hdr := a.do("GET", "/api/sessions/s1", nil, "Origin", origin)
+	if code != 200 || len(hdr.Values("Access-Control-Allow-Origin")) != 1 || hdr.Get("Access-Control-Allow-Origin") != origin {
+		t.Fatalf("= %d %s, Access-Control-Allow-Origin %q", code, body, hdr.Values("Access-Control-Allow-Origin"))
+	}
+}
