@@ -143,7 +143,7 @@ func Start(ctx context.Context, cfg Config, ad Adopter, nc *nats.Conn, opts ...O
 		return nil, err
 	}
 	n := &Node{cfg: cfg, opts: o, ad: ad, log: o.logger.With("component", "cluster", "node", cfg.NodeID),
-		kick: make(chan struct{}, 1), view: newView(), pending: newPending()}
+		kick: make(chan struct{}, 1), view: newView(cfg.Name), pending: newPending()}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	if err := n.openBucket(ctx, nc); err != nil {
 		n.cancel()

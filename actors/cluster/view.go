@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 
 	protocluster "github.com/asynkron/protoactor-go/cluster"
@@ -23,6 +24,7 @@ type viewMember struct {
 // provider, via the event stream) joined with each member's gossip state.
 // Liveness is the topology alone; node ids and API URLs come from gossip.
 type view struct {
+	name     string // cluster name: the etcd provider's member ids are "<name>@<member id>"
 	mu       sync.Mutex
 	topo     map[string]string      // member id -> host:port
 	info     map[string]gossipState // member id -> its gossip state
@@ -30,14 +32,16 @@ type view struct {
 	warned   map[string]bool        // member ids already logged as refused
 }
 
-func newView() *view {
-	return &view{topo: map[string]string{}, info: map[string]gossipState{}, draining: map[string]bool{}, warned: map[string]bool{}}
+func newView(name string) *view {
+	return &view{name: name, topo: map[string]string{}, info: map[string]gossipState{}, draining: map[string]bool{}, warned: map[string]bool{}}
 }
 
 func (v *view) setTopology(ms []*protocluster.Member) {
 	topo := make(map[string]string, len(ms))
 	for _, m := range ms {
-		topo[m.Id] = m.Address()
+		// the etcd provider names members "<cluster>@<member id>"; gossip
+		// and remote use the bare member id (ActorSystem.ID)
+		topo[strings.TrimPrefix(m.Id, v.name+"@")] = m.Address()
 	}
 	v.mu.Lock()
 	v.topo = topo
