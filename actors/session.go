@@ -386,7 +386,7 @@ func (s *sessionActor) onAppended(ctx actor.Context, m *appended) {
 	case *tagSubmit:
 		s.onSubmitted(ctx, m, t)
 	case *tagFinal:
-		if m.err != nil {
+		if m.err != nil && !s.fenced {
 			s.logger.Error("recording the final status", "session", s.sid, "err", m.err)
 		}
 		s.closeStream(ctx)
