@@ -495,3 +495,76 @@ func TestEtcdProviderFormsACluster(t *testing.T) {
 		_ = tn.n.Shutdown(context.Background())
 	}
 }
+
+// What a member that was frozen past the failure timeout finds when it runs
+// again: the others blocked its member id (protoactor's heartbeat check) and
+// claimed its sessions. It must notice, rejoin with a new member id, keep the
+// sessions nobody took, and release the ones another member took.
+func TestDeclaredDeadMemberRejoins(t *testing.T) {
+	ctx := context.Background()
+	url := startNATS(t)
+	nodes := startNodes(t, url, testCfgs(t, 2))
+	victim, other := nodes[0], nodes[1]
+	var mine []string
+	for i := 0; len(mine) < 2; i++ {
+		if i > 40 {
+			t.Fatalf("40 sessions and node %s owns %d of them", victim.cfg.NodeID, len(mine))
+		}
+		sid := fmt.Sprintf("r%d", i)
+		m, err := victim.n.Place(ctx, sid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.ID == victim.cfg.NodeID {
+			mine = append(mine, sid)
+			_ = victim.ad.Adopt(ctx, sid)
+		}
+	}
+	oldID := victim.n.mem().sys.ID
+	other.n.mem().c.Remote.BlockList().Block(oldID) // what an expired heartbeat does
+	taken, kept := mine[0], mine[1]
+	e, err := other.n.kv.Get(ctx, key(taken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := decodeEntry(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.n.claim(ctx, rec.rev, rec.owner, victim.cfg.NodeID, true); err != nil {
+		t.Fatal(err)
+	}
+
+	eventually(t, 30*time.Second, "the victim to rejoin with a new member id", func() bool {
+		return victim.n.Stats().Rejoins == 1 && victim.n.mem().sys.ID != oldID
+	})
+	newID := victim.n.mem().sys.ID
+	eventually(t, 10*time.Second, "the taken session to be released on the victim", func() bool {
+		_, r := victim.ad.counts(taken)
+		return r == 1
+	})
+	eventually(t, 10*time.Second, "the kept session's record to name the new member id", func() bool {
+		e, err := other.n.kv.Get(ctx, key(kept))
+		if err != nil {
+			return false
+		}
+		rec, err := decodeEntry(e)
+		return err == nil && rec.Member == newID && rec.Node == victim.cfg.NodeID && rec.Epoch == 1
+	})
+	if _, r := victim.ad.counts(kept); r != 0 {
+		t.Errorf("the kept session %s was released %d times", kept, r)
+	}
+	for _, tn := range nodes {
+		waitMembers(t, tn.n, 2)
+	}
+	m, err := other.n.Owner(ctx, kept)
+	if err != nil || m.ID != victim.cfg.NodeID {
+		t.Fatalf("Owner(%s) on the other node after the rejoin = %+v, %v; want %s", kept, m, err, victim.cfg.NodeID)
+	}
+	if m, err := victim.n.Owner(ctx, taken); err != nil || m.ID != other.cfg.NodeID {
+		t.Fatalf("Owner(%s) on the victim = %+v, %v; want %s", taken, m, err, other.cfg.NodeID)
+	}
+	if other.n.Stats().Rejoins != 0 {
+		t.Errorf("the member that stayed alive rejoined too")
+	}
+}

@@ -54,6 +54,7 @@ func replyErr(res any) error {
 // the grain is activated by the owner's placement actor.
 type lookup struct {
 	n    *Node
+	m    *member // the membership it belongs to
 	pid  *actor.PID
 	once sync.Once
 }
@@ -61,7 +62,7 @@ type lookup struct {
 var _ protocluster.IdentityLookup = (*lookup)(nil)
 
 func (l *lookup) Setup(c *protocluster.Cluster, _ []string, _ bool) {
-	props := actor.PropsFromProducer(func() actor.Actor { return &placement{n: l.n, grains: map[string]*actor.PID{}} })
+	props := actor.PropsFromProducer(func() actor.Actor { return &placement{n: l.n, m: l.m, grains: map[string]*actor.PID{}} })
 	l.pid, _ = c.ActorSystem.Root.SpawnNamed(props, placementName)
 }
 
@@ -90,24 +91,24 @@ func (l *lookup) RemovePid(*protocluster.ClusterIdentity, *actor.PID) {}
 func (l *lookup) Shutdown() {
 	l.once.Do(func() {
 		if l.pid != nil {
-			_ = l.n.sys.Root.PoisonFuture(l.pid).Wait()
+			_ = l.m.sys.Root.PoisonFuture(l.pid).Wait()
 		}
 	})
 }
 
-// releaseLocal stops this member's grain of sid and releases it in the engine.
-func (l *lookup) releaseLocal(sid string) {
+// dropGrain stops this member's grain of sid (the engine is released by the caller).
+func (l *lookup) dropGrain(sid string) {
 	if l.pid != nil {
-		l.n.sys.Root.Send(l.pid, &releaseLocal{sid: sid})
+		l.m.sys.Root.Send(l.pid, &dropGrain{sid: sid})
 	}
 }
 
-type releaseLocal struct{ sid string }
+type dropGrain struct{ sid string }
 
 // activationPID asks the placement actor at addr for the grain of sid.
 func (n *Node) activationPID(ctx context.Context, addr, sid string) (*actor.PID, error) {
 	req := &protocluster.ActivationRequest{ClusterIdentity: protocluster.NewClusterIdentity(sid, sessionKind)}
-	res, err := n.sys.Root.RequestFuture(actor.NewPID(addr, placementName), req, timeoutOf(ctx, 10*time.Second)).Result()
+	res, err := n.mem().sys.Root.RequestFuture(actor.NewPID(addr, placementName), req, timeoutOf(ctx, 10*time.Second)).Result()
 	if err != nil {
 		return nil, fmt.Errorf("activation request to %s: %w", addr, err)
 	}
@@ -124,7 +125,7 @@ func (n *Node) activate(ctx context.Context, target viewMember, sid string) erro
 	if err != nil {
 		return fmt.Errorf("cluster: activating session %s on node %s: %w", sid, target.ID, err)
 	}
-	res, err := n.sys.Root.RequestFuture(pid, opMsg(opLocate, sid), timeoutOf(ctx, activateTimeout)).Result()
+	res, err := n.mem().sys.Root.RequestFuture(pid, opMsg(opLocate, sid), timeoutOf(ctx, activateTimeout)).Result()
 	if err == nil {
 		err = replyErr(res)
 	}
@@ -136,7 +137,7 @@ func (n *Node) activate(ctx context.Context, target viewMember, sid string) erro
 
 // tell sends op to the placement actor of the member at addr and waits for its answer.
 func (n *Node) tell(ctx context.Context, addr, op, sid string) error {
-	res, err := n.sys.Root.RequestFuture(actor.NewPID(addr, placementName), opMsg(op, sid), timeoutOf(ctx, time.Minute)).Result()
+	res, err := n.mem().sys.Root.RequestFuture(actor.NewPID(addr, placementName), opMsg(op, sid), timeoutOf(ctx, time.Minute)).Result()
 	if err != nil {
 		return err
 	}
@@ -154,6 +155,7 @@ func timeoutOf(ctx context.Context, def time.Duration) time.Duration {
 // Engine calls (Release) run on goroutines; Receive never blocks.
 type placement struct {
 	n      *Node
+	m      *member
 	grains map[string]*actor.PID // sid -> grain
 }
 
@@ -163,8 +165,11 @@ func (p *placement) Receive(ctx actor.Context) {
 		ctx.Respond(&protocluster.ActivationResponse{Pid: p.spawn(ctx, msg.ClusterIdentity)})
 	case *structpb.Struct:
 		p.onOp(ctx, msg)
-	case *releaseLocal:
-		p.release(ctx, msg.sid, nil)
+	case *dropGrain:
+		if pid, ok := p.grains[msg.sid]; ok {
+			ctx.Stop(pid)
+			delete(p.grains, msg.sid)
+		}
 	case *actor.Terminated:
 		for sid, pid := range p.grains {
 			if pid.Equal(msg.Who) {
@@ -178,7 +183,7 @@ func (p *placement) spawn(ctx actor.Context, ci *protocluster.ClusterIdentity) *
 	if pid, ok := p.grains[ci.Identity]; ok {
 		return pid
 	}
-	kind := p.n.c.GetClusterKind(sessionKind)
+	kind := p.m.c.GetClusterKind(sessionKind)
 	pid := ctx.Spawn(protocluster.WithClusterIdentity(kind.Props, ci))
 	p.grains[ci.Identity] = pid
 	return pid
@@ -206,14 +211,14 @@ func (p *placement) release(ctx actor.Context, sid string, replyTo *actor.PID) {
 		ctx.Stop(pid)
 		delete(p.grains, sid)
 	}
-	n := p.n
+	n, sys := p.n, p.m.sys
 	n.goAsync(func() {
 		err := n.ad.Release(n.ctx, sid)
 		if err != nil {
 			n.log.Warn("releasing a session failed", "sid", sid, "err", err)
 		}
 		if replyTo != nil {
-			n.sys.Root.Send(replyTo, reply(err))
+			sys.Root.Send(replyTo, reply(err))
 		}
 	})
 }
@@ -223,6 +228,7 @@ func (p *placement) release(ctx actor.Context, sid string, replyTo *actor.PID) {
 // stops the grain so a later activation tries again.
 type grain struct {
 	n       *Node
+	m       *member
 	sid     string
 	done    bool
 	err     error
@@ -235,10 +241,10 @@ func (g *grain) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case *protocluster.ClusterInit:
 		g.sid = msg.Identity.Identity
-		self, n, sid := ctx.Self(), g.n, g.sid
+		self, n, sid, sys := ctx.Self(), g.n, g.sid, g.m.sys
 		n.goAsync(func() {
 			err := n.ad.Adopt(n.ctx, sid)
-			n.sys.Root.Send(self, &adopted{err: err})
+			sys.Root.Send(self, &adopted{err: err})
 		})
 	case *adopted:
 		g.done, g.err = true, msg.err

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -37,7 +38,22 @@ type gossipState struct {
 	Draining bool   `json:"draining"`
 }
 
-// startMember builds the actor system and starts the protoactor member.
+// member is one protoactor membership of this node: an actor system (its id
+// is the member id) with its remote, gossip and provider. A node the others
+// declared dead replaces it with a new one (rejoin.go); the Node, its engine
+// and its API stay.
+type member struct {
+	sys     *actor.ActorSystem
+	c       *protocluster.Cluster
+	lookup  *lookup
+	started time.Time
+	retired atomic.Bool // replaced by a rejoin: its events no longer update the view
+}
+
+// mem is the current membership.
+func (n *Node) mem() *member { return n.cur.Load() }
+
+// startMember builds an actor system and starts a protoactor member with it.
 // protoactor panics on start errors (port in use, etcd unreachable): the
 // panic is turned into an error here so a bad config never kills the process.
 func (n *Node) startMember() (err error) {
@@ -45,44 +61,49 @@ func (n *Node) startMember() (err error) {
 		return err
 	}
 	plog := slog.New(warnFilter{n.opts.logger.Handler()}).With("component", "protoactor")
-	n.sys = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return plog }))
+	m := &member{}
+	m.sys = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return plog }))
 	provider, err := n.provider()
 	if err != nil {
 		return err
 	}
 	rcfg := remote.Configure(n.cfg.Host, n.cfg.RemotePort, remote.WithEndpointWriterQueueSize(4096))
-	n.lookup = &lookup{n: n}
-	kind := protocluster.NewKind(sessionKind, actor.PropsFromProducer(func() actor.Actor { return &grain{n: n} }))
-	ccfg := protocluster.Configure(n.cfg.Name, provider, n.lookup, rcfg,
+	m.lookup = &lookup{n: n, m: m}
+	kind := protocluster.NewKind(sessionKind, actor.PropsFromProducer(func() actor.Actor { return &grain{n: n, m: m} }))
+	ccfg := protocluster.Configure(n.cfg.Name, provider, m.lookup, rcfg,
 		protocluster.WithKinds(kind), protocluster.WithHeartbeatExpiration(n.cfg.FailureTimeout))
-	n.c = protocluster.New(n.sys, ccfg)
+	m.c = protocluster.New(m.sys, ccfg)
 	// Subscribed before StartMember so the first topology is not missed. The
 	// handler runs inline on the publisher (under the member list's lock):
 	// it only copies the member list and wakes the failover loop.
-	n.sys.EventStream.Subscribe(n.onEvent)
+	m.sys.EventStream.Subscribe(func(ev any) {
+		if !m.retired.Load() {
+			n.onEvent(ev)
+		}
+	})
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("cluster: starting the member on %s:%d (%s provider) failed: %v", n.cfg.Host, n.cfg.RemotePort, n.cfg.Provider, r)
-			n.abortMember()
+			m.retired.Store(true)
+			abortMember(m)
 		}
 	}()
-	n.c.StartMember()
-	n.started = time.Now()
-	n.publishState(false)
-	n.wg.Add(1)
-	go n.gossipLoop()
+	m.started = time.Now()
+	m.c.StartMember()
+	n.cur.Store(m)
+	n.publishState(n.view.isDraining(n.cfg.NodeID))
 	return nil
 }
 
 // abortMember undoes a start that panicked halfway; each step may itself
 // panic on the half-built cluster, which is ignored.
-func (n *Node) abortMember() {
+func abortMember(m *member) {
 	steps := []func(){
-		func() { _ = n.c.Config.ClusterProvider.Shutdown(false) },
-		func() { n.lookup.Shutdown() },
-		func() { n.c.Gossip.Shutdown() },
-		func() { n.sys.Shutdown() },
-		func() { n.c.Remote.Shutdown(false) },
+		func() { _ = m.c.Config.ClusterProvider.Shutdown(false) },
+		func() { m.lookup.Shutdown() },
+		func() { m.c.Gossip.Shutdown() },
+		func() { m.sys.Shutdown() },
+		func() { m.c.Remote.Shutdown(false) },
 	}
 	for _, s := range steps {
 		func() {
@@ -197,7 +218,7 @@ func (n *Node) join(ctx context.Context) error {
 
 func (n *Node) waitOthers(ctx context.Context, others []string) error {
 	deadline := time.Now().Add(n.cfg.JoinTimeout)
-	for len(n.view.topologyOthers(n.sys.ID)) == 0 {
+	for len(n.view.topologyOthers(n.mem().sys.ID)) == 0 {
 		if time.Now().After(deadline) {
 			why := probeAll(others, n.cfg.Name)
 			if n.cfg.StartAlone {
@@ -250,9 +271,9 @@ func probe(hostport, name string) string {
 func (n *Node) checkDuplicate(ctx context.Context) error {
 	deadline := time.Now().Add(min(n.cfg.JoinTimeout, 5*time.Second))
 	for {
-		n.view.refresh(n.c, n.cfg.Name, n.log)
+		n.view.refresh(n.mem().c, n.cfg.Name, n.log)
 		missing := false
-		for _, id := range n.view.topologyOthers(n.sys.ID) {
+		for _, id := range n.view.topologyOthers(n.mem().sys.ID) {
 			m, ok := n.view.member(id)
 			if !ok {
 				missing = true
@@ -272,42 +293,26 @@ func (n *Node) checkDuplicate(ctx context.Context) error {
 	}
 }
 
-// gossipLoop republishes this node's state (its session count changes) and
-// refreshes the view of the others.
-func (n *Node) gossipLoop() {
-	defer n.wg.Done()
-	t := time.NewTicker(n.opts.refresh)
-	defer t.Stop()
-	for {
-		select {
-		case <-n.ctx.Done():
-			return
-		case <-t.C:
-			n.publishState(n.view.isDraining(n.cfg.NodeID))
-			n.view.refresh(n.c, n.cfg.Name, n.log)
-		}
-	}
-}
-
 func (n *Node) publishState(draining bool) {
 	st := gossipState{Node: n.cfg.NodeID, API: n.cfg.APIURL, Sessions: n.ad.SessionCount(),
 		Capacity: n.cfg.Capacity, Cluster: n.cfg.Name, Draining: draining}
 	b, _ := json.Marshal(st)
-	n.c.Gossip.SetState(stateKey, wrapperspb.String(string(b)))
+	n.mem().c.Gossip.SetState(stateKey, wrapperspb.String(string(b)))
 }
 
-func (n *Node) stopMember(graceful bool) {
+func (n *Node) stopMember(m *member, graceful bool) {
+	m.retired.Store(true)
 	if graceful {
-		n.c.Shutdown(true)
+		m.c.Shutdown(true)
 		return
 	}
 	// What a crash looks like to the others: the health endpoint and the
 	// remote stop answering; no "gracefully left" gossip, no deregistration.
-	_ = n.c.Config.ClusterProvider.Shutdown(false)
-	n.c.Gossip.Shutdown()
-	n.lookup.Shutdown()
-	n.sys.Shutdown()
-	n.c.Remote.Shutdown(false)
+	_ = m.c.Config.ClusterProvider.Shutdown(false)
+	m.c.Gossip.Shutdown()
+	m.lookup.Shutdown()
+	m.sys.Shutdown()
+	m.c.Remote.Shutdown(false)
 }
 
 // pause waits d or until ctx ends (polling with a deadline, never as synchronisation).

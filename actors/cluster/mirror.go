@@ -131,11 +131,17 @@ func (n *Node) applyUpdate(e jetstream.KeyValueEntry) {
 	}
 	mr.m[e.Key()] = rec
 	mr.mu.Unlock()
-	if had && old.Member == n.sys.ID && rec.Member != n.sys.ID {
-		if _, asked := n.released.LoadAndDelete(rec.SID); !asked {
-			n.log.Warn("another member took over a session of this node; releasing it here", "sid", rec.SID, "now", rec.Node)
-			n.lookup.releaseLocal(rec.SID)
-		}
+	if !had || !n.isMine(old.Member) || n.isMine(rec.Member) {
+		return
+	}
+	if _, asked := n.released.LoadAndDelete(rec.SID); asked {
+		return // drained: Release ran on request
+	}
+	n.log.Warn("another member took over a session of this node; releasing it here", "sid", rec.SID, "now", rec.Node)
+	n.releaseTaken(rec.SID)
+	if old.Member == n.mem().sys.ID {
+		// only a member that judged this one dead claims its sessions
+		n.requestRejoin(fmt.Sprintf("member %s of node %s claimed session %s of this member", rec.Member, rec.Node, rec.SID))
 	}
 }
 

@@ -10,8 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
-	protocluster "github.com/asynkron/protoactor-go/cluster"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -70,6 +68,7 @@ type Stats struct {
 	Claims    int64 // placement claims this node won (new sessions, failovers, drains)
 	Failovers int64 // sessions this node re-claimed from a dead owner
 	Drained   int64 // sessions this node moved away from a draining member
+	Rejoins   int64 // times this node found itself declared dead and rejoined with a new member id
 }
 
 // Option tunes Start.
@@ -104,10 +103,8 @@ type Node struct {
 	opts    options
 	log     *slog.Logger
 	ad      Adopter
-	sys     *actor.ActorSystem
-	c       *protocluster.Cluster
+	cur     atomic.Pointer[member] // the protoactor membership; replaced by a rejoin
 	kv      jetstream.KeyValue
-	started time.Time
 
 	ctx    context.Context // lives until Shutdown; Adopt/Release calls and loops use it
 	cancel context.CancelFunc
@@ -116,12 +113,16 @@ type Node struct {
 
 	view    *view    // members as gossip and topology show them
 	mirror  *mirror  // local copy of the placement bucket
-	lookup  *lookup  // the IdentityLookup registered with protoactor
 	pending *pending // claims not yet visible in gossip session counts
+	health  *healthProbe
+
+	rejoinReq    chan string          // why the others declared this node dead (gossipLoop rejoins)
+	blockedSince map[string]time.Time // gossipLoop only: live members this member blocked, since when
+	pastIDs      sync.Map             // member ids this node had before a rejoin
 
 	released sync.Map // sids released on request (drain): their next owner change is expected
 
-	claims, failovers, drained atomic.Int64
+	claims, failovers, drained, rejoins atomic.Int64
 	stopOnce                   sync.Once
 	asyncMu                    sync.Mutex // orders goAsync's wg.Add before stop's wg.Wait
 	closed                     atomic.Bool
@@ -143,7 +144,9 @@ func Start(ctx context.Context, cfg Config, ad Adopter, nc *nats.Conn, opts ...O
 		return nil, err
 	}
 	n := &Node{cfg: cfg, opts: o, ad: ad, log: o.logger.With("component", "cluster", "node", cfg.NodeID),
-		kick: make(chan struct{}, 1), view: newView(cfg.Name), pending: newPending()}
+		kick: make(chan struct{}, 1), view: newView(cfg.Name), pending: newPending(),
+		health:    &healthProbe{every: o.refresh, timeout: min(2*time.Second, cfg.FailureTimeout/2)},
+		rejoinReq: make(chan string, 1), blockedSince: map[string]time.Time{}}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	if err := n.openBucket(ctx, nc); err != nil {
 		n.cancel()
@@ -151,9 +154,10 @@ func Start(ctx context.Context, cfg Config, ad Adopter, nc *nats.Conn, opts ...O
 	}
 	if err := n.startMember(); err != nil {
 		n.cancel()
-		n.wg.Wait()
 		return nil, err
 	}
+	n.wg.Add(1)
+	go n.gossipLoop()
 	if err := n.startMirror(ctx); err != nil {
 		n.stop(false)
 		return nil, err
@@ -164,7 +168,7 @@ func Start(ctx context.Context, cfg Config, ad Adopter, nc *nats.Conn, opts ...O
 	}
 	n.wg.Add(1)
 	go n.failoverLoop()
-	n.log.Info("cluster member started", "member", n.sys.ID, "address", n.sys.Address(), "members", len(n.view.alive()))
+	n.log.Info("cluster member started", "member", n.mem().sys.ID, "address", n.mem().sys.Address(), "members", len(n.view.alive()))
 	return n, nil
 }
 
@@ -211,7 +215,7 @@ func validate(cfg Config, ad Adopter, nc *nats.Conn) error {
 
 // Self is this node.
 func (n *Node) Self() Member {
-	return Member{ID: n.cfg.NodeID, Address: n.sys.Address(), API: n.cfg.APIURL, Status: "alive",
+	return Member{ID: n.cfg.NodeID, Address: n.mem().sys.Address(), API: n.cfg.APIURL, Status: "alive",
 		Sessions: n.ad.SessionCount(), Self: true}
 }
 
@@ -220,7 +224,7 @@ func (n *Node) Members(ctx context.Context) []Member {
 	if n.closed.Load() {
 		return []Member{n.Self()}
 	}
-	n.view.refresh(n.c, n.cfg.Name, n.log)
+	n.view.refresh(n.mem().c, n.cfg.Name, n.log)
 	ms := n.view.alive()
 	out := make([]Member, 0, len(ms))
 	for _, m := range ms {
@@ -232,7 +236,7 @@ func (n *Node) Members(ctx context.Context) []Member {
 // Stats returns the node's counters.
 func (n *Node) Stats() Stats {
 	return Stats{Members: len(n.view.alive()), Claims: n.claims.Load(),
-		Failovers: n.failovers.Load(), Drained: n.drained.Load()}
+		Failovers: n.failovers.Load(), Drained: n.drained.Load(), Rejoins: n.rejoins.Load()}
 }
 
 // Shutdown drains this node (within ctx) and leaves the cluster gracefully.
@@ -260,6 +264,6 @@ func (n *Node) stop(graceful bool) {
 		n.asyncMu.Unlock()
 		n.wg.Wait()
 		n.mirror.stop()
-		n.stopMember(graceful)
+		n.stopMember(n.mem(), graceful)
 	})
 }

@@ -143,12 +143,12 @@ func (n *Node) liveOwner(rec owner) (Member, bool) {
 	}
 	// alive, gossip not arrived yet: what the record and topology say
 	addr, _ := n.view.address(rec.Member)
-	return Member{ID: rec.Node, Address: addr, Status: "alive", Self: rec.Member == n.sys.ID}, true
+	return Member{ID: rec.Node, Address: addr, Status: "alive", Self: rec.Member == n.mem().sys.ID}, true
 }
 
 func (n *Node) asMember(m viewMember) Member {
 	out := m.Member
-	out.Self = m.memberID == n.sys.ID
+	out.Self = m.memberID == n.mem().sys.ID
 	return out
 }
 
@@ -156,7 +156,7 @@ func (n *Node) asMember(m viewMember) Member {
 // long enough to have seen every live member (a node that just started must
 // not take sessions from members its provider has not polled yet).
 func (n *Node) surelyDead(memberID string) bool {
-	return !n.view.isAlive(memberID) && time.Since(n.started) > n.cfg.FailureTimeout
+	return !n.view.isAlive(memberID) && time.Since(n.mem().started) > n.cfg.FailureTimeout
 }
 
 // claim moves session rec.SID (bucket revision rev) to the least-loaded live
@@ -201,12 +201,13 @@ func (n *Node) claim(ctx context.Context, rev uint64, rec owner, exclude string,
 func (n *Node) choose(sid, exclude string) (viewMember, error) {
 	var best viewMember
 	bestLoad, found, full := 0, false, false
+	self := n.mem().sys.ID
 	for _, m := range n.view.alive() {
-		if m.ID == exclude || m.draining || (m.ID == n.cfg.NodeID && m.memberID != n.sys.ID) {
+		if m.ID == exclude || m.draining || (m.ID == n.cfg.NodeID && m.memberID != self) {
 			continue
 		}
 		load := m.Sessions + n.pending.count(m.memberID)
-		if m.memberID == n.sys.ID {
+		if m.memberID == self {
 			load = n.ad.SessionCount() + n.pending.count(m.memberID)
 		}
 		if m.capacity > 0 && load >= m.capacity {

@@ -48,6 +48,13 @@ func (v *view) setTopology(ms []*protocluster.Member) {
 	v.mu.Unlock()
 }
 
+// reset forgets the topology and gossip of a membership being replaced.
+func (v *view) reset() {
+	v.mu.Lock()
+	v.topo, v.info = map[string]string{}, map[string]gossipState{}
+	v.mu.Unlock()
+}
+
 func (v *view) isAlive(memberID string) bool {
 	v.mu.Lock()
 	defer v.mu.Unlock()
