@@ -99,12 +99,12 @@ func WithSweep(d time.Duration) Option { return func(o *options) { o.sweep = d }
 
 // Node is this process's membership in the cluster.
 type Node struct {
-	cfg     Config
-	opts    options
-	log     *slog.Logger
-	ad      Adopter
-	cur     atomic.Pointer[member] // the protoactor membership; replaced by a rejoin
-	kv      jetstream.KeyValue
+	cfg  Config
+	opts options
+	log  *slog.Logger
+	ad   Adopter
+	cur  atomic.Pointer[member] // the protoactor membership; replaced by a rejoin
+	kv   jetstream.KeyValue
 
 	ctx    context.Context // lives until Shutdown; Adopt/Release calls and loops use it
 	cancel context.CancelFunc
@@ -123,9 +123,9 @@ type Node struct {
 	released sync.Map // sids released on request (drain): their next owner change is expected
 
 	claims, failovers, drained, rejoins atomic.Int64
-	stopOnce                   sync.Once
-	asyncMu                    sync.Mutex // orders goAsync's wg.Add before stop's wg.Wait
-	closed                     atomic.Bool
+	stopOnce                            sync.Once
+	asyncMu                             sync.Mutex // orders goAsync's wg.Add before stop's wg.Wait
+	closed                              atomic.Bool
 }
 
 // Start joins the cluster described by cfg: protoactor member (remote,
