@@ -46,6 +46,7 @@ func mapErr(err error) error {
 		{actors.ErrUnknownRuntime, ErrUnknownRuntime},
 		{actors.ErrNotSupported, ErrNotSupported},
 		{actors.ErrShuttingDown, ErrShuttingDown},
+		{actors.ErrUnavailable, ErrUnavailable},
 	} {
 		if errors.Is(err, m.from) {
 			return &engineErr{api: m.to, err: err}

@@ -348,6 +348,7 @@ func TestEngineErrorsMapToAPIStatuses(t *testing.T) {
 		{actors.ErrUnknownRuntime, ErrUnknownRuntime},
 		{actors.ErrNotSupported, ErrNotSupported},
 		{actors.ErrShuttingDown, ErrShuttingDown},
+		{actors.ErrUnavailable, ErrUnavailable},
 	}
 	for _, tt := range tests {
 		t.Run(tt.to.Error(), func(t *testing.T) {

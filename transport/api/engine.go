@@ -134,4 +134,7 @@ var (
 	ErrNotSupported   = errors.New("not supported by the session's runtime") // 501
 	ErrShuttingDown   = errors.New("engine shutting down")                   // 503
 	ErrUnknownRuntime = errors.New("unknown runtime")                        // 400
+	// ErrUnavailable: the session cannot act now (the cluster's replicated
+	// store has no quorum, or another node took the session over); retry.
+	ErrUnavailable = errors.New("session temporarily unavailable") // 503
 )

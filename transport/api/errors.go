@@ -64,6 +64,9 @@ func (s *Server) engineError(w http.ResponseWriter, r *http.Request, what string
 		w.Header().Set("Retry-After", "5")
 	case errors.Is(err, ErrShuttingDown):
 		status, code = http.StatusServiceUnavailable, "shutting_down"
+	case errors.Is(err, ErrUnavailable):
+		status, code = http.StatusServiceUnavailable, "unavailable"
+		w.Header().Set("Retry-After", "2")
 	case errors.Is(err, ErrNotSupported):
 		status, code = http.StatusNotImplemented, "not_supported"
 	case errors.Is(err, r.Context().Err()) && r.Context().Err() != nil:
