@@ -18,6 +18,9 @@ type Router interface {
 	Members(ctx context.Context) []ClusterMember
 	// Self is this server's member.
 	Self() ClusterMember
+	// Drain moves member nodeID's sessions to the other members; it
+	// returns once they run elsewhere. An unknown member wraps ErrNotFound.
+	Drain(ctx context.Context, nodeID string) error
 }
 
 // ClusterMember is one node of the cluster as GET /api/cluster shows it.

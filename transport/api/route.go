@@ -359,6 +359,20 @@ func (s *Server) clusterInfo(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, clusterBody{Self: s.cluster.r.Self().ID, Members: members})
 }
 
+// drainNode moves a member's sessions to the others (corral node drain).
+func (s *Server) drainNode(w http.ResponseWriter, r *http.Request) {
+	if s.cluster == nil {
+		writeError(w, http.StatusNotFound, "not_a_cluster", "not a cluster: start serve with --join to run this server as a cluster member")
+		return
+	}
+	node := r.PathValue("node")
+	if err := s.cluster.r.Drain(r.Context(), node); err != nil {
+		s.engineError(w, r, "drain node "+strconv.Quote(node), err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"node": node, "drained": true})
+}
+
 // closeCluster drops the forwarding transport's idle connections.
 func (s *Server) closeCluster() {
 	if s.cluster != nil {

@@ -81,6 +81,23 @@ func (r *testRouter) Members(ctx context.Context) []ClusterMember {
 	return append([]ClusterMember(nil), r.dir.members...)
 }
 
+func (r *testRouter) Drain(ctx context.Context, nodeID string) error {
+	r.dir.mu.Lock()
+	defer r.dir.mu.Unlock()
+	if _, ok := r.dir.member(nodeID); !ok {
+		return fmt.Errorf("drain %s: %w", nodeID, ErrNotFound)
+	}
+	if r.dir.placeOn == "" {
+		return fmt.Errorf("drain %s: no other member to take its sessions: %w", nodeID, ErrConflict)
+	}
+	for sid, owner := range r.dir.owners {
+		if owner == nodeID {
+			r.dir.owners[sid] = r.dir.placeOn
+		}
+	}
+	return nil
+}
+
 func (r *testRouter) Self() ClusterMember {
 	r.dir.mu.Lock()
 	defer r.dir.mu.Unlock()
@@ -403,5 +420,45 @@ func TestCORSThroughANonOwnerHasOneAllowOrigin(t *testing.T) {
 	code, body, hdr := a.do("GET", "/api/sessions/s1", nil, "Origin", origin)
 	if code != 200 || len(hdr.Values("Access-Control-Allow-Origin")) != 1 || hdr.Get("Access-Control-Allow-Origin") != origin {
 		t.Fatalf("= %d %s, Access-Control-Allow-Origin %q", code, body, hdr.Values("Access-Control-Allow-Origin"))
+	}
+}
+
+func TestDrainEndpoint(t *testing.T) {
+	c := newTestCluster(t, "a", "b")
+	c.sessionOn(t, "a", "s1")
+	c.dir.mu.Lock()
+	c.dir.placeOn = "b"
+	c.dir.mu.Unlock()
+	tests := []struct {
+		name     string
+		node     string
+		wantCode int
+		wantErr  string
+	}{
+		{"a member is drained", "a", 200, ""},
+		{"an unknown member is 404", "zz", 404, "not_found"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, body, _ := c.members["b"].do("POST", "/api/cluster/nodes/"+tt.node+"/drain", nil)
+			if code != tt.wantCode {
+				t.Fatalf("drain %s = %d %s, want %d", tt.node, code, body, tt.wantCode)
+			}
+			if tt.wantErr != "" {
+				if ec, _ := errorCode(t, body); ec != tt.wantErr {
+					t.Fatalf("drain %s error code %q, want %q (%s)", tt.node, ec, tt.wantErr, body)
+				}
+			}
+		})
+	}
+	c.dir.mu.Lock()
+	owner := c.dir.owners["s1"]
+	c.dir.mu.Unlock()
+	if owner != "b" {
+		t.Fatalf("after draining a, s1 is owned by %q, want b", owner)
+	}
+	single := newFixture(t, nil)
+	if code, body, _ := single.do("POST", "/api/cluster/nodes/a/drain", nil); code != 404 || !strings.Contains(string(body), "not_a_cluster") {
+		t.Fatalf("drain on a single node = %d %s, want 404 not_a_cluster", code, body)
 	}
 }

@@ -142,6 +142,7 @@ func (s *Server) register() {
 	s.handle("GET /api/openapi.json", pub, s.openAPI)
 	s.handle("GET /api/metrics/summary", api, s.metricsSummary)
 	s.handle("GET /api/cluster", api, s.clusterInfo)
+	s.handle("POST /api/cluster/nodes/{node}/drain", api, s.drainNode)
 
 	s.handle("POST /api/sessions", api, s.createSession)
 	s.handle("GET /api/sessions", api, s.listSessions)
