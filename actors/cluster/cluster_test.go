@@ -65,15 +65,23 @@ type recAdopter struct {
 	adopted  map[string]int
 	released map[string]int
 	owned    map[string]bool
+	fail     map[string]int // sid -> Adopt calls still to fail
+	attempts map[string]int // sid -> Adopt calls, failed ones included
 }
 
 func newRecAdopter() *recAdopter {
-	return &recAdopter{adopted: map[string]int{}, released: map[string]int{}, owned: map[string]bool{}}
+	return &recAdopter{adopted: map[string]int{}, released: map[string]int{}, owned: map[string]bool{},
+		fail: map[string]int{}, attempts: map[string]int{}}
 }
 
 func (a *recAdopter) Adopt(_ context.Context, sid string) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.attempts[sid]++
+	if a.fail[sid] > 0 {
+		a.fail[sid]--
+		return fmt.Errorf("test: adopting %s fails", sid)
+	}
 	a.adopted[sid]++
 	a.owned[sid] = true
 	return nil
@@ -140,7 +148,7 @@ func startNode(t *testing.T, natsURL string, cfg Config) (*testNode, error) {
 	}
 	t.Cleanup(nc.Close)
 	ad := newRecAdopter()
-	opts := []Option{WithReplicas(1), WithRefresh(300 * time.Millisecond), WithSweep(time.Second)}
+	opts := []Option{WithReplicas(1), WithRefresh(300 * time.Millisecond), WithSweep(time.Second), WithAdoptRetry(3, 50*time.Millisecond)}
 	if os.Getenv("CORRAL_TEST_LOG") != "" {
 		opts = append(opts, WithLogger(slog.New(slog.NewTextHandler(os.Stderr, nil))))
 	}
@@ -567,4 +575,77 @@ func TestDeclaredDeadMemberRejoins(t *testing.T) {
 	if other.n.Stats().Rejoins != 0 {
 		t.Errorf("the member that stayed alive rejoined too")
 	}
+}
+
+func (a *recAdopter) failNext(sid string, k int) {
+	a.mu.Lock()
+	a.fail[sid] = k
+	a.mu.Unlock()
+}
+
+func (a *recAdopter) tries(sid string) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.attempts[sid]
+}
+
+// placeOn places new sessions until one lands on tn and returns its id.
+func placeOn(t *testing.T, via, tn *testNode, prefix string) string {
+	t.Helper()
+	for i := range 40 {
+		sid := fmt.Sprintf("%s%d", prefix, i)
+		m, err := via.n.Place(context.Background(), sid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.ID == tn.cfg.NodeID {
+			return sid
+		}
+	}
+	t.Fatalf("40 sessions and none placed on %s", tn.cfg.NodeID)
+	return ""
+}
+
+func TestFailedAdoptIsRetriedThenHandedOver(t *testing.T) {
+	ctx := context.Background()
+	url := startNATS(t)
+	nodes := startNodes(t, url, testCfgs(t, 2))
+	a, b := nodes[0], nodes[1]
+	self, ok := a.n.view.member(a.n.mem().sys.ID)
+	if !ok {
+		t.Fatal("node a is not in its own view")
+	}
+	t.Run("a failure followed by a success keeps the session on its member", func(t *testing.T) {
+		sid := placeOn(t, a, a, "flaky")
+		a.ad.failNext(sid, 2)
+		if err := a.n.activate(ctx, self, sid); err != nil {
+			t.Fatalf("activate after two failures: %v", err)
+		}
+		if got := a.ad.tries(sid); got != 3 {
+			t.Errorf("Adopt called %d times, want 3", got)
+		}
+		if m, err := b.n.Owner(ctx, sid); err != nil || m.ID != a.cfg.NodeID {
+			t.Errorf("Owner(%s) = %+v, %v; want %s", sid, m, err, a.cfg.NodeID)
+		}
+	})
+	t.Run("after the last failure the claim goes to another member", func(t *testing.T) {
+		sid := placeOn(t, a, a, "broken")
+		a.ad.failNext(sid, 100)
+		if err := a.n.activate(ctx, self, sid); err == nil {
+			t.Fatal("activate of a session whose Adopt always fails succeeded")
+		}
+		if got := a.ad.tries(sid); got != 3 {
+			t.Errorf("Adopt called %d times, want 3 (WithAdoptRetry)", got)
+		}
+		eventually(t, 20*time.Second, "the other member to adopt the handed-over session", func() bool {
+			n, _ := b.ad.counts(sid)
+			return n == 1
+		})
+		if m, err := b.n.Owner(ctx, sid); err != nil || m.ID != b.cfg.NodeID {
+			t.Errorf("Owner(%s) = %+v, %v; want %s", sid, m, err, b.cfg.NodeID)
+		}
+		if r := a.n.Stats().Rejoins; r != 0 {
+			t.Errorf("handing a claim over made the node rejoin %d times (it took its own move for a takeover)", r)
+		}
+	})
 }

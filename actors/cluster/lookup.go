@@ -223,9 +223,10 @@ func (p *placement) release(ctx actor.Context, sid string, replyTo *actor.PID) {
 	})
 }
 
-// grain is the activation of one session on its owner: it runs Adopt once
-// (on a goroutine) and answers opLocate when Adopt ended. A failed Adopt
-// stops the grain so a later activation tries again.
+// grain is the activation of one session on its owner: it runs Adopt (on a
+// goroutine, retried with backoff, see adoptWithRetry) and answers opLocate
+// when that ended. A failed Adopt stops the grain so a later activation
+// tries again.
 type grain struct {
 	n       *Node
 	m       *member
@@ -243,7 +244,7 @@ func (g *grain) Receive(ctx actor.Context) {
 		g.sid = msg.Identity.Identity
 		self, n, sid, sys := ctx.Self(), g.n, g.sid, g.m.sys
 		n.goAsync(func() {
-			err := n.ad.Adopt(n.ctx, sid)
+			err := n.adoptWithRetry(sid)
 			sys.Root.Send(self, &adopted{err: err})
 		})
 	case *adopted:
@@ -253,8 +254,7 @@ func (g *grain) Receive(ctx actor.Context) {
 		}
 		g.waiting = nil
 		if g.err != nil {
-			g.n.log.Error("adopting a session failed", "sid", g.sid, "err", g.err)
-			ctx.Stop(ctx.Self())
+			ctx.Stop(ctx.Self()) // a later activation tries again
 		} else {
 			g.n.log.Info("session adopted", "sid", g.sid)
 		}

@@ -75,10 +75,12 @@ type Stats struct {
 type Option func(*options)
 
 type options struct {
-	logger   *slog.Logger
-	replicas int
-	refresh  time.Duration
-	sweep    time.Duration
+	logger        *slog.Logger
+	replicas      int
+	refresh       time.Duration
+	sweep         time.Duration
+	adoptAttempts int
+	adoptBackoff  time.Duration
 }
 
 // WithLogger sets the logger; protoactor's own logs go to it too, from level WARN up
@@ -96,6 +98,14 @@ func WithRefresh(d time.Duration) Option { return func(o *options) { o.refresh =
 // WithSweep sets how often the node looks for sessions whose owner is not
 // alive (covers a missed topology event). Default 3s.
 func WithSweep(d time.Duration) Option { return func(o *options) { o.sweep = d } }
+
+// WithAdoptRetry sets how often a failed Adopt is tried on the member that
+// claimed the session (attempts in all, >= 1) and the pause before the
+// second try (doubled before each further one, up to 30s). After the last
+// failure the claim goes to another live member. Default 4 attempts, 1s.
+func WithAdoptRetry(attempts int, backoff time.Duration) Option {
+	return func(o *options) { o.adoptAttempts, o.adoptBackoff = attempts, backoff }
+}
 
 // Node is this process's membership in the cluster.
 type Node struct {
@@ -132,7 +142,7 @@ type Node struct {
 // gossip, provider), the placement bucket on nc's JetStream, and the
 // failover loops. ad is this node's engine.
 func Start(ctx context.Context, cfg Config, ad Adopter, nc *nats.Conn, opts ...Option) (*Node, error) {
-	o := options{refresh: time.Second, sweep: 3 * time.Second}
+	o := options{refresh: time.Second, sweep: 3 * time.Second, adoptAttempts: 4, adoptBackoff: time.Second}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -140,7 +150,7 @@ func Start(ctx context.Context, cfg Config, ad Adopter, nc *nats.Conn, opts ...O
 		o.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	cfg = withDefaults(cfg)
-	if err := validate(cfg, ad, nc); err != nil {
+	if err := validate(cfg, o, ad, nc); err != nil {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, opts: o, ad: ad, log: o.logger.With("component", "cluster", "node", cfg.NodeID),
@@ -191,7 +201,7 @@ func withDefaults(cfg Config) Config {
 	return cfg
 }
 
-func validate(cfg Config, ad Adopter, nc *nats.Conn) error {
+func validate(cfg Config, o options, ad Adopter, nc *nats.Conn) error {
 	switch {
 	case cfg.NodeID == "":
 		return errors.New("cluster: the node id is empty: set --node-id or [cluster] node_id")
@@ -207,6 +217,8 @@ func validate(cfg Config, ad Adopter, nc *nats.Conn) error {
 		return fmt.Errorf("cluster: remote port %d is not a port: set --cluster-listen HOST:PORT", cfg.RemotePort)
 	case cfg.Provider == "automanaged" && cfg.HealthPort <= 0:
 		return fmt.Errorf("cluster: health port %d is not a port: set [cluster] health_port or leave it 0 to derive it", cfg.HealthPort)
+	case o.adoptAttempts < 1 || o.adoptBackoff < 0:
+		return fmt.Errorf("cluster: WithAdoptRetry(%d, %s): attempts must be at least 1 and the backoff not negative", o.adoptAttempts, o.adoptBackoff)
 	case cfg.Capacity < 0:
 		return fmt.Errorf("cluster: capacity %d is negative: use 0 for unlimited", cfg.Capacity)
 	}

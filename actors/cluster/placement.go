@@ -170,6 +170,9 @@ func (n *Node) claim(ctx context.Context, rev uint64, rec owner, exclude string,
 	}
 	next := owner{SID: rec.SID, Node: target.ID, Member: target.memberID, Epoch: rec.Epoch + 1}
 	b, _ := json.Marshal(next)
+	if n.isMine(rec.Member) && !n.isMine(target.memberID) {
+		n.released.Store(rec.SID, true) // this node moves its own session: not a takeover
+	}
 	newRev, err := n.kv.Update(ctx, key(rec.SID), b, rev)
 	if err != nil {
 		return Member{}, fmt.Errorf("cluster: claiming session %s for node %s: %w", rec.SID, target.ID, err)
