@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -15,11 +16,10 @@ import (
 	"corral/eventbus"
 )
 
-// Names of the stream, its subjects and the metadata bucket.
+// Names of the stream and its subjects.
 const (
 	DefaultStreamName = "CORRAL_EVENTS"
 	subjectPrefix     = "corral.events."
-	MetaBucket        = "corral_meta"
 )
 
 // Message headers.
@@ -27,6 +27,11 @@ const (
 	hdrFirstID = "Corral-First-Id"
 	hdrLastID  = "Corral-Last-Id"
 	hdrFence   = "Corral-Fence"
+	// hdrMeta marks a session's metadata record (body = the record). It is
+	// stored on the session's subject, not in a KV bucket, so that it is
+	// fenced like the events: a stale owner cannot overwrite the new
+	// owner's record (sandbox handle, tokens, status).
+	hdrMeta = "Corral-Meta"
 )
 
 // maxGroupBytes is the most body bytes one message carries; larger commit
@@ -36,13 +41,15 @@ const maxGroupBytes = 7 << 20
 
 // Log is the eventbus.Replica backed by JetStream, plus the readers a node
 // taking sessions over needs (Load, Fence, Sessions). Safe for concurrent
-// use; appends of one session must come from one goroutine at a time (an
-// eventbus Stream's writer), appends of different sessions may overlap.
+// use: the writes of one session (appends, metadata, fence, delete) take
+// turns on a per-session lock, because each expects the subject's last
+// sequence to be the one this Log knows, and two of them in flight with the
+// same expectation would refuse one (a false fence). Writes of different
+// sessions overlap.
 type Log struct {
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	stream jetstream.Stream
-	meta   jetstream.KeyValue
 	o      options
 
 	mu   sync.Mutex
@@ -51,6 +58,21 @@ type Log struct {
 	// be stored (a leader elected later commits it), so the next append
 	// first reads what follows the known sequence (resolve).
 	uncertain map[string]bool
+	// locks holds the per-subject write locks in use; an entry goes away
+	// when its last holder or waiter lets go, so the map stays as small
+	// as the number of sessions being written right now.
+	locks map[string]*subjectLock
+	// refused counts publishes the stream refused for a wrong expected
+	// sequence: fences, and (were the per-session lock missing) this Log
+	// racing itself. Tests read it.
+	refused atomic.Uint64
+}
+
+// subjectLock serialises one subject's round trips. A channel rather than
+// a sync.Mutex so that a waiter gives up when its context ends.
+type subjectLock struct {
+	ch   chan struct{}
+	refs int // holders and waiters; guarded by Log.mu
 }
 
 var _ eventbus.Replica = (*Log)(nil)
@@ -91,8 +113,8 @@ func WithOpTimeout(d time.Duration) Option { return func(o *options) { o.opTimeo
 // WithClientName names the NATS connection (shown by the server's monitoring).
 func WithClientName(name string) Option { return func(o *options) { o.clientName = name } }
 
-// Open connects to the NATS server at url, creates or updates the stream
-// and the metadata bucket, and returns the Log. In a new cluster JetStream
+// Open connects to the NATS server at url, creates or updates the stream,
+// and returns the Log. In a new cluster JetStream
 // needs a few seconds to elect its meta leader; Open retries until ctx ends
 // and then reports how many servers answered.
 func Open(ctx context.Context, url string, opts ...Option) (*Log, error) {
@@ -110,7 +132,7 @@ func Open(ctx context.Context, url string, opts ...Option) (*Log, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Log{nc: nc, o: o, seqs: map[string]uint64{}, uncertain: map[string]bool{}}
+	l := &Log{nc: nc, o: o, seqs: map[string]uint64{}, uncertain: map[string]bool{}, locks: map[string]*subjectLock{}}
 	if l.js, err = jetstream.New(nc, jetstream.WithDefaultTimeout(o.opTimeout)); err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("jetstream: %w", err)
@@ -138,8 +160,8 @@ func connect(ctx context.Context, url string, o options) (*nats.Conn, error) {
 	}
 }
 
-// setup creates or updates the stream and the bucket, retrying while
-// JetStream is not ready (no meta leader yet).
+// setup creates or updates the stream, retrying while JetStream is not
+// ready (no meta leader yet).
 func (l *Log) setup(ctx context.Context) error {
 	scfg := jetstream.StreamConfig{
 		Name:        l.o.stream,
@@ -150,16 +172,14 @@ func (l *Log) setup(ctx context.Context) error {
 		AllowDirect: false, // reads of state must come from the leader
 		Discard:     jetstream.DiscardOld,
 	}
-	kcfg := jetstream.KeyValueConfig{Bucket: MetaBucket, Storage: jetstream.FileStorage, Replicas: l.o.replicas, History: 1}
 	var last error
 	for {
 		actx, cancel := context.WithTimeout(ctx, l.o.opTimeout)
 		st, err := l.js.CreateOrUpdateStream(actx, scfg)
+		cancel()
 		if err == nil {
 			l.stream = st
-			l.meta, err = l.js.CreateOrUpdateKeyValue(actx, kcfg)
 		}
-		cancel()
 		if err == nil {
 			return nil
 		}
@@ -201,6 +221,33 @@ func (l *Log) Close() error {
 
 func subjectOf(sid string) string { return subjectPrefix + SubjectToken(sid) }
 
+// lockSubject waits for subj's write lock (or ctx's end) and returns its
+// release.
+func (l *Log) lockSubject(ctx context.Context, subj string) (func(), error) {
+	l.mu.Lock()
+	sl := l.locks[subj]
+	if sl == nil {
+		sl = &subjectLock{ch: make(chan struct{}, 1)}
+		l.locks[subj] = sl
+	}
+	sl.refs++
+	l.mu.Unlock()
+	drop := func() {
+		l.mu.Lock()
+		if sl.refs--; sl.refs == 0 {
+			delete(l.locks, subj)
+		}
+		l.mu.Unlock()
+	}
+	select {
+	case sl.ch <- struct{}{}:
+		return func() { <-sl.ch; drop() }, nil
+	case <-ctx.Done():
+		drop()
+		return nil, fmt.Errorf("jetstream: waiting for another write to %s to finish: %w", subj, ctx.Err())
+	}
+}
+
 // lastSeq returns the last sequence known for sid's subject, asking the
 // stream leader when this Log has not seen the subject yet.
 func (l *Log) lastSeq(ctx context.Context, sid string) (uint64, error) {
@@ -236,7 +283,7 @@ func (l *Log) resolve(ctx context.Context, sid string, seq uint64) (uint64, erro
 			return 0, l.classify(err, "check the last append to session "+strconv.Quote(sid))
 		}
 		if m.Header.Get(hdrFence) != "" {
-			return 0, fmt.Errorf("jetstream: session %q was fenced by node %q while its last append was unconfirmed: %w", sid, m.Header.Get(hdrFence), eventbus.ErrFenced)
+			return 0, fmt.Errorf("jetstream: session %q was fenced by node %q (marker at sequence %d) after this node's last write to it: %w", sid, m.Header.Get(hdrFence), m.Sequence, eventbus.ErrFenced)
 		}
 		seq = m.Sequence
 	}
@@ -275,7 +322,8 @@ func (l *Log) setSeq(subj string, seq uint64) {
 
 // AppendRecords publishes recs as one message (or several chained ones,
 // when over maxGroupBytes) on sid's subject, each expecting the subject's
-// last sequence to be the one this Log knows.
+// last sequence to be the one this Log knows. The caller holds no lock;
+// AppendRecords holds sid's for all of its publishes.
 func (l *Log) AppendRecords(ctx context.Context, sid string, recs []eventbus.ReplicaRecord) error {
 	if len(recs) == 0 {
 		return nil
@@ -283,11 +331,16 @@ func (l *Log) AppendRecords(ctx context.Context, sid string, recs []eventbus.Rep
 	if err := eventbus.ValidateSessionID(sid); err != nil {
 		return err
 	}
+	subj := subjectOf(sid)
+	unlock, err := l.lockSubject(ctx, subj)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	seq, err := l.lastSeq(ctx, sid)
 	if err != nil {
 		return err
 	}
-	subj := subjectOf(sid)
 	for len(recs) > 0 {
 		n, size := 0, 0
 		for n < len(recs) && (n == 0 || size+len(recs[n].JSON)+1 <= maxGroupBytes) {
@@ -302,7 +355,7 @@ func (l *Log) AppendRecords(ctx context.Context, sid string, recs []eventbus.Rep
 		msg.Data = body
 		msg.Header.Set(hdrFirstID, strconv.FormatInt(recs[0].ID, 10))
 		msg.Header.Set(hdrLastID, strconv.FormatInt(recs[n-1].ID, 10))
-		if seq, err = l.publish(ctx, sid, msg, seq); err != nil {
+		if seq, err = l.publish(ctx, sid, msg, seq, "append to session "+strconv.Quote(sid)); err != nil {
 			return err
 		}
 		recs = recs[n:]
@@ -310,13 +363,14 @@ func (l *Log) AppendRecords(ctx context.Context, sid string, recs []eventbus.Rep
 	return nil
 }
 
-// publish sends msg expecting subject sequence expect, remembers the new
+// publish sends msg expecting subject sequence expect (the caller holds
+// the subject's lock), remembers the new
 // sequence and returns it. When the stream holds more than expect, the
 // messages after it decide: a fence marker among them means another node
 // owns the session (ErrFenced); otherwise they are this Log's own earlier
 // publishes whose outcome it did not learn (timed out, then committed by a
 // leader elected later), and msg is sent after them.
-func (l *Log) publish(ctx context.Context, sid string, msg *nats.Msg, expect uint64) (uint64, error) {
+func (l *Log) publish(ctx context.Context, sid string, msg *nats.Msg, expect uint64, what string) (uint64, error) {
 	deadline := time.Now().Add(l.o.opTimeout)
 	for {
 		pctx, cancel := context.WithTimeout(ctx, l.o.opTimeout)
@@ -327,7 +381,7 @@ func (l *Log) publish(ctx context.Context, sid string, msg *nats.Msg, expect uin
 			return ack.Sequence, nil
 		}
 		if !isWrongLastSeq(err) {
-			err = l.classify(err, "append to session "+strconv.Quote(sid))
+			err = l.classify(err, what)
 			if errors.Is(err, eventbus.ErrReplicaUnavailable) {
 				l.mu.Lock()
 				l.seqs[msg.Subject] = expect
@@ -336,9 +390,10 @@ func (l *Log) publish(ctx context.Context, sid string, msg *nats.Msg, expect uin
 			}
 			return 0, err
 		}
+		l.refused.Add(1)
 		next, rerr := l.resolve(ctx, sid, expect)
 		if rerr != nil {
-			return 0, rerr // ErrFenced when a fence marker follows expect
+			return 0, fmt.Errorf("jetstream: %s: %w", what, rerr) // ErrFenced when a fence marker follows expect
 		}
 		if next != expect {
 			expect = next
@@ -351,7 +406,7 @@ func (l *Log) publish(ctx context.Context, sid string, msg *nats.Msg, expect uin
 			l.mu.Lock()
 			l.uncertain[msg.Subject] = true
 			l.mu.Unlock()
-			return 0, l.classify(fmt.Errorf("an earlier publish is still in flight: %w", context.DeadlineExceeded), "append to session "+strconv.Quote(sid))
+			return 0, l.classify(fmt.Errorf("an earlier publish is still in flight: %w", context.DeadlineExceeded), what)
 		}
 	}
 }

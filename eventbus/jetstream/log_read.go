@@ -16,19 +16,26 @@ import (
 )
 
 // Load reads session sid whole from the stream leader: its events in id
-// order (fence markers skipped; a group that re-sends ids replaces them)
-// and its metadata record (nil if none), for eventbus.Store.Hydrate. This
-// Log then appends after the last message it read.
+// order (fence markers and metadata messages skipped; a group that re-sends
+// ids replaces them) and its metadata record, the body of the last metadata
+// message (nil if none), for eventbus.Store.Hydrate. This Log then writes
+// after the last message it read.
 func (l *Log) Load(ctx context.Context, sid string) ([]*eventbus.Item, []byte, error) {
 	if err := eventbus.ValidateSessionID(sid); err != nil {
 		return nil, nil, err
 	}
-	last, err := l.fetchLastSeq(ctx, sid)
+	subj := subjectOf(sid)
+	unlock, err := l.lockSubject(ctx, subj)
 	if err != nil {
 		return nil, nil, err
 	}
-	subj := subjectOf(sid)
+	last, err := l.fetchLastSeq(ctx, sid)
+	unlock()
+	if err != nil {
+		return nil, nil, err
+	}
 	var items []*eventbus.Item
+	var meta []byte
 	for seq := uint64(1); last > 0 && seq <= last; {
 		gctx, cancel := context.WithTimeout(ctx, l.o.opTimeout)
 		m, err := l.stream.GetMsg(gctx, seq, jetstream.WithGetMsgSubject(subj))
@@ -39,14 +46,17 @@ func (l *Log) Load(ctx context.Context, sid string) ([]*eventbus.Item, []byte, e
 		if err != nil {
 			return nil, nil, l.classify(err, "load session "+strconv.Quote(sid))
 		}
+		seq = m.Sequence + 1
+		if m.Header.Get(hdrMeta) != "" {
+			meta = m.Data
+			continue
+		}
 		if items, err = mergeGroup(items, m); err != nil {
 			return nil, nil, fmt.Errorf("jetstream: load session %q: message %d: %w", sid, m.Sequence, err)
 		}
-		seq = m.Sequence + 1
 	}
-	meta, err := l.loadMeta(ctx, sid)
-	if err != nil {
-		return nil, nil, err
+	if meta != nil && len(meta) == 0 {
+		meta = nil // not a record eventbus could have written (it needs JSON)
 	}
 	return items, meta, nil
 }
@@ -71,20 +81,6 @@ func mergeGroup(items []*eventbus.Item, m *jetstream.RawStreamMsg) ([]*eventbus.
 	return append(items[:keep], recs...), nil
 }
 
-// loadMeta returns sid's metadata record, nil if it has none.
-func (l *Log) loadMeta(ctx context.Context, sid string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, l.o.opTimeout)
-	defer cancel()
-	e, err := l.meta.Get(ctx, SubjectToken(sid))
-	switch {
-	case errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted):
-		return nil, nil
-	case err != nil:
-		return nil, l.classify(err, "load the metadata of session "+strconv.Quote(sid))
-	}
-	return e.Value(), nil
-}
-
 // Fence publishes a fence marker naming nodeID after sid's current last
 // message, so that any other Log's next append to sid fails wrapping
 // eventbus.ErrFenced; this Log then appends after the marker. A race with
@@ -96,14 +92,9 @@ func (l *Log) Fence(ctx context.Context, sid, nodeID string) error {
 	if nodeID == "" {
 		return errors.New("jetstream: Fence needs the fencing node's id")
 	}
+	subj := subjectOf(sid)
 	for {
-		seq, err := l.fetchLastSeq(ctx, sid)
-		if err != nil {
-			return err
-		}
-		msg := nats.NewMsg(subjectOf(sid))
-		msg.Header.Set(hdrFence, nodeID)
-		_, err = l.publish(ctx, sid, msg, seq)
+		err := l.fenceOnce(ctx, sid, subj, nodeID)
 		if err == nil {
 			return nil
 		}
@@ -116,68 +107,92 @@ func (l *Log) Fence(ctx context.Context, sid, nodeID string) error {
 	}
 }
 
-// SaveMeta stores sid's metadata record in the corral_meta bucket.
+// fenceOnce publishes one fence marker after sid's last message as the
+// stream leader reports it now.
+func (l *Log) fenceOnce(ctx context.Context, sid, subj, nodeID string) error {
+	unlock, err := l.lockSubject(ctx, subj)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	seq, err := l.fetchLastSeq(ctx, sid)
+	if err != nil {
+		return err
+	}
+	msg := nats.NewMsg(subj)
+	msg.Header.Set(hdrFence, nodeID)
+	_, err = l.publish(ctx, sid, msg, seq, "publish the fence marker")
+	return err
+}
+
+// SaveMeta stores sid's metadata record as a message on sid's own subject
+// (header Corral-Meta, body data), fenced like an append: it expects the
+// subject's last sequence to be the one this Log knows, so after another
+// node's Fence it fails wrapping eventbus.ErrFenced and the new owner's
+// record stays the last one. Load returns the last record.
 func (l *Log) SaveMeta(ctx context.Context, sid string, data []byte) error {
 	if err := eventbus.ValidateSessionID(sid); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, l.o.opTimeout)
-	defer cancel()
-	if _, err := l.meta.Put(ctx, SubjectToken(sid), data); err != nil {
-		return l.classify(err, "save the metadata of session "+strconv.Quote(sid))
+	if len(data) == 0 || len(data) > maxGroupBytes {
+		return fmt.Errorf("jetstream: the metadata record of session %q is %d bytes; it must hold 1 to %d bytes of JSON", sid, len(data), maxGroupBytes)
 	}
-	return nil
+	subj := subjectOf(sid)
+	unlock, err := l.lockSubject(ctx, subj)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	seq, err := l.lastSeq(ctx, sid)
+	if err != nil {
+		return err
+	}
+	msg := nats.NewMsg(subj)
+	msg.Data = data
+	msg.Header.Set(hdrMeta, "1")
+	_, err = l.publish(ctx, sid, msg, seq, "save the metadata of session "+strconv.Quote(sid))
+	return err
 }
 
-// Delete purges sid's messages from the stream and its metadata record.
-// A Log that still appends to sid afterwards is fenced.
+// Delete purges sid's subject: its events, metadata records and fence
+// markers together.
 func (l *Log) Delete(ctx context.Context, sid string) error {
 	if err := eventbus.ValidateSessionID(sid); err != nil {
 		return err
 	}
+	subj := subjectOf(sid)
+	unlock, err := l.lockSubject(ctx, subj)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	ctx, cancel := context.WithTimeout(ctx, l.o.opTimeout)
 	defer cancel()
-	subj := subjectOf(sid)
 	if err := l.stream.Purge(ctx, jetstream.WithPurgeSubject(subj)); err != nil {
-		return l.classify(err, "delete the events of session "+strconv.Quote(sid))
+		return l.classify(err, "delete session "+strconv.Quote(sid))
 	}
 	l.mu.Lock()
 	delete(l.seqs, subj)
 	delete(l.uncertain, subj)
 	l.mu.Unlock()
-	if err := l.meta.Purge(ctx, SubjectToken(sid)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
-		return l.classify(err, "delete the metadata of session "+strconv.Quote(sid))
-	}
 	return nil
 }
 
-// Sessions lists the sessions with events or a metadata record, sorted.
+// Sessions lists the sessions with events or a metadata record (every
+// session with a subject in the stream), sorted.
 func (l *Log) Sessions(ctx context.Context) ([]string, error) {
 	ctx, cancel := context.WithTimeout(ctx, l.o.opTimeout)
 	defer cancel()
-	seen := map[string]bool{}
 	info, err := l.stream.Info(ctx, jetstream.WithSubjectFilter(subjectPrefix+">"))
 	if err != nil {
 		return nil, l.classify(err, "list sessions")
 	}
+	out := make([]string, 0, len(info.State.Subjects))
 	for subj := range info.State.Subjects {
-		seen[strings.TrimPrefix(subj, subjectPrefix)] = true
-	}
-	keys, err := l.meta.ListKeys(ctx)
-	if err != nil && !errors.Is(err, jetstream.ErrNoKeysFound) {
-		return nil, l.classify(err, "list session metadata")
-	}
-	if keys != nil {
-		for k := range keys.Keys() {
-			seen[k] = true
-		}
-		keys.Stop() // fails once the lister ended by itself; nothing to report
-	}
-	out := make([]string, 0, len(seen))
-	for tok := range seen {
+		tok := strings.TrimPrefix(subj, subjectPrefix)
 		sid, err := SessionOfToken(tok)
 		if err != nil {
-			l.o.logger.Warn("jetstream: skipping a subject or key that names no session", "token", tok, "err", err)
+			l.o.logger.Warn("jetstream: skipping a subject that names no session", "token", tok, "err", err)
 			continue
 		}
 		out = append(out, sid)
