@@ -254,6 +254,38 @@ func (nd *clusterNode) signal(sig syscall.Signal) {
 	}
 }
 
+// submitRetry submits a command like submit, retrying while the cluster
+// refuses it for want of a quorum (a JetStream stream leader is being
+// elected after a member died): nothing was stored then, so a retry
+// cannot run it twice.
+func (nd *clusterNode) submitRetry(sid, command string) int64 {
+	nd.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		code, b := nd.do("POST", "api/sessions/"+sid+"/actions", fmt.Sprintf(`{"action":"run","args":{"command":%q}}`, command))
+		if code == 202 || code == 200 {
+			var r struct {
+				ID int64 `json:"id"`
+			}
+			if err := json.Unmarshal(b, &r); err != nil {
+				nd.t.Fatalf("submit reply %s: %v", b, err)
+			}
+			return r.ID
+		}
+		if !strings.Contains(string(b), "quorum") || time.Now().After(deadline) {
+			nd.t.Fatalf("submit %q via %s = %d %s", command, nd.name, code, b)
+		}
+		nd.t.Logf("submit via %s refused for now (%d): retrying", nd.name, code)
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// allEvents are every stored event of the session, Corral's own too (the
+// OpenHands listing leaves those out, so its ids have gaps).
+func (nd *clusterNode) allEvents(sid string) []apiEvent {
+	return nd.eventPages(sid, "corral_events=true")
+}
+
 // checkIDs fails unless evs have ids 0..n-1 in order (no gap, no repeat)
 // and every action in want has exactly one observation.
 func checkIDs(t *testing.T, evs []apiEvent, want ...int64) {

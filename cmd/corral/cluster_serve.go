@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -88,14 +90,28 @@ func apiMember(m cluster.Member) api.ClusterMember {
 	return api.ClusterMember{ID: m.ID, Address: m.Address, API: m.API, Status: m.Status, Sessions: m.Sessions}
 }
 
+// apiError maps the cluster's errors onto the API's: no owner is a 404,
+// no member with room a full queue (503 queue_full).
+func apiError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, cluster.ErrNoSession):
+		return fmt.Errorf("%w: %w", api.ErrNotFound, err)
+	case errors.Is(err, cluster.ErrFull):
+		return fmt.Errorf("%w: %w", api.ErrQueueFull, err)
+	}
+	return err
+}
+
 func (r clusterRouter) Owner(ctx context.Context, sid string) (api.ClusterMember, error) {
 	m, err := r.n.Owner(ctx, sid)
-	return apiMember(m), err
+	return apiMember(m), apiError(err)
 }
 
 func (r clusterRouter) Place(ctx context.Context, sid string) (api.ClusterMember, error) {
 	m, err := r.n.Place(ctx, sid)
-	return apiMember(m), err
+	return apiMember(m), apiError(err)
 }
 
 func (r clusterRouter) Members(ctx context.Context) []api.ClusterMember {
@@ -110,8 +126,14 @@ func (r clusterRouter) Members(ctx context.Context) []api.ClusterMember {
 func (r clusterRouter) Self() api.ClusterMember { return apiMember(r.n.Self()) }
 
 // Drain moves node nodeID's sessions elsewhere (POST
-// /api/cluster/nodes/{id}/drain, when the API offers it).
-func (r clusterRouter) Drain(ctx context.Context, nodeID string) error { return r.n.Drain(ctx, nodeID) }
+// /api/cluster/nodes/{id}/drain); a node not in the cluster is a 404.
+func (r clusterRouter) Drain(ctx context.Context, nodeID string) error {
+	known := slices.ContainsFunc(r.n.Members(ctx), func(m cluster.Member) bool { return m.ID == nodeID })
+	if !known {
+		return fmt.Errorf("%w: no member %q in the cluster (corral node list shows them)", api.ErrNotFound, nodeID)
+	}
+	return r.n.Drain(ctx, nodeID)
+}
 
 // Forget drops a deleted session's placement.
 func (r clusterRouter) Forget(ctx context.Context, sid string) error { return r.n.Forget(ctx, sid) }

@@ -1,5 +1,3 @@
-//go:build corral_cluster_wired
-
 package main
 
 import (
