@@ -649,3 +649,48 @@ func TestFailedAdoptIsRetriedThenHandedOver(t *testing.T) {
 		}
 	})
 }
+
+// protoactor blocks a member id for good after one missed health poll; the
+// member is alive all the same. Its sessions must stay with it, and the
+// member that blocked it must heal the split by rejoining.
+func TestLiveMemberMissingFromATopologyKeepsItsSessions(t *testing.T) {
+	ctx := context.Background()
+	url := startNATS(t)
+	nodes := startNodes(t, url, testCfgs(t, 3))
+	blocker, owner := nodes[0], nodes[1]
+	var sids []string
+	for range 2 {
+		sid := placeOn(t, blocker, owner, fmt.Sprintf("live%d-", len(sids)))
+		sids = append(sids, sid)
+	}
+	ownerID := owner.n.mem().sys.ID
+	blocker.n.mem().c.Remote.BlockList().Block(ownerID) // what a missed health poll does
+	eventually(t, 10*time.Second, "the blocked member to leave the blocker's topology", func() bool {
+		return !blocker.n.view.isAlive(ownerID) || blocker.n.Stats().Rejoins > 0
+	})
+	eventually(t, 60*time.Second, "the blocker to rejoin", func() bool { return blocker.n.Stats().Rejoins == 1 })
+	for _, tn := range nodes {
+		waitMembers(t, tn.n, 3)
+	}
+	for _, sid := range sids {
+		e, err := owner.n.kv.Get(ctx, key(sid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec, err := decodeEntry(e)
+		if err != nil || rec.Member != ownerID || rec.Epoch != 1 {
+			t.Errorf("session %s of the live member: record %+v, %v; want it unchanged on member %s", sid, rec.owner, err, ownerID)
+		}
+		if m, err := blocker.n.Owner(ctx, sid); err != nil || m.ID != owner.cfg.NodeID {
+			t.Errorf("Owner(%s) on the rejoined blocker = %+v, %v; want %s", sid, m, err, owner.cfg.NodeID)
+		}
+	}
+	for _, tn := range nodes {
+		if f := tn.n.Stats().Failovers; f != 0 {
+			t.Errorf("node %s counted %d failovers; no member died", tn.cfg.NodeID, f)
+		}
+	}
+	if r := owner.n.Stats().Rejoins; r != 0 {
+		t.Errorf("the blocked (live) member rejoined %d times", r)
+	}
+}

@@ -31,25 +31,51 @@ func (n *Node) failoverLoop() {
 // restarted node's old member id included: its entries name a member id no
 // longer alive). Every survivor does this; the bucket's compare-and-set lets
 // one win per session, and the winner activates it on the chosen member.
+// The mirror only nominates candidates: each is read again from the bucket
+// and judged on the current record and the current topology, and claimed
+// with that record's revision.
 func (n *Node) reclaimDead() {
-	dead := n.mirror.all(func(e entry) bool { return n.surelyDead(e.Member) })
-	for _, e := range dead {
+	cands := n.mirror.all(func(e entry) bool { return !n.view.isAlive(e.Member) })
+	for _, c := range cands {
 		if n.ctx.Err() != nil {
 			return
 		}
-		_, err := n.claim(n.ctx, e.rev, e.owner, "", false)
+		err := n.reclaimOne(c.SID)
 		switch {
-		case err == nil:
-			n.failovers.Add(1)
-		case errors.Is(err, jetstream.ErrKeyRevisionMismatch):
-			// another survivor won this one
+		case err == nil, errors.Is(err, jetstream.ErrKeyRevisionMismatch):
+			// claimed, or another survivor won this one
 		case errors.Is(err, ErrNoMember), errors.Is(err, ErrFull):
-			n.log.Warn("a dead member's session has nowhere to go yet", "sid", e.SID, "err", err)
+			n.log.Warn("a dead member's session has nowhere to go yet", "sid", c.SID, "err", err)
 			return
 		default:
-			n.log.Warn("re-claiming a dead member's session failed", "sid", e.SID, "err", err)
+			n.log.Warn("re-claiming a dead member's session failed", "sid", c.SID, "err", err)
 		}
 	}
+}
+
+// reclaimOne claims sid when its current owner member is surely dead.
+func (n *Node) reclaimOne(sid string) error {
+	ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
+	defer cancel()
+	e, err := n.kv.Get(ctx, key(sid))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil // forgotten
+	}
+	if err != nil {
+		return fmt.Errorf("cluster: reading the owner of session %s: %w", sid, err)
+	}
+	cur, err := decodeEntry(e)
+	if err != nil {
+		return err
+	}
+	if !n.surelyDead(cur.Member) {
+		return nil
+	}
+	if _, err := n.claim(n.ctx, cur.rev, cur.owner, "", false); err != nil {
+		return err
+	}
+	n.failovers.Add(1)
+	return nil
 }
 
 // Drain moves node nodeID's sessions to other live members: each is

@@ -36,6 +36,10 @@ type gossipState struct {
 	Capacity int    `json:"capacity"`
 	Cluster  string `json:"cluster"`
 	Draining bool   `json:"draining"`
+	// Past are this node's member ids before a rejoin: placement records
+	// naming them belong to this live member until it rewrote them (reown),
+	// so the others must not take them for a dead member's.
+	Past []string `json:"past,omitempty"`
 }
 
 // member is one protoactor membership of this node: an actor system (its id
@@ -56,13 +60,17 @@ func (n *Node) mem() *member { return n.cur.Load() }
 // startMember builds an actor system and starts a protoactor member with it.
 // protoactor panics on start errors (port in use, etcd unreachable): the
 // panic is turned into an error here so a bad config never kills the process.
-func (n *Node) startMember() (err error) {
+//
+// prepare (optional) runs with the new member id before the member starts
+// (a rejoin moves its placement records to it before the others see it).
+func (n *Node) startMember(prepare func(memberID string)) (err error) {
 	if err := checkPorts(n.cfg); err != nil {
 		return err
 	}
 	plog := slog.New(warnFilter{n.opts.logger.Handler()}).With("component", "protoactor")
 	m := &member{}
 	m.sys = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return plog }))
+	n.ids.Store(m.sys.ID, true)
 	provider, err := n.provider()
 	if err != nil {
 		return err
@@ -88,6 +96,9 @@ func (n *Node) startMember() (err error) {
 			abortMember(m)
 		}
 	}()
+	if prepare != nil {
+		prepare(m.sys.ID)
+	}
 	m.started = time.Now()
 	m.c.StartMember()
 	n.cur.Store(m)
@@ -296,6 +307,14 @@ func (n *Node) checkDuplicate(ctx context.Context) error {
 func (n *Node) publishState(draining bool) {
 	st := gossipState{Node: n.cfg.NodeID, API: n.cfg.APIURL, Sessions: n.ad.SessionCount(),
 		Capacity: n.cfg.Capacity, Cluster: n.cfg.Name, Draining: draining}
+	cur := n.mem().sys.ID
+	n.ids.Range(func(k, _ any) bool {
+		if k.(string) != cur {
+			st.Past = append(st.Past, k.(string))
+		}
+		return true
+	})
+	slices.Sort(st.Past)
 	b, _ := json.Marshal(st)
 	n.mem().c.Gossip.SetState(stateKey, wrapperspb.String(string(b)))
 }

@@ -128,7 +128,7 @@ type Node struct {
 
 	rejoinReq    chan string          // why the others declared this node dead (gossipLoop rejoins)
 	blockedSince map[string]time.Time // gossipLoop only: live members this member blocked, since when
-	pastIDs      sync.Map             // member ids this node had before a rejoin
+	ids          sync.Map             // every member id this node created (current, past, one being started)
 
 	released sync.Map // sids released on request (drain): their next owner change is expected
 
@@ -162,7 +162,7 @@ func Start(ctx context.Context, cfg Config, ad Adopter, nc *nats.Conn, opts ...O
 		n.cancel()
 		return nil, err
 	}
-	if err := n.startMember(); err != nil {
+	if err := n.startMember(nil); err != nil {
 		n.cancel()
 		return nil, err
 	}

@@ -155,8 +155,20 @@ func (n *Node) asMember(m viewMember) Member {
 // surelyDead: the member is not in the topology, and this node has been up
 // long enough to have seen every live member (a node that just started must
 // not take sessions from members its provider has not polled yet).
+//
+// The topology alone is not enough: protoactor never takes back a member id
+// it blocked, and blocks one on a single missed health poll (a busy machine),
+// so a live member can be missing from this member's topology for good.
+// With the automanaged provider the member's health endpoint is asked now;
+// one that answers with that member id is alive.
 func (n *Node) surelyDead(memberID string) bool {
-	return !n.view.isAlive(memberID) && time.Since(n.mem().started) > n.cfg.FailureTimeout
+	if n.view.isAlive(memberID) || time.Since(n.mem().started) <= n.cfg.FailureTimeout {
+		return false
+	}
+	if n.cfg.Provider == "automanaged" && n.health.alive(n.otherJoins(), n.cfg.Name)[memberID] {
+		return false
+	}
+	return true
 }
 
 // claim moves session rec.SID (bucket revision rev) to the least-loaded live

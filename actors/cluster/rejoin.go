@@ -109,14 +109,15 @@ func (n *Node) rejoin(why string) {
 	old := n.mem()
 	n.log.Warn("the cluster declared this node dead; rejoining with a new member id and releasing the sessions other members took over",
 		"why", why, "old_member", old.sys.ID)
-	n.pastIDs.Store(old.sys.ID, true)
 	n.stopMember(old, false)
 	n.view.reset()
 	n.health.reset()
 	clear(n.blockedSince)
+	var kept, lost int
+	prepare := func(newID string) { kept, lost = n.reown(newID) }
 	deadline := time.Now().Add(n.cfg.JoinTimeout)
 	for {
-		err := n.startMember()
+		err := n.startMember(prepare)
 		if err == nil {
 			break
 		}
@@ -127,7 +128,6 @@ func (n *Node) rejoin(why string) {
 		_ = pause(n.ctx, 200*time.Millisecond)
 	}
 	n.rejoins.Add(1)
-	kept, lost := n.reown(old.sys.ID)
 	n.log.Info("rejoined the cluster", "member", n.mem().sys.ID, "old_member", old.sys.ID, "sessions_kept", kept, "sessions_released", lost)
 	select {
 	case n.kick <- struct{}{}:
@@ -135,14 +135,16 @@ func (n *Node) rejoin(why string) {
 	}
 }
 
-// reown moves the placement records naming member oldID to the current
-// member (CAS on the revision read, so a concurrent takeover wins or loses
-// cleanly) and releases the sessions already claimed by another member.
-func (n *Node) reown(oldID string) (kept, lost int) {
-	newID := n.mem().sys.ID
-	for _, e := range n.mirror.all(func(e entry) bool { return e.Member == oldID }) {
+// reown moves the placement records naming an earlier member id of this
+// node to newID, before that member starts: the others see the records move
+// with no topology change that would make them sweep (CAS on the revision
+// read, so a concurrent takeover wins or loses cleanly). The sessions
+// already claimed by another member are released.
+func (n *Node) reown(newID string) (kept, lost int) {
+	old := func(id string) bool { return id != newID && n.isMine(id) }
+	for _, e := range n.mirror.all(func(e entry) bool { return old(e.Member) }) {
 		ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
-		ok, err := reownOne(ctx, n.kv, e.SID, oldID, newID, n.mirror)
+		ok, err := reownOne(ctx, n.kv, e.SID, old, newID, n.mirror)
 		cancel()
 		switch {
 		case err != nil:
@@ -157,10 +159,10 @@ func (n *Node) reown(oldID string) (kept, lost int) {
 	return kept, lost
 }
 
-// reownOne rewrites sid's record from member oldID to newID (same node,
-// same epoch: the owner did not change, so nothing is fenced). It returns
-// false when the record names another member (or is gone) now.
-func reownOne(ctx context.Context, kv jetstream.KeyValue, sid, oldID, newID string, mr *mirror) (bool, error) {
+// reownOne rewrites sid's record from a member id old accepts to newID (same
+// node, same epoch: the owner did not change, so nothing is fenced). It
+// returns false when the record names another member (or is gone) now.
+func reownOne(ctx context.Context, kv jetstream.KeyValue, sid string, old func(string) bool, newID string, mr *mirror) (bool, error) {
 	for range 5 {
 		e, err := kv.Get(ctx, key(sid))
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
@@ -173,7 +175,7 @@ func reownOne(ctx context.Context, kv jetstream.KeyValue, sid, oldID, newID stri
 		if err != nil {
 			return false, err
 		}
-		if cur.Member != oldID {
+		if !old(cur.Member) {
 			return cur.Member == newID, nil
 		}
 		next := cur.owner
@@ -205,12 +207,10 @@ func (n *Node) releaseTaken(sid string) {
 	})
 }
 
-// isMine: memberID is this node's current or an earlier member id.
+// isMine: memberID is one of this node's member ids (current, earlier, or
+// the one a rejoin is starting).
 func (n *Node) isMine(memberID string) bool {
-	if memberID == n.mem().sys.ID {
-		return true
-	}
-	_, ok := n.pastIDs.Load(memberID)
+	_, ok := n.ids.Load(memberID)
 	return ok
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -55,18 +56,33 @@ func (v *view) reset() {
 	v.mu.Unlock()
 }
 
+// isAlive: memberID is in the topology, or is a past member id of a member
+// in it (that node rejoined and has not rewritten its records yet).
 func (v *view) isAlive(memberID string) bool {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	_, ok := v.topo[memberID]
+	_, ok := v.resolveLocked(memberID)
 	return ok
+}
+
+// resolveLocked maps memberID to the live member id that answers for it.
+func (v *view) resolveLocked(memberID string) (string, bool) {
+	if _, ok := v.topo[memberID]; ok {
+		return memberID, true
+	}
+	for id, st := range v.info {
+		if _, alive := v.topo[id]; alive && slices.Contains(st.Past, memberID) {
+			return id, true
+		}
+	}
+	return "", false
 }
 
 func (v *view) address(memberID string) (string, bool) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	a, ok := v.topo[memberID]
-	return a, ok
+	id, ok := v.resolveLocked(memberID)
+	return v.topo[id], ok
 }
 
 func (v *view) topologyOthers(self string) []string {
@@ -96,7 +112,11 @@ func (v *view) isDraining(node string) bool {
 func (v *view) member(memberID string) (viewMember, bool) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	return v.memberLocked(memberID)
+	id, ok := v.resolveLocked(memberID)
+	if !ok {
+		return viewMember{}, false
+	}
+	return v.memberLocked(id)
 }
 
 func (v *view) memberLocked(id string) (viewMember, bool) {
