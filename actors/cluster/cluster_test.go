@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"corral/eventbus/jetstream"
+	"corral/metrics"
 
 	"github.com/nats-io/nats.go"
 	"go.uber.org/goleak"
@@ -132,6 +133,38 @@ type testNode struct {
 	n   *Node
 	ad  *recAdopter
 	cfg Config
+	reg *metrics.Registry
+}
+
+// metric reads a gauge or counter of reg (labels as name=value pairs; 0 when absent).
+func metric(t *testing.T, reg *metrics.Registry, name string, labels ...string) float64 {
+	t.Helper()
+	fams, err := reg.Gatherer().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range f.GetMetric() {
+			for i := 0; i+1 < len(labels); i += 2 {
+				found := false
+				for _, l := range m.GetLabel() {
+					found = found || l.GetName() == labels[i] && l.GetValue() == labels[i+1]
+				}
+				if !found {
+					continue next
+				}
+			}
+			if m.GetCounter() != nil {
+				return m.GetCounter().GetValue()
+			}
+			return m.GetGauge().GetValue()
+		}
+	}
+	return 0
 }
 
 // testCfg is a node config on free loopback ports joining join.
@@ -148,7 +181,8 @@ func startNode(t *testing.T, natsURL string, cfg Config) (*testNode, error) {
 	}
 	t.Cleanup(nc.Close)
 	ad := newRecAdopter()
-	opts := []Option{WithReplicas(1), WithRefresh(300 * time.Millisecond), WithSweep(time.Second), WithAdoptRetry(3, 50*time.Millisecond)}
+	reg := metrics.New()
+	opts := []Option{WithMetrics(reg), WithReplicas(1), WithRefresh(300 * time.Millisecond), WithSweep(time.Second), WithAdoptRetry(3, 50*time.Millisecond)}
 	if os.Getenv("CORRAL_TEST_LOG") != "" {
 		opts = append(opts, WithLogger(slog.New(slog.NewTextHandler(os.Stderr, nil))))
 	}
@@ -157,7 +191,7 @@ func startNode(t *testing.T, natsURL string, cfg Config) (*testNode, error) {
 		return nil, err
 	}
 	t.Cleanup(func() { n.stop(false) })
-	return &testNode{n: n, ad: ad, cfg: cfg}, nil
+	return &testNode{n: n, ad: ad, cfg: cfg, reg: reg}, nil
 }
 
 // testCfgs makes k node configs that all list all k health addresses in
@@ -326,6 +360,17 @@ func TestClusterPlacementFailoverAndDrain(t *testing.T) {
 		if f := survivors[0].n.Stats().Failovers + survivors[1].n.Stats().Failovers; f != int64(len(lost)) {
 			t.Errorf("failovers counted %d, want %d", f, len(lost))
 		}
+		exported := metric(t, survivors[0].reg, "corral_cluster_failovers_total", "reason", "member_dead") +
+			metric(t, survivors[1].reg, "corral_cluster_failovers_total", "reason", "member_dead")
+		if exported != float64(len(lost)) {
+			t.Errorf("corral_cluster_failovers_total{reason=member_dead} sums to %v, want %d", exported, len(lost))
+		}
+		for _, s := range survivors {
+			eventually(t, 20*time.Second, "the members gauge to show the 2 survivors", func() bool {
+				return metric(t, s.reg, "corral_cluster_members") == 2 &&
+					metric(t, s.reg, "corral_cluster_sessions", "node", victim.cfg.NodeID) == 0
+			})
+		}
 		nodes = survivors
 	})
 
@@ -354,6 +399,9 @@ func TestClusterPlacementFailoverAndDrain(t *testing.T) {
 			if a, _ := to.ad.counts(sid); a < 1 {
 				t.Errorf("session %s not adopted on %s", sid, to.cfg.NodeID)
 			}
+		}
+		if got := metric(t, to.reg, "corral_cluster_failovers_total", "reason", "drain"); got != float64(len(moving)) {
+			t.Errorf("corral_cluster_failovers_total{reason=drain} = %v, want %d", got, len(moving))
 		}
 		if _, err := to.n.Place(ctx, "after-drain"); err != nil {
 			t.Fatal(err)

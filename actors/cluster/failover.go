@@ -74,7 +74,7 @@ func (n *Node) reclaimOne(sid string) error {
 	if _, err := n.claim(n.ctx, cur.rev, cur.owner, "", false); err != nil {
 		return err
 	}
-	n.failovers.Add(1)
+	n.failedOver("member_dead")
 	return nil
 }
 
@@ -142,7 +142,7 @@ func (n *Node) moveOne(ctx context.Context, sid, nodeID string) error {
 			continue
 		}
 		if err == nil {
-			n.drained.Add(1)
+			n.failedOver("drain")
 		}
 		return err
 	}

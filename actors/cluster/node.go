@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"corral/metrics"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -81,6 +83,7 @@ type options struct {
 	sweep         time.Duration
 	adoptAttempts int
 	adoptBackoff  time.Duration
+	metrics       *metrics.Registry
 }
 
 // WithLogger sets the logger; protoactor's own logs go to it too, from level WARN up
@@ -107,6 +110,12 @@ func WithAdoptRetry(attempts int, backoff time.Duration) Option {
 	return func(o *options) { o.adoptAttempts, o.adoptBackoff = attempts, backoff }
 }
 
+// WithMetrics exports the node's cluster metrics to r: live members and
+// each member's session count (refreshed with the gossip, WithRefresh), and
+// the sessions this node took over, by reason ("member_dead", "drain").
+// nil (the default) exports nothing.
+func WithMetrics(r *metrics.Registry) Option { return func(o *options) { o.metrics = r } }
+
 // Node is this process's membership in the cluster.
 type Node struct {
 	cfg  Config
@@ -127,6 +136,7 @@ type Node struct {
 	health  *healthProbe
 
 	rejoinReq    chan string          // why the others declared this node dead (gossipLoop rejoins)
+	exported     map[string]bool      // gossipLoop only: node ids whose session gauge is set
 	blockedSince map[string]time.Time // gossipLoop only: live members this member blocked, since when
 	ids          sync.Map             // every member id this node created (current, past, one being started)
 
@@ -156,7 +166,7 @@ func Start(ctx context.Context, cfg Config, ad Adopter, nc *nats.Conn, opts ...O
 	n := &Node{cfg: cfg, opts: o, ad: ad, log: o.logger.With("component", "cluster", "node", cfg.NodeID),
 		kick: make(chan struct{}, 1), view: newView(cfg.Name), pending: newPending(),
 		health:    &healthProbe{every: o.refresh, timeout: min(2*time.Second, cfg.FailureTimeout/2)},
-		rejoinReq: make(chan string, 1), blockedSince: map[string]time.Time{}}
+		rejoinReq: make(chan string, 1), blockedSince: map[string]time.Time{}, exported: map[string]bool{}}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	if err := n.openBucket(ctx, nc); err != nil {
 		n.cancel()
@@ -243,6 +253,43 @@ func (n *Node) Members(ctx context.Context) []Member {
 		out = append(out, n.asMember(m))
 	}
 	return out
+}
+
+// reportMetrics exports the view (gossipLoop): members, and each member's
+// session count; the per-node gauges are reset when the set of members
+// changes so a departed node's series does not linger.
+func (n *Node) reportMetrics() {
+	r := n.opts.metrics
+	if r == nil {
+		return
+	}
+	ms := n.view.alive()
+	r.SetClusterMembers(len(ms))
+	same := len(ms) == len(n.exported)
+	for _, m := range ms {
+		same = same && n.exported[m.ID]
+	}
+	if !same {
+		r.ResetClusterSessions()
+		clear(n.exported)
+	}
+	for _, m := range ms {
+		if m.memberID == n.mem().sys.ID {
+			m.Sessions = n.ad.SessionCount()
+		}
+		r.SetClusterSessions(m.ID, m.Sessions)
+		n.exported[m.ID] = true
+	}
+}
+
+// failedOver counts one session this node took over (reason "member_dead" or "drain").
+func (n *Node) failedOver(reason string) {
+	if reason == "drain" {
+		n.drained.Add(1)
+	} else {
+		n.failovers.Add(1)
+	}
+	n.opts.metrics.Failover(reason)
 }
 
 // Stats returns the node's counters.

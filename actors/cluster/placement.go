@@ -129,6 +129,9 @@ func (n *Node) Owner(ctx context.Context, sid string) (Member, error) {
 		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 			continue // another member claimed it first: read the winner
 		}
+		if m.ID != "" {
+			n.failedOver("member_dead") // claimed (its activation may have failed)
+		}
 		return m, err
 	}
 }

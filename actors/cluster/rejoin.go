@@ -50,6 +50,7 @@ func (n *Node) gossipLoop() {
 		if why == "" {
 			n.publishState(n.view.isDraining(n.cfg.NodeID))
 			n.view.refresh(n.mem().c, n.cfg.Name, n.log)
+			n.reportMetrics()
 			why = n.blockedPeers()
 		}
 		if why != "" {
