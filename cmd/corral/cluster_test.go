@@ -277,3 +277,112 @@ func readFile(t *testing.T, path string) string {
 	}
 	return string(b)
 }
+
+func TestClusterFarmOf60JobsSurvivesANodeKilledMidway(t *testing.T) {
+	cr := newClusterRig(t, "local", 3, "")
+	cr.start()
+	dir := t.TempDir()
+	var jobs strings.Builder
+	for i := range 60 {
+		fmt.Fprintf(&jobs, `{"id":"job%02d","actions":[{"action":"run","args":{"command":"echo start-%d"}},{"action":"run","args":{"command":"sleep 0.3; echo done-%d"}}],"check":"true"}`+"\n", i, i, i)
+	}
+	jobsFile := dir + "/jobs.jsonl"
+	if err := os.WriteFile(jobsFile, []byte(jobs.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var apis []string
+	for _, nd := range cr.nodes {
+		apis = append(apis, strings.TrimSuffix(strings.TrimPrefix(nd.base, "http://"), "/"))
+	}
+	out := dir + "/out"
+	cmd := exec.Command(cr.corral, "farm", "--cluster", strings.Join(apis, ","), "--out", out, "--concurrency", "6", "--progress", "none", "-v", jobsFile)
+	var farmOut syncBuffer
+	cmd.Stdout, cmd.Stderr = &farmOut, &farmOut
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	deadline := time.Now().Add(5 * time.Minute)
+	for resultLines(out) < 20 {
+		if time.Now().After(deadline) {
+			t.Fatalf("farm wrote %d results in 5 min:\n%s", resultLines(out), farmOut.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	cr.nodes[1].kill()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("farm: %v\n%s", err, farmOut.String())
+	}
+	b, err := os.ReadFile(out + "/results.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	nodes := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var r struct {
+			ID, Status, Node string
+			Attempts         int
+		}
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("result line %q: %v", line, err)
+		}
+		seen[r.ID]++
+		nodes[r.Node] = true
+		if r.Status != "passed" {
+			t.Errorf("job %s: %s", r.ID, line)
+		}
+	}
+	if len(seen) != 60 {
+		t.Fatalf("%d jobs have a result, want 60", len(seen))
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("job %s has %d results", id, n)
+		}
+	}
+	if len(nodes) < 2 {
+		t.Errorf("jobs ran on nodes %v, want at least 2", nodes)
+	}
+	for id := range seen {
+		checkJobEvents(t, out+"/events/"+id+".jsonl")
+	}
+}
+
+// checkJobEvents fails unless every action in a job's event log has
+// exactly one observation (none lost, none run twice).
+func checkJobEvents(t *testing.T, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	answers := map[int64]int{}
+	var actions []int64
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var ev apiEvent
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatalf("%s: %q: %v", path, line, err)
+		}
+		if ev.Action == "run" {
+			actions = append(actions, ev.ID)
+		}
+		if ev.Observation != "" && ev.Cause != nil {
+			answers[*ev.Cause]++
+		}
+	}
+	if len(actions) < 3 { // two job actions and the check
+		t.Errorf("%s: %d run actions, want 3", path, len(actions))
+	}
+	for _, id := range actions {
+		if answers[id] != 1 {
+			t.Errorf("%s: action %d has %d observations, want 1", path, id, answers[id])
+		}
+	}
+}
+
+// resultLines counts the complete lines of a farm's results file.
+func resultLines(out string) int {
+	b, _ := os.ReadFile(out + "/results.jsonl")
+	return bytes.Count(b, []byte("\n"))
+}

@@ -34,6 +34,12 @@ unless --rerun names them (--rerun all runs every job again). Ctrl-C stops
 starting jobs and lets running ones finish for --grace; a second Ctrl-C
 stops them at once.
 
+With --cluster HOST:PORT[,...] the jobs run on a running cluster (corral
+serve --join) through its members' APIs instead of in this process: the
+cluster spreads the sessions over its members, a member that dies mid-job
+hands the job's session to another (its action is answered once, never
+sent twice), and each result names the node that ran it.
+
 Exit status: 0 all jobs passed; 1 some job did not pass, a line was malformed
 or the run was interrupted; 2 bad usage or unusable output folder.
 
@@ -53,6 +59,8 @@ type farmOpts struct {
 	config      string
 	retryErrors bool
 	rerun       string
+	cluster     string // --cluster: API addresses of a cluster's members
+	token       string
 }
 
 func farmFlags(w io.Writer, o *farmOpts) *flag.FlagSet {
@@ -70,6 +78,8 @@ func farmFlags(w io.Writer, o *farmOpts) *flag.FlagSet {
 	fs.StringVar(&o.config, "config", "", "corral's TOML configuration file ([engine] and [runtime] sections apply)")
 	fs.BoolVar(&o.retryErrors, "retry-errors", true, "rerun with the same --out: run again the jobs whose last status was error (false keeps their results)")
 	fs.StringVar(&o.rerun, "rerun", "", "rerun with the same --out: also run again the jobs whose last status is in this comma-separated list (passed, failed, timeout, error), or all")
+	fs.StringVar(&o.cluster, "cluster", "", "run the jobs on a running cluster: API addresses HOST:PORT[,HOST:PORT...] of its members (any of them; the cluster spreads sessions, the farm fails over when one dies)")
+	fs.StringVar(&o.token, "token", os.Getenv("CORRAL_TOKEN"), "with --cluster: bearer token, one of the servers' [server] auth_tokens (env CORRAL_TOKEN)")
 	return fs
 }
 
@@ -166,20 +176,12 @@ func runFarm(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 			backends = append(backends, b)
 		}
 	}
-	// The engine outlives Ctrl-C (ctx): it must drain and destroy sandboxes.
-	be, err := newBenchEngine(context.WithoutCancel(ctx), engineSettings{backends: backends, maxSessions: o.concurrency, image: o.image, logger: logger, config: cfg})
+	eng, closeEngine, err := farmEngine(ctx, o, backends, logger, cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "corral farm: %v\n", err)
 		return 2
 	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
-		defer cancel()
-		if err := be.Close(sctx); err != nil {
-			fmt.Fprintf(stderr, "corral farm: engine shutdown: %v\n", err)
-		}
-	}()
-	eng := farm.NewActorsEngine(be.Engine)
+	defer closeEngine(stderr)
 
 	// First SIGINT/SIGTERM/SIGHUP: stop starting jobs (grace); second: stop now.
 	runCtx, stopStarting := context.WithCancel(ctx)
@@ -256,6 +258,29 @@ func runFarm(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return 1
 	}
 	return 0
+}
+
+// farmEngine is the engine the farm runs on: a cluster's API (--cluster),
+// else an in-process engine with the backends the jobs need. closeEngine
+// stops it (the in-process one drains and destroys its sandboxes).
+func farmEngine(ctx context.Context, o farmOpts, backends []string, logger *slog.Logger, cfg *serveConfig) (farm.Engine, func(io.Writer), error) {
+	if o.cluster != "" {
+		cf, err := newClusterFarm(o.cluster, o.token, logger)
+		return cf, func(io.Writer) {}, err
+	}
+	// The engine outlives Ctrl-C (ctx): it must drain and destroy sandboxes.
+	be, err := newBenchEngine(context.WithoutCancel(ctx), engineSettings{backends: backends, maxSessions: o.concurrency, image: o.image, logger: logger, config: cfg})
+	if err != nil {
+		return nil, nil, err
+	}
+	closeEngine := func(stderr io.Writer) {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		defer cancel()
+		if err := be.Close(sctx); err != nil {
+			fmt.Fprintf(stderr, "corral farm: engine shutdown: %v\n", err)
+		}
+	}
+	return farm.NewActorsEngine(be.Engine), closeEngine, nil
 }
 
 // isTerminal reports whether w is a terminal (TCGETS succeeds on its fd).

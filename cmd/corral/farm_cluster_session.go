@@ -37,7 +37,9 @@ func (s *clusterSession) Run(ctx context.Context, action *eventbus.Event) (*even
 			if !found {
 				continue // it was never stored: send it again
 			}
-			return s.waitObservation(ctx, id)
+			obs, err := s.waitObservation(ctx, id)
+			_, _, _ = s.info(ctx) // the session's new owner
+			return obs, err
 		case err != nil:
 			return nil, err
 		case code == http.StatusOK:

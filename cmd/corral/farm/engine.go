@@ -36,6 +36,13 @@ type StreamSession interface {
 	Events(ctx context.Context, upTo int64) ([]*eventbus.Event, error)
 }
 
+// NodeSession is a Session that runs on a cluster member: Node names the
+// member that owned it when last asked (the job's result records it).
+type NodeSession interface {
+	Session
+	Node() string
+}
+
 // SessionSpec says what sandbox a job needs.
 type SessionSpec struct {
 	JobID   string  // the job's id

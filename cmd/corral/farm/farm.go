@@ -428,6 +428,9 @@ func (f *Farm) runJob(hard context.Context, j Job, queuedAt time.Time) (res Resu
 func (f *Farm) attempt(ctx context.Context, j Job, actions []*eventbus.Event, attempt int, res *Result) (outcome, error) {
 	log := &eventLog{}
 	sess, out, err := f.runAttempt(ctx, j, actions, attempt, res, log)
+	if ns, ok := sess.(NodeSession); ok {
+		res.Node = ns.Node()
+	}
 	if sess != nil {
 		if ss, ok := sess.(StreamSession); ok {
 			// The session's own stream has the whole story (statuses,

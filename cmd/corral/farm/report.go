@@ -143,7 +143,7 @@ svg{background:#fafafa;border:1px solid #ddd}
 	b.WriteString("<h2>Timeline</h2>\n")
 	timeline(b, s.Results)
 
-	b.WriteString("<h2>Jobs</h2>\n<table id=\"jobs\"><tr><th class=\"l\">id</th><th class=\"l\">status</th><th>attempts</th><th>queue s</th><th>start s</th><th>run s</th><th>total s</th><th class=\"l\">exit codes</th><th>check</th><th class=\"l\">error</th></tr>\n")
+	b.WriteString("<h2>Jobs</h2>\n<table id=\"jobs\"><tr><th class=\"l\">id</th><th class=\"l\">status</th><th>attempts</th><th>queue s</th><th>start s</th><th>run s</th><th>total s</th><th class=\"l\">exit codes</th><th>check</th><th class=\"l\">node</th><th class=\"l\">error</th></tr>\n")
 	for _, r := range s.Results {
 		check := ""
 		if r.CheckExitCode != nil {
@@ -157,9 +157,9 @@ svg{background:#fafafa;border:1px solid #ddd}
 		if len(codeText) > 80 {
 			codeText = codeText[:80] + " ..."
 		}
-		fmt.Fprintf(b, "<tr class=\"job\" data-id=\"%s\" data-status=\"%s\" data-total=\"%.6f\"><td class=\"l\">%s</td><td class=\"l %s\">%s</td><td>%d</td><td>%.3f</td><td>%.3f</td><td>%.3f</td><td>%.3f</td><td class=\"l\">%s</td><td>%s</td><td class=\"l\">%s</td></tr>\n",
+		fmt.Fprintf(b, "<tr class=\"job\" data-id=\"%s\" data-status=\"%s\" data-total=\"%.6f\"><td class=\"l\">%s</td><td class=\"l %s\">%s</td><td>%d</td><td>%.3f</td><td>%.3f</td><td>%.3f</td><td>%.3f</td><td class=\"l\">%s</td><td>%s</td><td class=\"l\">%s</td><td class=\"l\">%s</td></tr>\n",
 			esc(r.ID), r.Status, r.TotalSeconds, esc(r.ID), r.Status, r.Status, r.Attempt,
-			r.QueueSeconds, r.StartupSeconds, r.RunSeconds, r.TotalSeconds, esc(codeText), check, esc(firstLine(r.Error)))
+			r.QueueSeconds, r.StartupSeconds, r.RunSeconds, r.TotalSeconds, esc(codeText), check, esc(r.Node), esc(firstLine(r.Error)))
 	}
 	b.WriteString("</table>\n</body></html>\n")
 }

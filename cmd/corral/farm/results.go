@@ -79,6 +79,9 @@ type Result struct {
 	CheckExitCode *int   `json:"check_exit_code,omitempty"` // nil when there is no check or it did not finish
 	Error         string `json:"error,omitempty"`
 	EventsFile    string `json:"events_file,omitempty"` // relative to the output folder
+	// Node is the cluster member that ran the job's session last (farm
+	// --cluster; see NodeSession).
+	Node string `json:"node,omitempty"`
 }
 
 // resultsFile appends results with one fsync per line, so a line that is
