@@ -72,7 +72,7 @@ func openClusterStack(ctx context.Context, cfg serveConfig, apiAddr string, logg
 		Join: shiftPorts(cc.members(), 1), Provider: cc.Provider, Etcd: cc.Etcd,
 		FailureTimeout: cc.FailureTimeout.D(), JoinTimeout: cc.JoinTimeout.D(), StartAlone: cc.StartAlone,
 		APIURL: advertisedAPI(apiAddr, np.Host), Capacity: cfg.Engine.MaxSessions,
-	}, st.eng, nc, cluster.WithLogger(logger), cluster.WithReplicas(cc.replicas()))
+	}, st.eng, nc, cluster.WithLogger(logger), cluster.WithReplicas(cc.replicas()), cluster.WithMetrics(met))
 	if err != nil {
 		return fail(fmt.Errorf("join the cluster as %s: %w", nodeID, err))
 	}
