@@ -81,8 +81,7 @@ func (n *Node) Place(ctx context.Context, sid string) (Member, error) {
 		return Member{}, err
 	}
 	rec := owner{SID: sid, Node: target.ID, Member: target.memberID, Epoch: 1}
-	b, _ := json.Marshal(rec)
-	rev, err := n.kv.Create(ctx, key(sid), b)
+	rev, err := createClaim(ctx, n.kv, rec)
 	if err != nil {
 		if errors.Is(err, jetstream.ErrKeyExists) {
 			return n.Owner(ctx, sid)
@@ -183,12 +182,10 @@ func (n *Node) claim(ctx context.Context, rev uint64, rec owner, exclude string,
 	if err != nil {
 		return Member{}, err
 	}
-	next := owner{SID: rec.SID, Node: target.ID, Member: target.memberID, Epoch: rec.Epoch + 1}
-	b, _ := json.Marshal(next)
 	if n.isMine(rec.Member) && !n.isMine(target.memberID) {
 		n.released.Store(rec.SID, true) // this node moves its own session: not a takeover
 	}
-	newRev, err := n.kv.Update(ctx, key(rec.SID), b, rev)
+	next, newRev, err := updateClaim(ctx, n.kv, rev, rec, target.ID, target.memberID)
 	if err != nil {
 		return Member{}, fmt.Errorf("cluster: claiming session %s for node %s: %w", rec.SID, target.ID, err)
 	}
@@ -213,27 +210,39 @@ func (n *Node) claim(ctx context.Context, rev uint64, rec owner, exclude string,
 }
 
 // choose picks the least-loaded live member with room, other than node
-// exclude and draining members. Load = gossiped session count + claims this
-// node made that gossip does not show yet. Ties go to the member ranked
-// first for sid (rendezvous), so concurrent placers spread too.
+// exclude and draining members (see pick). Load = gossiped session count +
+// claims this node made that gossip does not show yet; this node's own
+// count comes from its engine.
 func (n *Node) choose(sid, exclude string) (viewMember, error) {
+	self := n.mem().sys.ID
+	return pick(n.view.alive(), sid, exclude, n.cfg.NodeID, self, func(m viewMember) int {
+		if m.memberID == self {
+			return n.ad.SessionCount() + n.pending.count(m.memberID)
+		}
+		return m.Sessions + n.pending.count(m.memberID)
+	})
+}
+
+// pick is the placement choice: among ms, leave out node exclude, draining
+// members and an older member of this node (selfNode under a member id that
+// is not selfMember); of the rest with room (capacity 0 = unlimited), the
+// least loaded wins. Ties go to the member ranked first for sid
+// (rendezvous), so concurrent placers spread too. ErrFull when some member
+// was left out only for lack of room, else ErrNoMember.
+func pick(ms []viewMember, sid, exclude, selfNode, selfMember string, load func(viewMember) int) (viewMember, error) {
 	var best viewMember
 	bestLoad, found, full := 0, false, false
-	self := n.mem().sys.ID
-	for _, m := range n.view.alive() {
-		if m.ID == exclude || m.draining || (m.ID == n.cfg.NodeID && m.memberID != self) {
+	for _, m := range ms {
+		if m.ID == exclude || m.draining || (m.ID == selfNode && m.memberID != selfMember) {
 			continue
 		}
-		load := m.Sessions + n.pending.count(m.memberID)
-		if m.memberID == self {
-			load = n.ad.SessionCount() + n.pending.count(m.memberID)
-		}
-		if m.capacity > 0 && load >= m.capacity {
+		l := load(m)
+		if m.capacity > 0 && l >= m.capacity {
 			full = true
 			continue
 		}
-		if !found || load < bestLoad || (load == bestLoad && rank(sid, m.memberID) < rank(sid, best.memberID)) {
-			best, bestLoad, found = m, load, true
+		if !found || l < bestLoad || (l == bestLoad && rank(sid, m.memberID) < rank(sid, best.memberID)) {
+			best, bestLoad, found = m, l, true
 		}
 	}
 	switch {
@@ -252,6 +261,29 @@ func rank(sid, member string) uint64 {
 	h.Write([]byte{0})
 	h.Write([]byte(member))
 	return h.Sum64()
+}
+
+// createClaim stores the first placement record of a session (epoch 1);
+// it fails wrapping jetstream.ErrKeyExists when the session is placed already.
+func createClaim(ctx context.Context, kv jetstream.KeyValue, rec owner) (uint64, error) {
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return 0, fmt.Errorf("cluster: encoding the placement of session %s: %w", rec.SID, err)
+	}
+	return kv.Create(ctx, key(rec.SID), b)
+}
+
+// updateClaim moves session prev.SID to member of node, with epoch+1, if
+// its record is still at revision rev (compare-and-set); a lost race fails
+// wrapping jetstream.ErrKeyRevisionMismatch.
+func updateClaim(ctx context.Context, kv jetstream.KeyValue, rev uint64, prev owner, node, member string) (owner, uint64, error) {
+	next := owner{SID: prev.SID, Node: node, Member: member, Epoch: prev.Epoch + 1}
+	b, err := json.Marshal(next)
+	if err != nil {
+		return owner{}, 0, fmt.Errorf("cluster: encoding the placement of session %s: %w", prev.SID, err)
+	}
+	newRev, err := kv.Update(ctx, key(prev.SID), b, rev)
+	return next, newRev, err
 }
 
 // Forget drops a deleted session's placement.

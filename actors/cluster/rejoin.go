@@ -243,7 +243,9 @@ func (h *healthProbe) alive(hosts []string, name string) map[string]bool {
 	ids := make(map[string]bool, len(hosts))
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	cl := http.Client{Timeout: h.timeout}
+	// no keep-alive: a probe every refresh to a handful of members, and no
+	// idle connection left behind when the node stops
+	cl := http.Client{Timeout: h.timeout, Transport: &http.Transport{DisableKeepAlives: true}}
 	for _, hp := range hosts {
 		wg.Add(1)
 		go func() {

@@ -150,6 +150,12 @@ func (v *view) refresh(c *protocluster.Cluster, cluster string, log *slog.Logger
 	if err != nil {
 		return
 	}
+	v.setGossip(state, cluster, log)
+}
+
+// setGossip replaces the members' gossip states with state (member id ->
+// its stateKey value); unreadable ones and other clusters' are left out.
+func (v *view) setGossip(state map[string]*protocluster.GossipKeyValue, cluster string, log *slog.Logger) {
 	info := make(map[string]gossipState, len(state))
 	for id, kv := range state {
 		var s wrapperspb.StringValue
