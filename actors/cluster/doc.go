@@ -5,25 +5,39 @@
 // owner per session), and failover of a dead member's sessions to the
 // survivors.
 //
-// Files: node.go (Config, Start, Shutdown, options), membership.go
-// (protoactor member, join wait, duplicate node ids, gossip state),
+// Files: node.go (Config, Start, Shutdown, options, metrics), membership.go
+// (a protoactor membership, join wait, duplicate node ids, gossip state),
 // view.go (topology joined with gossip), placement.go (bucket
 // corral_owners: Place, Owner, claim, least-loaded choice, Forget),
 // mirror.go (a KV watcher's local copy of the bucket), lookup.go (the
-// IdentityLookup, the per-member placement actor, the session grain that
-// runs Adopt), failover.go (dead-owner sweep, Drain).
+// IdentityLookup, the per-member placement actor, the session grain),
+// adopt.go (Adopt retried with backoff, then handed to another member),
+// failover.go (dead-owner sweep, Drain), rejoin.go (gossip loop, noticing
+// this node was declared dead, rejoining with a new member id, the health
+// probe).
 //
-// Liveness is protoactor's topology (the provider's member list); a member
-// id is one process start, so a restarted node's old claims name a dead
-// member and are re-claimed like any other. A node whose sessions another
-// member claimed (it was thought dead) releases them when it sees the change.
+// Liveness is protoactor's topology (the provider's member list), checked
+// against the members' health endpoints before a member is judged dead
+// (automanaged): protoactor blocks a member id for good after one missed
+// heartbeat or health poll, so a live member can be missing from one
+// member's topology. A member id is one process start (or one rejoin); a
+// restarted node's old claims name a dead member and are re-claimed like
+// any other. A node that finds itself declared dead (frozen past the
+// failure timeout, a session of its member claimed by another member, or
+// it blocks a member that still answers) stops its protoactor member and
+// starts a new one in-process, moving its placement records to the new
+// member id by compare-and-set before it starts and releasing the sessions
+// another member took over; its gossip lists its past member ids so the
+// others do not take their records for a dead member's meanwhile.
 //
 // It must never keep session state of its own (the owner's actors.Engine
 // does), never move a session whose owner is alive except when asked to
 // drain, never let two members own one session at once (claims are CAS on
-// the placement bucket, and the event store fences old owners), never judge
-// a member dead before it has been up for FailureTimeout (its provider may
-// not have polled everyone yet), never send a non-protobuf message to
-// another member (protoactor drops it silently), and never block an actor's
-// Receive (Adopt and Release run on goroutines the node waits for at stop).
+// the placement bucket, with the revision of the record just read, and the
+// event store fences old owners), never judge a member dead before it has
+// been up for FailureTimeout (its provider may not have polled everyone
+// yet) nor while that member's health endpoint answers, never send a
+// non-protobuf message to another member (protoactor drops it silently),
+// and never block an actor's Receive (Adopt and Release run on goroutines
+// the node waits for at stop).
 package cluster
