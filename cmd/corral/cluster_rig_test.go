@@ -2,9 +2,12 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -233,7 +236,7 @@ func (nd *clusterNode) waitOwnerNot(sid, old string) string {
 	nd.t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
 	for time.Now().Before(deadline) {
-		code, b := nd.do("GET", "api/sessions/"+sid, "")
+		code, b := nd.getQuick("api/sessions/" + sid)
 		if code == 200 {
 			var s struct{ Node string }
 			_ = json.Unmarshal(b, &s)
@@ -245,6 +248,24 @@ func (nd *clusterNode) waitOwnerNot(sid, old string) string {
 	}
 	nd.t.Fatalf("session %s still owned by %s (or unknown) after 90s", sid, old)
 	return ""
+}
+
+// getQuick GETs path with a short timeout: a request routed to a stopped
+// owner hangs until the takeover, and a poll must not hang with it.
+func (nd *clusterNode) getQuick(path string) (int, []byte) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", nd.base+path, nil)
+	if err != nil {
+		nd.t.Fatal(err)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, b
 }
 
 // signal sends sig to nd's process.
