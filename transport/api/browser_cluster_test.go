@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -31,8 +32,8 @@ func TestBrowserShowsClusterMembers(t *testing.T) {
 		return fmt.Sprintf(`document.querySelector('#cluster-members tr[data-id=%q]')`, id)
 	}
 	waitTrue(ctx, t, b, "member node-b's API, status and sessions", fmt.Sprintf(
-		`(r => !!r && r.querySelector(".api").textContent === %q && r.querySelector(".alive").textContent === "alive" && !r.classList.contains("self"))(%s)`,
-		c.members["node-b"].ts.URL, row("node-b")))
+		`(r => !!r && r.querySelector(".api").textContent === %q && r.querySelector(".api").title === %q && r.querySelector(".alive").textContent === "alive" && !r.classList.contains("self"))(%s)`,
+		strings.TrimPrefix(c.members["node-b"].ts.URL, "http://"), c.members["node-b"].ts.URL, row("node-b")))
 	waitTrue(ctx, t, b, "node-a marked as this member", row("node-a")+`.classList.contains("self")`)
 	waitTrue(ctx, t, b, "each session with its owner", `(() => {
 		const owner = {};

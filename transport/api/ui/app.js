@@ -925,7 +925,9 @@ async function refreshCluster() {
   for (const m of c.members) {
     const tr = el("tr", m.id === c.self ? "self" : "");
     tr.dataset.id = m.id;
-    tr.append(el("td", "id", m.id), el("td", "api", m.api), el("td", m.status, m.status), el("td", "n", String(m.sessions)));
+    const api = el("td", "api", m.api.replace(/^https?:\/\//, ""));
+    api.title = m.api;
+    tr.append(el("td", "id", m.id), api, el("td", m.status, m.status), el("td", "n", String(m.sessions)));
     body.append(tr);
   }
   $("cluster").classList.remove("hidden");
