@@ -222,7 +222,8 @@ func TestClusterStoppedOwnerDoesNotWriteAfterTheTakeover(t *testing.T) {
 }
 
 func TestClusterBadStartsFailWithAClearError(t *testing.T) {
-	cr := newClusterRig(t, "local", 3, "")
+	// Two of the three members run: a new R3 stream would need the third.
+	cr := newClusterRig(t, "local", 3, "replicas = 2\n")
 	t.Run("nothing in --join answers", func(t *testing.T) {
 		nd := cr.nodes[0]
 		cfg := writeServeConfig(t, strings.Replace(readFile(t, nd.cfg), `join_timeout = "60s"`, `join_timeout = "3s"`, 1))
