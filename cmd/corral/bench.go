@@ -29,6 +29,10 @@ Scenarios:
              (baseline: bash -c true; docker run --rm IMAGE true via the API)
   sessions   N concurrent sessions x M actions, at N = each of --sessions
   farm       a farm of N synthetic jobs                   (baseline: sum of sandbox starts / concurrency)
+  cluster    --nodes corral serve processes on loopback: echo routed through a non-owner
+             (baseline: the owner, interleaved; --actions pairs, default 500 here), failover
+             after kill -9 of the owner x --kills (baseline: one node's restart on its store),
+             farm of --jobs on the cluster (baseline: a cluster of one node)
 
 Flags:
 `
@@ -95,6 +99,10 @@ type benchOpts struct {
 	iterations     int
 	backends       string
 	dir            string
+	nodes          int
+	kills          int
+	corral         string          // cluster: the corral executable nodes run ("": this one)
+	set            map[string]bool // flags given on the command line
 }
 
 func benchFlags(w io.Writer, o *benchOpts) *flag.FlagSet {
@@ -114,6 +122,8 @@ func benchFlags(w io.Writer, o *benchOpts) *flag.FlagSet {
 	fs.StringVar(&o.image, "image", "", "docker image (default: the backend's)")
 	fs.IntVar(&o.iterations, "n", 200, "roundtrip, start: iterations per layer")
 	fs.StringVar(&o.backends, "backends", "local,docker", "start: backends to measure")
+	fs.IntVar(&o.nodes, "nodes", 3, "cluster: members")
+	fs.IntVar(&o.kills, "kills", 20, "cluster: kill -9 failovers (and single-node restarts) measured")
 	fs.StringVar(&o.dir, "dir", "", "scratch directory (default: a temporary one, removed afterwards)")
 	return fs
 }
@@ -128,6 +138,7 @@ func benchScenarios() map[string]scenario {
 		"start":     benchStart,
 		"sessions":  benchSessions,
 		"farm":      benchFarm,
+		"cluster":   benchCluster,
 	}
 }
 
@@ -143,6 +154,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if err != nil {
 		return 2
 	}
+	o.set = map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { o.set[f.Name] = true })
 	scenarios := benchScenarios()
 	if len(pos) != 1 || scenarios[pos[0]] == nil {
 		names := make([]string, 0, len(scenarios))
