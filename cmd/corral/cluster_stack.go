@@ -77,6 +77,7 @@ func openClusterStack(ctx context.Context, cfg serveConfig, apiAddr string, logg
 		return fail(fmt.Errorf("join the cluster as %s: %w", nodeID, err))
 	}
 	st.node = node
+	st.detach = true
 	st.apiOpts = append(st.apiOpts, api.WithRouter(clusterRouter{node}))
 	logger.Info("cluster member started", "node", nodeID, "remote", np.Remote, "health", np.Health, "nats", np.NATS, "routes", np.NATSRoute)
 	return st, nil

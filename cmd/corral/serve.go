@@ -293,6 +293,11 @@ type serveStack struct {
 	apiOpts []api.Option
 	node    clusterMember
 	after   []func() error
+	// detach ends the engine without stopping its sessions (cluster mode):
+	// a session still here after the drain (the last node, or no quorum)
+	// stays recorded as running in the replicated store with its sandbox
+	// kept, and the member that adopts it later re-attaches it.
+	detach bool
 }
 
 func openServeStack(ctx context.Context, cfg serveConfig, logger *slog.Logger, met *metrics.Registry) (*serveStack, error) {
@@ -373,7 +378,11 @@ func (st *serveStack) close(ctx context.Context) error {
 		st.node = nil
 	}
 	if st.eng != nil {
-		if err := st.eng.Shutdown(ctx); err != nil {
+		end := st.eng.Shutdown
+		if st.detach {
+			end = st.eng.Detach
+		}
+		if err := end(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("engine: %w", err))
 		}
 	}
