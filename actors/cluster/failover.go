@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -36,6 +37,9 @@ func (n *Node) failoverLoop() {
 // with that record's revision.
 func (n *Node) reclaimDead() {
 	cands := n.mirror.all(func(e entry) bool { return !n.view.isAlive(e.Member) })
+	n.absent.prune(func(id string) bool {
+		return slices.ContainsFunc(cands, func(e entry) bool { return e.Member == id })
+	})
 	for _, c := range cands {
 		if n.ctx.Err() != nil {
 			return

@@ -322,9 +322,14 @@ func TestClaimRulesOnJetStreamKV(t *testing.T) {
 		if _, err := createClaim(ctx, kv, owner{SID: "r2", Node: "b", Member: "mb", Epoch: 2}); err != nil {
 			t.Fatal(err)
 		}
-		ok, err := reownOne(ctx, kv, "r2", func(id string) bool { return id == "old" }, "new", nil)
+		mr := &mirror{m: map[string]entry{}}
+		mr.put(owner{SID: "r2", Node: "a", Member: "old", Epoch: 1}, 1) // what a frozen node's mirror still says
+		ok, err := reownOne(ctx, kv, "r2", func(id string) bool { return id == "old" }, "new", mr)
 		if err != nil || ok {
 			t.Fatalf("reownOne = %v, %v; want false", ok, err)
+		}
+		if e, _ := mr.get("r2"); e.Member != "mb" {
+			t.Fatalf("the mirror still names %s, want the current owner mb", e.Member)
 		}
 		if rec := readRec(t, kv, "r2"); rec.Member != "mb" || rec.Epoch != 2 {
 			t.Fatalf("record changed: %+v", rec.owner)

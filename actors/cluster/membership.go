@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -52,6 +53,7 @@ type member struct {
 	lookup  *lookup
 	started time.Time
 	retired atomic.Bool // replaced by a rejoin: its events no longer update the view
+	stopped sync.Once   // a failed rejoin leaves a stopped member current; Shutdown must not stop it twice
 }
 
 // mem is the current membership.
@@ -321,17 +323,19 @@ func (n *Node) publishState(draining bool) {
 
 func (n *Node) stopMember(m *member, graceful bool) {
 	m.retired.Store(true)
-	if graceful {
-		m.c.Shutdown(true)
-		return
-	}
-	// What a crash looks like to the others: the health endpoint and the
-	// remote stop answering; no "gracefully left" gossip, no deregistration.
-	_ = m.c.Config.ClusterProvider.Shutdown(false)
-	m.c.Gossip.Shutdown()
-	m.lookup.Shutdown()
-	m.sys.Shutdown()
-	m.c.Remote.Shutdown(false)
+	m.stopped.Do(func() {
+		if graceful {
+			m.c.Shutdown(true)
+			return
+		}
+		// What a crash looks like to the others: the health endpoint and the
+		// remote stop answering; no "gracefully left" gossip, no deregistration.
+		_ = m.c.Config.ClusterProvider.Shutdown(false)
+		m.c.Gossip.Shutdown()
+		m.lookup.Shutdown()
+		m.sys.Shutdown()
+		m.c.Remote.Shutdown(false)
+	})
 }
 
 // pause waits d or until ctx ends (polling with a deadline, never as synchronisation).

@@ -134,6 +134,7 @@ type Node struct {
 	mirror  *mirror  // local copy of the placement bucket
 	pending *pending // claims not yet visible in gossip session counts
 	health  *healthProbe
+	absent  absence // member ids found absent, since when (surelyDead)
 
 	rejoinReq    chan string          // why the others declared this node dead (gossipLoop rejoins)
 	exported     map[string]bool      // gossipLoop only: node ids whose session gauge is set
@@ -143,6 +144,8 @@ type Node struct {
 	released sync.Map // sids released on request (drain): their next owner change is expected
 
 	claims, failovers, drained, rejoins atomic.Int64
+	lastBeat                            atomic.Int64 // unix nanos: the gossip loop's last round ended (see waitInTouch)
+	rejoining                           atomic.Bool
 	stopOnce                            sync.Once
 	asyncMu                             sync.Mutex // orders goAsync's wg.Add before stop's wg.Wait
 	closed                              atomic.Bool
@@ -176,6 +179,7 @@ func Start(ctx context.Context, cfg Config, ad Adopter, nc *nats.Conn, opts ...O
 		n.cancel()
 		return nil, err
 	}
+	n.lastBeat.Store(time.Now().UnixNano())
 	n.wg.Add(1)
 	go n.gossipLoop()
 	if err := n.startMirror(ctx); err != nil {

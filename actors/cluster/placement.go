@@ -76,6 +76,9 @@ func (n *Node) Place(ctx context.Context, sid string) (Member, error) {
 	if sid == "" {
 		return Member{}, errors.New("cluster: Place needs a session id")
 	}
+	if err := n.waitInTouch(ctx); err != nil {
+		return Member{}, err
+	}
 	target, err := n.choose(sid, "")
 	if err != nil {
 		return Member{}, err
@@ -98,6 +101,9 @@ func (n *Node) Place(ctx context.Context, sid string) (Member, error) {
 // alive, the session is claimed for the least-loaded live member and
 // activated there (Adopt) before Owner returns.
 func (n *Node) Owner(ctx context.Context, sid string) (Member, error) {
+	if err := n.waitInTouch(ctx); err != nil {
+		return Member{}, err
+	}
 	if e, ok := n.mirror.get(sid); ok {
 		if m, ok := n.liveOwner(e.owner); ok {
 			return m, nil
@@ -162,15 +168,57 @@ func (n *Node) asMember(m viewMember) Member {
 // it blocked, and blocks one on a single missed health poll (a busy machine),
 // so a live member can be missing from this member's topology for good.
 // With the automanaged provider the member's health endpoint is asked now;
-// one that answers with that member id is alive.
+// one that answers with that member id is alive. And the member must have
+// been found absent for FailureTimeout: a rejoining node's records name its
+// new member id a moment before that member answers anywhere.
 func (n *Node) surelyDead(memberID string) bool {
 	if n.view.isAlive(memberID) || time.Since(n.mem().started) <= n.cfg.FailureTimeout {
+		n.absent.forget(memberID)
 		return false
 	}
 	if n.cfg.Provider == "automanaged" && n.health.alive(n.otherJoins(), n.cfg.Name)[memberID] {
+		n.absent.forget(memberID)
 		return false
 	}
-	return true
+	return n.absent.since(memberID) > n.cfg.FailureTimeout
+}
+
+// absence remembers since when each member id has been found absent.
+type absence struct {
+	mu sync.Mutex
+	at map[string]time.Time
+}
+
+// since is how long memberID has been absent (0 the first time it is asked).
+func (a *absence) since(memberID string) time.Duration {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.at == nil {
+		a.at = map[string]time.Time{}
+	}
+	t, ok := a.at[memberID]
+	if !ok {
+		a.at[memberID] = time.Now()
+		return 0
+	}
+	return time.Since(t)
+}
+
+func (a *absence) forget(memberID string) {
+	a.mu.Lock()
+	delete(a.at, memberID)
+	a.mu.Unlock()
+}
+
+// prune drops member ids no longer asked about (their records moved on).
+func (a *absence) prune(keep func(string) bool) {
+	a.mu.Lock()
+	for id := range a.at {
+		if !keep(id) {
+			delete(a.at, id)
+		}
+	}
+	a.mu.Unlock()
 }
 
 // claim moves session rec.SID (bucket revision rev) to the least-loaded live

@@ -54,10 +54,32 @@ func (n *Node) gossipLoop() {
 			why = n.blockedPeers()
 		}
 		if why != "" {
+			n.rejoining.Store(true)
 			n.rejoin(why)
+			n.rejoining.Store(false)
 		}
 		last = time.Now()
+		n.lastBeat.Store(last.UnixNano())
 	}
+}
+
+// waitInTouch holds Owner and Place while this node may be out of touch:
+// a rejoin is under way, or the gossip loop has not run for longer than the
+// failure timeout (the process was frozen and has just been resumed: its
+// mirror of the bucket may still name this member for sessions the others
+// took over, and a request served here would reach a session it no longer
+// owns). The gossip loop notices the freeze on its next round and rejoins.
+func (n *Node) waitInTouch(ctx context.Context) error {
+	slack := n.cfg.FailureTimeout + n.opts.refresh + n.health.timeout
+	for n.rejoining.Load() || time.Since(time.Unix(0, n.lastBeat.Load())) > slack {
+		if n.closed.Load() {
+			return nil
+		}
+		if err := pause(ctx, 50*time.Millisecond); err != nil {
+			return fmt.Errorf("cluster: this node is rejoining the cluster (it was out of touch with the others): %w", err)
+		}
+	}
+	return nil
 }
 
 // requestRejoin asks the gossip loop to rejoin (once; later requests while
@@ -177,6 +199,9 @@ func reownOne(ctx context.Context, kv jetstream.KeyValue, sid string, old func(s
 			return false, err
 		}
 		if !old(cur.Member) {
+			if mr != nil {
+				mr.put(cur.owner, cur.rev) // fresher than what the mirror may hold after a freeze
+			}
 			return cur.Member == newID, nil
 		}
 		next := cur.owner
