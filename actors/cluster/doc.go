@@ -20,7 +20,8 @@
 // against the members' health endpoints before a member is judged dead
 // (automanaged): protoactor blocks a member id for good after one missed
 // heartbeat or health poll, so a live member can be missing from one
-// member's topology. A member id is one process start (or one rejoin); a
+// member's topology. A member is dead once it has been absent from both for
+// FailureTimeout. A member id is one process start (or one rejoin); a
 // restarted node's old claims name a dead member and are re-claimed like
 // any other. A node that finds itself declared dead (frozen past the
 // failure timeout, a session of its member claimed by another member, or
@@ -28,7 +29,9 @@
 // starts a new one in-process, moving its placement records to the new
 // member id by compare-and-set before it starts and releasing the sessions
 // another member took over; its gossip lists its past member ids so the
-// others do not take their records for a dead member's meanwhile.
+// others do not take their records for a dead member's meanwhile. Until
+// its gossip loop has run again after a freeze (and any rejoin ended),
+// Owner and Place wait: its mirror of the bucket may be stale.
 //
 // It must never keep session state of its own (the owner's actors.Engine
 // does), never move a session whose owner is alive except when asked to
