@@ -102,6 +102,7 @@ if [ "$docker_ok" = 1 ]; then
 	scenario sessions-docker sessions --runtime docker --image "$image" --sessions "$DOCKER_SESSIONS" --actions 20
 fi
 scenario farm farm --runtime local --jobs "$FARM_JOBS" --concurrency 16
+scenario cluster cluster --nodes 3 --kills 20 --actions 500 --jobs "$FARM_JOBS" --concurrency 16
 
 # 3. Render.
 echo "$GO run ./bench/cmd/mkbench -in $OUT -notes bench/notes -o $MD" >>"$cmds"

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -91,24 +93,28 @@ func (cb *clusterBench) failovers(ctx context.Context, nodes []*benchNode) (late
 		return nil, err
 	}
 	var ds latencies
+	var log strings.Builder // each kill's time, kept in --dir for a closer look
 	for k := range cb.o.kills {
-		d, err := cb.failoverOnce(ctx, nodes, sid)
+		d, owner, err := cb.failoverOnce(ctx, nodes, sid)
 		if err != nil {
 			return nil, fmt.Errorf("failover %d of %d: %w", k+1, cb.o.kills, err)
 		}
 		ds = append(ds, d)
+		fmt.Fprintf(&log, "%s kill %d of %s: %.3f s\n", time.Now().UTC().Format(time.TimeOnly), k+1, owner, d.Seconds())
 	}
-	return ds, cb.deleteSession(sid)
+	return ds, errors.Join(os.WriteFile(filepath.Join(cb.dir, "failovers.txt"), []byte(log.String()), 0o644), cb.deleteSession(sid))
 }
 
-func (cb *clusterBench) failoverOnce(ctx context.Context, nodes []*benchNode, sid string) (time.Duration, error) {
+// failoverOnce kills sid's owner and returns the time until sid serves
+// again and the owner's name.
+func (cb *clusterBench) failoverOnce(ctx context.Context, nodes []*benchNode, sid string) (time.Duration, string, error) {
 	ownerID, err := cb.ownerOf(ctx, nodes, sid)
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	owner, err := nodeByID(nodes, ownerID)
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	var survivor *benchNode
 	for _, n := range nodes {
@@ -118,18 +124,18 @@ func (cb *clusterBench) failoverOnce(ctx context.Context, nodes []*benchNode, si
 		}
 	}
 	if err := cb.action(ctx, survivor, sid, 30*time.Second); err != nil {
-		return 0, fmt.Errorf("before the kill: %w", err)
+		return 0, "", fmt.Errorf("before the kill: %w", err)
 	}
 	t0 := time.Now()
 	owner.kill()
 	d, err := cb.untilServes(ctx, survivor, sid, t0)
 	if err != nil {
-		return 0, fmt.Errorf("after kill -9 of %s: %w", owner.name, err)
+		return 0, "", fmt.Errorf("after kill -9 of %s: %w", owner.name, err)
 	}
 	if err := cb.startNode(ctx, owner); err != nil {
-		return 0, fmt.Errorf("restart %s: %w", owner.name, err)
+		return 0, "", fmt.Errorf("restart %s: %w", owner.name, err)
 	}
-	return d, cb.waitMembers(ctx, nodes, len(nodes))
+	return d, owner.name, cb.waitMembers(ctx, nodes, len(nodes))
 }
 
 // ownerOf is sid's owner as a running node of nodes reports it.
