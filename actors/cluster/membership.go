@@ -211,6 +211,12 @@ func (n *Node) onEvent(ev any) {
 		return
 	}
 	n.view.setTopology(t.Members)
+	for _, m := range t.Joined {
+		n.log.Info("cluster member joined", "member", m.Id, "address", m.Address())
+	}
+	for _, m := range t.Left {
+		n.log.Warn("cluster member left (its sessions move once it has been gone for failure_timeout)", "member", m.Id, "address", m.Address())
+	}
 	select {
 	case n.kick <- struct{}{}:
 	default:

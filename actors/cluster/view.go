@@ -185,12 +185,27 @@ func (v *view) warnOnce(log *slog.Logger, id, msg string, args ...any) {
 }
 
 // warnFilter passes protoactor's records from WARN up: its INFO lines come
-// per gossip tick, per topology change and per placement.
+// per gossip tick, per topology change and per placement. The automanaged
+// provider's failed health poll of a member that is down is an ERROR each
+// second until the member is back; it is kept at DEBUG (this package logs
+// the member leaving and joining).
 type warnFilter struct{ h slog.Handler }
+
+// pollFailure is the automanaged provider's message for a failed health poll.
+const pollFailure = "Bad connection to the node health status"
 
 func (f warnFilter) Enabled(ctx context.Context, l slog.Level) bool {
 	return l >= slog.LevelWarn && f.h.Enabled(ctx, l)
 }
-func (f warnFilter) Handle(ctx context.Context, r slog.Record) error { return f.h.Handle(ctx, r) }
-func (f warnFilter) WithAttrs(a []slog.Attr) slog.Handler            { return warnFilter{f.h.WithAttrs(a)} }
-func (f warnFilter) WithGroup(g string) slog.Handler                 { return warnFilter{f.h.WithGroup(g)} }
+
+func (f warnFilter) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == pollFailure {
+		if !f.h.Enabled(ctx, slog.LevelDebug) {
+			return nil
+		}
+		r.Level = slog.LevelDebug
+	}
+	return f.h.Handle(ctx, r)
+}
+func (f warnFilter) WithAttrs(a []slog.Attr) slog.Handler { return warnFilter{f.h.WithAttrs(a)} }
+func (f warnFilter) WithGroup(g string) slog.Handler      { return warnFilter{f.h.WithGroup(g)} }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -136,6 +137,20 @@ type slogAdapter struct{ l *slog.Logger }
 func (a *slogAdapter) Noticef(format string, v ...any) { a.l.Debug(fmt.Sprintf(format, v...)) }
 func (a *slogAdapter) Warnf(format string, v ...any)   { a.l.Warn(fmt.Sprintf(format, v...)) }
 func (a *slogAdapter) Fatalf(format string, v ...any)  { a.l.Error(fmt.Sprintf(format, v...)) }
-func (a *slogAdapter) Errorf(format string, v ...any)  { a.l.Error(fmt.Sprintf(format, v...)) }
-func (a *slogAdapter) Debugf(string, ...any)           {}
-func (a *slogAdapter) Tracef(string, ...any)           {}
+
+// Errorf logs at ERROR, except the server's retries to reach a route that
+// is down (a member not started yet, or dead): the first attempt is a
+// warning, the retries (one a second, for as long as it is down) debug.
+func (a *slogAdapter) Errorf(format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
+	switch {
+	case !strings.HasPrefix(msg, "Error trying to connect to route"):
+		a.l.Error(msg)
+	case strings.Contains(msg, "(attempt 1)"):
+		a.l.Warn(msg)
+	default:
+		a.l.Debug(msg)
+	}
+}
+func (a *slogAdapter) Debugf(string, ...any) {}
+func (a *slogAdapter) Tracef(string, ...any) {}
