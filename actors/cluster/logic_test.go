@@ -5,6 +5,7 @@ package cluster
 // embedded JetStream KV, and the health probe. These run under -race.
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -424,4 +425,34 @@ func TestHealthProbe(t *testing.T) {
 			t.Fatalf("%d probes after reset, want 2", hits.Load())
 		}
 	})
+}
+
+func TestViewWarnsAboutAMemberWhoseClockIsOff(t *testing.T) {
+	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name     string
+		states   []int64 // the member's published times, in order (unix ms)
+		wantWarn bool
+	}{
+		{"a clock within the limit is fine", []int64{now.Add(2 * time.Second).UnixMilli()}, false},
+		{"a clock a minute ahead is logged", []int64{now.Add(time.Minute).UnixMilli()}, true},
+		{"a clock a minute behind is logged", []int64{now.Add(-time.Minute).UnixMilli()}, true},
+		{"an old state gossiped again is not compared", []int64{now.UnixMilli(), now.UnixMilli()}, false},
+		{"a state without a time is not compared", []int64{0}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			log := slog.New(slog.NewTextHandler(&buf, nil))
+			v := newView("corral")
+			v.setTopology([]*protocluster.Member{{Id: "m1", Host: "127.0.0.1", Port: 1}})
+			for i, ms := range tc.states {
+				// an unchanged time republished later must not count as skew
+				v.now = func() time.Time { return now.Add(time.Duration(i) * time.Minute) }
+				v.setGossip(map[string]*protocluster.GossipKeyValue{"m1": gossipOf(t, gossipState{Node: "n1", Cluster: "corral", Time: ms})}, "corral", log)
+			}
+			if got := strings.Contains(buf.String(), "clock is off"); got != tc.wantWarn {
+				t.Fatalf("warned = %v, want %v; log: %s", got, tc.wantWarn, buf.String())
+			}
+		})
+	}
 }

@@ -41,6 +41,10 @@ type gossipState struct {
 	// naming them belong to this live member until it rewrote them (reown),
 	// so the others must not take them for a dead member's.
 	Past []string `json:"past,omitempty"`
+	// Time is the member's wall clock when it published this state (unix
+	// ms), to warn about members whose clock is off (event timestamps
+	// come from the owner's clock).
+	Time int64 `json:"time,omitempty"`
 }
 
 // member is one protoactor membership of this node: an actor system (its id
@@ -314,7 +318,7 @@ func (n *Node) checkDuplicate(ctx context.Context) error {
 
 func (n *Node) publishState(draining bool) {
 	st := gossipState{Node: n.cfg.NodeID, API: n.cfg.APIURL, Sessions: n.ad.SessionCount(),
-		Capacity: n.cfg.Capacity, Cluster: n.cfg.Name, Draining: draining}
+		Capacity: n.cfg.Capacity, Cluster: n.cfg.Name, Draining: draining, Time: time.Now().UnixMilli()}
 	cur := n.mem().sys.ID
 	n.ids.Range(func(k, _ any) bool {
 		if k.(string) != cur {

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	protocluster "github.com/asynkron/protoactor-go/cluster"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -31,10 +32,16 @@ type view struct {
 	info     map[string]gossipState // member id -> its gossip state
 	draining map[string]bool        // node ids this node was told are draining
 	warned   map[string]bool        // member ids already logged as refused
+	now      func() time.Time       // the local clock (tests set it)
 }
 
+// clockSkewLimit is how far a member's clock may be from this node's before
+// it is logged. A state is read within a gossip round or two (a second or
+// so) of being published, which this leaves room for.
+const clockSkewLimit = 5 * time.Second
+
 func newView(name string) *view {
-	return &view{name: name, topo: map[string]string{}, info: map[string]gossipState{}, draining: map[string]bool{}, warned: map[string]bool{}}
+	return &view{name: name, topo: map[string]string{}, info: map[string]gossipState{}, draining: map[string]bool{}, warned: map[string]bool{}, now: time.Now}
 }
 
 func (v *view) setTopology(ms []*protocluster.Member) {
@@ -170,8 +177,30 @@ func (v *view) setGossip(state map[string]*protocluster.GossipKeyValue, cluster 
 		info[id] = st
 	}
 	v.mu.Lock()
+	prev := v.info
 	v.info = info
 	v.mu.Unlock()
+	v.checkClocks(prev, info, log)
+}
+
+// checkClocks logs, once per member, a clock that is off by more than
+// clockSkewLimit. Only a newly published state is compared (an old one
+// gossiped again, e.g. a paused member's, would look skewed). Nothing in the
+// cluster depends on the members' clocks agreeing (failure detection uses
+// local timers, ownership compare-and-set, JetStream Raft), but a session's
+// event timestamps come from its owner's clock.
+func (v *view) checkClocks(prev, cur map[string]gossipState, log *slog.Logger) {
+	now := v.now().UnixMilli()
+	for id, st := range cur {
+		if st.Time == 0 || prev[id].Time == st.Time {
+			continue
+		}
+		off := time.Duration(st.Time-now) * time.Millisecond
+		if off > clockSkewLimit || off < -clockSkewLimit {
+			v.warnOnce(log, "clock:"+id, "a member's clock is off from this node's; the event timestamps of the sessions it owns will be too (run NTP on every node)",
+				"member", id, "node", st.Node, "offset", off.Round(time.Second).String())
+		}
+	}
 }
 
 func (v *view) warnOnce(log *slog.Logger, id, msg string, args ...any) {
