@@ -89,10 +89,13 @@ func (n *Node) Drain(ctx context.Context, nodeID string) error {
 	if nodeID == "" {
 		return errors.New("cluster: Drain needs a node id")
 	}
-	n.view.setDraining(nodeID)
 	if nodeID == n.cfg.NodeID {
+		n.draining.Store(true)
 		n.publishState(true)
 	} else if m, ok := n.memberOfNode(nodeID); ok {
+		// marked by member id: the node restarted is a new member and
+		// takes sessions again
+		n.view.setDraining(m.memberID)
 		if err := n.tell(ctx, m.Address, opDraining, ""); err != nil {
 			n.log.Warn("telling a node it is drained failed; it may still get new sessions from other members", "node", nodeID, "err", err)
 		}

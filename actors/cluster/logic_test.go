@@ -126,7 +126,7 @@ func TestViewJoinsTopologyAndGossip(t *testing.T) {
 		topo      []*protocluster.Member
 		gossip    map[string]gossipState
 		bad       []string // member ids whose gossip is not JSON
-		drain     string   // node id set draining locally
+		drain     string   // member id set draining locally
 		wantAlive []string // node ids listed by alive()
 		checks    []check
 	}{
@@ -164,10 +164,16 @@ func TestViewJoinsTopologyAndGossip(t *testing.T) {
 			topo: []*protocluster.Member{pm("m1", 1), pm("m2", 2), pm("m3", 3)},
 			gossip: map[string]gossipState{"m1": {Node: "n1", Cluster: "corral", Draining: true},
 				"m2": {Node: "n2", Cluster: "corral"}, "m3": {Node: "n3", Cluster: "corral"}},
-			drain:     "n2",
+			drain:     "m2",
 			wantAlive: []string{"n1", "n2", "n3"},
 			checks: []check{{member: "m1", alive: true, node: "n1", draining: true}, {member: "m2", alive: true, node: "n2", draining: true},
 				{member: "m3", alive: true, node: "n3"}}},
+		{name: "a drained node restarted (a new member id) takes sessions again",
+			topo:      []*protocluster.Member{pm("m2b", 2)},
+			gossip:    map[string]gossipState{"m2b": {Node: "n2", Cluster: "corral"}},
+			drain:     "m2",
+			wantAlive: []string{"n2"},
+			checks:    []check{{member: "m2b", alive: true, node: "n2", draining: false}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			v := newView("corral")

@@ -196,7 +196,7 @@ func (p *placement) onOp(ctx actor.Context, msg *structpb.Struct) {
 		p.n.released.Store(sid, true) // the placement change that follows is expected
 		p.release(ctx, sid, ctx.Sender())
 	case opDraining:
-		p.n.view.setDraining(p.n.cfg.NodeID)
+		p.n.draining.Store(true)
 		p.n.publishState(true)
 		ctx.Respond(reply(nil))
 	default:

@@ -108,7 +108,7 @@ func (n *Node) startMember(prepare func(memberID string)) (err error) {
 	m.started = time.Now()
 	m.c.StartMember()
 	n.cur.Store(m)
-	n.publishState(n.view.isDraining(n.cfg.NodeID))
+	n.publishState(n.draining.Load())
 	return nil
 }
 

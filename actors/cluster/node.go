@@ -146,6 +146,9 @@ type Node struct {
 	claims, failovers, drained, rejoins atomic.Int64
 	lastBeat                            atomic.Int64 // unix nanos: the gossip loop's last round ended (see waitInTouch)
 	rejoining                           atomic.Bool
+	// draining: this node was drained (corral node drain, or leaving); it
+	// gossips so and takes no new sessions until it restarts.
+	draining atomic.Bool
 	stopOnce                            sync.Once
 	asyncMu                             sync.Mutex // orders goAsync's wg.Add before stop's wg.Wait
 	closed                              atomic.Bool

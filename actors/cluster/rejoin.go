@@ -48,7 +48,7 @@ func (n *Node) gossipLoop() {
 			}
 		}
 		if why == "" {
-			n.publishState(n.view.isDraining(n.cfg.NodeID))
+			n.publishState(n.draining.Load())
 			n.view.refresh(n.mem().c, n.cfg.Name, n.log)
 			n.reportMetrics()
 			why = n.blockedPeers()

@@ -30,7 +30,7 @@ type view struct {
 	mu       sync.Mutex
 	topo     map[string]string      // member id -> host:port
 	info     map[string]gossipState // member id -> its gossip state
-	draining map[string]bool        // node ids this node was told are draining
+	draining map[string]bool        // member ids this node drained (their gossip may lag)
 	warned   map[string]bool        // member ids already logged as refused
 	now      func() time.Time       // the local clock (tests set it)
 }
@@ -104,16 +104,12 @@ func (v *view) topologyOthers(self string) []string {
 	return out
 }
 
-func (v *view) setDraining(node string) {
+// setDraining marks member memberID as drained until its own gossip says
+// so; a restarted node is a new member and is not marked.
+func (v *view) setDraining(memberID string) {
 	v.mu.Lock()
-	v.draining[node] = true
+	v.draining[memberID] = true
 	v.mu.Unlock()
-}
-
-func (v *view) isDraining(node string) bool {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	return v.draining[node]
 }
 
 func (v *view) member(memberID string) (viewMember, bool) {
@@ -133,7 +129,7 @@ func (v *view) memberLocked(id string) (viewMember, bool) {
 		return viewMember{}, false
 	}
 	return viewMember{Member: Member{ID: st.Node, Address: addr, API: st.API, Status: "alive", Sessions: st.Sessions},
-		memberID: id, capacity: st.Capacity, draining: st.Draining || v.draining[st.Node]}, true
+		memberID: id, capacity: st.Capacity, draining: st.Draining || v.draining[id]}, true
 }
 
 // alive lists live members whose gossip state arrived, by node id.
