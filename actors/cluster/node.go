@@ -99,7 +99,10 @@ func WithReplicas(n int) Option { return func(o *options) { o.replicas = n } }
 func WithRefresh(d time.Duration) Option { return func(o *options) { o.refresh = d } }
 
 // WithSweep sets how often the node looks for sessions whose owner is not
-// alive (covers a missed topology event). Default 3s.
+// alive: a member counts as dead only once it has been gone for the
+// failure timeout, and the next sweep moves its sessions, so the sweep
+// period adds to failover time. Default 1s (a sweep reads the in-memory
+// mirror of the placement bucket; only dead owners' records are read again).
 func WithSweep(d time.Duration) Option { return func(o *options) { o.sweep = d } }
 
 // WithAdoptRetry sets how often a failed Adopt is tried on the member that
@@ -158,7 +161,7 @@ type Node struct {
 // gossip, provider), the placement bucket on nc's JetStream, and the
 // failover loops. ad is this node's engine.
 func Start(ctx context.Context, cfg Config, ad Adopter, nc *nats.Conn, opts ...Option) (*Node, error) {
-	o := options{refresh: time.Second, sweep: 3 * time.Second, adoptAttempts: 4, adoptBackoff: time.Second}
+	o := options{refresh: time.Second, sweep: time.Second, adoptAttempts: 4, adoptBackoff: time.Second}
 	for _, opt := range opts {
 		opt(&o)
 	}

@@ -61,7 +61,7 @@ func defaultClusterConfig() clusterConfig {
 		Name:           "corral",
 		Provider:       "automanaged",
 		Etcd:           []string{},
-		FailureTimeout: actors.Duration(6 * time.Second),
+		FailureTimeout: actors.Duration(5 * time.Second),
 		JoinTimeout:    actors.Duration(30 * time.Second),
 		DrainTimeout:   actors.Duration(30 * time.Second),
 	}
