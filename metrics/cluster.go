@@ -9,7 +9,8 @@ type clusterCollectors struct {
 	nodeSessions   *prometheus.GaugeVec
 	routed         *prometheus.CounterVec
 	failovers      *prometheus.CounterVec
-	replicationLag *prometheus.GaugeVec
+	replicationLag prometheus.Gauge
+	replicasDown   prometheus.Gauge
 }
 
 func newClusterCollectors() clusterCollectors {
@@ -26,14 +27,17 @@ func newClusterCollectors() clusterCollectors {
 		failovers: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "corral_cluster_failovers_total", Help: "Sessions this node took over, by reason (member_dead, drain).",
 		}, []string{"reason"}),
-		replicationLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "corral_cluster_replication_lag", Help: "Messages a replica of the event stream is behind its leader, by replica (JetStream peer name).",
-		}, []string{"peer"}),
+		replicationLag: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "corral_cluster_replication_lag", Help: "Operations the most lagging replica of the event stream is behind its leader (0 when all are current).",
+		}),
+		replicasDown: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "corral_cluster_replicas_offline", Help: "Replicas of the event stream that do not answer its leader.",
+		}),
 	}
 }
 
 func (c clusterCollectors) all() []prometheus.Collector {
-	return []prometheus.Collector{c.members, c.nodeSessions, c.routed, c.failovers, c.replicationLag}
+	return []prometheus.Collector{c.members, c.nodeSessions, c.routed, c.failovers, c.replicationLag, c.replicasDown}
 }
 
 // SetClusterMembers sets the number of live members.
@@ -73,9 +77,11 @@ func (r *Registry) Failover(reason string) {
 	}
 }
 
-// SetReplicationLag sets how many messages replica peer is behind.
-func (r *Registry) SetReplicationLag(peer string, lag uint64) {
+// SetReplication sets how far the most lagging replica of the event
+// stream is behind its leader, and how many replicas are offline.
+func (r *Registry) SetReplication(lag uint64, offline int) {
 	if r != nil {
-		r.cluster.replicationLag.WithLabelValues(peer).Set(float64(lag))
+		r.cluster.replicationLag.Set(float64(lag))
+		r.cluster.replicasDown.Set(float64(offline))
 	}
 }

@@ -175,7 +175,7 @@ func TestClusterMetricsAreExposedUnderTheirNames(t *testing.T) {
 	r.SetClusterSessions("n1", 4)
 	r.RoutedRequest("n2")
 	r.Failover("member_dead")
-	r.SetReplicationLag("n3", 7)
+	r.SetReplication(7, 1)
 	var nilReg *Registry
 	nilReg.RoutedRequest("n2") // a nil registry is a no-op
 	mfs, err := r.Gatherer().Gather()
@@ -184,7 +184,7 @@ func TestClusterMetricsAreExposedUnderTheirNames(t *testing.T) {
 	}
 	want := map[string]float64{
 		"corral_cluster_members": 3, "corral_cluster_sessions": 4, "corral_cluster_routed_requests_total": 1,
-		"corral_cluster_failovers_total": 1, "corral_cluster_replication_lag": 7,
+		"corral_cluster_failovers_total": 1, "corral_cluster_replication_lag": 7, "corral_cluster_replicas_offline": 1,
 	}
 	for _, mf := range mfs {
 		v, ok := want[mf.GetName()]

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -53,7 +54,7 @@ func openClusterStack(ctx context.Context, cfg serveConfig, apiAddr string, logg
 	if err != nil {
 		return fail(fmt.Errorf("open the replicated event log (replicas %d): %w; %s", cc.replicas(), err, joinErrorHint(cc)))
 	}
-	st.after = append(st.after, log.Close)
+	st.after = append(st.after, log.Close, watchReplication(log, met, 5*time.Second))
 	nc, err := nats.Connect(srv.ClientURL(), nats.Name("corral-cluster-"+nodeID))
 	if err != nil {
 		return fail(fmt.Errorf("connect to the embedded NATS server: %w", err))
@@ -81,4 +82,37 @@ func openClusterStack(ctx context.Context, cfg serveConfig, apiAddr string, logg
 	st.apiOpts = append(st.apiOpts, api.WithRouter(clusterRouter{node}))
 	logger.Info("cluster member started", "node", nodeID, "remote", np.Remote, "health", np.Health, "nats", np.NATS, "routes", np.NATSRoute)
 	return st, nil
+}
+
+// replicationSource is what watchReplication reads; *jetstream.Log is one.
+type replicationSource interface {
+	ReplicationLag(ctx context.Context) (lag uint64, offline int, err error)
+}
+
+// watchReplication copies the event stream's replication state (the most
+// lagging replica, replicas offline) to the metrics every period, until the
+// returned stop is called.
+func watchReplication(src replicationSource, met *metrics.Registry, period time.Duration) (stop func() error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(period)
+		defer t.Stop()
+		for {
+			if lag, offline, err := src.ReplicationLag(ctx); err == nil {
+				met.SetReplication(lag, offline)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() error {
+		cancel()
+		<-done
+		return nil
+	}
 }

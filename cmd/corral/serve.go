@@ -210,7 +210,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) (exi
 			return 2
 		}
 		mux := http.NewServeMux()
-		mux.Handle("/runtime-api/", http.StripPrefix("/runtime-api", rh))
+		// In a cluster a call about another member's session is proxied
+		// there (outside StripPrefix, so the forwarded path keeps the prefix).
+		mux.Handle("/runtime-api/", srv.RouteRuntimeAPI("/runtime-api", http.StripPrefix("/runtime-api", rh)))
 		mux.Handle("/", srv)
 		handler = mux
 		fmt.Fprintf(stdout, "corral: OpenHands Runtime API on %sruntime-api (remote_runtime_api_url)\n", browseURL(ln.Addr().String()))
