@@ -496,12 +496,7 @@ func benchFarm(ctx context.Context, o *benchOpts, emit func(figure)) (err error)
 		return err
 	}
 	defer closeEngine(be, &err)
-	var jobs []farm.Job
-	for i := range max(o.jobs, 1) {
-		act, _ := eventbus.NewActionOf("run")
-		act.(*eventbus.CmdRunAction).Command = "true"
-		jobs = append(jobs, farm.Job{ID: fmt.Sprintf("synthetic-%04d", i), Actions: []*eventbus.Event{eventbus.NewAction(eventbus.SourceAgent, act)}})
-	}
+	jobs := syntheticJobs(max(o.jobs, 1))
 	out := filepath.Join(o.dir, "farm-out")
 	f := farm.New(farm.NewActorsEngine(be.Engine), out, farm.WithConcurrency(o.concurrency), farm.WithRetries(0),
 		farm.WithRuntime(farm.Runtime{Backend: o.runtime, Image: o.image}))
