@@ -152,9 +152,9 @@ type Node struct {
 	// draining: this node was drained (corral node drain, or leaving); it
 	// gossips so and takes no new sessions until it restarts.
 	draining atomic.Bool
-	stopOnce                            sync.Once
-	asyncMu                             sync.Mutex // orders goAsync's wg.Add before stop's wg.Wait
-	closed                              atomic.Bool
+	stopOnce sync.Once
+	asyncMu  sync.Mutex // orders goAsync's wg.Add before stop's wg.Wait
+	closed   atomic.Bool
 }
 
 // Start joins the cluster described by cfg: protoactor member (remote,
