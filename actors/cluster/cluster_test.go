@@ -26,6 +26,7 @@ import (
 
 	"corral/eventbus/jetstream"
 	"corral/metrics"
+	"corral/transport/porttest"
 
 	"github.com/nats-io/nats.go"
 	"go.uber.org/goleak"
@@ -108,14 +109,11 @@ func (a *recAdopter) counts(sid string) (adopted, released int) {
 	return a.adopted[sid], a.released[sid]
 }
 
+// freePort is below the ephemeral range, so a member restarted on it finds
+// it free.
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return porttest.Ports(t, 1)[0]
 }
 
 func startNATS(t *testing.T) string {

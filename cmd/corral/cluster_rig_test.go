@@ -6,17 +6,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"corral/transport/porttest"
 )
 
 // clusterRig runs real `corral serve` cluster members on 127.0.0.1: each
@@ -40,45 +40,17 @@ type clusterNode struct {
 	args   []string
 }
 
-// freeClusterPort returns a port P with P..P+3 free on 127.0.0.1 now.
-func freeClusterPort(t *testing.T) int {
-	t.Helper()
-	for range 50 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
-		if p+3 > 65535 {
-			continue
-		}
-		ok := true
-		for i := range 4 {
-			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+i))
-			if err != nil {
-				ok = false
-				break
-			}
-			l.Close()
-		}
-		if ok {
-			return p
-		}
-	}
-	t.Fatal("no 4 consecutive free ports on 127.0.0.1")
-	return 0
-}
-
 // newClusterRig prepares n members (not started) of a cluster on runtime,
 // with failure_timeout short enough for tests; extra is appended to every
 // node's [cluster] section.
 func newClusterRig(t *testing.T, runtime string, n int, extra string) *clusterRig {
 	t.Helper()
 	cr := &clusterRig{rig: newRig(t, runtime, rigOpts{}), extra: extra}
+	// Below the ephemeral range: a node restarted on its ports must find
+	// them free, not taken by some process's outgoing connection.
 	var addrs []string
-	for range n {
-		addrs = append(addrs, fmt.Sprintf("127.0.0.1:%d", freeClusterPort(t)))
+	for _, p := range porttest.Blocks(t, n, 4) {
+		addrs = append(addrs, fmt.Sprintf("127.0.0.1:%d", p))
 	}
 	base, err := os.ReadFile(cr.cfg)
 	if err != nil {
