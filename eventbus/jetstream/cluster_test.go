@@ -3,6 +3,7 @@ package jetstream
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -76,5 +77,48 @@ func TestR3ClusterAcknowledgesWithOneServerDownAndRefusesWithoutQuorum(t *testin
 		if items[i].ID != local[i].ID || string(items[i].JSON) != string(local[i].JSON) {
 			t.Fatalf("event %d: replica %s, store %s", i, items[i].JSON, local[i].JSON)
 		}
+	}
+}
+
+// After a kill -9 of the stream leader the other replicas drop requests
+// meant for it until their election timers fire (4 to 9 s); a call made in
+// that window must reach the leader elected next, within its op timeout,
+// not fail because its first request went unanswered.
+func TestCallsMadeRightAfterTheLeaderIsKilledReachTheNextLeader(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-server JetStream cluster in child processes")
+	}
+	c := startChildCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	writer := openLog(t, c.urlExcept(""), WithReplicas(3))
+	for i := range 3 {
+		rec := eventbus.ReplicaRecord{ID: int64(i), JSON: []byte(fmt.Sprintf(`{"id":%d}`, i))}
+		if err := writer.AppendRecords(ctx, "s", []eventbus.ReplicaRecord{rec}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	info, err := writer.stream.Info(ctx)
+	if err != nil || info.Cluster == nil || info.Cluster.Leader == "" {
+		t.Fatalf("stream info: %+v, %v", info, err)
+	}
+	leader := info.Cluster.Leader
+	// The survivor's Log is open before the kill, as a surviving node's is.
+	survivor := openLog(t, c.urlExcept(leader), WithReplicas(3), WithOpTimeout(20*time.Second))
+
+	c.kill(t, leader)
+	items, _, err := survivor.Load(ctx, "s")
+	if err != nil {
+		t.Fatalf("Load right after the leader %s was killed: %v", leader, err)
+	}
+	if len(items) != 3 || items[2].ID != 2 {
+		t.Fatalf("Load after the kill returned %d events, want the 3 acknowledged", len(items))
+	}
+	rec := eventbus.ReplicaRecord{ID: 3, JSON: []byte(`{"id":3}`)}
+	if err := survivor.AppendRecords(ctx, "s", []eventbus.ReplicaRecord{rec}); err != nil {
+		t.Fatalf("append on the survivor after the kill: %v", err)
+	}
+	if items, _, err = survivor.Load(ctx, "s"); err != nil || len(items) != 4 {
+		t.Fatalf("after the append the stream holds %d events (%v), want 4", len(items), err)
 	}
 }

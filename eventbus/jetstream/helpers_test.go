@@ -16,6 +16,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if cfg := os.Getenv(childServerEnv); cfg != "" {
+		runChildServer(cfg) // never returns: the test kills the process
+	}
 	goleak.VerifyTestMain(m)
 }
 

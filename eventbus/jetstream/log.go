@@ -273,9 +273,7 @@ func (l *Log) lastSeq(ctx context.Context, sid string) (uint64, error) {
 func (l *Log) resolve(ctx context.Context, sid string, seq uint64) (uint64, error) {
 	subj := subjectOf(sid)
 	for {
-		gctx, cancel := context.WithTimeout(ctx, l.o.opTimeout)
-		m, err := l.stream.GetMsg(gctx, seq+1, jetstream.WithGetMsgSubject(subj))
-		cancel()
+		m, err := l.getMsg(ctx, seq+1, subj)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			break
 		}
@@ -298,10 +296,12 @@ func (l *Log) resolve(ctx context.Context, sid string, seq uint64) (uint64, erro
 // when it has none) and remembers it.
 func (l *Log) fetchLastSeq(ctx context.Context, sid string) (uint64, error) {
 	subj := subjectOf(sid)
-	ctx, cancel := context.WithTimeout(ctx, l.o.opTimeout)
-	defer cancel()
 	var seq uint64
-	m, err := l.stream.GetLastMsgForSubject(ctx, subj)
+	var m *jetstream.RawStreamMsg
+	err := l.untilLeader(ctx, func(ctx context.Context) (err error) {
+		m, err = l.stream.GetLastMsgForSubject(ctx, subj)
+		return err
+	})
 	switch {
 	case err == nil:
 		seq = m.Sequence
@@ -311,6 +311,16 @@ func (l *Log) fetchLastSeq(ctx context.Context, sid string) (uint64, error) {
 	}
 	l.setSeq(subj, seq)
 	return seq, nil
+}
+
+// getMsg reads the message at seq on subj (or the next one after it there)
+// from the stream leader.
+func (l *Log) getMsg(ctx context.Context, seq uint64, subj string) (m *jetstream.RawStreamMsg, err error) {
+	err = l.untilLeader(ctx, func(ctx context.Context) error {
+		m, err = l.stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subj))
+		return err
+	})
+	return m, err
 }
 
 func (l *Log) setSeq(subj string, seq uint64) {
@@ -373,9 +383,11 @@ func (l *Log) AppendRecords(ctx context.Context, sid string, recs []eventbus.Rep
 func (l *Log) publish(ctx context.Context, sid string, msg *nats.Msg, expect uint64, what string) (uint64, error) {
 	deadline := time.Now().Add(l.o.opTimeout)
 	for {
-		pctx, cancel := context.WithTimeout(ctx, l.o.opTimeout)
-		ack, err := l.js.PublishMsg(pctx, msg, jetstream.WithExpectLastSequencePerSubject(expect), jetstream.WithExpectStream(l.o.stream))
-		cancel()
+		var ack *jetstream.PubAck
+		err := l.untilLeader(ctx, func(ctx context.Context) (err error) {
+			ack, err = l.js.PublishMsg(ctx, msg, jetstream.WithExpectLastSequencePerSubject(expect), jetstream.WithExpectStream(l.o.stream))
+			return err
+		})
 		if err == nil {
 			l.setSeq(msg.Subject, ack.Sequence)
 			return ack.Sequence, nil
@@ -426,11 +438,10 @@ func isWrongLastSeq(err error) bool {
 // error.
 func (l *Log) classify(err error, what string) error {
 	var apiErr *jetstream.APIError
-	unavailable := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
-		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
+	unavailable := leaderMissing(err) ||
 		errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrDisconnected) ||
 		errors.Is(err, nats.ErrConnectionReconnecting) ||
-		errors.As(err, &apiErr) && (apiErr.Code == 503 || apiErr.Code == 500)
+		errors.As(err, &apiErr) && apiErr.Code == 500
 	if unavailable {
 		return fmt.Errorf("jetstream: %s: the replicated store did not confirm within %v (%v): the cluster has lost its quorum (fewer than a majority of the %d replicas are reachable); nothing was acknowledged. Restart the stopped nodes or repair the network, then retry: %w",
 			what, l.o.opTimeout, err, l.o.replicas, eventbus.ErrReplicaUnavailable)

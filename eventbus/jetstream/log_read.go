@@ -37,9 +37,7 @@ func (l *Log) Load(ctx context.Context, sid string) ([]*eventbus.Item, []byte, e
 	var items []*eventbus.Item
 	var meta []byte
 	for seq := uint64(1); last > 0 && seq <= last; {
-		gctx, cancel := context.WithTimeout(ctx, l.o.opTimeout)
-		m, err := l.stream.GetMsg(gctx, seq, jetstream.WithGetMsgSubject(subj))
-		cancel()
+		m, err := l.getMsg(ctx, seq, subj)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			break // purged meanwhile
 		}
@@ -166,9 +164,8 @@ func (l *Log) Delete(ctx context.Context, sid string) error {
 		return err
 	}
 	defer unlock()
-	ctx, cancel := context.WithTimeout(ctx, l.o.opTimeout)
-	defer cancel()
-	if err := l.stream.Purge(ctx, jetstream.WithPurgeSubject(subj)); err != nil {
+	purge := func(ctx context.Context) error { return l.stream.Purge(ctx, jetstream.WithPurgeSubject(subj)) }
+	if err := l.untilLeader(ctx, purge); err != nil {
 		return l.classify(err, "delete session "+strconv.Quote(sid))
 	}
 	l.mu.Lock()
@@ -181,9 +178,11 @@ func (l *Log) Delete(ctx context.Context, sid string) error {
 // Sessions lists the sessions with events or a metadata record (every
 // session with a subject in the stream), sorted.
 func (l *Log) Sessions(ctx context.Context) ([]string, error) {
-	ctx, cancel := context.WithTimeout(ctx, l.o.opTimeout)
-	defer cancel()
-	info, err := l.stream.Info(ctx, jetstream.WithSubjectFilter(subjectPrefix+">"))
+	var info *jetstream.StreamInfo
+	err := l.untilLeader(ctx, func(ctx context.Context) (err error) {
+		info, err = l.stream.Info(ctx, jetstream.WithSubjectFilter(subjectPrefix+">"))
+		return err
+	})
 	if err != nil {
 		return nil, l.classify(err, "list sessions")
 	}
