@@ -19,10 +19,11 @@ const maxAdoptBackoff = 30 * time.Second
 // last Adopt error (nil on success).
 func (n *Node) adoptWithRetry(sid string) error {
 	backoff := n.opts.adoptBackoff
+	start := time.Now()
 	var err error
 	for attempt := 1; attempt <= n.opts.adoptAttempts; attempt++ {
 		if err = n.ad.Adopt(n.ctx, sid); err == nil {
-			n.log.Info("session adopted", "sid", sid, "attempt", attempt)
+			n.log.Info("session adopted", "sid", sid, "attempt", attempt, "took", time.Since(start).Round(time.Millisecond))
 			return nil
 		}
 		if n.ctx.Err() != nil {

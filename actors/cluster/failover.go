@@ -75,6 +75,10 @@ func (n *Node) reclaimOne(sid string) error {
 	if !n.surelyDead(cur.Member) {
 		return nil
 	}
+	// How long the owner has been known dead here: with the claim's own
+	// log line, what a slow failover spent on detection.
+	n.log.Info("re-claiming the session of a dead member", "sid", sid, "member", cur.Member, "node", cur.Node,
+		"absent_for", n.absent.since(cur.Member).Round(time.Millisecond))
 	if _, err := n.claim(n.ctx, cur.rev, cur.owner, "", false); err != nil {
 		return err
 	}

@@ -168,7 +168,7 @@ func (cb *clusterBench) startCluster(ctx context.Context, prefix string, n int) 
 		join = append(join, fmt.Sprintf("127.0.0.1:%d", cl))
 		nodes = append(nodes, &benchNode{name: name, bin: cb.bin, api: fmt.Sprintf("http://127.0.0.1:%d", api),
 			args: []string{"--config", cfg, "--listen", fmt.Sprintf("127.0.0.1:%d", api), "--cluster-listen", join[i],
-				"--data", filepath.Join(cb.dir, name), "--node-id", name}})
+				"--data", filepath.Join(cb.dir, name), "--node-id", name}, logPath: filepath.Join(cb.dir, name+".log")})
 	}
 	for _, nd := range nodes {
 		nd.args = append(nd.args, "--join", strings.Join(join, ","))

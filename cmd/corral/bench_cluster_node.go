@@ -31,6 +31,7 @@ type benchNode struct {
 	cmd     *exec.Cmd
 	exited  chan struct{} // closed when cmd has been waited for
 	log     *tailBuffer
+	logPath string // when set, every run's log is appended here too
 	started time.Time
 }
 
@@ -95,11 +96,23 @@ func (n *benchNode) start(ctx context.Context) error {
 	n.log = &tailBuffer{}
 	cmd := exec.Command(n.bin, append([]string{"serve"}, n.args...)...)
 	cmd.Stderr = n.log
+	var logFile *os.File
+	if n.logPath != "" {
+		f, err := os.OpenFile(n.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return fmt.Errorf("node %s: open its log: %w", n.name, err)
+		}
+		logFile = f
+		cmd.Stderr = io.MultiWriter(f, n.log)
+	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return err
 	}
 	if err := cmd.Start(); err != nil {
+		if logFile != nil {
+			logFile.Close()
+		}
 		return fmt.Errorf("start node %s: %w", n.name, err)
 	}
 	n.cmd, n.exited, n.started = cmd, make(chan struct{}), time.Now()
@@ -113,6 +126,9 @@ func (n *benchNode) start(ctx context.Context) error {
 			}
 		}
 		_ = cmd.Wait() // after stdout's EOF, as exec requires
+		if logFile != nil {
+			logFile.Close()
+		}
 		close(n.exited)
 	}()
 	select {
