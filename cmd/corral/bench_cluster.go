@@ -167,7 +167,7 @@ func (cb *clusterBench) startCluster(ctx context.Context, prefix string, n int) 
 		name := fmt.Sprintf("%s-n%d", prefix, i+1)
 		join = append(join, fmt.Sprintf("127.0.0.1:%d", cl))
 		nodes = append(nodes, &benchNode{name: name, bin: cb.bin, api: fmt.Sprintf("http://127.0.0.1:%d", api),
-			args: []string{"--config", cfg, "--listen", fmt.Sprintf("127.0.0.1:%d", api), "--cluster-listen", join[i],
+			args: []string{"-v", "--config", cfg, "--listen", fmt.Sprintf("127.0.0.1:%d", api), "--cluster-listen", join[i],
 				"--data", filepath.Join(cb.dir, name), "--node-id", name}, logPath: filepath.Join(cb.dir, name+".log")})
 	}
 	for _, nd := range nodes {
