@@ -256,6 +256,18 @@ func (cb *clusterBench) action(ctx context.Context, via *benchNode, sid string, 
 	return nil
 }
 
+// getSession reads sid's session record through via.
+func (cb *clusterBench) getSession(ctx context.Context, via *benchNode, sid string) error {
+	code, out, err := benchHTTP(ctx, cb.client, 30*time.Second, "GET", via.api+"/api/sessions/"+url.PathEscape(sid), "")
+	if err != nil {
+		return err
+	}
+	if code != http.StatusOK || !bytes.Contains(out, []byte(`"id"`)) {
+		return fmt.Errorf("GET session via %s: HTTP %d: %s", via.name, code, bytes.TrimSpace(out))
+	}
+	return nil
+}
+
 // nodeByID is the node of nodes whose id is id.
 func nodeByID(nodes []*benchNode, id string) (*benchNode, error) {
 	for _, n := range nodes {

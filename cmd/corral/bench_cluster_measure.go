@@ -14,8 +14,9 @@ import (
 
 // routed times `echo` actions sent to a node that does not own the
 // session (reverse-proxied to the owner) against the same actions sent to
-// the owner, alternately (the order flips every pair) over one keep-alive
-// client, and emits the p50s, p99s and the p50 overhead.
+// the owner, and likewise GET /api/sessions/{id}, whose own cost is small
+// enough that its overhead is the hop alone; it emits the p50s, p99s and the
+// p50 overheads.
 func (cb *clusterBench) routed(ctx context.Context, nodes []*benchNode, emit func(figure)) error {
 	const sid = "bench-routed"
 	ownerID, err := cb.createSession(ctx, nodes[0], sid)
@@ -30,31 +31,15 @@ func (cb *clusterBench) routed(ctx context.Context, nodes []*benchNode, emit fun
 	if entry == owner {
 		entry = nodes[1]
 	}
-	var direct, routed latencies
-	timed := func(n *benchNode, into *latencies) error {
-		start := time.Now()
-		if err := cb.action(ctx, n, sid, 30*time.Second); err != nil {
-			return err
-		}
-		*into = append(*into, time.Since(start))
-		return nil
+	echo := func(n *benchNode) error { return cb.action(ctx, n, sid, 30*time.Second) }
+	direct, routed, err := cb.pairs(owner, entry, echo)
+	if err != nil {
+		return fmt.Errorf("routed echo: %w", err)
 	}
-	var warm latencies
-	for range 20 { // warm both paths and the forwarding connection
-		if err := errors.Join(timed(owner, &warm), timed(entry, &warm)); err != nil {
-			return fmt.Errorf("routed: warm-up: %w", err)
-		}
-	}
-	for i := range cb.o.actions {
-		var err error
-		if i%2 == 0 {
-			err = errors.Join(timed(owner, &direct), timed(entry, &routed))
-		} else {
-			err = errors.Join(timed(entry, &routed), timed(owner, &direct))
-		}
-		if err != nil {
-			return fmt.Errorf("routed: action %d: %w", i, err)
-		}
+	get := func(n *benchNode) error { return cb.getSession(ctx, n, sid) }
+	getDirect, getRouted, err := cb.pairs(owner, entry, get)
+	if err != nil {
+		return fmt.Errorf("routed GET: %w", err)
 	}
 	ms := func(l latencies, p float64) float64 { return l.pct(p) / 1000 }
 	label := fmt.Sprintf("of %d, %d nodes", cb.o.actions, len(nodes))
@@ -62,7 +47,40 @@ func (cb *clusterBench) routed(ctx context.Context, nodes []*benchNode, emit fun
 	emit(newFigure("routed `echo` action round trip via a non-owner, p50 "+label, ms(routed, 50), "ms", base, ms(direct, 50)))
 	emit(newFigure("routed `echo` action round trip via a non-owner, p99 "+label, ms(routed, 99), "ms", base, ms(direct, 99)))
 	emit(newFigure("routed action p50 overhead (routed p50 - owner p50)", ms(routed, 50)-ms(direct, 50), "ms", "budget (issue 12)", 0.3))
+	emit(newFigure("routed GET /api/sessions/{id} via a non-owner, p50 "+label, ms(getRouted, 50), "ms", "the same GET on the owner node (interleaved)", ms(getDirect, 50)))
+	emit(newFigure("routed GET p50 overhead: the hop alone (routed p50 - owner p50)", ms(getRouted, 50)-ms(getDirect, 50), "ms", "budget (issue 12)", 0.3))
 	return cb.deleteSession(sid)
+}
+
+// pairs times call on the owner and on the entry node, alternately (the
+// order flips every pair) over one keep-alive client, after a warm-up of
+// both paths and the forwarding connection, --actions times each.
+func (cb *clusterBench) pairs(owner, entry *benchNode, call func(*benchNode) error) (direct, routed latencies, err error) {
+	timed := func(n *benchNode, into *latencies) error {
+		start := time.Now()
+		if err := call(n); err != nil {
+			return err
+		}
+		*into = append(*into, time.Since(start))
+		return nil
+	}
+	var warm latencies
+	for range 20 {
+		if err := errors.Join(timed(owner, &warm), timed(entry, &warm)); err != nil {
+			return nil, nil, fmt.Errorf("warm-up: %w", err)
+		}
+	}
+	for i := range cb.o.actions {
+		if i%2 == 0 {
+			err = errors.Join(timed(owner, &direct), timed(entry, &routed))
+		} else {
+			err = errors.Join(timed(entry, &routed), timed(owner, &direct))
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("pair %d: %w", i, err)
+		}
+	}
+	return direct, routed, nil
 }
 
 // untilServes sends `echo` actions to sid through via (2 s per request)

@@ -33,6 +33,8 @@ func TestBenchClusterReportsEachFigureWithItsBaselineAndLeavesNoProcess(t *testi
 		"routed `echo` action round trip via a non-owner, p50 of 5, 3 nodes",
 		"routed `echo` action round trip via a non-owner, p99 of 5, 3 nodes",
 		"routed action p50 overhead",
+		"routed GET /api/sessions/{id} via a non-owner, p50 of 5, 3 nodes",
+		"routed GET p50 overhead",
 		"failover: kill -9 of the owner (3 nodes) until its session serves again through a survivor, p50 of 1",
 		"failover: kill -9 of the owner (3 nodes) until its session serves again through a survivor, max of 1",
 		"farm 3 jobs on 3 nodes (local, concurrency 2): throughput",

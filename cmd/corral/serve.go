@@ -108,55 +108,12 @@ flags:
 // clean shutdown on SIGINT/SIGTERM or ctx, 1 when serving failed, 2 for bad
 // flags or configuration).
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) (exit int) {
-	fs := flag.NewFlagSet("corral serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	listen := fs.String("listen", "", "address to bind, HOST:PORT (default [server] listen, 127.0.0.1:7070)")
-	configPath := fs.String("config", "", "TOML configuration file")
-	runtimesFlag := fs.String("runtimes", "", "backends to start, comma-separated: local, cli, docker, kubernetes, remote (default [runtime] enabled, local)")
-	verbose := fs.Bool("v", false, "log engine and request details")
-	cf := clusterFlags(fs)
-	fs.Usage = func() { fmt.Fprint(stderr, serveUsage); fs.PrintDefaults() }
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	cfg, verbose, code := parseServeArgs(args, stderr)
+	if code >= 0 {
+		return code
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "corral serve: unexpected argument %q (see corral serve -h)\n", fs.Arg(0))
-		return 2
-	}
-
-	cfg := defaultServeConfig()
-	if *configPath != "" {
-		if err := loadConfigFile(*configPath, &cfg); err != nil {
-			fmt.Fprintf(stderr, "corral serve: %v\n", err)
-			return 2
-		}
-	}
-	applyServeEnv(&cfg, os.Getenv)
-	if *listen != "" {
-		cfg.Server.Listen = *listen
-	}
-	if *runtimesFlag != "" {
-		cfg.Runtime.Enabled = splitList(*runtimesFlag)
-	}
-	cf.apply(&cfg.Cluster)
-	if err := errors.Join(cfg.Server.Validate(), cfg.Events.Validate(), cfg.Engine.Validate(), cfg.Cluster.validate(cfg.Server.Listen)); err != nil {
-		fmt.Fprintf(stderr, "corral serve: invalid configuration:\n%v\n", err)
-		return 2
-	}
-	if len(cfg.Runtime.Enabled) == 0 {
-		fmt.Fprintln(stderr, "corral serve: no runtime enabled; set [runtime] enabled = [\"local\"] or --runtimes local")
-		return 2
-	}
-	if _, err := imageRuntime(cfg.RuntimeAPI, cfg.Runtime.Enabled); err != nil && cfg.RuntimeAPI.APIKey != "" {
-		fmt.Fprintf(stderr, "corral serve: %v\n", err)
-		return 2
-	}
-
 	level := slog.LevelWarn
-	if *verbose {
+	if verbose {
 		level = slog.LevelInfo
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
@@ -197,26 +154,96 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) (exi
 		fmt.Fprintf(stderr, "corral serve: %v\n", err)
 		return 2
 	}
-	var handler http.Handler = srv
+	handler, err := serveHandler(cfg, st, srv, logger)
+	if err != nil {
+		fmt.Fprintf(stderr, "corral serve: %v\n", err)
+		return 2
+	}
 	if cfg.RuntimeAPI.APIKey != "" {
-		prov, err := newProvisioner(cfg, st)
-		if err != nil {
-			fmt.Fprintf(stderr, "corral serve: %v\n", err)
-			return 2
-		}
-		rh, err := runtimeapi.New(prov, cfg.RuntimeAPI.APIKey, runtimeapi.WithLogger(logger))
-		if err != nil {
-			fmt.Fprintf(stderr, "corral serve: %v\n", err)
-			return 2
-		}
-		mux := http.NewServeMux()
-		// In a cluster a call about another member's session is proxied
-		// there (outside StripPrefix, so the forwarded path keeps the prefix).
-		mux.Handle("/runtime-api/", srv.RouteRuntimeAPI("/runtime-api", http.StripPrefix("/runtime-api", rh)))
-		mux.Handle("/", srv)
-		handler = mux
 		fmt.Fprintf(stdout, "corral: OpenHands Runtime API on %sruntime-api (remote_runtime_api_url)\n", browseURL(ln.Addr().String()))
 	}
+	return serveUntilDone(ctx, cfg, st, srv, handler, ln, logger, stdout, stderr)
+}
+
+// parseServeArgs reads serve's flags, config file and environment into a
+// validated config. code is the exit code when serve must stop now (0 for
+// -h, 2 for bad input, reported on stderr), else -1.
+func parseServeArgs(args []string, stderr io.Writer) (cfg serveConfig, verbose bool, code int) {
+	fs := flag.NewFlagSet("corral serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "", "address to bind, HOST:PORT (default [server] listen, 127.0.0.1:7070)")
+	configPath := fs.String("config", "", "TOML configuration file")
+	runtimesFlag := fs.String("runtimes", "", "backends to start, comma-separated: local, cli, docker, kubernetes, remote (default [runtime] enabled, local)")
+	v := fs.Bool("v", false, "log engine and request details")
+	cf := clusterFlags(fs)
+	fs.Usage = func() { fmt.Fprint(stderr, serveUsage); fs.PrintDefaults() }
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return cfg, false, 0
+		}
+		return cfg, false, 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "corral serve: unexpected argument %q (see corral serve -h)\n", fs.Arg(0))
+		return cfg, false, 2
+	}
+	cfg = defaultServeConfig()
+	if *configPath != "" {
+		if err := loadConfigFile(*configPath, &cfg); err != nil {
+			fmt.Fprintf(stderr, "corral serve: %v\n", err)
+			return cfg, false, 2
+		}
+	}
+	applyServeEnv(&cfg, os.Getenv)
+	if *listen != "" {
+		cfg.Server.Listen = *listen
+	}
+	if *runtimesFlag != "" {
+		cfg.Runtime.Enabled = splitList(*runtimesFlag)
+	}
+	cf.apply(&cfg.Cluster)
+	if err := errors.Join(cfg.Server.Validate(), cfg.Events.Validate(), cfg.Engine.Validate(), cfg.Cluster.validate(cfg.Server.Listen)); err != nil {
+		fmt.Fprintf(stderr, "corral serve: invalid configuration:\n%v\n", err)
+		return cfg, false, 2
+	}
+	if len(cfg.Runtime.Enabled) == 0 {
+		fmt.Fprintln(stderr, "corral serve: no runtime enabled; set [runtime] enabled = [\"local\"] or --runtimes local")
+		return cfg, false, 2
+	}
+	if _, err := imageRuntime(cfg.RuntimeAPI, cfg.Runtime.Enabled); err != nil && cfg.RuntimeAPI.APIKey != "" {
+		fmt.Fprintf(stderr, "corral serve: %v\n", err)
+		return cfg, false, 2
+	}
+	return cfg, *v, -1
+}
+
+// serveHandler is what the HTTP server serves: the API and web UI, and
+// under /runtime-api/ OpenHands' Runtime API when it has an API key.
+func serveHandler(cfg serveConfig, st *serveStack, srv *api.Server, logger *slog.Logger) (http.Handler, error) {
+	if cfg.RuntimeAPI.APIKey == "" {
+		return srv, nil
+	}
+	prov, err := newProvisioner(cfg, st)
+	if err != nil {
+		return nil, err
+	}
+	rh, err := runtimeapi.New(prov, cfg.RuntimeAPI.APIKey, runtimeapi.WithLogger(logger))
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	// In a cluster a call about another member's session is proxied
+	// there (outside StripPrefix, so the forwarded path keeps the prefix).
+	mux.Handle("/runtime-api/", srv.RouteRuntimeAPI("/runtime-api", http.StripPrefix("/runtime-api", rh)))
+	mux.Handle("/", srv)
+	return mux, nil
+}
+
+// serveUntilDone serves handler on ln until ctx ends (SIGINT, SIGTERM) or
+// serving fails, then lets a cluster member hand its sessions over while
+// its API still answers, and shuts the HTTP server down.
+func serveUntilDone(ctx context.Context, cfg serveConfig, st *serveStack, srv *api.Server, handler http.Handler,
+	ln net.Listener, logger *slog.Logger, stdout, stderr io.Writer) (exit int) {
 	hs := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -238,8 +265,6 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) (exi
 		fmt.Fprintf(stderr, "corral serve: %v\n", err)
 		exit = 1
 	}
-	// A cluster member hands its sessions to the others while its API
-	// still answers (and routes) requests.
 	st.leave(cfg.Cluster.DrainTimeout.D(), stderr)
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
