@@ -17,16 +17,28 @@ func (n *Node) failoverLoop() {
 	defer n.wg.Done()
 	t := time.NewTicker(n.opts.sweep)
 	defer t.Stop()
+	var soon <-chan time.Time // set after a claim that failed
 	for {
 		select {
 		case <-n.ctx.Done():
 			return
 		case <-n.kick:
 		case <-t.C:
+		case <-soon:
 		}
-		n.reclaimDead()
+		soon = nil
+		if !n.reclaimDead() {
+			soon = time.After(min(reclaimRetry, n.opts.sweep))
+		}
 	}
 }
+
+// reclaimRetry is how soon a sweep whose claim failed runs again. A claim
+// fails while the placement bucket's stream has no leader (its leader died
+// with the member whose sessions are being claimed; the next one is elected
+// within seconds), and every moment after that election the session is
+// without an owner.
+const reclaimRetry = 200 * time.Millisecond
 
 // reclaimDead claims every session whose owner member is surely dead (a
 // restarted node's old member id included: its entries name a member id no
@@ -35,14 +47,19 @@ func (n *Node) failoverLoop() {
 // The mirror only nominates candidates: each is read again from the bucket
 // and judged on the current record and the current topology, and claimed
 // with that record's revision.
-func (n *Node) reclaimDead() {
+//
+// It reports false when a claim failed for a reason other than want of a
+// member (the bucket unavailable, most likely), so the loop tries again
+// soon rather than at the next sweep.
+func (n *Node) reclaimDead() (ok bool) {
 	cands := n.mirror.all(func(e entry) bool { return !n.view.isAlive(e.Member) })
 	n.absent.prune(func(id string) bool {
 		return slices.ContainsFunc(cands, func(e entry) bool { return e.Member == id })
 	})
+	ok = true
 	for _, c := range cands {
 		if n.ctx.Err() != nil {
-			return
+			return true
 		}
 		err := n.reclaimOne(c.SID)
 		switch {
@@ -50,11 +67,13 @@ func (n *Node) reclaimDead() {
 			// claimed, or another survivor won this one
 		case errors.Is(err, ErrNoMember), errors.Is(err, ErrFull):
 			n.log.Warn("a dead member's session has nowhere to go yet", "sid", c.SID, "err", err)
-			return
+			return true
 		default:
 			n.log.Warn("re-claiming a dead member's session failed", "sid", c.SID, "err", err)
+			ok = false
 		}
 	}
+	return ok
 }
 
 // reclaimOne claims sid when its current owner member is surely dead.
