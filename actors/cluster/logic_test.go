@@ -21,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
+
 	corraljs "corral/eventbus/jetstream"
 
 	protocluster "github.com/asynkron/protoactor-go/cluster"
@@ -460,5 +462,38 @@ func TestViewWarnsAboutAMemberWhoseClockIsOff(t *testing.T) {
 				t.Fatalf("warned = %v, want %v; log: %s", got, tc.wantWarn, buf.String())
 			}
 		})
+	}
+}
+
+// A member that just joined or rejoined is in the topology a moment before
+// its gossip state: Owner must wait for its API URL, not hand the router a
+// member it cannot forward to (the API answered 503 owner_unreachable with
+// an empty address).
+func TestOwnerWaitsForALiveOwnersAPIURL(t *testing.T) {
+	kv := startKV(t)
+	sys := actor.NewActorSystem()
+	t.Cleanup(sys.Shutdown)
+	discard := slog.New(slog.NewTextHandler(io.Discard, nil))
+	n := &Node{cfg: Config{Name: "corral", FailureTimeout: time.Minute}, log: discard, kv: kv,
+		view: newView("corral"), mirror: &mirror{m: map[string]entry{}}, health: &healthProbe{}}
+	n.cur.Store(&member{sys: sys, started: time.Now()})
+	n.lastBeat.Store(time.Now().UnixNano())
+	n.view.setTopology([]*protocluster.Member{{Id: "mb", Host: "127.0.0.1", Port: 1}})
+	if _, err := createClaim(context.Background(), kv, owner{SID: "s", Node: "b", Member: "mb", Epoch: 1}); err != nil {
+		t.Fatal(err)
+	}
+
+	// No gossip from mb yet: Owner waits (here until its context ends).
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	if m, err := n.Owner(ctx, "s"); err == nil {
+		t.Fatalf("Owner before mb's gossip = %+v, want it to wait for the API URL (and fail when its context ends)", m)
+	}
+	n.view.setGossip(map[string]*protocluster.GossipKeyValue{
+		"mb": gossipOf(t, gossipState{Node: "b", API: "http://127.0.0.1:2", Cluster: "corral"}),
+	}, "corral", discard)
+	m, err := n.Owner(context.Background(), "s")
+	if err != nil || m.ID != "b" || m.API != "http://127.0.0.1:2" {
+		t.Fatalf("Owner = %+v, %v; want node b with its API URL", m, err)
 	}
 }

@@ -97,18 +97,24 @@ func (n *Node) Place(ctx context.Context, sid string) (Member, error) {
 	return n.asMember(target), nil
 }
 
-// Owner returns the owner of existing session sid. When its owner is not
-// alive, the session is claimed for the least-loaded live member and
-// activated there (Adopt) before Owner returns.
+// gossipWait bounds how long Owner waits for a live owner's gossip state
+// (its API URL) to reach this node: a member that just joined or rejoined
+// is in the topology a moment before its state.
+const gossipWait = 10 * time.Second
+
+// Owner returns the owner of existing session sid, with its API URL (or
+// Self). When its owner is not alive, the session is claimed for the
+// least-loaded live member and activated there (Adopt) before Owner returns.
 func (n *Node) Owner(ctx context.Context, sid string) (Member, error) {
 	if err := n.waitInTouch(ctx); err != nil {
 		return Member{}, err
 	}
 	if e, ok := n.mirror.get(sid); ok {
-		if m, ok := n.liveOwner(e.owner); ok {
+		if m, ok := n.liveOwner(e.owner); ok && routable(m) {
 			return m, nil
 		}
 	}
+	var noAPI time.Time // since when the live owner's API URL has been unknown here
 	for {
 		e, err := n.kv.Get(ctx, key(sid))
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
@@ -121,16 +127,22 @@ func (n *Node) Owner(ctx context.Context, sid string) (Member, error) {
 		if err := json.Unmarshal(e.Value(), &rec); err != nil {
 			return Member{}, fmt.Errorf("cluster: the placement record of session %s is not JSON: %w", sid, err)
 		}
-		if m, ok := n.liveOwner(rec); ok {
+		m, alive := n.liveOwner(rec)
+		switch {
+		case alive && routable(m):
 			return m, nil
+		case alive && noAPI.IsZero():
+			noAPI = time.Now()
+		case alive && time.Since(noAPI) > gossipWait:
+			return Member{}, fmt.Errorf("cluster: session %s is owned by node %s (member %s), whose API URL has not reached this node in %v: its gossip is not getting through; retry, and check the cluster ports between the two", sid, rec.Node, rec.Member, gossipWait)
 		}
-		if !n.surelyDead(rec.Member) {
+		if alive || !n.surelyDead(rec.Member) {
 			if err := pause(ctx, 200*time.Millisecond); err != nil {
 				return Member{}, fmt.Errorf("cluster: waiting for the owner of session %s (member %s of node %s) to appear: %w", sid, rec.Member, rec.Node, err)
 			}
 			continue
 		}
-		m, err := n.claim(ctx, e.Revision(), rec, "", true)
+		m, err = n.claim(ctx, e.Revision(), rec, "", true)
 		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 			continue // another member claimed it first: read the winner
 		}
@@ -153,6 +165,10 @@ func (n *Node) liveOwner(rec owner) (Member, bool) {
 	addr, _ := n.view.address(rec.Member)
 	return Member{ID: rec.Node, Address: addr, Status: "alive", Self: rec.Member == n.mem().sys.ID}, true
 }
+
+// routable: requests for a session owned by m can reach it (it is this
+// node, or its API URL is known).
+func routable(m Member) bool { return m.Self || m.API != "" }
 
 func (n *Node) asMember(m viewMember) Member {
 	out := m.Member
