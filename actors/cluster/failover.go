@@ -17,7 +17,7 @@ func (n *Node) failoverLoop() {
 	defer n.wg.Done()
 	t := time.NewTicker(n.opts.sweep)
 	defer t.Stop()
-	var soon <-chan time.Time // set after a claim that failed
+	var soon <-chan time.Time // before the next tick: a claim failed, or an owner comes due
 	for {
 		select {
 		case <-n.ctx.Done():
@@ -27,11 +27,20 @@ func (n *Node) failoverLoop() {
 		case <-soon:
 		}
 		soon = nil
-		if !n.reclaimDead() {
-			soon = time.After(min(reclaimRetry, n.opts.sweep))
+		ok := n.reclaimDead() // also starts the clock of owners newly found absent
+		wait, due := n.absent.nextDue(n.cfg.FailureTimeout)
+		if !ok && (!due || reclaimRetry < wait) {
+			wait, due = reclaimRetry, true
+		}
+		if due && wait < n.opts.sweep {
+			soon = time.After(wait + dueSlack)
 		}
 	}
 }
+
+// dueSlack is added to the moment an absent owner comes due: surelyDead
+// wants it absent for longer than FailureTimeout, not exactly as long.
+const dueSlack = 10 * time.Millisecond
 
 // reclaimRetry is how soon a sweep whose claim failed runs again. A claim
 // fails while the placement bucket's stream has no leader (its leader died

@@ -497,3 +497,27 @@ func TestOwnerWaitsForALiveOwnersAPIURL(t *testing.T) {
 		t.Fatalf("Owner = %+v, %v; want node b with its API URL", m, err)
 	}
 }
+
+func TestAbsenceNextDueIsTheEarliestOwnerStillToComeDue(t *testing.T) {
+	now := time.Now()
+	for _, tc := range []struct {
+		name    string
+		at      map[string]time.Time
+		wantDue bool
+		atLeast time.Duration // the wait is in [atLeast, atMost]
+		atMost  time.Duration
+	}{
+		{name: "nobody absent", wantDue: false},
+		{name: "one absent for 1 s of 5", at: map[string]time.Time{"a": now.Add(-time.Second)}, wantDue: true, atLeast: 3 * time.Second, atMost: 4 * time.Second},
+		{name: "the earliest of two", at: map[string]time.Time{"a": now.Add(-time.Second), "b": now.Add(-4 * time.Second)}, wantDue: true, atLeast: 0, atMost: time.Second},
+		{name: "one already due is not waited for again", at: map[string]time.Time{"a": now.Add(-time.Minute)}, wantDue: false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := &absence{at: tc.at}
+			wait, due := a.nextDue(5 * time.Second)
+			if due != tc.wantDue || due && (wait < tc.atLeast || wait > tc.atMost) {
+				t.Fatalf("nextDue = %v, %v; want due %v within [%v, %v]", wait, due, tc.wantDue, tc.atLeast, tc.atMost)
+			}
+		})
+	}
+}

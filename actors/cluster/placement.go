@@ -226,6 +226,22 @@ func (a *absence) forget(memberID string) {
 	a.mu.Unlock()
 }
 
+// nextDue is how long until the next member id in the list has been absent
+// for longer than timeout (false: none is still to come due), so the
+// failover loop looks again right then rather than at its next sweep.
+func (a *absence) nextDue(timeout time.Duration) (time.Duration, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var next time.Duration
+	found := false
+	for _, t := range a.at {
+		if d := time.Until(t.Add(timeout)); d >= 0 && (!found || d < next) {
+			next, found = d, true
+		}
+	}
+	return next, found
+}
+
 // prune drops member ids no longer asked about (their records moved on).
 func (a *absence) prune(keep func(string) bool) {
 	a.mu.Lock()
