@@ -21,6 +21,10 @@ type Router interface {
 	// Drain moves member nodeID's sessions to the other members; it
 	// returns once they run elsewhere. An unknown member wraps ErrNotFound.
 	Drain(ctx context.Context, nodeID string) error
+	// Forget drops the placement of session sid, purged with its events,
+	// so no member routes to it or claims it after its owner dies.
+	// Forgetting a session without a placement is no error.
+	Forget(ctx context.Context, sid string) error
 }
 
 // ClusterMember is one node of the cluster as GET /api/cluster shows it.

@@ -98,6 +98,13 @@ func (r *testRouter) Drain(ctx context.Context, nodeID string) error {
 	return nil
 }
 
+func (r *testRouter) Forget(ctx context.Context, sid string) error {
+	r.dir.mu.Lock()
+	defer r.dir.mu.Unlock()
+	delete(r.dir.owners, sid)
+	return nil
+}
+
 func (r *testRouter) Self() ClusterMember {
 	r.dir.mu.Lock()
 	defer r.dir.mu.Unlock()
@@ -460,5 +467,48 @@ func TestDrainEndpoint(t *testing.T) {
 	single := newFixture(t, nil)
 	if code, body, _ := single.do("POST", "/api/cluster/nodes/a/drain", nil); code != 404 || !strings.Contains(string(body), "not_a_cluster") {
 		t.Fatalf("drain on a single node = %d %s, want 404 not_a_cluster", code, body)
+	}
+}
+
+// purgingEngine is the test engine that can also purge (as the real
+// engine's Delete does).
+type purgingEngine struct{ *testEngine }
+
+func (e purgingEngine) PurgeSession(ctx context.Context, id string) (Session, error) {
+	return e.DeleteSession(ctx, id)
+}
+
+// A purged session is gone with its events: its placement must go too, or
+// a later failover of its owner would try to adopt it. Stopping keeps it.
+func TestPurgeInAClusterDropsThePlacementAndStopKeepsIt(t *testing.T) {
+	dir := &directory{owners: map[string]string{}}
+	eng := purgingEngine{newTestEngine(t)}
+	srv, err := New(eng, DefaultConfig(), WithRouter(&testRouter{dir: dir, self: "a"}), WithMetrics(metrics.New()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	t.Cleanup(func() {
+		srv.Close()
+		ts.Close()
+	})
+	dir.members = []ClusterMember{{ID: "a", Address: "127.0.0.1:a", API: ts.URL, Status: "alive"}}
+	f := &fixture{t: t, eng: eng.testEngine, srv: srv, ts: ts}
+	placed := func(sid string) bool {
+		dir.mu.Lock()
+		defer dir.mu.Unlock()
+		_, ok := dir.owners[sid]
+		return ok
+	}
+	for _, sid := range []string{"stopped", "purged"} {
+		f.mustJSON("POST", "/api/sessions", map[string]any{"id": sid, "runtime": "local"}, 201, nil)
+	}
+	f.mustJSON("DELETE", "/api/sessions/stopped", nil, 200, nil)
+	f.mustJSON("DELETE", "/api/sessions/purged?purge=true", nil, 200, nil)
+	if !placed("stopped") {
+		t.Error("a stopped session lost its placement; it can be started again and must stay routable")
+	}
+	if placed("purged") {
+		t.Error("a purged session kept its placement")
 	}
 }

@@ -42,7 +42,24 @@ func (s *Server) deleteSession(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotImplemented, "not_supported", "this server's engine cannot remove stored sessions; stop the session without purge=true")
 		return
 	}
-	s.sessionCall(w, r, "purge session", p.PurgeSession)
+	s.sessionCall(w, r, "purge session", s.purgeAndForget(p))
+}
+
+// purgeAndForget purges a session and, in a cluster, drops its placement.
+// A placement left behind is logged, not failed: the session and its events
+// are gone either way, and a stale record only makes a later failover try
+// to adopt it in vain.
+func (s *Server) purgeAndForget(p sessionPurger) func(context.Context, string) (Session, error) {
+	return func(ctx context.Context, id string) (Session, error) {
+		sess, err := p.PurgeSession(ctx, id)
+		if err != nil || s.cluster == nil {
+			return sess, err
+		}
+		if err := s.cluster.r.Forget(ctx, id); err != nil {
+			s.logger.Warn("api: a purged session's placement could not be dropped", "session", id, "err", err)
+		}
+		return sess, nil
+	}
 }
 
 // PurgeSession implements sessionPurger (actors' Delete).
