@@ -124,19 +124,28 @@ func newTestCluster(t testing.TB, ids ...string) *testCluster {
 	c := &testCluster{dir: &directory{owners: map[string]string{}}, members: map[string]*fixture{}}
 	for _, id := range ids {
 		eng := newTestEngine(t)
-		srv, err := New(eng, DefaultConfig(), WithRouter(&testRouter{dir: c.dir, self: id}), WithMetrics(metrics.New()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		ts := httptest.NewServer(srv)
-		t.Cleanup(func() {
-			srv.Close()
-			ts.Close()
-		})
-		c.members[id] = &fixture{t: t, eng: eng, srv: srv, ts: ts}
-		c.dir.members = append(c.dir.members, ClusterMember{ID: id, Address: "127.0.0.1:" + id, API: ts.URL, Status: "alive"})
+		c.members[id] = c.join(t, id, eng, eng)
 	}
 	return c
+}
+
+// join starts member id serving eng (whose test engine is te) and lists it
+// in the directory.
+func (c *testCluster) join(t testing.TB, id string, eng Engine, te *testEngine) *fixture {
+	t.Helper()
+	srv, err := New(eng, DefaultConfig(), WithRouter(&testRouter{dir: c.dir, self: id}), WithMetrics(metrics.New()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	t.Cleanup(func() {
+		srv.Close()
+		ts.Close()
+	})
+	c.dir.mu.Lock()
+	c.dir.members = append(c.dir.members, ClusterMember{ID: id, Address: "127.0.0.1:" + id, API: ts.URL, Status: "alive"})
+	c.dir.mu.Unlock()
+	return &fixture{t: t, eng: te, srv: srv, ts: ts}
 }
 
 // sessionOn creates a session on member id (through that member, placed there).
@@ -481,19 +490,10 @@ func (e purgingEngine) PurgeSession(ctx context.Context, id string) (Session, er
 // A purged session is gone with its events: its placement must go too, or
 // a later failover of its owner would try to adopt it. Stopping keeps it.
 func TestPurgeInAClusterDropsThePlacementAndStopKeepsIt(t *testing.T) {
-	dir := &directory{owners: map[string]string{}}
+	c := &testCluster{dir: &directory{owners: map[string]string{}}, members: map[string]*fixture{}}
 	eng := purgingEngine{newTestEngine(t)}
-	srv, err := New(eng, DefaultConfig(), WithRouter(&testRouter{dir: dir, self: "a"}), WithMetrics(metrics.New()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv)
-	t.Cleanup(func() {
-		srv.Close()
-		ts.Close()
-	})
-	dir.members = []ClusterMember{{ID: "a", Address: "127.0.0.1:a", API: ts.URL, Status: "alive"}}
-	f := &fixture{t: t, eng: eng.testEngine, srv: srv, ts: ts}
+	f := c.join(t, "a", eng, eng.testEngine)
+	dir := c.dir
 	placed := func(sid string) bool {
 		dir.mu.Lock()
 		defer dir.mu.Unlock()
