@@ -12,6 +12,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // lockHelperEnv makes TestLockHelperProcess, run in a child process, open
@@ -288,5 +291,47 @@ func TestAClosedStoreRefusesWritesAndClosesTwice(t *testing.T) {
 	}
 	if _, err := st.Open("a"); err == nil {
 		t.Fatal("Open on a closed store succeeded")
+	}
+}
+
+// An event log's lock can look taken for a moment after its last user
+// closed it (a process forked then shares the descriptor until its exec):
+// opening waits that out. A log another user really holds is refused.
+func TestALogLockedBrieflyOpensAndOneHeldLongerIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	st, err := OpenStore(testConfig(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	hold := func(sid string) *os.File {
+		f, err := os.OpenFile(st.path(sid), os.O_RDWR|os.O_CREATE, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := flock(f, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+
+	brief := hold("brief")
+	released := make(chan struct{})
+	go func() {
+		defer close(released)
+		time.Sleep(100 * time.Millisecond) // well inside logLockWait
+		brief.Close()
+	}()
+	s, err := st.Open("brief")
+	<-released
+	if err != nil {
+		t.Fatalf("a log released 100 ms after the open began: %v", err)
+	}
+	s.Close()
+
+	held := hold("held")
+	defer held.Close()
+	if _, err := st.Open("held"); err == nil || !strings.Contains(err.Error(), "in use by another process or stream") {
+		t.Fatalf("a log held for longer than %v: %v, want the in-use error", logLockWait, err)
 	}
 }

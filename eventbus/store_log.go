@@ -13,7 +13,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
-	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -135,13 +135,33 @@ type eventLog struct {
 // errLogClosed is returned for appends after Close.
 var errLogClosed = errors.New("eventbus: stream is closed")
 
+// logLockWait is how long lockLog keeps trying a lock that is taken.
+const logLockWait = time.Second
+
+// lockLog takes the log's exclusive flock. A taken lock is tried again for
+// up to logLockWait: the lock belongs to the open file description, which
+// a process forked at that moment (any exec in this process: a sandbox, an
+// agent, git) shares until its exec closes the descriptor, so a log closed
+// a moment ago by another stream can look locked for a few milliseconds.
+// Another process really holding the log still fails, a second later.
+func lockLog(f *os.File) error {
+	deadline := time.Now().Add(logLockWait)
+	for {
+		err := flock(f, unix.LOCK_EX|unix.LOCK_NB)
+		if !errors.Is(err, unix.EWOULDBLOCK) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // openLog opens or creates the log at path, recovering a torn tail.
 func openLog(path string, policy SyncPolicy, syncer *storeSyncer, logger *slog.Logger, onDurable func([]record) bool) (*eventLog, error) {
 	wf, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("eventbus: open event log %s: %w", path, err)
 	}
-	if err := syscall.Flock(int(wf.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := lockLog(wf); err != nil {
 		wf.Close()
 		return nil, fmt.Errorf("eventbus: event log %s is in use by another process or stream (flock: %w); close the other user first", path, err)
 	}
