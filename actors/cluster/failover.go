@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -77,12 +78,26 @@ func (n *Node) reclaimDead() (ok bool) {
 		case errors.Is(err, ErrNoMember), errors.Is(err, ErrFull):
 			n.log.Warn("a dead member's session has nowhere to go yet", "sid", c.SID, "err", err)
 			return true
+		case bucketUnavailable(err):
+			// No leader for the placement bucket (it died with the member,
+			// most likely): every other claim would wait out the same
+			// refusal, one after the other. Try again soon instead.
+			n.log.Warn("re-claiming a dead member's sessions waits for the placement bucket", "sid", c.SID, "err", err)
+			return false
 		default:
 			n.log.Warn("re-claiming a dead member's session failed", "sid", c.SID, "err", err)
 			ok = false
 		}
 	}
 	return ok
+}
+
+// bucketUnavailable reports a claim refused because the placement bucket's
+// stream did not answer (no leader, or no quorum), not because of the
+// session's own record.
+func bucketUnavailable(err error) bool {
+	return errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) ||
+		errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded)
 }
 
 // reclaimOne claims sid when its current owner member is surely dead.

@@ -521,3 +521,23 @@ func TestAbsenceNextDueIsTheEarliestOwnerStillToComeDue(t *testing.T) {
 		})
 	}
 }
+
+func TestBucketUnavailableIsTheStreamNotAnsweringNotTheRecord(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"no stream response (no leader)", fmt.Errorf("cluster: claiming session s: %w", jetstream.ErrNoStreamResponse), true},
+		{"no responders", fmt.Errorf("claim: %w", nats.ErrNoResponders), true},
+		{"a timeout", fmt.Errorf("claim: %w", context.DeadlineExceeded), true},
+		{"another member claimed first", fmt.Errorf("claim: %w", jetstream.ErrKeyRevisionMismatch), false},
+		{"a record that is not JSON", errors.New("cluster: the placement record of session s is not JSON"), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := bucketUnavailable(tc.err); got != tc.want {
+				t.Fatalf("bucketUnavailable(%v) = %v, want %v", tc.err, got, tc.want)
+			}
+		})
+	}
+}
